@@ -1,0 +1,1 @@
+"""How log bytes become entries: one module per format behind `base.LogFormat`."""

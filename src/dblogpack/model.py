@@ -1,0 +1,154 @@
+"""The vocabulary every layer shares: frozen values and enums, no behaviour beyond arithmetic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class LogKind(StrEnum):
+    """Which entries a package keeps."""
+
+    SLOW = "slow"
+    ERROR = "error"
+    ALL = "all"
+
+
+class ResourceKind(StrEnum):
+    PGSQL = "pgsql"
+    MONGODB = "mongodb"
+
+
+class PackageState(StrEnum):
+    """Job states, with the names UCloud's consoles and SDK users know."""
+
+    RUNNING = "Package_Running"
+    SUCCESS = "Package_Success"
+    FAILED = "Package_Failed"
+    DELETING = "Package_Deleting"
+    DELETED = "Package_Deleted"
+    DELETE_FAILED = "Package_DeleteFailed"
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """Half-open window `begin <= t < end` in unix seconds; a missing edge is unbounded."""
+
+    begin: float | None = None
+    end: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.begin is not None and self.end is not None and self.begin >= self.end:
+            raise ValueError(f"window begin {self.begin} is not before end {self.end}")
+
+    def contains(self, ts: float) -> bool:
+        if self.begin is not None and ts < self.begin:
+            return False
+        return self.end is None or ts < self.end
+
+    def overlaps(self, first: float | None, last: float | None) -> bool:
+        """Whether a file whose entries span [first, last] may hold entries of the window.
+
+        Unknown edges (None) are taken as overlapping: such a file must be read.
+        """
+        if first is not None and self.end is not None and first >= self.end:
+            return False
+        return not (last is not None and self.begin is not None and last < self.begin)
+
+
+@dataclass(frozen=True, slots=True)
+class LogFile:
+    """A log file as a source lists it; timestamps are filled in by whoever reads its edges."""
+
+    name: str
+    size: int
+    mtime: float | None = None
+    first_ts: float | None = None
+    last_ts: float | None = None
+
+    @property
+    def compressed(self) -> bool:
+        return self.name.endswith(".gz")
+
+
+@dataclass(frozen=True, slots=True)
+class FormatConfig:
+    """Everything needed to build a log format in any process (it must stay picklable)."""
+
+    name: str  # auto | pg-stderr | pg-csv | pg-json | mongo-json | mongo-legacy
+    log_line_prefix: str | None = None
+    timezone: str | None = None  # IANA name; None means UTC
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """What a scan keeps: the window, the type, and whether per-entry details are wanted."""
+
+    window: TimeWindow
+    kind: LogKind
+    min_duration_ms: float | None = None
+    details: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EntryDetail:
+    """Parsed fields of one selected entry, for summaries (only built when Query.details)."""
+
+    timestamp: float
+    severity: str  # PostgreSQL: LOG, WARNING, ERROR...; MongoDB: I, W, E, F...
+    duration_ms: float | None = None
+    statement: str | None = None  # SQL text, or a MongoDB command's shape
+    code: str | None = None  # SQLSTATE or MongoDB error code
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LogWarning:
+    """Something in a log that could not be read as expected; counted, never fatal."""
+
+    file: str
+    offset: int
+    kind: str  # unparseable | gap | vanished | truncated | disorder ...
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class PackageSpec:
+    """What one package holds; the job row carries exactly this."""
+
+    id: str
+    name: str
+    kind: ResourceKind
+    resource_id: str
+    node_id: str | None
+    log_type: LogKind
+    window: TimeWindow
+    min_duration_ms: float | None = None
+    files: tuple[str, ...] | None = None  # PostgreSQL: names chosen by the caller; None = all
+
+
+@dataclass(slots=True)
+class FileResult:
+    """What the packer wrote for one source file (one row of manifest.json "files")."""
+
+    name: str
+    format: str
+    bytes_scanned: int = 0
+    entries: int = 0
+    first_ts: float | None = None
+    last_ts: float | None = None
+    member: str | None = None
+    sha256: str | None = None
+    bytes_written: int = 0
+
+
+@dataclass(slots=True)
+class PackageResult:
+    files: list[FileResult] = field(default_factory=list)
+    warnings: list[LogWarning] = field(default_factory=list)
+    size: int = 0  # bytes of the .tar.gz
+    sha256: str | None = None
+
+    @property
+    def entries(self) -> int:
+        return sum(f.entries for f in self.files)

@@ -1,0 +1,1 @@
+"""Where log bytes come from: one module per kind of source behind `base.LogSource`."""

@@ -1,0 +1,56 @@
+"""The one interface every log source implements: list files, read byte ranges, check."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from dblogpack.model import LogFile
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingSettings:
+    """How the server writes its logs, when the source can ask it (PostgreSQL's SHOW)."""
+
+    log_destination: str | None = None
+    log_line_prefix: str | None = None
+    log_timezone: str | None = None
+    log_directory: str | None = None
+
+
+class LogSource(ABC):
+    """A node's log files, read with random access.
+
+    Every network call has a timeout; failures raise `errors.SourceError`
+    naming the node and what went wrong (connection, auth, permission, a file
+    that vanished).
+    """
+
+    @abstractmethod
+    def list_files(self) -> list[LogFile]:
+        """The node's log files, oldest first, with name, size and mtime (no timestamps)."""
+
+    @abstractmethod
+    def read(self, name: str, offset: int, size: int) -> bytes:
+        """Up to `size` raw bytes of file `name` from `offset` (fewer only at end of file).
+
+        `name` must be one of `list_files()`'s names; anything else (paths,
+        `..`) raises SourceError.
+        """
+
+    @abstractmethod
+    def check(self) -> None:
+        """Raise SourceError with an actionable message unless the source answers."""
+
+    def logging_settings(self) -> LoggingSettings | None:
+        """What the server says of its logging, when the source can ask it."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most sources hold nothing
+        """Release connections."""
+
+    def __enter__(self) -> LogSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
