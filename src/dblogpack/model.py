@@ -80,6 +80,35 @@ class FormatConfig:
     timezone: str | None = None  # IANA name; None means UTC
 
 
+class SourceType(StrEnum):
+    POSTGRES = "postgres"
+    DIR = "dir"
+    SSH = "ssh"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    """Where a node's logs are and how to read them, as registered.
+
+    `dsn` and `ssh_private_key` are secrets: stored encrypted, never returned or logged.
+    """
+
+    type: SourceType
+    dsn: str | None = None
+    log_dir: str | None = None
+    log_pattern: str | None = None
+    ssh_host: str | None = None
+    ssh_port: int = 22
+    ssh_user: str | None = None
+    ssh_private_key: str | None = None
+    ssh_known_host_key: str | None = None  # None: host key not checked (documented risk)
+    log_format: FormatConfig = FormatConfig("auto")
+
+    def __repr__(self) -> str:
+        # Secrets must never reach a log line through a repr.
+        return f"SourceConfig(type={self.type.value!r}, log_dir={self.log_dir!r}, ssh_host={self.ssh_host!r})"
+
+
 @dataclass(frozen=True, slots=True)
 class Query:
     """What a scan keeps: the window, the type, and whether per-entry details are wanted."""
