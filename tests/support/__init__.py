@@ -1,0 +1,1 @@
+"""Test support shared by every test level: real services started by fixtures, workloads."""
