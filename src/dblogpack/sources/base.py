@@ -42,6 +42,13 @@ class LogSource(ABC):
     def check(self) -> None:
         """Raise SourceError with an actionable message unless the source answers."""
 
+    def local_path(self, name: str) -> str | None:
+        """A path this process and its children can open directly (zero-copy reads), if any.
+
+        Only local sources have one; the same confinement rules as `read` apply.
+        """
+        return None
+
     def logging_settings(self) -> LoggingSettings | None:
         """What the server says of its logging, when the source can ask it."""
         return None
