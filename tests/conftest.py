@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from tests.support.pgcluster import PgCluster, PgClusterError, managed_logging_settings
+from tests.support.sshd import Sshd, SshdError
 
 
 def _started_cluster(label: str, settings: dict[str, str] | None = None) -> PgCluster:
@@ -35,3 +36,15 @@ def pg_logging_cluster() -> Iterator[PgCluster]:
     cluster = _started_cluster("pg-logging", managed_logging_settings())
     yield cluster
     cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def sshd() -> Iterator[Sshd]:
+    """A real OpenSSH server on 127.0.0.1 serving SFTP to a non-root user with a generated key."""
+    server = Sshd(tempfile.mkdtemp(prefix="dblogpack-sshd-"))
+    try:
+        server.start()
+    except (SshdError, KeyError, OSError) as exc:
+        pytest.fail(f"could not start sshd: {exc}", pytrace=False)
+    yield server
+    server.destroy()
