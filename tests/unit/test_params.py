@@ -97,7 +97,7 @@ def test_unreadable_bodies_are_invalid_parameters(
 
 
 def test_missing_required_parameter_is_named() -> None:
-    with pytest.raises(MissingParameter, match="^Missing parameter Name: it must be 1-64 char"):
+    with pytest.raises(MissingParameter, match=r"^Missing parameter Name: it must be 1-64 char"):
         Sample.parse(form([("Limit", "3")]))
 
 
@@ -125,7 +125,7 @@ def test_invalid_values_say_what_is_allowed(pairs: list[tuple[str, str]], messag
 
 
 def test_name_pattern_violation_echoes_the_value() -> None:
-    with pytest.raises(InvalidParameter, match='Name must be 1-64 characters .*, got "a b"'):
+    with pytest.raises(InvalidParameter, match=r'Name must be 1-64 characters .*, got "a b"'):
         Sample.parse(form([("Name", "a b")]))
 
 
