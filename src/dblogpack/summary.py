@@ -1,0 +1,242 @@
+"""What a package holds at a glance: top query fingerprints for slow packages, counts by severity
+and by SQLSTATE / MongoDB error code for error packages; summary.json (stable keys) and summary.txt.
+Memory is bounded: at most `max_fingerprints` distinct fingerprints are tracked.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from dblogpack.model import EntryDetail
+
+EXAMPLE_CHARS = 500
+
+# One pass over a statement replaces every literal; strings come first so their content is not
+# mistaken for numbers or parameters. Numbers glued to identifiers (t1, col_2) are kept.
+_SQL_LITERALS = re.compile(
+    r"""
+      (?:[eEbBxXnN])?'(?:[^']|'')*'?     # 'string', E'...', B'0101', with '' escapes
+    | \$(?P<tag>[A-Za-z_]*)\$.*?\$(?P=tag)\$   # $$dollar-quoted$$
+    | \$\d+                              # $1 bind parameters
+    | (?<![\w$.])-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?![\w.])   # numbers
+    | (?<![\w$])\.\d+\b
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_SQL_LISTS = re.compile(r"\(\s*\?(?:\s*,\s*\?)+\s*\)")  # IN (?, ?, ?) and VALUES rows
+_SQL_ROWS = re.compile(r"\(\.\.\.\)(?:\s*,\s*\(\.\.\.\))+")
+_SPACES = re.compile(r"\s+")
+_MONGO_VALUES = re.compile(
+    r"""(?P<key>[:,\[]\s*)(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|-?\d+(?:\.\d+)?|true|false|null"""
+    r"""|new\s+Date\(\s*-?\d+\s*\)|ObjectId\(\s*'[0-9a-f]*'\s*\))""",
+)
+_MONGO_LISTS = re.compile(r"\[\s*\?(?:\s*,\s*\?)+\s*\]")
+# Fields that differ on every call and say nothing about the query's shape.
+# Extended JSON wrappers of one scalar value ({"$oid": …}, {"$date": …}): a value, not a shape.
+_EXTENDED_JSON_SCALARS = frozenset(
+    {"$oid", "$date", "$numberLong", "$numberInt", "$numberDouble", "$numberDecimal", "$binary",
+     "$timestamp", "$regularExpression", "$uuid", "$symbol", "$minKey", "$maxKey", "$undefined"}
+)
+_MONGO_NOISE = frozenset({"lsid", "$clusterTime", "$db", "txnNumber", "$readPreference", "comment"})
+
+
+def fingerprint_sql(statement: str) -> str:
+    """The statement with literals, parameters and lists folded, spaces collapsed, lower case."""
+    text = _SQL_LITERALS.sub("?", statement)
+    text = _SQL_LISTS.sub("(...)", text)
+    text = _SQL_ROWS.sub("(...)", text)
+    return _SPACES.sub(" ", text).strip().rstrip(";").strip().lower()
+
+
+def fingerprint_mongo(command: str) -> str:
+    """A MongoDB command's shape: keys kept, values replaced by "?", the collection name kept."""
+    stripped = command.strip()
+    if stripped.startswith("{"):
+        try:
+            parsed = json.loads(stripped)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            return json.dumps(_command_shape(parsed), separators=(",", ":"))
+    text = _MONGO_VALUES.sub(lambda m: m.group("key") + "?", stripped)
+    return _SPACES.sub(" ", _MONGO_LISTS.sub("[?]", text))
+
+
+def _command_shape(command: dict[str, Any]) -> dict[str, Any]:
+    shape: dict[str, Any] = {}
+    for index, (key, value) in enumerate(command.items()):
+        if key in _MONGO_NOISE:
+            continue
+        # The first key names the command and its value the collection: both are the shape.
+        shape[key] = value if index == 0 and isinstance(value, str) else _value_shape(value)
+    return shape
+
+
+def _value_shape(value: Any) -> Any:
+    if isinstance(value, dict):
+        if len(value) == 1 and next(iter(value)) in _EXTENDED_JSON_SCALARS:
+            return "?"
+        return {k: _value_shape(v) for k, v in value.items() if k not in _MONGO_NOISE}
+    if isinstance(value, list):
+        return [_value_shape(value[0])] if value else []
+    return "?"
+
+
+@dataclass(slots=True)
+class _Fingerprint:
+    count: int = 0
+    total_ms: float = 0.0
+    max_ms: float = 0.0
+    example: str = ""
+
+
+@dataclass(slots=True)
+class _Tally:
+    count: int = 0
+    example: str = ""
+
+
+def _example(text: str | None) -> str:
+    return (text or "")[:EXAMPLE_CHARS]
+
+
+@dataclass(slots=True)
+class SummaryBuilder:
+    """Accumulates entry details; picklable, so partial summaries from workers can be merged.
+
+    dialect: "sql" (PostgreSQL) or "mongo" decides how statements are fingerprinted.
+    """
+
+    dialect: str
+    max_fingerprints: int = 5000
+    entries: int = 0
+    overflow: int = 0  # entries whose fingerprint was dropped to keep memory bounded
+    fingerprints: dict[str, _Fingerprint] = field(default_factory=dict)
+    severities: dict[str, _Tally] = field(default_factory=dict)
+    codes: dict[str, _Tally] = field(default_factory=dict)
+
+    def add(self, detail: EntryDetail) -> None:
+        self.entries += 1
+        _tally(self.severities, detail.severity, detail.message)
+        if detail.code:
+            _tally(self.codes, detail.code, detail.message)
+        if detail.duration_ms is not None and detail.statement:
+            self._add_fingerprint(self._fingerprint(detail.statement), detail, 1)
+
+    def _fingerprint(self, statement: str) -> str:
+        return fingerprint_sql(statement) if self.dialect == "sql" else fingerprint_mongo(statement)
+
+    def _add_fingerprint(self, key: str, detail: EntryDetail, count: int) -> None:
+        entry = self.fingerprints.get(key)
+        if entry is None:
+            if len(self.fingerprints) >= self.max_fingerprints:
+                self._prune()
+            entry = self.fingerprints[key] = _Fingerprint(example=_example(detail.statement))
+        duration = detail.duration_ms or 0.0
+        entry.count += count
+        entry.total_ms += duration
+        entry.max_ms = max(entry.max_ms, duration)
+
+    def _prune(self) -> None:
+        """Drop the rarer half of the fingerprints (amortised O(1) per entry), counting them."""
+        ranked = sorted(self.fingerprints.items(), key=lambda kv: kv[1].count, reverse=True)
+        keep = self.max_fingerprints // 2
+        self.overflow += sum(fp.count for _, fp in ranked[keep:])
+        self.fingerprints = dict(ranked[:keep])
+
+    def merge(self, other: SummaryBuilder) -> None:
+        self.entries += other.entries
+        self.overflow += other.overflow
+        for key, fp in other.fingerprints.items():
+            mine = self.fingerprints.get(key)
+            if mine is None:
+                if len(self.fingerprints) >= self.max_fingerprints:
+                    self._prune()
+                self.fingerprints[key] = _Fingerprint(fp.count, fp.total_ms, fp.max_ms, fp.example)
+            else:
+                mine.count += fp.count
+                mine.total_ms += fp.total_ms
+                mine.max_ms = max(mine.max_ms, fp.max_ms)
+        _merge_tallies(self.severities, other.severities)
+        _merge_tallies(self.codes, other.codes)
+
+    def to_json(self, top: int = 50) -> dict[str, Any]:
+        """summary.json: the same keys for every package type (lists may be empty)."""
+        ranked = sorted(
+            self.fingerprints.items(), key=lambda kv: (-kv[1].total_ms, -kv[1].count, kv[0])
+        )
+        return {
+            "entries": self.entries,
+            "fingerprints": [_fingerprint_json(k, fp) for k, fp in ranked[:top]],
+            "fingerprints_distinct": len(self.fingerprints),
+            "fingerprints_overflow": self.overflow,
+            "severities": _tallies_json("severity", self.severities),
+            "codes": _tallies_json("code", self.codes),
+        }
+
+
+def _tally(tallies: dict[str, _Tally], key: str, example: str | None) -> None:
+    tally = tallies.get(key)
+    if tally is None:
+        tally = tallies[key] = _Tally(example=_example(example))
+    tally.count += 1
+
+
+def _merge_tallies(mine: dict[str, _Tally], other: dict[str, _Tally]) -> None:
+    for key, tally in other.items():
+        target = mine.setdefault(key, _Tally(example=tally.example))
+        target.count += tally.count
+
+
+def _fingerprint_json(key: str, fp: _Fingerprint) -> dict[str, Any]:
+    return {
+        "fingerprint": key,
+        "count": fp.count,
+        "total_ms": round(fp.total_ms, 3),
+        "mean_ms": round(fp.total_ms / fp.count, 3) if fp.count else 0.0,
+        "max_ms": round(fp.max_ms, 3),
+        "example": fp.example,
+    }
+
+
+def _tallies_json(label: str, tallies: dict[str, _Tally]) -> list[dict[str, Any]]:
+    ranked = sorted(tallies.items(), key=lambda kv: (-kv[1].count, kv[0]))
+    return [{label: key, "count": t.count, "example": t.example} for key, t in ranked]
+
+
+def render_text(summary: dict[str, Any], title: str) -> str:
+    """summary.txt: the same facts as summary.json, as tables a person reads."""
+    lines = [title, "=" * len(title), f"entries: {summary['entries']}", ""]
+    if summary["fingerprints"]:
+        lines += _fingerprint_table(summary)
+    for label, key in (("By severity", "severity"), ("By error code", "code")):
+        rows = summary["codes"] if key == "code" else summary["severities"]
+        if rows:
+            lines += [label, f"{'count':>10}  {key:<12} example"]
+            lines += [f"{r['count']:>10}  {r[key]:<12} {_one_line(r['example'])}" for r in rows]
+            lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def _fingerprint_table(summary: dict[str, Any]) -> list[str]:
+    lines = [
+        "Top query fingerprints (by total duration)",
+        f"{'count':>8} {'total ms':>12} {'mean ms':>10} {'max ms':>10}  fingerprint",
+    ]
+    for fp in summary["fingerprints"]:
+        lines.append(
+            f"{fp['count']:>8} {fp['total_ms']:>12.1f} {fp['mean_ms']:>10.1f} "
+            f"{fp['max_ms']:>10.1f}  {_one_line(fp['fingerprint'])}"
+        )
+    if summary["fingerprints_overflow"]:
+        lines.append(f"(+{summary['fingerprints_overflow']} entries of rarer fingerprints)")
+    lines.append("")
+    return lines
+
+
+def _one_line(text: str, width: int = 160) -> str:
+    flat = _SPACES.sub(" ", text).strip()
+    return flat if len(flat) <= width else flat[: width - 1] + "…"

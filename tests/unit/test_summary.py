@@ -1,0 +1,120 @@
+"""summary.json / summary.txt: query fingerprints of slow packages, error counts of error ones."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from dblogpack.model import EntryDetail
+from dblogpack.summary import SummaryBuilder, fingerprint_mongo, fingerprint_sql, render_text
+
+
+@pytest.mark.parametrize(
+    ("statement", "fingerprint"),
+    [
+        ("SELECT * FROM t1 WHERE id = 42", "select * from t1 where id = ?"),
+        ("select *  from T1\n\twhere id=7;", "select * from t1 where id=?"),
+        (
+            "SELECT 1 FROM u WHERE name = 'O''Brien' AND x = E'a\\n'",
+            "select ? from u where name = ? and x = ?",
+        ),
+        ("SELECT a FROM b WHERE c = $1 AND d = $22", "select a from b where c = ? and d = ?"),
+        ("DELETE FROM t WHERE id IN (1, 2, 3, 4)", "delete from t where id in (...)"),
+        ("DELETE FROM t WHERE id IN (5,6)", "delete from t where id in (...)"),
+        ("INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c')", "insert into t values (...)"),
+        ("SELECT -3.5e3, .5, $$body$$", "select ?, ?, ?"),
+        ("SELECT col_2 FROM t2", "select col_2 from t2"),
+    ],
+)
+def test_sql_fingerprints_fold_literals_lists_parameters_spaces_and_case(
+    statement: str, fingerprint: str
+) -> None:
+    assert fingerprint_sql(statement) == fingerprint
+
+
+def test_mongo_fingerprint_keeps_command_collection_and_operators_drops_values() -> None:
+    command = (
+        '{"find":"users","filter":{"age":{"$gt":30},"_id":{"$oid":"65a1"},"tags":["a","b"]},'
+        '"lsid":{"id":{"$uuid":"x"}},"$db":"shop"}'
+    )
+    assert fingerprint_mongo(command) == (
+        '{"find":"users","filter":{"age":{"$gt":"?"},"_id":"?","tags":["?"]}}'
+    )
+
+
+def test_legacy_mongo_command_text_has_its_values_replaced() -> None:
+    assert fingerprint_mongo('find { find: "c", filter: { a: 1, b: "x", c: [1, 2, 3] } }') == (
+        "find { find: ?, filter: { a: ?, b: ?, c: [?] } }"
+    )
+
+
+def _slow(statement: str, ms: float) -> EntryDetail:
+    return EntryDetail(timestamp=0.0, severity="LOG", duration_ms=ms, statement=statement)
+
+
+def test_slow_summary_ranks_fingerprints_by_total_duration() -> None:
+    builder = SummaryBuilder("sql")
+    for detail in [
+        _slow("SELECT * FROM a WHERE id = 1", 10),
+        _slow("SELECT * FROM a WHERE id = 2", 30),
+        _slow("UPDATE b SET x = 5", 100),
+    ]:
+        builder.add(detail)
+
+    summary = builder.to_json()
+
+    assert list(summary) == [
+        "entries", "fingerprints", "fingerprints_distinct", "fingerprints_overflow",
+        "severities", "codes",
+    ]
+    assert [(f["fingerprint"], f["count"], f["total_ms"], f["mean_ms"], f["max_ms"])
+            for f in summary["fingerprints"]] == [
+        ("update b set x = ?", 1, 100.0, 100.0, 100.0),
+        ("select * from a where id = ?", 2, 40.0, 20.0, 30.0),
+    ]
+    assert summary["fingerprints"][1]["example"] == "SELECT * FROM a WHERE id = 1"
+
+
+def test_error_summary_counts_by_severity_and_code_with_one_example_each() -> None:
+    builder = SummaryBuilder("sql")
+    builder.add(EntryDetail(0.0, "ERROR", code="23505", message="duplicate key value 1"))
+    builder.add(EntryDetail(0.0, "ERROR", code="23505", message="duplicate key value 2"))
+    builder.add(EntryDetail(0.0, "FATAL", code="28P01", message="password authentication failed"))
+
+    summary = builder.to_json()
+
+    assert summary["severities"] == [
+        {"severity": "ERROR", "count": 2, "example": "duplicate key value 1"},
+        {"severity": "FATAL", "count": 1, "example": "password authentication failed"},
+    ]
+    assert [(c["code"], c["count"]) for c in summary["codes"]] == [("23505", 2), ("28P01", 1)]
+    text = render_text(summary, "errors")
+    assert "23505" in text and "password authentication failed" in text
+
+
+def test_distinct_fingerprints_are_bounded_and_the_rest_counted() -> None:
+    builder = SummaryBuilder("sql", max_fingerprints=10)
+    builder.add(_slow("SELECT hot FROM t", 1))
+    builder.add(_slow("SELECT hot FROM t", 1))
+    for n in range(100):
+        builder.add(_slow(f"SELECT c{n} FROM t", 1))
+
+    summary = builder.to_json()
+
+    assert summary["fingerprints_distinct"] <= 10
+    assert summary["fingerprints"][0]["fingerprint"] == "select hot from t"
+    tracked = sum(f["count"] for f in summary["fingerprints"])
+    assert tracked + summary["fingerprints_overflow"] == 102
+
+
+def test_partial_summaries_from_workers_merge_into_the_same_totals() -> None:
+    whole, left, right = SummaryBuilder("sql"), SummaryBuilder("sql"), SummaryBuilder("sql")
+    details = [_slow(f"SELECT {n} FROM t WHERE k = {n % 3}", n) for n in range(30)]
+    for n, detail in enumerate(details):
+        whole.add(detail)
+        (left if n < 13 else right).add(detail)
+
+    left.merge(pickle.loads(pickle.dumps(right)))
+
+    assert left.to_json() == whole.to_json()
