@@ -1,0 +1,106 @@
+"""Content-based detection: which format a log's head is in, and which `log_line_prefix` it uses.
+
+Only the first lines are looked at. Detection refuses (FormatError) rather
+than guess when no known shape fits; the message shows what it saw.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from dblogpack.errors import FormatError
+from dblogpack.formats.pg_prefix import compile_prefix
+from dblogpack.model import FormatConfig
+
+_SAMPLE_LINES = 50
+
+_MONGO_JSON = re.compile(rb'\{"t":\{"\$date":')
+_PG_JSON = re.compile(rb'\{"timestamp":"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d')
+_PG_CSV = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} [A-Za-z0-9+\-:]+,")
+_MONGO_LEGACY = re.compile(
+    rb"(?:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)"
+    rb"|[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d(?:\.\d+)?) [A-Z]\d? +\S+ +\["
+)
+_SHAPES = (
+    ("mongo-json", _MONGO_JSON),
+    ("pg-json", _PG_JSON),
+    ("pg-csv", _PG_CSV),
+    ("mongo-legacy", _MONGO_LEGACY),
+)
+
+# Most general first: Debian's prefix also reads lines written with the default one.
+_PG_DEFAULT = "%m [%p] "
+_PG_DEBIAN = "%m [%p] %q%u@%d "
+_PG_BADGER = "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h "
+COMMON_PREFIXES = (_PG_DEBIAN, _PG_BADGER, _PG_DEFAULT)
+
+
+def detect(head: bytes, config: FormatConfig) -> FormatConfig:
+    """`config` with its format (and pg-stderr prefix) settled from `head`, a file's first bytes.
+
+    An empty head cannot be told apart and yields pg-stderr with the default
+    prefix (there is nothing to frame anyway).
+    """
+    if config.name not in ("auto", "pg-stderr"):
+        return config
+    if config.name == "pg-stderr" and config.log_line_prefix:
+        return config
+    lines = _sample_lines(head)
+    if config.name == "auto":
+        name = _detect_shape(lines)
+        if name is not None:
+            return replace(config, name=name)
+    if not lines:
+        return replace(
+            config, name="pg-stderr", log_line_prefix=config.log_line_prefix or _PG_DEFAULT
+        )
+    prefix = _detect_prefix(lines, config.log_line_prefix)
+    return replace(config, name="pg-stderr", log_line_prefix=prefix)
+
+
+def _sample_lines(head: bytes) -> list[bytes]:
+    lines = [line for line in head.split(b"\n", _SAMPLE_LINES)[:_SAMPLE_LINES] if line.strip()]
+    # Continuation lines say nothing about the shape of an entry's first line.
+    return [line for line in lines if not line.startswith(b"\t")]
+
+
+def _detect_shape(lines: list[bytes]) -> str | None:
+    for name, shape in _SHAPES:
+        if lines and _share(lines, shape) >= 0.5:
+            return name
+    return None
+
+
+def _detect_prefix(lines: list[bytes], configured: str | None) -> str:
+    candidates = (configured,) if configured else COMMON_PREFIXES
+    best, best_share = None, 0.0
+    for prefix in candidates:
+        share = _share(lines, compile_prefix(prefix).line)
+        if share > best_share:
+            best, best_share = prefix, share
+    if best is None or best_share < 0.5:
+        raise FormatError(_refusal(lines, configured))
+    return best
+
+
+def _share(lines: list[bytes], pattern: re.Pattern[bytes]) -> float:
+    return sum(1 for line in lines if pattern.match(line)) / len(lines)
+
+
+def _refusal(lines: list[bytes], configured: str | None) -> str:
+    sample = lines[0][:120].decode("utf-8", "replace") if lines else ""
+    if configured:
+        return (
+            f"the log does not match log_line_prefix {configured!r} (first line: {sample!r}); "
+            "set LogLinePrefix to the server's `SHOW log_line_prefix`, "
+            "or LogFormat if it is not pg-stderr"
+        )
+    tried = ", ".join(repr(p) for p in COMMON_PREFIXES)
+    return (
+        f"cannot tell the log format from its first lines (first line: {sample!r}); "
+        "not mongo-json, mongo-legacy, pg-csv or pg-json, "
+        f"and no common log_line_prefix fits ({tried}); "
+        "set LogFormat (pg-stderr, pg-csv, pg-json, mongo-json, mongo-legacy) and, for pg-stderr, "
+        "LogLinePrefix to the server's `SHOW log_line_prefix`"
+    )

@@ -1,0 +1,110 @@
+"""Compile a PostgreSQL `log_line_prefix` into one regex with named groups.
+
+Every escape PostgreSQL documents is understood, with its padding (`%-10u`,
+`%5p`); after `%q` the rest is optional, as non-session processes omit it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from dblogpack.errors import FormatError
+
+_ZONE = rb"[A-Za-z0-9+\-:]+"
+_SECONDS = rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
+_FREE_TEXT = rb"[^\n]*?"
+
+# escape → (group name, regex of its value)
+_ESCAPES: dict[str, tuple[str, bytes]] = {
+    "a": ("application", _FREE_TEXT),
+    "u": ("user", _FREE_TEXT),
+    "d": ("database", _FREE_TEXT),
+    "r": ("remote", _FREE_TEXT),
+    "h": ("host", _FREE_TEXT),
+    "b": ("backend_type", _FREE_TEXT),
+    "p": ("pid", rb"\d+"),
+    "P": ("leader_pid", rb"\d*"),
+    "t": ("ts_t", _SECONDS + rb" " + _ZONE),
+    "m": ("ts_m", _SECONDS + rb"\.\d{3} " + _ZONE),
+    "n": ("ts_n", rb"\d+\.\d{3}"),
+    "i": ("command_tag", _FREE_TEXT),
+    "e": ("sqlstate", rb"[0-9A-Z]{5}"),
+    "c": ("session", rb"[0-9a-f]+\.[0-9a-f]+"),
+    "l": ("line", rb"\d+"),
+    "s": ("session_start", _SECONDS + rb" " + _ZONE),
+    "v": ("vxid", rb"[0-9/\-]*"),
+    "x": ("xid", rb"\d+"),
+    "Q": ("query_id", rb"-?\d+"),
+}
+
+# The entry's own time: the most precise timestamp escape of the prefix.
+_TIMESTAMP_PREFERENCE = ("ts_m", "ts_n", "ts_t")
+
+_ESCAPE_RE = re.compile(r"%(-?\d*)([A-Za-z%])")
+
+LEVEL = rb"(?P<level>[A-Z]+[1-5]?):  "
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPrefix:
+    """A prefix as one regex; `line` matches a whole log-line head up to the message."""
+
+    source: str
+    pattern: bytes  # the prefix alone, with named groups
+    line: re.Pattern[bytes]  # prefix + `LEVEL:  `
+    timestamp_group: str  # ts_m | ts_n | ts_t
+    process_group: str | None  # pid, else session, else None: what "same process" compares
+
+
+def compile_prefix(prefix: str) -> CompiledPrefix:
+    """FormatError when the prefix has no timestamp escape: such entries cannot be windowed."""
+    pattern, groups = _translate(prefix)
+    timestamp = next((g for g in _TIMESTAMP_PREFERENCE if g in groups), None)
+    if timestamp is None:
+        raise FormatError(
+            f"log_line_prefix {prefix!r} has no timestamp (%m, %t or %n): "
+            "entries cannot be placed in a time window; add %m to log_line_prefix"
+        )
+    process = "pid" if "pid" in groups else "session" if "session" in groups else None
+    return CompiledPrefix(prefix, pattern, re.compile(pattern + LEVEL), timestamp, process)
+
+
+def _translate(prefix: str) -> tuple[bytes, set[str]]:
+    head: list[bytes] = []
+    rest: list[bytes] | None = None  # after %q
+    groups: set[str] = set()
+    pos = 0
+    for match in _ESCAPE_RE.finditer(prefix):
+        target = head if rest is None else rest
+        target.append(re.escape(prefix[pos : match.start()].encode()))
+        pos = match.end()
+        padding, escape = match.groups()
+        if escape == "q":
+            rest = [] if rest is None else rest
+            continue
+        target.append(_escape_regex(escape, padding, groups))
+    target = head if rest is None else rest
+    target.append(re.escape(prefix[pos:].encode()))
+    pattern = b"".join(head)
+    if rest is not None:
+        pattern += b"(?:" + b"".join(rest) + b")?"
+    return pattern, groups
+
+
+def _escape_regex(escape: str, padding: str, groups: set[str]) -> bytes:
+    if escape == "%":
+        return b"%"
+    known = _ESCAPES.get(escape)
+    if known is None:
+        return b""  # PostgreSQL prints nothing for an unknown escape
+    name, value = known
+    if name in groups:
+        body = b"(?:" + value + b")"
+    else:
+        groups.add(name)
+        body = b"(?P<" + name.encode() + b">" + value + b")"
+    if padding and padding not in ("-", "0", "-0"):
+        # Positive padding right-aligns (spaces first), negative left-aligns.
+        return body + b" *" if padding.startswith("-") else b" *" + body
+    return body

@@ -1,0 +1,205 @@
+"""pg-stderr: PostgreSQL's text log, framed by its `log_line_prefix`.
+
+An entry is a prefixed line of a primary level, its TAB continuation lines and
+the DETAIL/HINT/CONTEXT/STATEMENT/QUERY/LOCATION lines that follow it from the
+same process (same %p, else same %c). Malformed input is never fatal: bytes
+before a buffer's first entry become an "unparseable" warning; an unprefixed
+line after an entry is taken as part of that entry (kept byte-for-byte); a
+follow-up line of another process starts an entry of its own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from dblogpack.formats.framing import count_matches, last_match_start
+from dblogpack.formats.pg_prefix import LEVEL, CompiledPrefix, compile_prefix
+from dblogpack.formats.scanner import EntryScanner
+from dblogpack.formats.timestamps import LocalSecondsCache, fraction, load_zone, split_pg_timestamp
+from dblogpack.model import EntryDetail, FormatConfig, LogKind
+
+FOLLOW_UP_LEVELS = frozenset({"DETAIL", "HINT", "CONTEXT", "STATEMENT", "QUERY", "LOCATION"})
+_FOLLOW_UP = rb"(?:DETAIL|HINT|CONTEXT|STATEMENT|QUERY|LOCATION):  "
+_ANY_LEVEL = rb"[A-Z]+[1-5]?:  "
+
+_SLOW_NEEDLE = re.compile(rb"LOG:  duration: ")
+_ERROR_NEEDLE = re.compile(rb"(?:WARNING|ERROR|FATAL|PANIC):  ")
+_DURATION = re.compile(rb"duration: (\d+(?:\.\d+)?) ms")
+# What follows `duration: N ms  ` when the statement is logged with it.
+_STATEMENT_LEAD = re.compile(
+    rb"(?:statement|(?:execute|parse|bind) [^:\n]*|fastpath function call): |plan:\n\tQuery Text: "
+)
+_MESSAGE_END = re.compile(rb"\n(?!\t)")
+_GROUP_NAME = re.compile(rb"\(\?P<\w+>")
+
+# log_line_prefix values PostgreSQL and common packagings ship, for detection.
+DEFAULT_PREFIX = "%m [%p] "
+DEBIAN_PREFIX = "%m [%p] %q%u@%d "
+PGBADGER_PREFIX = "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h "
+KNOWN_PREFIXES = (DEBIAN_PREFIX, PGBADGER_PREFIX, DEFAULT_PREFIX)
+
+
+class PgStderrFormat(EntryScanner):
+    """PostgreSQL stderr log with a given `log_line_prefix`, times read in `log_timezone`."""
+
+    name = "pg-stderr"
+
+    def __init__(self, config: FormatConfig) -> None:
+        self.prefix: CompiledPrefix = compile_prefix(config.log_line_prefix or DEFAULT_PREFIX)
+        self._seconds = LocalSecondsCache(load_zone(config.timezone))
+        pattern = self.prefix.pattern
+        unnamed = _GROUP_NAME.sub(b"(?:", pattern)
+        self._line = self.prefix.line
+        self._next_line = re.compile(b"\n" + pattern + LEVEL)
+        self._next_primary = re.compile(
+            b"\n(?=" + unnamed + b"(?!" + _FOLLOW_UP + b")" + _ANY_LEVEL + b")"
+        )
+        self._next_follow_up = re.compile(b"\n(?=" + unnamed + _FOLLOW_UP + b")")
+        self._next_statement = re.compile(b"\n" + unnamed + rb"STATEMENT:  ")
+
+    # ---- primitives ------------------------------------------------------------------------
+
+    def _start_at_or_after(self, buf: bytes, pos: int, hi: int) -> int | None:
+        if pos < hi and (pos == 0 or buf[pos - 1] == 10) and self._starts_entry(buf, pos):
+            return pos
+        found = self._next_primary.search(buf, pos)
+        return found.start() + 1 if found is not None and found.start() + 1 < hi else None
+
+    def _last_start_before(self, buf: bytes, hi: int) -> int | None:
+        found = last_match_start(self._next_primary, buf, 0, hi)
+        if found is not None:
+            return found + 1
+        return 0 if hi > 0 and self._starts_entry(buf, 0) else None
+
+    def _timestamp_at(self, buf: bytes, start: int) -> float | None:
+        head = self._line.match(buf, start)
+        return None if head is None else self._timestamp(head)
+
+    def _entry_end(self, buf: bytes, start: int, hi: int) -> int:
+        head = self._line.match(buf, start)
+        process = self._process(head)
+        pos = start
+        while True:
+            line = self._next_line.search(buf, pos, hi)
+            if line is None:
+                return hi
+            level = line["level"].decode()
+            if level not in FOLLOW_UP_LEVELS or self._process(line) != process:
+                return line.start() + 1
+            pos = line.start() + 1
+
+    def _count_entries(self, buf: bytes, lo: int, hi: int) -> int:
+        primaries = count_matches(self._next_primary, buf, max(lo - 1, 0), hi)
+        if lo == 0 and self._starts_entry(buf, 0):
+            primaries += 1
+        return primaries + self._count_orphans(buf, lo, hi)
+
+    def _candidates(
+        self, buf: bytes, kind: LogKind, lo: int, hi: int
+    ) -> Iterator[tuple[int, float]]:
+        needle = _SLOW_NEEDLE if kind is LogKind.SLOW else _ERROR_NEEDLE
+        line_pattern = self._line
+        for found in needle.finditer(buf, lo, hi):
+            at = found.start()
+            start = buf.rfind(b"\n", lo, at) + 1 or lo
+            head = line_pattern.match(buf, start)
+            if head is None or head.start("level") != at:
+                continue  # the words appear inside a message, not as its level
+            ts = self._timestamp(head)
+            if ts is not None:
+                yield start, ts
+
+    def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
+        found = _DURATION.search(buf, start, end)
+        return float(found[1]) if found is not None else None
+
+    def _detail(
+        self, buf: bytes, start: int, end: int, ts: float, duration: float | None
+    ) -> EntryDetail:
+        head = self._line.match(buf, start)
+        assert head is not None  # selected entries start with a prefixed line
+        body = head.end()
+        message_end = _message_end(buf, body, end)
+        statement = self._statement(buf, body, message_end, end)
+        code = head.groupdict().get("sqlstate")
+        first_line_end = buf.find(b"\n", body, end)
+        return EntryDetail(
+            timestamp=ts,
+            severity=head["level"].decode(),
+            duration_ms=duration,
+            statement=statement,
+            code=code.decode("ascii", "replace") if code else None,
+            message=buf[body : end if first_line_end < 0 else first_line_end].decode(
+                "utf-8", "replace"
+            ),
+        )
+
+    # ---- helpers ----------------------------------------------------------------------------
+
+    def _starts_entry(self, buf: bytes, pos: int) -> bool:
+        """A primary line starts an entry; so does a follow-up line of another process."""
+        head = self._line.match(buf, pos)
+        if head is None:
+            return False
+        if head["level"].decode() not in FOLLOW_UP_LEVELS:
+            return True
+        return pos > 0 and self._process(head) != self._previous_process(buf, pos)
+
+    def _timestamp(self, head: re.Match[bytes]) -> float | None:
+        text = head[self.prefix.timestamp_group]
+        try:
+            if self.prefix.timestamp_group == "ts_n":
+                return float(text)
+            seconds, digits, zone = split_pg_timestamp(text)
+            return self._seconds.seconds(seconds, zone) + fraction(digits)
+        except ValueError:
+            return None
+
+    def _process(self, head: re.Match[bytes] | None) -> bytes | None:
+        group = self.prefix.process_group
+        return None if head is None or group is None else head[group]
+
+    def _previous_process(self, buf: bytes, pos: int) -> bytes | None:
+        """Process of the nearest prefixed line before `pos` (unprefixed lines are skipped)."""
+        line_end = pos - 1
+        while line_end > 0:
+            line_start = buf.rfind(b"\n", 0, line_end) + 1
+            head = self._line.match(buf, line_start)
+            if head is not None:
+                return self._process(head)
+            line_end = line_start - 1
+        return None
+
+    def _count_orphans(self, buf: bytes, lo: int, hi: int) -> int:
+        """Follow-up lines of another process than the line before: entries of their own."""
+        if self.prefix.process_group is None:
+            return 0
+        orphans = 0
+        for found in self._next_follow_up.finditer(buf, max(lo - 1, 0), hi):
+            line = found.start() + 1
+            head = self._line.match(buf, line)
+            if self._process(head) != self._previous_process(buf, line):
+                orphans += 1
+        return orphans
+
+    def _statement(self, buf: bytes, body: int, message_end: int, end: int) -> str | None:
+        lead = _STATEMENT_LEAD.search(buf, body, message_end)
+        if lead is not None:
+            return _untab(buf[lead.end() : message_end])
+        found = self._next_statement.search(buf, body, end)
+        if found is None:
+            return None
+        return _untab(buf[found.end() : _message_end(buf, found.end(), end)])
+
+
+def _message_end(buf: bytes, pos: int, end: int) -> int:
+    """End of a message: the first newline not followed by a TAB continuation."""
+    found = _MESSAGE_END.search(buf, pos, end)
+    if found is not None:
+        return found.start()
+    return end - 1 if end > pos and buf[end - 1] == 10 else end
+
+
+def _untab(text: bytes) -> str:
+    return text.replace(b"\n\t", b"\n").decode("utf-8", "replace")

@@ -1,0 +1,252 @@
+"""Selection shared by every format: window edges by bisection, candidates by compiled patterns.
+
+A format supplies the primitives (next entry start, timestamp, entry end,
+candidates of a kind); this class turns them into `LogFormat` with Python work
+only for selected entries and for entries near the window edges.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Iterator
+
+from dblogpack.formats.base import LogFormat, ScanResult
+from dblogpack.formats.framing import Buffer, as_bytes
+from dblogpack.model import EntryDetail, LogKind, LogWarning, Query
+
+# Entries are assumed out of order by at most this much (writers race for the
+# log by milliseconds). Entries within it of a window edge are each judged by
+# their own timestamp; farther ones are judged by bisection.
+DISORDER_TOLERANCE_S = 1.0
+
+# A garbage file must not produce a warning per line.
+MAX_WARNINGS_PER_SCAN = 100
+
+# Bisection stops narrowing below this many bytes.
+_BISECT_GRAIN = 512
+
+
+class EntryScanner(LogFormat):
+    """`LogFormat` built from a format's primitives; buffers are handled as bytes."""
+
+    # ---- primitives a format provides -------------------------------------------------
+
+    @abstractmethod
+    def _start_at_or_after(self, buf: bytes, pos: int, hi: int) -> int | None:
+        """Offset of the first entry start in buf[pos:hi]."""
+
+    @abstractmethod
+    def _last_start_before(self, buf: bytes, hi: int) -> int | None:
+        """Offset of the last entry start in buf[:hi]."""
+
+    @abstractmethod
+    def _timestamp_at(self, buf: bytes, start: int) -> float | None:
+        """Timestamp of the entry starting at `start`; None if it cannot be read."""
+
+    @abstractmethod
+    def _entry_end(self, buf: bytes, start: int, hi: int) -> int:
+        """End of the entry starting at `start` (its last line's newline included)."""
+
+    @abstractmethod
+    def _count_entries(self, buf: bytes, lo: int, hi: int) -> int:
+        """Number of entries starting in buf[lo:hi], at C speed."""
+
+    @abstractmethod
+    def _candidates(
+        self, buf: bytes, kind: LogKind, lo: int, hi: int
+    ) -> Iterator[tuple[int, float]]:
+        """(start, timestamp) of the entries of `kind` in buf[lo:hi], in order."""
+
+    @abstractmethod
+    def _detail(
+        self, buf: bytes, start: int, end: int, ts: float, duration: float | None
+    ) -> EntryDetail:
+        """Parsed fields of one selected entry."""
+
+    def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
+        """Duration of a slow entry; None when the entry is not a slow one after all."""
+        return None
+
+    def _garbage(self, buf: bytes, lo: int, hi: int) -> Iterator[tuple[int, int]]:
+        """Byte ranges in buf[lo:hi] that belong to no entry (formats with one entry a line)."""
+        return iter(())
+
+    # ---- LogFormat ---------------------------------------------------------------------
+
+    def complete_length(self, buf: Buffer) -> int:
+        data = as_bytes(buf)
+        last = self._last_start_before(data, len(data))
+        return last or 0
+
+    def next_entry(self, buf: Buffer, pos: int) -> tuple[int, float] | None:
+        data = as_bytes(buf)
+        start = self._start_at_or_after(data, pos, len(data))
+        while start is not None:
+            ts = self._timestamp_at(data, start)
+            if ts is not None:
+                return start, ts
+            start = self._start_at_or_after(data, start + 1, len(data))
+        return None
+
+    def last_timestamp(self, buf: Buffer) -> float | None:
+        data = as_bytes(buf)
+        start = self._last_start_before(data, len(data))
+        while start is not None:
+            ts = self._timestamp_at(data, start)
+            if ts is not None:
+                return ts
+            start = self._last_start_before(data, start)
+        return None
+
+    def scan(self, buf: Buffer, query: Query, file: str, base_offset: int) -> ScanResult:
+        data = as_bytes(buf)
+        result = ScanResult()
+        warnings = _WarningLog(result, file, base_offset)
+        first = self._start_at_or_after(data, 0, len(data))
+        if first is None:
+            warnings.add(0, len(data), data)
+            return result
+        warnings.add(0, first, data)
+        for lo, hi in self._garbage(data, first, len(data)):
+            warnings.add(lo, hi, data)
+        warnings.close()
+        if query.kind is LogKind.ALL:
+            self._scan_all(data, first, query, result)
+        else:
+            self._scan_kind(data, first, query, result)
+        if query.window.end is not None:
+            stop = self._first_at_or_after(data, first, len(data), query.window.end)
+            result.end_offset = stop if stop < len(data) else None
+        return result
+
+    # ---- selection ---------------------------------------------------------------------
+
+    def _scan_kind(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
+        window, slow = query.window, query.kind is LogKind.SLOW
+        for start, ts in self._candidates(buf, query.kind, first, len(buf)):
+            if not window.contains(ts):
+                continue
+            end = self._entry_end(buf, start, len(buf))
+            duration = self._duration_ms(buf, start, end) if slow else None
+            if slow and (duration is None or duration < (query.min_duration_ms or 0.0)):
+                continue
+            _select(result, start, end, ts)
+            if query.details:
+                result.details.append(self._detail(buf, start, end, ts, duration))
+
+    def _scan_all(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
+        n, begin, end = len(buf), query.window.begin, query.window.end
+        edge_a = (first, first) if begin is None else self._edge_zone(buf, first, begin)
+        edge_b = (n, n) if end is None else self._edge_zone(buf, first, end)
+        if edge_a[1] >= edge_b[0]:
+            self._judge_each(buf, edge_a[0], edge_b[1], query, result)
+            return
+        self._judge_each(buf, edge_a[0], edge_a[1], query, result)
+        self._take_whole(buf, edge_a[1], edge_b[0], query, result)
+        self._judge_each(buf, edge_b[0], edge_b[1], query, result)
+
+    def _edge_zone(self, buf: bytes, first: int, edge: float) -> tuple[int, int]:
+        """Entry-start offsets around a window edge inside which each entry is judged alone."""
+        lo = self._first_at_or_after(buf, first, len(buf), edge - DISORDER_TOLERANCE_S)
+        hi = self._first_at_or_after(buf, lo, len(buf), edge + DISORDER_TOLERANCE_S)
+        return lo, hi
+
+    def _judge_each(self, buf: bytes, lo: int, hi: int, query: Query, result: ScanResult) -> None:
+        for start, end in self._walk(buf, lo, hi):
+            ts = self._timestamp_at(buf, start)
+            if ts is not None and query.window.contains(ts):
+                _select(result, start, end, ts)
+                if query.details:
+                    duration = self._duration_ms(buf, start, end)
+                    result.details.append(self._detail(buf, start, end, ts, duration))
+
+    def _take_whole(self, buf: bytes, lo: int, hi: int, query: Query, result: ScanResult) -> None:
+        """Every entry of buf[lo:hi] is inside the window: counted, not parsed."""
+        if query.details:
+            self._judge_each(buf, lo, hi, query, result)
+            return
+        first_ts = self._timestamp_at(buf, lo)
+        last = self._last_start_before(buf, hi)
+        last_ts = self._timestamp_at(buf, last) if last is not None else None
+        pos = lo
+        for bad_lo, bad_hi in self._garbage(buf, lo, hi):
+            _add_span(result, pos, bad_lo)
+            pos = bad_hi
+        _add_span(result, pos, hi)
+        result.entries += self._count_entries(buf, lo, hi)
+        for ts in (first_ts, last_ts):
+            if ts is not None:
+                _widen(result, ts)
+
+    def _walk(self, buf: bytes, lo: int, hi: int) -> Iterator[tuple[int, int]]:
+        start: int | None = lo
+        while start is not None and start < hi:
+            end = self._entry_end(buf, start, len(buf))
+            yield start, end
+            start = self._start_at_or_after(buf, end, len(buf))
+
+    def _first_at_or_after(self, buf: bytes, lo: int, hi: int, when: float) -> int:
+        """First entry start in [lo, hi) whose time is >= `when`, by bisection; `hi` if none.
+
+        Assumes time grows with offset (up to DISORDER_TOLERANCE_S, handled by callers).
+        """
+        while hi - lo > _BISECT_GRAIN:
+            mid = (lo + hi) // 2
+            found = self.next_entry(buf, mid)
+            if found is None or found[0] >= hi or found[1] >= when:
+                hi = mid
+            else:
+                lo = found[0] + 1
+        first = self._start_at_or_after(buf, lo, hi)
+        for start, _ in self._walk(buf, hi if first is None else first, hi):
+            ts = self._timestamp_at(buf, start)
+            if ts is not None and ts >= when:
+                return start
+        after = self._start_at_or_after(buf, hi, len(buf)) if hi < len(buf) else None
+        return len(buf) if after is None else after
+
+
+def _select(result: ScanResult, start: int, end: int, ts: float) -> None:
+    _add_span(result, start, end)
+    result.entries += 1
+    _widen(result, ts)
+
+
+def _add_span(result: ScanResult, start: int, end: int) -> None:
+    if start >= end:
+        return
+    spans = result.spans
+    if spans and spans[-1][1] == start:
+        spans[-1] = (spans[-1][0], end)
+    else:
+        spans.append((start, end))
+
+
+def _widen(result: ScanResult, ts: float) -> None:
+    if result.first_ts is None or ts < result.first_ts:
+        result.first_ts = ts
+    if result.last_ts is None or ts > result.last_ts:
+        result.last_ts = ts
+
+
+class _WarningLog:
+    """Unparseable byte ranges as warnings: at most MAX_WARNINGS_PER_SCAN, then one summary."""
+
+    def __init__(self, result: ScanResult, file: str, base_offset: int) -> None:
+        self._result, self._file, self._base = result, file, base_offset
+        self._dropped = 0
+
+    def add(self, lo: int, hi: int, buf: bytes) -> None:
+        if hi <= lo or not buf[lo:hi].strip():
+            return
+        if len(self._result.warnings) >= MAX_WARNINGS_PER_SCAN:
+            self._dropped += 1
+            return
+        sample = buf[lo : min(hi, lo + 80)].decode("utf-8", "replace").rstrip("\n")
+        detail = f"{hi - lo} bytes that are not a log entry: {sample!r}"
+        self._result.warnings.append(LogWarning(self._file, self._base + lo, "unparseable", detail))
+
+    def close(self) -> None:
+        if self._dropped:
+            detail = f"{self._dropped} more unparseable ranges in this chunk were not listed"
+            self._result.warnings.append(LogWarning(self._file, self._base, "unparseable", detail))

@@ -1,0 +1,134 @@
+"""Timestamp text → unix seconds, cached per second, in IANA zones; abbreviations never guessed.
+
+PostgreSQL prints local times with a zone abbreviation (`CST`, `CEST`, `+08`);
+the abbreviation only picks between the two offsets of an ambiguous DST hour.
+"""
+
+from __future__ import annotations
+
+import calendar
+from datetime import UTC, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dblogpack.errors import FormatError
+
+# Parsed seconds are reused for every entry of the same second; bounded so a
+# long scan cannot grow it without limit.
+_CACHE_LIMIT = 65536
+
+
+def load_zone(name: str | None) -> tzinfo:
+    """The IANA zone `name` (None or "UTC" means UTC); FormatError for an unknown name."""
+    if name is None or name.upper() in ("UTC", "Z", "ETC/UTC"):
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise FormatError(
+            f"unknown time zone {name!r}: "
+            "configure LogTimezone as an IANA name such as 'Asia/Shanghai'"
+        ) from exc
+
+
+def local_to_epoch(fields: tuple[int, int, int, int, int, int], zone: tzinfo, abbrev: str) -> int:
+    """Unix seconds of a wall-clock time in `zone`; `abbrev` only resolves a repeated DST hour."""
+    if zone is UTC:
+        return calendar.timegm((*fields, 0, 0, 0))
+    naive = datetime(*fields)
+    first = naive.replace(tzinfo=zone, fold=0)
+    second = naive.replace(tzinfo=zone, fold=1)
+    if first.utcoffset() != second.utcoffset() and second.tzname() == abbrev:
+        return int(second.timestamp())
+    return int(first.timestamp())
+
+
+class LocalSecondsCache:
+    """`YYYY-MM-DD HH:MM:SS ZONE` → unix seconds in the configured IANA zone, memoized."""
+
+    __slots__ = ("_cache", "zone")
+
+    def __init__(self, zone: tzinfo) -> None:
+        self.zone = zone
+        self._cache: dict[bytes, int] = {}
+
+    def seconds(self, stamp: bytes, abbrev: bytes) -> int:
+        """`stamp` is exactly `YYYY-MM-DD HH:MM:SS`; raises ValueError when it is not a time."""
+        key = stamp + abbrev
+        value = self._cache.get(key)
+        if value is None:
+            value = self._compute(stamp, abbrev)
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[key] = value
+        return value
+
+    def _compute(self, stamp: bytes, abbrev: bytes) -> int:
+        fields = (
+            int(stamp[0:4]),
+            int(stamp[5:7]),
+            int(stamp[8:10]),
+            int(stamp[11:13]),
+            int(stamp[14:16]),
+            int(stamp[17:19]),
+        )
+        datetime(*fields)  # validates ranges (month 13, hour 25 raise ValueError)
+        return local_to_epoch(fields, self.zone, abbrev.decode("ascii", "replace"))
+
+
+def split_pg_timestamp(text: bytes) -> tuple[bytes, bytes, bytes]:
+    """`2024-05-01 12:00:00[.123] UTC` → (seconds part, fraction digits, zone abbreviation)."""
+    if len(text) > 19 and text[19:20] == b".":
+        space = text.find(b" ", 20)
+        if space < 0:
+            return text[:19], text[20:], b""
+        return text[:19], text[20:space], text[space + 1 :]
+    return text[:19], b"", text[20:]
+
+
+def fraction(digits: bytes) -> float:
+    """`b"123"` → 0.123; digits of any length."""
+    if not digits:
+        return 0.0
+    return int(digits) / float(10 ** len(digits))
+
+
+class IsoSecondsCache:
+    """ISO 8601 with an explicit offset (`…T12:00:00.123+08:00`, `+0800`, `Z`) → unix seconds."""
+
+    __slots__ = ("_cache",)
+
+    def __init__(self) -> None:
+        self._cache: dict[bytes, float] = {}
+
+    def parse(self, text: bytes) -> float:
+        """Raises ValueError when `text` is not such a timestamp."""
+        dot = text.find(b".", 19, 20)
+        if dot == 19:
+            end = 20
+            while end < len(text) and 48 <= text[end] <= 57:
+                end += 1
+            frac, key = fraction(text[20:end]), text[:19] + text[end:]
+        else:
+            frac, key = 0.0, text
+        value = self._cache.get(key)
+        if value is None:
+            value = _iso_seconds(key)
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[key] = value
+        return value + frac
+
+
+def _iso_seconds(text: bytes) -> float:
+    """Whole-second ISO timestamp with its offset; naive text is refused (ValueError)."""
+    parsed = datetime.fromisoformat(text.decode("ascii"))
+    if parsed.tzinfo is None:
+        raise ValueError(f"timestamp without offset: {text!r}")
+    seconds: float = parsed.timestamp()
+    return seconds
+
+
+def iso_utc(ts: float) -> str:
+    """Unix seconds → ISO 8601 UTC with milliseconds, for messages."""
+    moment = datetime.fromtimestamp(0, UTC) + timedelta(seconds=ts)
+    return moment.isoformat(timespec="milliseconds")
