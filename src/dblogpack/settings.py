@@ -80,7 +80,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("url_valid_seconds", 3600, "Lifetime of a download link when `ValidTime` is omitted."),
     Setting("url_valid_seconds_max", 604800, "Longest `ValidTime` a caller may ask for."),
     Setting("compress_level", 1, "gzip level of packages, 1 (fastest) to 9 (smallest)."),
-    Setting("demo", False, "Start with demo resources and sample logs, for trying the console."),
+    Setting("demo", False,
+            "Reserved for the console's demo mode (demo resources, sample logs); no effect yet."),
     Setting("endpoint", "http://127.0.0.1:8080/", "API endpoint the client commands call."),
     Setting("public_key", "", "PublicKey the client commands sign with."),
     Setting("private_key", "", "PrivateKey the client commands sign with.", secret=True),
@@ -268,3 +269,16 @@ def _validate(settings: Settings) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+
+
+def markdown_table() -> str:
+    """The settings table as docs/configuration.md shows it (kept identical by a test)."""
+    lines = [
+        "| Setting (TOML key) | Environment variable | Flag | Default | Meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for s in SETTINGS:
+        default = str(s.default).lower() if isinstance(s.default, bool) else str(s.default)
+        shown = f"`{default}`" if default else "(empty)"
+        lines.append(f"| `{s.name}` | `{s.env_name}` | `{s.flag}` | {shown} | {s.help} |")
+    return "\n".join(lines) + "\n"
