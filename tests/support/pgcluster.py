@@ -305,8 +305,8 @@ def managed_logging_settings(
     *,
     log_line_prefix: str = DEFAULT_LOG_LINE_PREFIX,
     log_timezone: str = "UTC",
-    log_min_duration_statement: str = "50ms",
-    log_rotation_size: str = "64kB",
+    log_min_duration_statement: str = "100ms",
+    log_rotation_size: str = "8kB",
 ) -> dict[str, str]:
     """Logging the way a managed database has it: collector, three destinations, rotation."""
     return {

@@ -1,0 +1,244 @@
+"""A recorded PostgreSQL workload: the slow statements, errors, warnings and FATALs it caused, when.
+
+Every event carries a unique marker `wl:<n>` that the server writes into its log entry, and the
+client-side time bracket [sent, answered]. Phases are separated by quiet gaps that contain a whole
+second, so windows with those edges decide membership by the record alone (even for `%t`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import psycopg
+from tests.support.pgcluster import PgCluster
+
+WORKLOAD_DB = "wl_db"
+WORKLOAD_APP = "wl-app"
+SLOW_SLEEP_S = 0.11  # over the cluster's 100 ms log_min_duration_statement, by a margin
+GAP_MARGIN_S = 0.12  # quiet time kept on each side of a phase boundary
+
+
+class EventKind(StrEnum):
+    SLOW = "slow"  # a completed statement slower than log_min_duration_statement
+    ERROR = "error"
+    WARNING = "warning"
+    FATAL = "fatal"
+    FAST = "fast"  # completed under the threshold: never logged
+
+    @property
+    def severity(self) -> str | None:
+        """The severity of the entry the server writes for it; None when it writes none."""
+        return {"slow": "LOG", "error": "ERROR", "warning": "WARNING", "fatal": "FATAL"}.get(
+            self.value
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One thing the workload did, and the text its log entry must carry whole."""
+
+    number: int
+    kind: EventKind
+    sent: float
+    answered: float
+    # Text found only in the later lines of the entry (DETAIL, HINT, a statement's last line):
+    # a package that cut the entry short lacks it.
+    fragments: tuple[str, ...] = ()
+
+    @property
+    def marker(self) -> str:
+        return marker(self.number)
+
+    def within(self, begin: float | None, end: float | None) -> bool:
+        """Whether the event lies in [begin, end); edges inside its bracket are a test bug."""
+        for edge in (begin, end):
+            if edge is not None and self.sent <= edge <= self.answered:
+                raise AssertionError(f"window edge {edge} falls inside event {self}")
+        return (begin is None or self.sent > begin) and (end is None or self.answered < end)
+
+
+def marker(number: int) -> str:
+    return f"wl:{number}"
+
+
+@dataclass(slots=True)
+class WorkloadRecord:
+    """What the workload did; `boundaries` are whole seconds in quiet gaps, first before all."""
+
+    events: list[Event] = field(default_factory=list)
+    boundaries: list[float] = field(default_factory=list)
+
+    def expected(self, log_type: str, begin: float | None, end: float | None) -> list[Event]:
+        """Events whose entries a `slow` or `error` package of [begin, end) must hold, exactly."""
+        kinds = {
+            "slow": {EventKind.SLOW},
+            "error": {EventKind.ERROR, EventKind.WARNING, EventKind.FATAL},
+        }[log_type]
+        return [e for e in self.events if e.kind in kinds and e.within(begin, end)]
+
+    def count(self, kind: EventKind) -> int:
+        return sum(1 for e in self.events if e.kind is kind)
+
+
+class Workload:
+    """Drives a cluster through phases of mixed events, recording each one."""
+
+    def __init__(self, cluster: PgCluster) -> None:
+        self.cluster = cluster
+        self.record = WorkloadRecord()
+        self._next = 1
+        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+
+    def run(self, phases: int = 4) -> WorkloadRecord:
+        """Set up, then run `phases` phases, each followed by a gap holding a whole-second edge."""
+        self._setup()
+        try:
+            self._gap()
+            for phase in range(phases):
+                self._phase(phase)
+                self._gap()
+        finally:
+            self.connection.close()
+        return self.record
+
+    @property
+    def connection(self) -> psycopg.Connection[tuple[object, ...]]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(
+                self.cluster.dsn(dbname=WORKLOAD_DB),
+                autocommit=True,
+                application_name=WORKLOAD_APP,
+            )
+        return self._conn
+
+    # -- phases ----------------------------------------------------------
+
+    def _setup(self) -> None:
+        if not self.cluster.execute("SELECT 1 FROM pg_database WHERE datname = %s", [WORKLOAD_DB]):
+            self.cluster.execute(f"CREATE DATABASE {WORKLOAD_DB}")
+        self.connection.execute(b"CREATE TABLE IF NOT EXISTS wl_kv (k text UNIQUE, pad text)")
+
+    def _phase(self, phase: int) -> None:
+        for step in range(4):
+            self._slow_sleep()
+            self._fast()
+            self._slow_multiline(lines=20 + 10 * step)
+            self._slow_real_query()
+            if step % 2 == 0:
+                self._unique_violation()
+                self._raise_with_hint()
+            else:
+                self._division_by_zero()
+                self._raise_warning()
+            self._fast()
+        self._fatal_unknown_database()
+        self._fatal_wrong_password()
+        self._error_multiline()
+
+    def _gap(self) -> None:
+        """Stay quiet across a whole second; that second becomes a boundary."""
+        boundary = float(math.ceil(time.time() + GAP_MARGIN_S))
+        time.sleep(max(0.0, boundary + GAP_MARGIN_S - time.time()))
+        self.record.boundaries.append(boundary)
+
+    # -- events ----------------------------------------------------------
+
+    def _slow_sleep(self) -> None:
+        n = self._take()
+        self._statement(n, EventKind.SLOW, f"SELECT pg_sleep({SLOW_SLEEP_S}) /* {marker(n)} */")
+
+    def _slow_multiline(self, lines: int) -> None:
+        n = self._take()
+        padding = "\n".join(f"       , {i} AS padding_column_{i:03d}" for i in range(lines))
+        sql = (
+            f"SELECT /* {marker(n)} */ pg_sleep({SLOW_SLEEP_S})\n{padding}\n"
+            f"  FROM generate_series(1, 3) AS g /* end {marker(n)} */"
+        )
+        self._statement(n, EventKind.SLOW, sql, (f"end {marker(n)}",))
+
+    def _slow_real_query(self) -> None:
+        n = self._take()
+        sql = (
+            f"WITH floor AS (SELECT pg_sleep({SLOW_SLEEP_S})) /* {marker(n)} */ "
+            "SELECT sum(g), count(*) FROM generate_series(1, 20000) AS g, floor"
+        )
+        self._statement(n, EventKind.SLOW, sql)
+
+    def _fast(self) -> None:
+        n = self._take()
+        self._statement(n, EventKind.FAST, f"SELECT {n} AS fast /* {marker(n)} */")
+
+    def _unique_violation(self) -> None:
+        n = self._take()
+        key = marker(n)
+        self.connection.execute(b"INSERT INTO wl_kv (k) VALUES (%s)", [key])
+        sql = f"INSERT INTO wl_kv (k) VALUES ('{key}') /* {key} */"
+        self._statement(n, EventKind.ERROR, sql, (f"Key (k)=({key}) already exists",))
+
+    def _raise_with_hint(self) -> None:
+        n = self._take()
+        sql = (
+            f"DO $$ BEGIN RAISE EXCEPTION 'failure {marker(n)}' "
+            f"USING HINT = 'hint of {marker(n)}'; END $$ /* {marker(n)} */"
+        )
+        self._statement(n, EventKind.ERROR, sql, (f"hint of {marker(n)}",))
+
+    def _division_by_zero(self) -> None:
+        n = self._take()
+        self._statement(n, EventKind.ERROR, f"SELECT 1 / 0 AS boom /* {marker(n)} */")
+
+    def _error_multiline(self) -> None:
+        n = self._take()
+        sql = f"SELECT 1 /* {marker(n)} */\n  , 2 / 0\n  , 3 /* end {marker(n)} */"
+        self._statement(n, EventKind.ERROR, sql, (f"end {marker(n)}",))
+
+    def _raise_warning(self) -> None:
+        n = self._take()
+        sql = f"DO $$ BEGIN RAISE WARNING 'careful {marker(n)}'; END $$"
+        self._statement(n, EventKind.WARNING, sql)
+
+    def _fatal_unknown_database(self) -> None:
+        n = self._take()
+        self._failed_connect(n, self.cluster.dsn(dbname=marker(n)), ())
+
+    def _fatal_wrong_password(self) -> None:
+        n = self._take()
+        dsn = self.cluster.dsn(user=marker(n), password="not-the-password")
+        self._failed_connect(n, dsn, (f'Role "{marker(n)}" does not exist',))
+
+    # -- recording -------------------------------------------------------
+
+    def _take(self) -> int:
+        n, self._next = self._next, self._next + 1
+        return n
+
+    def _statement(self, n: int, kind: EventKind, sql: str, fragments: Iterable[str] = ()) -> None:
+        sent = time.time()
+        failed = False
+        try:
+            self.connection.execute(sql.encode())
+        except psycopg.Error:
+            failed = True
+        answered = time.time()
+        if failed != (kind is EventKind.ERROR):
+            raise AssertionError(f"workload statement {n} ({kind}) failed={failed}: {sql!r}")
+        self.record.events.append(Event(n, kind, sent, answered, tuple(fragments)))
+
+    def _failed_connect(self, n: int, dsn: str, fragments: tuple[str, ...]) -> None:
+        sent = time.time()
+        try:
+            psycopg.connect(dsn, connect_timeout=10).close()
+        except psycopg.OperationalError:
+            answered = time.time()
+        else:
+            raise AssertionError(f"workload connection {n} was meant to fail: {dsn}")
+        self.record.events.append(Event(n, EventKind.FATAL, sent, answered, fragments))
+
+
+def run_workload(cluster: PgCluster, phases: int = 4) -> WorkloadRecord:
+    """Run the standard recorded workload on a cluster logging with `managed_logging_settings`."""
+    return Workload(cluster).run(phases)
