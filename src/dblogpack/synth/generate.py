@@ -239,7 +239,7 @@ class Output:
             raise ValueError("rotation needs a path, not a file object")
         self.stream.close()
         current = self.current
-        rotated = self.fmt.rotated_name(self.live, current.last_ts_ms or 0)
+        rotated = _unused_name(self.live, self.fmt.rotated_name(self.live, current.last_ts_ms or 0))
         os.replace(self.live, self.live.with_name(rotated))
         _touch(self.live.with_name(rotated), current.last_ts_ms)
         current.name = rotated
@@ -253,6 +253,15 @@ class Output:
             return
         self.stream.close()
         _touch(self.live, self.current.last_ts_ms)
+
+
+def _unused_name(live: Path, name: str) -> str:
+    # Rotation names have one-second resolution: never overwrite a file rotated the same second.
+    candidate, number = name, 0
+    while live.with_name(candidate).exists():
+        number += 1
+        candidate = f"{name}.{number}"
+    return candidate
 
 
 def _touch(path: Path, ts_ms: int | None) -> None:
