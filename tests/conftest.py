@@ -6,11 +6,13 @@ service's own words. Add shared fixtures as small functions below; helpers go in
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Iterator
 
 import pytest
 from tests.support.pgcluster import PgCluster, PgClusterError, managed_logging_settings
+from tests.support.s3server import S3Server, S3ServerError
 from tests.support.sshd import Sshd, SshdError
 
 
@@ -48,3 +50,17 @@ def sshd() -> Iterator[Sshd]:
         pytest.fail(f"could not start sshd: {exc}", pytrace=False)
     yield server
     server.destroy()
+
+
+@pytest.fixture(scope="session")
+def s3server() -> Iterator[S3Server]:
+    """A real S3-compatible HTTP server (moto_server) on 127.0.0.1, in its own process."""
+    base_dir = tempfile.mkdtemp(prefix="dblogpack-s3-")
+    server = S3Server(base_dir)
+    try:
+        server.start()
+    except (S3ServerError, OSError) as exc:
+        pytest.fail(f"could not start the S3 server: {exc}", pytrace=False)
+    yield server
+    server.stop()
+    shutil.rmtree(base_dir, ignore_errors=True)

@@ -1,0 +1,283 @@
+"""Both package stores, file system and S3 (a real S3 server over HTTP), behind the same tests:
+a package is published whole or not at all, reads back byte for byte, and never leaves a
+partial object behind, whatever fails and however many publish at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import tracemalloc
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.support.s3server import S3Server
+
+from dblogpack.errors import StoreError
+from dblogpack.stores.base import PackageStore
+from dblogpack.stores.fs import FileStore
+from dblogpack.stores.s3 import MIN_PART_SIZE, S3Store
+
+MiB = 1024 * 1024
+PART = MIN_PART_SIZE  # smallest parts S3 allows, so that a few MiB already go multipart
+KEY = "proj-1/pkg-1/slow-logs.tar.gz"
+
+
+@pytest.fixture(scope="module")
+def bucket(s3server: S3Server) -> str:
+    return s3server.create_bucket(f"packages-{uuid.uuid4().hex[:8]}")
+
+
+def make_s3_store(s3server: S3Server, bucket: str, prefix: str) -> S3Store:
+    return S3Store(
+        bucket,
+        prefix,
+        s3server.endpoint_url,
+        s3server.region,
+        s3server.access_key,
+        s3server.secret_key,
+        part_size=PART,
+    )
+
+
+@pytest.fixture(params=["fs", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> PackageStore:
+    if request.param == "fs":
+        return FileStore(tmp_path / "packages")
+    s3server: S3Server = request.getfixturevalue("s3server")
+    return make_s3_store(s3server, request.getfixturevalue("bucket"), f"t-{uuid.uuid4().hex[:8]}")
+
+
+def leftovers(store: PackageStore) -> list[str]:
+    """Everything the store holds that is not a published key: temp files, pending uploads."""
+    if isinstance(store, FileStore):
+        found = [str(p.relative_to(store.root)) for p in store.root.rglob("*") if p.is_file()]
+        return sorted(set(found) - set(store.keys()))
+    assert isinstance(store, S3Store)
+    pending = store._client.list_multipart_uploads(Bucket=store.bucket, Prefix=store.prefix)
+    return [f"upload {u['Key']}" for u in pending.get("Uploads", [])]
+
+
+def chunks(total: int, size: int, seed: int = 0) -> Iterator[bytes]:
+    """Deterministic pseudo-random chunks (so a reader can re-derive what was written)."""
+    for index in range(0, total, size):
+        block = hashlib.sha256(f"{seed}:{index}".encode()).digest()
+        yield (block * (size // len(block) + 1))[: min(size, total - index)]
+
+
+def read_all(store: PackageStore, key: str) -> bytes:
+    with store.open(key) as file:
+        return file.read()
+
+
+# -- publishing ----------------------------------------------------------------------------
+
+
+def test_a_published_package_reads_back_byte_for_byte_with_its_size(store: PackageStore) -> None:
+    data = b"".join(chunks(3 * MiB + 17, 64 * 1024))
+    with store.writer(KEY) as file:
+        for offset in range(0, len(data), 100_000):
+            file.write(data[offset : offset + 100_000])
+
+    assert read_all(store, KEY) == data
+    assert store.size(KEY) == len(data)
+    assert list(store.keys()) == [KEY]
+    assert leftovers(store) == []
+
+
+def test_an_empty_package_can_be_published(store: PackageStore) -> None:
+    with store.writer(KEY):
+        pass
+    assert read_all(store, KEY) == b""
+    assert store.size(KEY) == 0
+
+
+def test_nothing_is_visible_under_the_key_while_it_is_written(store: PackageStore) -> None:
+    with store.writer(KEY) as file:
+        for chunk in chunks(PART + MiB, MiB):  # more than one part: S3 has uploaded one already
+            file.write(chunk)
+        assert list(store.keys()) == []
+        with pytest.raises(FileNotFoundError):
+            store.open(KEY)
+        with pytest.raises(FileNotFoundError):
+            store.size(KEY)
+
+    assert store.size(KEY) == PART + MiB
+
+
+def test_a_write_that_fails_midway_leaves_no_object_and_no_partial_data(
+    store: PackageStore,
+) -> None:
+    with pytest.raises(RuntimeError, match="compressor crashed"):
+        with store.writer(KEY) as file:
+            for chunk in chunks(PART + 2 * MiB, MiB):
+                file.write(chunk)
+            raise RuntimeError("compressor crashed")
+
+    assert list(store.keys()) == []
+    with pytest.raises(FileNotFoundError):
+        store.size(KEY)
+    assert leftovers(store) == []
+
+
+def test_a_failed_republish_keeps_the_previous_package(store: PackageStore) -> None:
+    with store.writer(KEY) as file:
+        file.write(b"version 1")
+    with pytest.raises(RuntimeError):
+        with store.writer(KEY) as file:
+            file.write(b"version 2, half written")
+            raise RuntimeError("worker killed")
+
+    assert read_all(store, KEY) == b"version 1"
+
+
+def test_concurrent_publishers_of_one_key_leave_exactly_one_whole_package(
+    store: PackageStore,
+) -> None:
+    size = PART + MiB
+    contents = {seed: b"".join(chunks(size, MiB, seed)) for seed in range(3)}
+    all_started = threading.Barrier(len(contents))
+    failures: list[BaseException] = []
+
+    def publish(seed: int) -> None:
+        try:
+            with store.writer(KEY) as file:
+                all_started.wait(timeout=30)
+                for offset in range(0, size, MiB):
+                    file.write(contents[seed][offset : offset + MiB])
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=publish, args=(seed,)) for seed in contents]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert failures == []
+    assert read_all(store, KEY) in contents.values()
+    assert list(store.keys()) == [KEY]
+    assert leftovers(store) == []
+
+
+def test_a_large_package_streams_through_bounded_memory(store: PackageStore) -> None:
+    total = 20 * MiB
+    expected = hashlib.sha256()
+    tracemalloc.start()
+    try:
+        with store.writer(KEY) as file:
+            for chunk in chunks(total, 256 * 1024, seed=7):
+                expected.update(chunk)
+                file.write(chunk)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    # About one part buffered (S3) or one write buffer (files): far below the 20 MiB written.
+    assert peak < 2 * PART
+    got = hashlib.sha256()
+    with store.open(KEY) as file:
+        while block := file.read(MiB):
+            got.update(block)
+    assert got.hexdigest() == expected.hexdigest()
+    assert store.size(KEY) == total
+
+
+def test_a_large_s3_package_is_uploaded_in_parts(s3server: S3Server, bucket: str) -> None:
+    store = make_s3_store(s3server, bucket, "multipart")
+    with store.writer(KEY) as file:
+        for chunk in chunks(4 * PART - 1, MiB):
+            file.write(chunk)
+
+    head = store._client.head_object(Bucket=bucket, Key=store.object_key(KEY))
+    assert head["ETag"].strip('"').endswith("-4")  # S3's mark of a 4-part multipart object
+
+
+# -- reading, listing, deleting ------------------------------------------------------------
+
+
+def test_missing_packages_are_file_not_found(store: PackageStore) -> None:
+    with pytest.raises(FileNotFoundError):
+        store.open("proj-1/nope/x.tar.gz")
+    with pytest.raises(FileNotFoundError):
+        store.size("proj-1/nope/x.tar.gz")
+
+
+def test_delete_removes_a_package_and_deleting_twice_is_fine(store: PackageStore) -> None:
+    with store.writer(KEY) as file:
+        file.write(b"package")
+    store.delete(KEY)
+    store.delete(KEY)
+
+    assert list(store.keys()) == []
+    with pytest.raises(FileNotFoundError):
+        store.open(KEY)
+
+
+def test_keys_lists_published_packages_under_a_prefix(store: PackageStore) -> None:
+    for key in ["p1/a/x.tar.gz", "p1/b/y.tar.gz", "p2/c/z.tar.gz", "p10/d/w.tar.gz"]:
+        with store.writer(key) as file:
+            file.write(key.encode())
+
+    assert sorted(store.keys("p1/")) == ["p1/a/x.tar.gz", "p1/b/y.tar.gz"]
+    assert sorted(store.keys("p1")) == ["p1/a/x.tar.gz", "p1/b/y.tar.gz", "p10/d/w.tar.gz"]
+    assert len(list(store.keys())) == 4
+
+
+def test_keys_that_could_escape_the_store_are_refused(store: PackageStore) -> None:
+    for key in ["../outside", "/etc/passwd", "a//b", "a/./b", "", "a/.partial-x", "a\\b"]:
+        with pytest.raises(ValueError, match="invalid package key"):
+            store.writer(key).__enter__()
+
+
+# -- links and health ----------------------------------------------------------------------
+
+
+def test_s3_presigned_url_downloads_the_package_under_its_file_name(
+    s3server: S3Server, bucket: str
+) -> None:
+    store = make_s3_store(s3server, bucket, "links")
+    with store.writer(KEY) as file:
+        file.write(b"the package bytes")
+
+    url = store.presigned_url(KEY, 60, "slow-logs.tar.gz")
+
+    assert url is not None and url.startswith(s3server.endpoint_url)
+    answer = httpx.get(url)
+    assert answer.status_code == 200
+    assert answer.content == b"the package bytes"
+    assert 'filename="slow-logs.tar.gz"' in answer.headers["content-disposition"]
+
+
+def test_the_file_store_serves_its_own_links(tmp_path: Path) -> None:
+    assert FileStore(tmp_path).presigned_url(KEY, 60, "x.tar.gz") is None
+
+
+def test_check_passes_on_a_writable_store_and_leaves_nothing(store: PackageStore) -> None:
+    store.check()
+    assert list(store.keys()) == []
+    assert leftovers(store) == []
+
+
+def test_check_names_a_missing_bucket(s3server: S3Server) -> None:
+    store = make_s3_store(s3server, "no-such-bucket-here", "")
+    with pytest.raises(StoreError, match=r"NoSuchBucket.*create the bucket"):
+        store.check()
+
+
+def test_check_names_an_unwritable_directory(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"")
+    with pytest.raises(StoreError, match="a-file"):
+        FileStore(blocker / "packages").check()
+
+
+def test_published_files_are_not_world_readable(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    with store.writer(KEY) as file:
+        file.write(b"secret logs")
+    assert os.stat(store.path_of(KEY)).st_mode & 0o007 == 0
