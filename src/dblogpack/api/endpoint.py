@@ -5,6 +5,7 @@ rate-limit, dispatch to the action's handler, audit, and render every outcome as
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from dblogpack.service import Service
 logger = logging.getLogger("dblogpack.api")
 REQUEST_UUID_HEADER = "X-UCLOUD-REQUEST-UUID"
 _COMMON_FIELDS = frozenset({"Action", "RetCode", "Message", "RequestUUID"})
+_PUBLIC_KEY = re.compile(r"[\x21-\x7e]{1,128}")
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +71,14 @@ class ApiEndpoint:
             outcome.answer = await run_in_threadpool(self._call, params, request_uuid, remote)
         except DblogpackError as exc:
             if exc.ret_code >= 5000:
-                logger.exception("error in %s, RequestUUID %s", outcome.action, request_uuid)
+                logger.exception(
+                    "error in %s, RequestUUID %s", _printable(outcome.action), request_uuid
+                )
             outcome.error = exc
         except Exception:
-            logger.exception("internal error in %s, RequestUUID %s", outcome.action, request_uuid)
+            logger.exception(
+                "internal error in %s, RequestUUID %s", _printable(outcome.action), request_uuid
+            )
             outcome.error = DblogpackError(f"Internal error; quote RequestUUID {request_uuid}")
         response = _render(outcome, request_uuid)
         _log_call(outcome, request_uuid, time.perf_counter() - started)
@@ -93,6 +100,9 @@ class ApiEndpoint:
         public_key = params.get("PublicKey")
         if not public_key:
             raise UnknownPublicKey("Missing PublicKey: send the public key of your key pair")
+        if not _PUBLIC_KEY.fullmatch(public_key):
+            # No key looks like this: spare the database a lookup it may even refuse (NUL).
+            raise UnknownPublicKey(f'PublicKey "{_printable(public_key)}" is unknown')
         caller, private_key = self._service.authenticate(public_key)
         if not self._limiter.allow(public_key):
             raise RateLimited()
@@ -134,8 +144,8 @@ class ApiEndpoint:
             self._service.record_audit(
                 request_uuid=context.request_uuid,
                 public_key=context.caller.public_key,
-                action=action_name[:64],
-                resource_id=resource,
+                action=_printable(action_name),
+                resource_id=_printable(resource) if resource else None,
                 ret_code=ret_code,
                 remote_addr=remote,
             )
@@ -194,6 +204,11 @@ def _render(outcome: _Outcome, request_uuid: str) -> JSONResponse:
     return JSONResponse(body, headers={REQUEST_UUID_HEADER: request_uuid})
 
 
+def _printable(value: str, limit: int = 64) -> str:
+    """Caller-chosen text fit for a log line or an audit column: no control characters, short."""
+    return _CONTROL_CHARACTERS.sub("?", value[:limit])
+
+
 def _internal_message(request_uuid: str) -> str:
     return f"Internal error; the server log has the details under RequestUUID {request_uuid}"
 
@@ -202,9 +217,10 @@ def _log_call(outcome: _Outcome, request_uuid: str, seconds: float) -> None:
     ret_code = outcome.error.ret_code if outcome.error is not None else 0
     logger.info(
         "api %s RetCode=%d RequestUUID=%s %.1fms",
-        outcome.action[:64] or "-",
+        _printable(outcome.action) or "-",
         ret_code,
         request_uuid,
         seconds * 1000,
-        extra={"request_uuid": request_uuid, "action": outcome.action[:64], "ret_code": ret_code},
+        extra={"request_uuid": request_uuid, "action": _printable(outcome.action),
+               "ret_code": ret_code},
     )

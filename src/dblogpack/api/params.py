@@ -22,6 +22,9 @@ FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 _INDEXED = re.compile(r"^(?P<base>.+)\.(?P<index>0|[1-9][0-9]*)$")
 _ECHO_LIMIT = 64
+# Control characters (NUL above all) have no place in any value and some databases refuse
+# them; multi-line values such as SSH keys keep their TAB, LF and CR.
+_NO_CONTROL_CHARACTERS = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +137,7 @@ def text(
 ) -> Any:
     """A string parameter; `description` says what is allowed, e.g. "1-64 characters of …"."""
     extra = _allowed(description, secret)
+    pattern = pattern or _NO_CONTROL_CHARACTERS
     if required:
         return Field(min_length=1, max_length=max_length, pattern=pattern, json_schema_extra=extra)
     return Field(default, max_length=max_length, pattern=pattern, json_schema_extra=extra)

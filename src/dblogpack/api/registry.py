@@ -4,12 +4,13 @@ and handler, and the per-call context handlers receive.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from dblogpack.api.params import ActionParams, RequestParams
-from dblogpack.errors import PermissionDenied, UnknownAction
+from dblogpack.errors import InvalidParameter, PermissionDenied, UnknownAction
 from dblogpack.service import Caller, Service
 
 Answer = Mapping[str, object]
@@ -28,11 +29,11 @@ class CallContext:
 
     @property
     def region(self) -> str | None:
-        return self.params.get("Region") or None
+        return _placement(self.params, "Region", "cn-bj2")
 
     @property
     def zone(self) -> str | None:
-        return self.params.get("Zone") or None
+        return _placement(self.params, "Zone", "cn-bj2-01")
 
     @property
     def project_id(self) -> str:
@@ -41,6 +42,18 @@ class CallContext:
             requested = self.params.get("ProjectId") or None
             self._project_id = self.service.resolve_project(self.caller, requested)
         return self._project_id
+
+
+PLACEMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def _placement(params: RequestParams, name: str, example: str) -> str | None:
+    value = params.get(name) or None
+    if value is not None and not PLACEMENT.fullmatch(value):
+        raise InvalidParameter(
+            f'{name} must be like {example}: 1-64 characters of [A-Za-z0-9_-], got "{value[:64]}"'
+        )
+    return value
 
 
 Handler = Callable[[CallContext, Any], Answer]
