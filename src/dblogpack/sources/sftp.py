@@ -105,7 +105,8 @@ def _known_hosts(known_host_key: str | None) -> _TrustedKeys | None:
 
 
 def _check_pattern(pattern: str) -> str:
-    if not pattern or "/" in pattern or pattern in (".", ".."):
+    pattern = pattern or "*"  # as the dir source: no pattern means every file
+    if "/" in pattern or pattern in (".", ".."):
         raise SourceError(f"log pattern {pattern!r} must be a file-name glob such as 'mongod.log*'")
     return pattern
 
