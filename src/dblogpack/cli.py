@@ -1,0 +1,403 @@
+"""The `dblogpack` command: each subcommand is a small function registering its own parser.
+
+Thin by design: parse flags, call app/service (server commands) or the signed API (client
+commands). Heavy imports happen inside the commands, so `dblogpack --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dblogpack.errors import ConfigError, DblogpackError
+
+if TYPE_CHECKING:
+    from dblogpack.app import Services
+    from dblogpack.settings import Settings
+
+Register = Callable[[Any], None]
+BuildParams = Callable[[argparse.Namespace], dict[str, object]]
+
+# Flags every command accepts, before or after the command name.
+_CLIENT_FLAGS = ("endpoint", "public_key", "private_key")
+# Settings that are not `serve` flags: the global and the client ones.
+_NOT_SERVE_FLAGS = frozenset({"data_dir", *_CLIENT_FLAGS})
+
+
+def _common_flags() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", default=argparse.SUPPRESS,
+                        help="data directory (settings, secret, SQLite, packages)")
+    common.add_argument("--endpoint", default=argparse.SUPPRESS,
+                        help="API endpoint of the client commands")
+    common.add_argument("--public-key", default=argparse.SUPPRESS,
+                        help="PublicKey to sign with (or DBLOGPACK_PUBLIC_KEY)")
+    common.add_argument("--private-key", default=argparse.SUPPRESS,
+                        help="PrivateKey to sign with (or DBLOGPACK_PRIVATE_KEY)")
+    return common
+
+
+COMMON = _common_flags()
+
+
+def load(args: argparse.Namespace, **flags: object) -> Settings:
+    """Settings for this invocation: the global flags plus `flags` over env and TOML."""
+    from dblogpack.settings import load_settings
+
+    given = {name: getattr(args, name, None) for name in ("data_dir", *_CLIENT_FLAGS)}
+    return load_settings({**given, **flags})
+
+
+# -- serve ------------------------------------------------------------------------------------
+
+
+def add_serve(subparsers: Any) -> None:
+    from dblogpack.settings import SETTINGS
+
+    parser = subparsers.add_parser(
+        "serve", parents=[COMMON], help="run the API server (answers /healthz once ready)"
+    )
+    for setting in SETTINGS:
+        if setting.name not in _NOT_SERVE_FLAGS:
+            parser.add_argument(setting.flag, dest=setting.name, metavar="VALUE",
+                                help=f"{setting.help} (default: {setting.default!r})")
+    parser.set_defaults(run=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from dblogpack.app import configure_logging, open_services
+    from dblogpack.settings import SETTINGS
+
+    settings = load(args, **{
+        s.name: getattr(args, s.name) for s in SETTINGS if s.name not in _NOT_SERVE_FLAGS
+    })
+    configure_logging(settings)
+    services = open_services(settings)
+    try:
+        services.store.check()
+        if services.new_admin_key is not None:
+            _announce_admin_key(services)
+        config = uvicorn.Config(
+            asgi_app(services), host=settings.host, port=settings.port, log_config=None,
+            access_log=False, server_header=False,
+        )
+        uvicorn.Server(config).run()
+    finally:
+        services.close()
+    return 0
+
+
+def asgi_app(services: Services) -> Any:
+    """The whole HTTP surface of `serve`: `/healthz`, then the API at `/`."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Mount, Route
+
+    from dblogpack.api import ApiOptions, create_asgi_app
+
+    def healthz(request: Request) -> JSONResponse:
+        # Runs in the thread pool (sync endpoint): the catalog must answer, quickly.
+        with services.catalog.read() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return JSONResponse({"status": "ok"})
+
+    options = ApiOptions(
+        max_body_bytes=services.settings.max_body_bytes, rate_limit=services.settings.rate_limit
+    )
+    return Starlette(routes=[
+        Route("/healthz", healthz, methods=["GET"]),
+        Mount("/", app=create_asgi_app(services.service, options)),
+    ])
+
+
+def _announce_admin_key(services: Services) -> None:
+    # The private key goes to an interactive terminal only: captured output (journald, CI
+    # logs) must never hold a secret. The file has it either way.
+    key = services.new_admin_key or {}
+    path = services.settings.admin_key_path
+    print(f"dblogpack: created the first admin key, saved in {path} (mode 0600)", flush=True)
+    print(f"  PublicKey: {key['PublicKey']}\n  ProjectId: {key['ProjectId']}", flush=True)
+    if sys.stdout.isatty():
+        print(f"  PrivateKey: {key['PrivateKey']}  (shown once)", flush=True)
+
+
+# -- keys ---------------------------------------------------------------------------------------
+
+
+def add_keys(subparsers: Any) -> None:
+    keys = subparsers.add_parser("keys", parents=[COMMON], help="manage access keys")
+    actions = keys.add_subparsers(dest="keys_command", required=True)
+    create = actions.add_parser(
+        "create", parents=[COMMON], help="create a key pair directly in the data directory"
+    )
+    create.add_argument("--admin", action="store_true", help="the key may run admin actions")
+    create.add_argument("--project", action="append", default=[], metavar="ID",
+                        help="grant this project (repeatable; the first is the default)")
+    create.add_argument("--description", default="", help="what the key is for")
+    create.add_argument("--json", action="store_true", help="print the key pair as JSON")
+    create.set_defaults(run=run_keys_create)
+
+
+def run_keys_create(args: argparse.Namespace) -> int:
+    from dblogpack.app import open_services
+
+    services = open_services(load(args))
+    try:
+        key = services.service.operator_create_access_key(
+            args.project, args.admin, args.description
+        )
+    finally:
+        services.close()
+    if args.json:
+        print(json.dumps(key))
+    else:
+        print("\n".join(f"{name}: {value}" for name, value in key.items()))
+    return 0
+
+
+# -- the signed API client ---------------------------------------------------------------------
+
+
+class CallFailedError(DblogpackError):
+    """The API answered with a non-zero RetCode."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        super().__init__(
+            f"RetCode {answer.get('RetCode')}: {answer.get('Message', '')} "
+            f"(RequestUUID {answer.get('RequestUUID', '?')})"
+        )
+        self.answer = answer
+
+
+def _credentials(settings: Settings) -> tuple[str, str]:
+    """Flags/env first; on the server's own machine, the first admin key of the data directory."""
+    if settings.public_key and settings.private_key:
+        return settings.public_key, settings.private_key
+    try:
+        saved = json.loads(settings.admin_key_path.read_text())
+        return str(saved["PublicKey"]), str(saved["PrivateKey"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(
+            "no key to sign with: give --public-key/--private-key or set "
+            "DBLOGPACK_PUBLIC_KEY/DBLOGPACK_PRIVATE_KEY"
+        ) from exc
+
+
+def call_api(settings: Settings, action: str, params: dict[str, object]) -> dict[str, Any]:
+    """POST one signed call to `settings.endpoint`; its answer, CallFailedError if RetCode != 0."""
+    import httpx
+
+    from dblogpack.api.signing import signed
+
+    public_key, private_key = _credentials(settings)
+    form = signed({"Action": action, **params}, public_key, private_key)
+    try:
+        response = httpx.post(settings.endpoint, data=form, timeout=60.0)
+        answer: dict[str, Any] = response.json()
+    except httpx.HTTPError as exc:
+        raise ConfigError(f"cannot reach {settings.endpoint}: {exc}") from exc
+    except ValueError as exc:
+        raise ConfigError(
+            f"{settings.endpoint} answered HTTP {response.status_code} without JSON"
+        ) from exc
+    if answer.get("RetCode") != 0:
+        raise CallFailedError(answer)
+    return answer
+
+
+def _print_answer(answer: dict[str, Any]) -> int:
+    print(json.dumps(answer, indent=2, ensure_ascii=False))
+    return 0
+
+
+def parse_pairs(pairs: Sequence[str]) -> dict[str, object]:
+    """`Key=Value` words; a key given twice becomes a list (sent as Key.0, Key.1…)."""
+    params: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"expected Key=Value, got {pair!r}")
+        if key in params:
+            previous = params[key]
+            params[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            params[key] = value
+    return params
+
+
+def add_call(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "call", parents=[COMMON], help="signed call of any API action; prints the JSON answer"
+    )
+    parser.add_argument("action", help="the Action, e.g. ListUPgSQLInstance")
+    parser.add_argument("params", nargs="*", metavar="Key=Value",
+                        help="parameters; repeat a key for an array")
+    parser.set_defaults(run=lambda args: _print_answer(
+        call_api(load(args), args.action, parse_pairs(args.params))
+    ))
+
+
+# -- pgsql and mongodb resources ---------------------------------------------------------------
+
+# CLI flag → API parameter of the source settings (DESIGN §4).
+_SOURCE_FLAGS = {
+    "source_type": "SourceType", "dsn": "DSN", "log_dir": "LogDir", "log_pattern": "LogPattern",
+    "ssh_host": "SSHHost", "ssh_port": "SSHPort", "ssh_user": "SSHUser",
+    "ssh_known_host_key": "SSHKnownHostKey", "log_format": "LogFormat",
+    "log_line_prefix": "LogLinePrefix", "log_timezone": "LogTimezone",
+}
+_PLACEMENT_FLAGS = {"region": "Region", "zone": "Zone", "project": "ProjectId"}
+
+
+def _placement_parent() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--region", help="Region (default: the server's default_region)")
+    parent.add_argument("--zone", help="Zone (default: the server's default_zone)")
+    parent.add_argument("--project", help="ProjectId (default: the key's default project)")
+    return parent
+
+
+def _source_parent() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--source-type", required=True, choices=["postgres", "dir", "ssh"])
+    parent.add_argument("--dsn", help="postgres: connection string of a log-reading role")
+    parent.add_argument("--log-dir", help="dir, ssh: directory of the log files")
+    parent.add_argument("--log-pattern", help="dir, ssh: glob of the log file names")
+    parent.add_argument("--ssh-host")
+    parent.add_argument("--ssh-port", type=int)
+    parent.add_argument("--ssh-user")
+    parent.add_argument("--ssh-private-key-file", type=Path,
+                        help="ssh: file holding the private key (sent as SSHPrivateKey)")
+    parent.add_argument("--ssh-known-host-key", help="ssh: the host's public key line")
+    parent.add_argument("--log-format", help="auto (default) or a format name")
+    parent.add_argument("--log-line-prefix", help="PostgreSQL log_line_prefix")
+    parent.add_argument("--log-timezone", help="IANA name of the log's time zone")
+    return parent
+
+
+def _params_from(args: argparse.Namespace, mapping: dict[str, str]) -> dict[str, object]:
+    return {
+        api: getattr(args, flag) for flag, api in mapping.items()
+        if getattr(args, flag, None) is not None
+    }
+
+
+def _source_params(args: argparse.Namespace) -> dict[str, object]:
+    params = _params_from(args, _SOURCE_FLAGS)
+    if args.ssh_private_key_file is not None:
+        try:
+            params["SSHPrivateKey"] = args.ssh_private_key_file.read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {args.ssh_private_key_file}: {exc}") from exc
+    return params
+
+
+def _api_command(
+    actions: Any, name: str, action: str, help_text: str,
+    parents: Sequence[argparse.ArgumentParser], build: BuildParams,
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = actions.add_parser(
+        name, parents=[COMMON, *parents], help=help_text
+    )
+    parser.set_defaults(run=lambda args: _print_answer(call_api(load(args), action, build(args))))
+    return parser
+
+
+def _listing(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--offset", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=100)
+
+
+def add_pgsql(subparsers: Any) -> None:
+    group = subparsers.add_parser("pgsql", parents=[COMMON], help="PostgreSQL instances (admin)")
+    actions = group.add_subparsers(dest="pgsql_command", required=True)
+    placement, source = _placement_parent(), _source_parent()
+    add = _api_command(
+        actions, "add", "RegisterUPgSQLInstance", "register an instance", [placement, source],
+        lambda a: {"Name": a.name, **_params_from(a, _PLACEMENT_FLAGS),
+                   **_params_from(a, {"instance_id": "InstanceID"}), **_source_params(a)},
+    )
+    add.add_argument("--name", required=True)
+    add.add_argument("--instance-id", help="InstanceID (default: generated upgsql-…)")
+    _listing(_api_command(
+        actions, "list", "ListUPgSQLInstance", "list instances", [placement],
+        lambda a: {"Offset": a.offset, "Limit": a.limit, **_params_from(a, _PLACEMENT_FLAGS)},
+    ))
+    _api_command(
+        actions, "remove", "DeregisterUPgSQLInstance", "deregister an instance", [placement],
+        lambda a: {"InstanceID": a.instance_id, **_params_from(a, _PLACEMENT_FLAGS)},
+    ).add_argument("instance_id", metavar="INSTANCE_ID")
+
+
+def add_mongodb(subparsers: Any) -> None:
+    group = subparsers.add_parser("mongodb", parents=[COMMON], help="MongoDB clusters (admin)")
+    actions = group.add_subparsers(dest="mongodb_command", required=True)
+    placement, source = _placement_parent(), _source_parent()
+    cluster = _api_command(
+        actions, "add-cluster", "RegisterUMongoDBCluster", "register a cluster", [placement],
+        lambda a: {"Name": a.name, **_params_from(a, _PLACEMENT_FLAGS),
+                   **_params_from(a, {"cluster_id": "ClusterId"})},
+    )
+    cluster.add_argument("--name", required=True)
+    cluster.add_argument("--cluster-id", help="ClusterId (default: generated umongodb-…)")
+    node = _api_command(
+        actions, "add-node", "RegisterUMongoDBNode", "add a node to a cluster",
+        [placement, source],
+        lambda a: {"ClusterId": a.cluster_id, "Role": a.role,
+                   **_params_from(a, {**_PLACEMENT_FLAGS, "node_id": "NodeId"}),
+                   **_source_params(a)},
+    )
+    node.add_argument("cluster_id", metavar="CLUSTER_ID")
+    node.add_argument("--role", required=True,
+                      choices=["primary", "secondary", "arbiter", "mongos", "configsvr"])
+    node.add_argument("--node-id", help="NodeId (default: generated)")
+    _listing(_api_command(
+        actions, "list", "ListUMongoDBInstances", "list clusters and their nodes", [placement],
+        lambda a: {"Offset": a.offset, "Limit": a.limit, **_params_from(a, _PLACEMENT_FLAGS)},
+    ))
+    _api_command(
+        actions, "remove", "DeregisterUMongoDBCluster", "deregister a cluster", [placement],
+        lambda a: {"ClusterId": a.cluster_id, **_params_from(a, _PLACEMENT_FLAGS)},
+    ).add_argument("cluster_id", metavar="CLUSTER_ID")
+
+
+# -- main -------------------------------------------------------------------------------------
+
+# Each entry registers one subcommand; add yours here.
+COMMANDS: list[Register] = [add_serve, add_keys, add_call, add_pgsql, add_mongodb]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dblogpack", parents=[COMMON],
+        description="Packages PostgreSQL and MongoDB log entries on request.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in COMMANDS:
+        register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except CallFailedError as exc:
+        print(f"dblogpack {args.command}: {exc.message}", file=sys.stderr)
+        return 1
+    except DblogpackError as exc:
+        print(f"dblogpack {args.command}: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
