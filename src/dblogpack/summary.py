@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from dblogpack.model import EntryDetail
@@ -15,14 +16,16 @@ from dblogpack.model import EntryDetail
 EXAMPLE_CHARS = 500
 
 # One pass over a statement replaces every literal; strings come first so their content is not
-# mistaken for numbers or parameters. Numbers glued to identifiers (t1, col_2) are kept.
+# mistaken for numbers or parameters. Numbers glued to identifiers (t1, col_2) are kept. Every
+# branch starts with a consuming character (lookbehinds come after it), so the regex engine can
+# skip most positions with a quick first-character test.
 _SQL_LITERALS = re.compile(
     r"""
-      (?:[eEbBxXnN])?'(?:[^']|'')*'?     # 'string', E'...', B'0101', with '' escapes
-    | \$(?P<tag>[A-Za-z_]*)\$.*?\$(?P=tag)\$   # $$dollar-quoted$$
-    | \$\d+                              # $1 bind parameters
-    | (?<![\w$.])-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?![\w.])   # numbers
-    | (?<![\w$])\.\d+\b
+      (?:[eEbBxXnN]'(?<!\w..)|')(?:[^']|'')*'?            # 'string', E'...', B'0101'
+    | \$(?P<tag>[A-Za-z_]*)\$.*?\$(?P=tag)\$              # $$dollar-quoted$$
+    | \$\d+                                               # $1 bind parameters
+    | -?\d(?<![\w$]\d)(?<![\w$]-\d)\d*(?:\.\d+)?(?:[eE][+-]?\d+)?  # numbers, not in names
+    | \.\d(?<![\w$.]\.\d)\d*                              # .5
     """,
     re.VERBOSE | re.DOTALL,
 )
@@ -43,14 +46,22 @@ _EXTENDED_JSON_SCALARS = frozenset(
 _MONGO_NOISE = frozenset({"lsid", "$clusterTime", "$db", "txnNumber", "$readPreference", "comment"})
 
 
+# Statements repeat (prepared statements, ORMs): a cache spares the regex most of the time.
+_CACHE_SIZE = 16384
+# Only a statement's head is fingerprinted: it bounds the cost of huge statements and plans.
+FINGERPRINT_CHARS = 2000
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
 def fingerprint_sql(statement: str) -> str:
     """The statement with literals, parameters and lists folded, spaces collapsed, lower case."""
-    text = _SQL_LITERALS.sub("?", statement)
+    text = _SQL_LITERALS.sub("?", statement[:FINGERPRINT_CHARS])
     text = _SQL_LISTS.sub("(...)", text)
     text = _SQL_ROWS.sub("(...)", text)
     return _SPACES.sub(" ", text).strip().rstrip(";").strip().lower()
 
 
+@lru_cache(maxsize=_CACHE_SIZE)
 def fingerprint_mongo(command: str) -> str:
     """A MongoDB command's shape: keys kept, values replaced by "?", the collection name kept."""
     stripped = command.strip()

@@ -24,7 +24,8 @@ from dblogpack.summary import SummaryBuilder, fingerprint_mongo, fingerprint_sql
         ("DELETE FROM t WHERE id IN (5,6)", "delete from t where id in (...)"),
         ("INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c')", "insert into t values (...)"),
         ("SELECT -3.5e3, .5, $$body$$", "select ?, ?, ?"),
-        ("SELECT col_2 FROM t2", "select col_2 from t2"),
+        ("SELECT col_2 FROM t2 WHERE name='x'", "select col_2 from t2 where name=?"),
+        ("Seq Scan (cost=0.00..2317.41 rows=1000)", "seq scan (cost=?..? rows=?)"),
     ],
 )
 def test_sql_fingerprints_fold_literals_lists_parameters_spaces_and_case(
