@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
-from tests.support.apiserver import ApiClient, ApiServer, ApiServerError, KeyPair
+from tests.support.apiserver import ApiClient, ApiServer, KeyPair, serve_for_test
 from ucloud.client import Client
 from ucloud.core.exc import RetCodeException
 
@@ -29,17 +29,7 @@ ADMIN_ACTIONS = [
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[ApiServer]:
-    database_url = None
-    if request.param == "postgresql":
-        cluster = request.getfixturevalue("pg_metadata_cluster")
-        database = f"api_contract_{secrets.token_hex(4)}"
-        cluster.execute(f"CREATE DATABASE {database}")
-        database_url = cluster.sqlalchemy_url(dbname=database)
-    api_server = ApiServer(tmp_path_factory.mktemp(f"api-{request.param}") / "data", database_url)
-    try:
-        api_server.start()
-    except ApiServerError as exc:
-        pytest.fail(str(exc), pytrace=False)
+    api_server = serve_for_test(request, tmp_path_factory)
     yield api_server
     api_server.stop()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+import pytest
 from tests.support.pgcluster import free_port
 
 from dblogpack.api.signing import signature_of_pairs, signed
@@ -63,6 +65,7 @@ class Answer:
 class ApiServer:
     data_dir: Path
     database_url: str | None
+    env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -82,7 +85,7 @@ class ApiServer:
         return self.log_path.read_text(errors="replace")
 
     def start(self) -> ApiServer:
-        env = {**os.environ, "DBLOGPACK_WORKERS": "0", "DBLOGPACK_LOG_LEVEL": "INFO"}
+        env = {**os.environ, "DBLOGPACK_WORKERS": "0", "DBLOGPACK_LOG_LEVEL": "INFO", **self.env}
         if self.database_url:
             env["DBLOGPACK_DATABASE_URL"] = self.database_url
         argv = [str(DBLOGPACK), "--data-dir", str(self.data_dir), "serve",
@@ -118,6 +121,29 @@ class ApiServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=15)
+
+
+def serve_for_test(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+    env: dict[str, str] | None = None,
+) -> ApiServer:
+    """A started server on the metadata backend `request.param` names (sqlite | postgresql).
+
+    PostgreSQL metadata gets a fresh database on the session's `pg_metadata_cluster`.
+    """
+    database_url = None
+    if request.param == "postgresql":
+        cluster = request.getfixturevalue("pg_metadata_cluster")
+        database = f"api_{secrets.token_hex(6)}"
+        cluster.execute(f"CREATE DATABASE {database}")
+        database_url = cluster.sqlalchemy_url(dbname=database)
+    data_dir = tmp_path_factory.mktemp(f"api-{request.param}") / "data"
+    server = ApiServer(data_dir, database_url, env or {})
+    try:
+        return server.start()
+    except ApiServerError as exc:
+        server.stop()
+        pytest.fail(str(exc), pytrace=False)
 
 
 class ApiClient:
