@@ -8,7 +8,7 @@ entry starts with compiled patterns over whole buffers, never line by line.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 Buffer = bytes | memoryview
 
@@ -54,6 +54,21 @@ def last_match_start(pattern: re.Pattern[bytes], buf: Buffer, lo: int, hi: int) 
 def count_matches(pattern: re.Pattern[bytes], buf: Buffer, lo: int, hi: int) -> int:
     """Number of matches in buf[lo:hi] at C speed (1-byte matches share one cached object)."""
     return len(pattern.findall(buf, lo, hi))
+
+
+def find_all(buf: bytes, needle: bytes, lo: int, hi: int) -> Iterator[int]:
+    """Offsets of `needle` in buf[lo:hi]: bytes.find's fast search, faster than a regex literal."""
+    at = buf.find(needle, lo, hi)
+    while at >= 0:
+        yield at
+        at = buf.find(needle, at + 1, hi)
+
+
+def find_any(buf: bytes, needles: tuple[bytes, ...], lo: int, hi: int) -> Iterator[int]:
+    """Offsets of any of `needles` in buf[lo:hi], in order (needles are rare: one pass each)."""
+    if len(needles) == 1:
+        return find_all(buf, needles[0], lo, hi)
+    return iter(sorted(at for needle in needles for at in find_all(buf, needle, lo, hi)))
 
 
 def csv_record_end(buf: bytes, start: int, hi: int) -> int | None:

@@ -55,6 +55,7 @@ class CompiledPrefix:
     line: re.Pattern[bytes]  # prefix + `LEVEL:  `
     timestamp_group: str  # ts_m | ts_n | ts_t
     process_group: str | None  # pid, else session, else None: what "same process" compares
+    guard: bytes | None  # regex of a prefixed line's first byte, when the prefix fixes it
 
 
 def compile_prefix(prefix: str) -> CompiledPrefix:
@@ -67,7 +68,8 @@ def compile_prefix(prefix: str) -> CompiledPrefix:
             "entries cannot be placed in a time window; add %m to log_line_prefix"
         )
     process = "pid" if "pid" in groups else "session" if "session" in groups else None
-    return CompiledPrefix(prefix, pattern, re.compile(pattern + LEVEL), timestamp, process)
+    line = re.compile(pattern + LEVEL)
+    return CompiledPrefix(prefix, pattern, line, timestamp, process, _guard(prefix))
 
 
 def _translate(prefix: str) -> tuple[bytes, set[str]]:
@@ -90,6 +92,34 @@ def _translate(prefix: str) -> tuple[bytes, set[str]]:
     if rest is not None:
         pattern += b"(?:" + b"".join(rest) + b")?"
     return pattern, groups
+
+
+# Escapes whose value always starts with a digit (or hex digit) when printed unpadded.
+_LEADING_CLASS = {
+    "m": rb"\d",
+    "t": rb"\d",
+    "n": rb"\d",
+    "s": rb"\d",
+    "p": rb"\d",
+    "l": rb"\d",
+    "x": rb"\d",
+    "Q": rb"[\d-]",
+    "c": rb"[0-9a-f]",
+    "e": rb"[0-9A-Z]",
+}
+
+
+def _guard(prefix: str) -> bytes | None:
+    """What the first byte of every prefixed line must be, when the prefix decides it."""
+    if not prefix:
+        return None
+    escape = _ESCAPE_RE.match(prefix)
+    if escape is None:
+        return re.escape(prefix[0].encode()[:1])
+    padding, letter = escape.groups()
+    if letter == "%":
+        return b"%"
+    return None if padding else _LEADING_CLASS.get(letter)
 
 
 def _escape_regex(escape: str, padding: str, groups: set[str]) -> bytes:

@@ -13,18 +13,20 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from dblogpack.formats.framing import count_matches, last_match_start
+from dblogpack.formats.framing import count_matches, find_any, last_match_start
 from dblogpack.formats.pg_prefix import LEVEL, CompiledPrefix, compile_prefix
 from dblogpack.formats.scanner import EntryScanner
-from dblogpack.formats.timestamps import LocalSecondsCache, fraction, load_zone, split_pg_timestamp
-from dblogpack.model import EntryDetail, FormatConfig, LogKind
+from dblogpack.formats.timestamps import LocalSecondsCache, load_zone
+from dblogpack.model import EntryDetail, FormatConfig, LogKind, TimeWindow
 
 FOLLOW_UP_LEVELS = frozenset({"DETAIL", "HINT", "CONTEXT", "STATEMENT", "QUERY", "LOCATION"})
 _FOLLOW_UP = rb"(?:DETAIL|HINT|CONTEXT|STATEMENT|QUERY|LOCATION):  "
 _ANY_LEVEL = rb"[A-Z]+[1-5]?:  "
 
-_SLOW_NEEDLE = re.compile(rb"LOG:  duration: ")
-_ERROR_NEEDLE = re.compile(rb"(?:WARNING|ERROR|FATAL|PANIC):  ")
+_SLOW_NEEDLES = (b"LOG:  duration: ",)
+_ERROR_NEEDLES = (b"WARNING:  ", b"ERROR:  ", b"FATAL:  ", b"PANIC:  ")
+_FOLLOW_UP_NEEDLES = tuple(sorted(level.encode() + b":  " for level in FOLLOW_UP_LEVELS))
+_NON_TAB_LINE = re.compile(rb"\n(?!\t)")
 _DURATION = re.compile(rb"duration: (\d+(?:\.\d+)?) ms")
 # What follows `duration: N ms  ` when the statement is logged with it.
 _STATEMENT_LEAD = re.compile(
@@ -55,8 +57,11 @@ class PgStderrFormat(EntryScanner):
         self._next_primary = re.compile(
             b"\n(?=" + unnamed + b"(?!" + _FOLLOW_UP + b")" + _ANY_LEVEL + b")"
         )
-        self._next_follow_up = re.compile(b"\n(?=" + unnamed + _FOLLOW_UP + b")")
         self._next_statement = re.compile(b"\n" + unnamed + rb"STATEMENT:  ")
+        guard = self.prefix.guard
+        if guard is not None and re.match(guard, b"\t"):
+            guard = None
+        self._not_prefixed = None if guard is None else re.compile(rb"\n(?!" + guard + b")")
 
     # ---- primitives ------------------------------------------------------------------------
 
@@ -77,41 +82,53 @@ class PgStderrFormat(EntryScanner):
         return None if head is None else self._timestamp(head)
 
     def _entry_end(self, buf: bytes, start: int, hi: int) -> int:
-        head = self._line.match(buf, start)
-        process = self._process(head)
+        return self._end_after(buf, start, self._process(self._line.match(buf, start)), hi)
+
+    def _end_after(self, buf: bytes, start: int, process: bytes | None, hi: int) -> int:
+        """End of the entry at `start`: the next line starting an entry (other than a follow-up
+        of `process`); TAB continuations and unprefixed lines in between belong to it."""
         pos = start
         while True:
-            line = self._next_line.search(buf, pos, hi)
-            if line is None:
+            found = _NON_TAB_LINE.search(buf, pos, hi)
+            if found is None or found.start() + 1 >= hi:
                 return hi
-            level = line["level"].decode()
-            if level not in FOLLOW_UP_LEVELS or self._process(line) != process:
-                return line.start() + 1
-            pos = line.start() + 1
+            line = found.start() + 1
+            if self._next_primary.match(buf, found.start()):
+                return line
+            head = self._line.match(buf, line)
+            if head is not None and self._process(head) != process:
+                return line  # a follow-up line of another process starts its own entry
+            pos = line
 
     def _count_entries(self, buf: bytes, lo: int, hi: int) -> int:
-        primaries = count_matches(self._next_primary, buf, max(lo - 1, 0), hi)
-        if lo == 0 and self._starts_entry(buf, 0):
-            primaries += 1
-        return primaries + self._count_orphans(buf, lo, hi)
+        if hi <= lo:
+            return 0
+        if self._not_prefixed is None:
+            primaries = count_matches(self._next_primary, buf, max(lo - 1, 0), hi)
+            if lo == 0 and self._starts_entry(buf, 0):
+                primaries += 1
+            return primaries + self._follow_ups(buf, lo, hi, orphans=True)
+        # Lines minus TAB continuations, unprefixed lines and attached follow-ups;
+        # all but the last are counted at C speed.
+        lines = 1 + buf.count(b"\n", lo, hi - 1)
+        unprefixed = count_matches(self._not_prefixed, buf, lo, hi - 1)  # TAB lines included
+        attached = self._follow_ups(buf, lo, hi, orphans=False)
+        return lines - unprefixed - attached
 
     def _candidates(
-        self, buf: bytes, kind: LogKind, lo: int, hi: int
-    ) -> Iterator[tuple[int, float]]:
-        needle = _SLOW_NEEDLE if kind is LogKind.SLOW else _ERROR_NEEDLE
-        line_pattern = self._line
-        for found in needle.finditer(buf, lo, hi):
-            at = found.start()
-            start = buf.rfind(b"\n", lo, at) + 1 or lo
-            head = line_pattern.match(buf, start)
-            if head is None or head.start("level") != at:
-                continue  # the words appear inside a message, not as its level
+        self, buf: bytes, kind: LogKind, window: TimeWindow, lo: int, hi: int
+    ) -> Iterator[tuple[int, int, float]]:
+        needles = _SLOW_NEEDLES if kind is LogKind.SLOW else _ERROR_NEEDLES
+        for at in find_any(buf, needles, lo, hi):
+            start, head = self._head_at_level(buf, lo, at)
+            if head is None:
+                continue
             ts = self._timestamp(head)
-            if ts is not None:
-                yield start, ts
+            if ts is not None and window.contains(ts):
+                yield start, self._end_after(buf, start, self._process(head), hi), ts
 
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
-        found = _DURATION.search(buf, start, end)
+        found = _DURATION.search(buf, start, buf.find(b"\n", start, end) % (end + 1))
         return float(found[1]) if found is not None else None
 
     def _detail(
@@ -151,8 +168,11 @@ class PgStderrFormat(EntryScanner):
         try:
             if self.prefix.timestamp_group == "ts_n":
                 return float(text)
-            seconds, digits, zone = split_pg_timestamp(text)
-            return self._seconds.seconds(seconds, zone) + fraction(digits)
+            if (
+                self.prefix.timestamp_group == "ts_m"
+            ):  # fixed layout: `YYYY-MM-DD HH:MM:SS.mmm ZONE`
+                return self._seconds.seconds(text[:19], text[24:]) + int(text[20:23]) * 0.001
+            return self._seconds.seconds(text[:19], text[20:])
         except ValueError:
             return None
 
@@ -171,17 +191,25 @@ class PgStderrFormat(EntryScanner):
             line_end = line_start - 1
         return None
 
-    def _count_orphans(self, buf: bytes, lo: int, hi: int) -> int:
-        """Follow-up lines of another process than the line before: entries of their own."""
-        if self.prefix.process_group is None:
-            return 0
-        orphans = 0
-        for found in self._next_follow_up.finditer(buf, max(lo - 1, 0), hi):
-            line = found.start() + 1
-            head = self._line.match(buf, line)
-            if self._process(head) != self._previous_process(buf, line):
-                orphans += 1
-        return orphans
+    def _follow_ups(self, buf: bytes, lo: int, hi: int, *, orphans: bool) -> int:
+        """Follow-up lines in buf[lo:hi] of another process than the line before (`orphans`,
+        entries of their own) or of the same one (parts of the entry before)."""
+        count = 0
+        for at in find_any(buf, _FOLLOW_UP_NEEDLES, lo, hi):
+            line, head = self._head_at_level(buf, lo, at)
+            if head is None or line == lo:
+                continue
+            same = self._process(head) == self._previous_process(buf, line)
+            count += same != orphans
+        return count
+
+    def _head_at_level(self, buf: bytes, lo: int, at: int) -> tuple[int, re.Match[bytes] | None]:
+        """The prefixed line whose level word sits at `at`, if the word at `at` is one."""
+        start = buf.rfind(b"\n", lo, at) + 1 or lo
+        head = self._line.match(buf, start)
+        if head is None or head.start("level") != at:
+            return start, None
+        return start, head
 
     def _statement(self, buf: bytes, body: int, message_end: int, end: int) -> str | None:
         lead = _STATEMENT_LEAD.search(buf, body, message_end)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from dblogpack.formats.base import LogFormat, ScanResult
 from dblogpack.formats.framing import Buffer, as_bytes
-from dblogpack.model import EntryDetail, LogKind, LogWarning, Query
+from dblogpack.model import EntryDetail, LogKind, LogWarning, Query, TimeWindow
 
 # Entries are assumed out of order by at most this much (writers race for the
 # log by milliseconds). Entries within it of a window edge are each judged by
@@ -53,9 +53,9 @@ class EntryScanner(LogFormat):
 
     @abstractmethod
     def _candidates(
-        self, buf: bytes, kind: LogKind, lo: int, hi: int
-    ) -> Iterator[tuple[int, float]]:
-        """(start, timestamp) of the entries of `kind` in buf[lo:hi], in order."""
+        self, buf: bytes, kind: LogKind, window: TimeWindow, lo: int, hi: int
+    ) -> Iterator[tuple[int, int, float]]:
+        """(start, end, timestamp) of the entries of `kind` in buf[lo:hi] inside `window`."""
 
     @abstractmethod
     def _detail(
@@ -122,13 +122,10 @@ class EntryScanner(LogFormat):
     # ---- selection ---------------------------------------------------------------------
 
     def _scan_kind(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
-        window, slow = query.window, query.kind is LogKind.SLOW
-        for start, ts in self._candidates(buf, query.kind, first, len(buf)):
-            if not window.contains(ts):
-                continue
-            end = self._entry_end(buf, start, len(buf))
+        slow, least = query.kind is LogKind.SLOW, query.min_duration_ms or 0.0
+        for start, end, ts in self._candidates(buf, query.kind, query.window, first, len(buf)):
             duration = self._duration_ms(buf, start, end) if slow else None
-            if slow and (duration is None or duration < (query.min_duration_ms or 0.0)):
+            if slow and (duration is None or duration < least):
                 continue
             _select(result, start, end, ts)
             if query.details:

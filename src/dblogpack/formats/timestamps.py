@@ -43,13 +43,18 @@ def local_to_epoch(fields: tuple[int, int, int, int, int, int], zone: tzinfo, ab
 
 
 class LocalSecondsCache:
-    """`YYYY-MM-DD HH:MM:SS ZONE` → unix seconds in the configured IANA zone, memoized."""
+    """`YYYY-MM-DD HH:MM:SS` + zone abbreviation → unix seconds in the configured IANA zone.
 
-    __slots__ = ("_cache", "zone")
+    Memoized per second and per hour: within an hour whose UTC offset does not
+    change, a time is the hour's start plus minutes and seconds.
+    """
+
+    __slots__ = ("_cache", "_hours", "zone")
 
     def __init__(self, zone: tzinfo) -> None:
         self.zone = zone
         self._cache: dict[bytes, int] = {}
+        self._hours: dict[bytes, int | None] = {}
 
     def seconds(self, stamp: bytes, abbrev: bytes) -> int:
         """`stamp` is exactly `YYYY-MM-DD HH:MM:SS`; raises ValueError when it is not a time."""
@@ -63,16 +68,40 @@ class LocalSecondsCache:
         return value
 
     def _compute(self, stamp: bytes, abbrev: bytes) -> int:
-        fields = (
-            int(stamp[0:4]),
-            int(stamp[5:7]),
-            int(stamp[8:10]),
-            int(stamp[11:13]),
-            int(stamp[14:16]),
-            int(stamp[17:19]),
-        )
+        hour_key = stamp[:13] + abbrev
+        if hour_key in self._hours:
+            start = self._hours[hour_key]
+        else:
+            start = self._hour_start(stamp, abbrev)
+            if len(self._hours) >= _CACHE_LIMIT:
+                self._hours.clear()
+            self._hours[hour_key] = start
+        minute, second = int(stamp[14:16]), int(stamp[17:19])
+        if start is None or minute > 59 or second > 59:
+            return self._exact(_fields(stamp), abbrev)
+        return start + minute * 60 + second
+
+    def _hour_start(self, stamp: bytes, abbrev: bytes) -> int | None:
+        """Unix time of the hour's start, or None when the offset changes within the hour."""
+        fields = _fields(stamp)
+        first = self._exact((*fields[:4], 0, 0), abbrev)
+        last = self._exact((*fields[:4], 59, 59), abbrev)
+        return first if last - first == 3599 else None
+
+    def _exact(self, fields: tuple[int, int, int, int, int, int], abbrev: bytes) -> int:
         datetime(*fields)  # validates ranges (month 13, hour 25 raise ValueError)
         return local_to_epoch(fields, self.zone, abbrev.decode("ascii", "replace"))
+
+
+def _fields(stamp: bytes) -> tuple[int, int, int, int, int, int]:
+    return (
+        int(stamp[0:4]),
+        int(stamp[5:7]),
+        int(stamp[8:10]),
+        int(stamp[11:13]),
+        int(stamp[14:16]),
+        int(stamp[17:19]),
+    )
 
 
 def split_pg_timestamp(text: bytes) -> tuple[bytes, bytes, bytes]:
