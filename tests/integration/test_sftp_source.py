@@ -10,6 +10,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,21 @@ def test_reads_exact_byte_ranges_including_across_large_spans_and_past_the_end(
     assert source.read("postgresql-big.log", 0, len(data)) == data
     assert source.read("postgresql-big.log", len(data) - 10, 100) == data[-10:]
     assert source.read("postgresql-big.log", len(data), 100) == b""
+
+
+def test_reads_from_several_threads_at_once_share_one_connection(
+    sshd: Sshd, source: SftpSource, log_dir: Path
+) -> None:
+    data = os.urandom(2 * 1024 * 1024)
+    write(log_dir / "postgresql-shared.log", data)
+    ranges = [(offset, 300_000) for offset in range(0, len(data), 150_000)]
+    connections_before = len(sshd.connection_children())
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(lambda r: source.read("postgresql-shared.log", *r), ranges))
+
+    assert results == [data[offset : offset + size] for offset, size in ranges]
+    assert len(sshd.connection_children()) <= connections_before + 1
 
 
 def test_refuses_names_that_are_not_log_files_of_the_directory(source: SftpSource) -> None:

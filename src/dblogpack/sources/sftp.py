@@ -31,7 +31,15 @@ T = TypeVar("T")
 # up to MAX_REQUESTS block reads in flight, which is what makes SFTP fast.
 READ_SPAN = 8 * 1024 * 1024
 BLOCK_SIZE = 256 * 1024
-MAX_REQUESTS = 64
+MAX_REQUESTS = 16  # 4 MiB in flight: more only adds Python overhead on a loopback-fast link
+
+# AES-GCM runs in one C call per packet, about twice as fast here as asyncssh's first choice,
+# chacha20-poly1305; the rest of asyncssh's defaults stay as fallbacks.
+_CIPHERS = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com"] + [
+    name.decode()
+    for name in asyncssh.encryption.get_default_encryption_algs()
+    if b"-gcm@" not in name
+]
 
 _VANISHED = "file vanished (no such file on the server: it was rotated or removed)"
 _NO_DIR = "no such directory on the server (check LogDir)"
@@ -233,6 +241,7 @@ class SftpSource(LogSource):
                 agent_path=None,
                 password=None,
                 preferred_auth="publickey",
+                encryption_algs=_CIPHERS,
                 connect_timeout=self.timeout,
                 keepalive_interval=max(self.timeout, 15.0),
             ),
