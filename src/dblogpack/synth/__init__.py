@@ -27,7 +27,9 @@ from dblogpack.synth.record import (
     RecordFile,
     entries,
     expected_spans,
+    merged_spans,
     read_spans,
+    selected,
 )
 
 FORMATS = ("pg-stderr", "mongo-json", "mongo-legacy")
@@ -53,7 +55,9 @@ __all__ = [
     "expected_spans",
     "feed",
     "generate",
+    "merged_spans",
     "read_spans",
+    "selected",
 ]
 
 

@@ -155,6 +155,38 @@ def entries(files: list[str], blocks: Iterable[EntryBlock]) -> Iterator[Recorded
             )
 
 
+def selected(
+    files: list[str],
+    blocks: Iterable[EntryBlock],
+    window: TimeWindow,
+    kind: LogKind,
+    min_duration_ms: float | None = None,
+) -> Iterator[RecordedEntry]:
+    """Reference selection: the recorded entries a package must hold, in write order.
+
+    Deliberately plain (one entry at a time, the documented rules read literally) so that it
+    shares nothing with the engine it checks. Window edges compare at millisecond precision.
+    """
+    for entry in entries(files, blocks):
+        if not window.contains(entry.ts_ms / 1000) or not entry.is_kind(kind):
+            continue
+        if min_duration_ms is not None and (entry.duration_ms or 0.0) < min_duration_ms:
+            continue
+        yield entry
+
+
+def merged_spans(chosen: Iterable[RecordedEntry]) -> dict[str, list[tuple[int, int]]]:
+    """Per file, the (offset, length) ranges of `chosen` entries, adjacent ones merged."""
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for entry in chosen:
+        file_spans = spans.setdefault(entry.file, [])
+        if file_spans and sum(file_spans[-1]) == entry.offset:
+            file_spans[-1] = (file_spans[-1][0], file_spans[-1][1] + entry.length)
+        else:
+            file_spans.append((entry.offset, entry.length))
+    return spans
+
+
 def expected_spans(
     files: list[str],
     blocks: Iterable[EntryBlock],
@@ -162,23 +194,8 @@ def expected_spans(
     kind: LogKind,
     min_duration_ms: float | None = None,
 ) -> dict[str, list[tuple[int, int]]]:
-    """Reference selection: per file, the (offset, length) ranges a package must hold, merged.
-
-    Deliberately plain (one entry at a time, the documented rules read literally) so that it
-    shares nothing with the engine it checks. Window edges compare at millisecond precision.
-    """
-    spans: dict[str, list[tuple[int, int]]] = {}
-    for entry in entries(files, blocks):
-        if not window.contains(entry.ts_ms / 1000) or not entry.is_kind(kind):
-            continue
-        if min_duration_ms is not None and (entry.duration_ms or 0.0) < min_duration_ms:
-            continue
-        file_spans = spans.setdefault(entry.file, [])
-        if file_spans and sum(file_spans[-1]) == entry.offset:
-            file_spans[-1] = (file_spans[-1][0], file_spans[-1][1] + entry.length)
-        else:
-            file_spans.append((entry.offset, entry.length))
-    return spans
+    """Per file, the byte ranges a package must hold (see `selected`)."""
+    return merged_spans(selected(files, blocks, window, kind, min_duration_ms))
 
 
 def read_spans(

@@ -1,0 +1,48 @@
+"""A slow package of a 200 MB mongo-legacy file against mtools' `mlogfilter --slow 100`.
+
+mtools 1.7.2 is installed from PyPI into a bench-only venv (bench/.venv-mtools) on first use.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.rows import Comparison, Context, Row, RowResult, compare
+from bench.verify import Selection
+from dblogpack.model import LogKind, TimeWindow
+
+VENV = Path(__file__).resolve().parents[1] / ".venv-mtools"
+MLOGFILTER = VENV / "bin" / "mlogfilter"
+# mtools 1.7.2 imports dateutil without declaring it.
+REQUIREMENTS = ["mtools==1.7.2", "python-dateutil"]
+
+
+def ensure_mtools(ctx: Context) -> None:
+    if MLOGFILTER.exists():
+        return
+    with ctx.console.status("installing mtools 1.7.2 into bench/.venv-mtools"):
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", *REQUIREMENTS], check=True)
+
+
+def legacy_slow(ctx: Context) -> RowResult:
+    ensure_mtools(ctx)
+    comparison = Comparison(
+        "slow-legacy",
+        "slow package (≥ 100 ms) of a 200 MB mongo-legacy file",
+        "mongo-legacy-200m",
+        ["--type", "slow", "--min-duration", "100"],
+        # mlogfilter reads a file argument only from a terminal; elsewhere it reads stdin.
+        f"{MLOGFILTER} --slow 100 < {{src}} > {{out}}",
+        "≥ 100x faster",
+        100.0,
+        Selection(TimeWindow(), LogKind.SLOW, 100.0),
+        repeats=1,
+        warmup=False,  # one mlogfilter run takes minutes; the gap is orders of magnitude
+    )
+    return compare(ctx, comparison)
+
+
+ROWS: list[tuple[str, Row]] = [("slow-legacy", legacy_slow)]

@@ -1,0 +1,83 @@
+"""Timing processes: paired A/B runs alternated so machine drift hits both sides alike."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class Run:
+    seconds: float
+    max_rss_kb: int  # largest resident set of the process and its waited-for children
+    returncode: int
+
+
+@dataclass(slots=True)
+class Paired:
+    a: list[Run] = field(default_factory=list)
+    b: list[Run] = field(default_factory=list)
+
+    @property
+    def a_seconds(self) -> float:
+        return statistics.median(r.seconds for r in self.a)
+
+    @property
+    def b_seconds(self) -> float:
+        return statistics.median(r.seconds for r in self.b)
+
+    @property
+    def speedup(self) -> float:
+        """How many times faster A is than B (B time / A time), from the medians."""
+        return self.b_seconds / self.a_seconds
+
+
+class CommandError(RuntimeError):
+    pass
+
+
+def run(argv: list[str], *, stdout_path: str | None = None) -> Run:
+    """Run a process to completion: wall time and peak RSS from wait4 (no sampling)."""
+    with tempfile.TemporaryFile() as errors:
+        stdout = open(stdout_path, "wb") if stdout_path else None
+        try:
+            started = time.perf_counter()
+            process = subprocess.Popen(argv, stdout=stdout or subprocess.DEVNULL, stderr=errors)
+            _, status, usage = os.wait4(process.pid, 0)
+            elapsed = time.perf_counter() - started
+        finally:
+            if stdout is not None:
+                stdout.close()
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            errors.seek(0)
+            tail = errors.read().decode(errors="replace")[-500:]
+            raise CommandError(f"{' '.join(argv)} exited {process.returncode}: {tail}")
+    return Run(elapsed, usage.ru_maxrss, process.returncode)
+
+
+def shell(command: str) -> list[str]:
+    # pipefail: a baseline whose first stage fails must not look fast.
+    return ["bash", "-o", "pipefail", "-c", command]
+
+
+def paired(a: list[str], b: list[str], repeats: int, warmup: bool = True) -> Paired:
+    """Alternate A and B `repeats` times each (A first on even rounds, B first on odd ones)."""
+    if warmup:
+        run(a)
+        run(b)
+    result = Paired()
+    for round_number in range(repeats):
+        order = ((a, result.a), (b, result.b))
+        for argv, runs in order if round_number % 2 == 0 else reversed(order):
+            runs.append(run(argv))
+    return result
+
+
+def repeated(argv: list[str], repeats: int) -> list[Run]:
+    run(argv)
+    return [run(argv) for _ in range(repeats)]
