@@ -130,7 +130,11 @@ def save_private_json(path: Path, document: dict[str, str]) -> None:
 class JsonLogFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message and any `extra` fields."""
 
-    _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
+    # uvicorn adds `color_message` (ANSI-coloured duplicate of the message) to its records.
+    _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+        "message",
+        "color_message",
+    }
 
     def format(self, record: logging.LogRecord) -> str:
         document: dict[str, Any] = {

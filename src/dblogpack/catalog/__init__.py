@@ -10,8 +10,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -70,6 +68,10 @@ def _begin_sqlite_transaction(conn: Connection) -> None:
 
 def upgrade(engine: Engine) -> None:
     """Apply every pending Alembic migration; safe to run again, and from several processes."""
+    # Imported here: alembic costs a quarter second, and only starting processes migrate.
+    from alembic import command
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     try:
