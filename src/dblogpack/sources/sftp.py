@@ -170,7 +170,10 @@ class SftpSource(LogSource):
             raise SourceError(f"{self._where}: invalid range offset={offset} size={size}")
         if size == 0:
             return b""
-        return self._run(self._call(lambda sftp: self._read(sftp, path, offset, size)), what=name)
+        spans = -(-size // READ_SPAN)
+        return self._run(
+            self._call(lambda sftp: self._read(sftp, path, offset, size)), what=name, steps=spans
+        )
 
     def check(self) -> None:
         self._run(self._call(self._list), what=f"listing {self.log_dir}", missing=_NO_DIR)
@@ -199,10 +202,14 @@ class SftpSource(LogSource):
 
     # -- the async side (runs on the loop thread) ----------------------------------------
 
-    def _run(self, coro: Coroutine[Any, Any, T], what: str, missing: str = _VANISHED) -> T:
+    def _run(
+        self, coro: Coroutine[Any, Any, T], what: str, missing: str = _VANISHED, steps: int = 1
+    ) -> T:
+        # Connecting, opening and each step of the operation have their own timeout inside;
+        # this outer one only guards against a bug there, and must never cut a working read.
+        backstop = (3 + steps) * self.timeout + 5
         try:
-            # Connect + auth + one operation each have their own timeout inside; allow both.
-            return _loop().run(coro, timeout=3 * self.timeout + 5)
+            return _loop().run(coro, timeout=backstop)
         except SourceError:
             raise
         except Exception as exc:
