@@ -306,7 +306,7 @@ def managed_logging_settings(
     log_line_prefix: str = DEFAULT_LOG_LINE_PREFIX,
     log_timezone: str = "UTC",
     log_min_duration_statement: str = "100ms",
-    log_rotation_size: str = "8kB",
+    log_rotation_size: str = "4kB",
 ) -> dict[str, str]:
     """Logging the way a managed database has it: collector, three destinations, rotation."""
     return {

@@ -93,7 +93,7 @@ class Workload:
         self._next = 1
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
 
-    def run(self, phases: int = 4) -> WorkloadRecord:
+    def run(self, phases: int = 3) -> WorkloadRecord:
         """Set up, then run `phases` phases, each followed by a gap holding a whole-second edge."""
         self._setup()
         try:
@@ -123,7 +123,7 @@ class Workload:
         self.connection.execute(b"CREATE TABLE IF NOT EXISTS wl_kv (k text UNIQUE, pad text)")
 
     def _phase(self, phase: int) -> None:
-        for step in range(4):
+        for step in range(3):
             self._slow_sleep()
             self._fast()
             self._slow_multiline(lines=20 + 10 * step)
@@ -156,7 +156,7 @@ class Workload:
         padding = "\n".join(f"       , {i} AS padding_column_{i:03d}" for i in range(lines))
         sql = (
             f"SELECT /* {marker(n)} */ pg_sleep({SLOW_SLEEP_S})\n{padding}\n"
-            f"  FROM generate_series(1, 3) AS g /* end {marker(n)} */"
+            f"  FROM generate_series(1, 1) AS g /* end {marker(n)} */"
         )
         self._statement(n, EventKind.SLOW, sql, (f"end {marker(n)}",))
 
@@ -239,6 +239,6 @@ class Workload:
         self.record.events.append(Event(n, EventKind.FATAL, sent, answered, fragments))
 
 
-def run_workload(cluster: PgCluster, phases: int = 4) -> WorkloadRecord:
+def run_workload(cluster: PgCluster, phases: int = 3) -> WorkloadRecord:
     """Run the standard recorded workload on a cluster logging with `managed_logging_settings`."""
     return Workload(cluster).run(phases)
