@@ -21,7 +21,8 @@ def all_actions() -> ActionRegistry:
 def api_routes(service: Service, options: ApiOptions | None = None) -> list[BaseRoute]:
     """The `/` route, for an application that also serves other paths."""
     endpoint = ApiEndpoint(service, all_actions(), options or ApiOptions())
-    return [Route("/", endpoint.handle, methods=["GET", "POST"])]
+    # Every method is routed so that even a PUT gets the JSON answer SDKs expect (RetCode 230).
+    return [Route("/", endpoint.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])]
 
 
 def create_asgi_app(service: Service, options: ApiOptions | None = None) -> Starlette:

@@ -85,6 +85,10 @@ class ApiEndpoint:
         return response
 
     async def _read_params(self, request: Request) -> RequestParams:
+        if request.method not in ("GET", "POST"):
+            raise InvalidParameter(
+                f"HTTP method {request.method} is not supported: use GET or POST"
+            )
         body = await _read_body(request, self._options.max_body_bytes)
         query = request.scope.get("query_string", b"")
         return parse_request(query, request.headers.get("content-type"), body)
