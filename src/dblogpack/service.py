@@ -23,6 +23,7 @@ from dblogpack.catalog.records import AccessKey, MongoCluster, PgsqlInstance
 from dblogpack.catalog.tables import access_keys
 from dblogpack.errors import (
     ConfigError,
+    DblogpackError,
     InvalidParameter,
     MissingParameter,
     NotFound,
@@ -90,11 +91,26 @@ def _require_admin(caller: Caller) -> None:
         raise PermissionDenied()
 
 
-def _check_name(name: str, parameter: str = "Name") -> str:
+def _check_name(name: str, parameter: str = "Name", longest: int = _MAX_NAME) -> str:
     stripped = name.strip()
-    if not 1 <= len(stripped) <= _MAX_NAME:
-        raise InvalidParameter(f"{parameter} must be 1 to {_MAX_NAME} characters, got {name!r}")
+    if not 1 <= len(stripped) <= longest or not stripped.isprintable():
+        raise InvalidParameter(
+            f"{parameter} must be 1 to {longest} printable characters, got {name!r}"
+        )
     return stripped
+
+
+def _placement(region: str | None, zone: str | None, defaults: tuple[str, str]) -> tuple[str, str]:
+    """Region and zone of a new resource: as given (validated), else the server's defaults."""
+    return (
+        _check_name(region, "Region", 64) if region else defaults[0],
+        _check_name(zone, "Zone", 64) if zone else defaults[1],
+    )
+
+
+def _storable(value: str) -> bool:
+    # PostgreSQL text cannot hold NUL: such a lookup key cannot name anything stored.
+    return "\x00" not in value
 
 
 class Service:
@@ -110,15 +126,16 @@ class Service:
     ) -> None:
         self.catalog = catalog
         self._source_factory = source_factory
-        self._default_region = default_region
-        self._default_zone = default_zone
+        self._defaults = (default_region, default_zone)
 
     # -- keys and projects ---------------------------------------------------------------
 
     def authenticate(self, public_key: str) -> tuple[Caller, str]:
         """The caller behind `public_key` and its private key, to verify the signature with."""
-        with self.catalog.read() as conn:
-            key = account_queries.get_access_key(conn, self.catalog.box, public_key)
+        key = None
+        if _storable(public_key):
+            with self.catalog.read() as conn:
+                key = account_queries.get_access_key(conn, self.catalog.box, public_key)
         if key is None:
             raise UnknownPublicKey(f"PublicKey {public_key!r} is unknown")
         return _caller_of(key), key.private_key
@@ -203,7 +220,11 @@ class Service:
         if target_public_key == caller.public_key:
             raise InvalidParameter("TargetPublicKey is the key making this call; use another key")
         with self.catalog.write() as conn:
-            target = account_queries.get_access_key(conn, self.catalog.box, target_public_key)
+            target = (
+                account_queries.get_access_key(conn, self.catalog.box, target_public_key)
+                if _storable(target_public_key)
+                else None
+            )
             if target is None or not target.project_ids <= caller.project_ids:
                 raise NotFound(f"access key {target_public_key!r} not found")
             account_queries.delete_access_key(conn, target_public_key)
@@ -235,13 +256,13 @@ class Service:
         _require_admin(caller)
         project_id = self.resolve_project(caller, project_id)
         name = _check_name(name)
+        region, zone = _placement(region, zone, self._defaults)
         self._check_source(source)
         with _id_race("InstanceID"), self.catalog.write() as conn:
             resource_id = self._claim_id(conn, instance_id, "upgsql-", "InstanceID")
             resource_queries.insert_pgsql_instance(
                 conn, self.catalog.box, instance_id=resource_id, project_id=project_id,
-                region=region or self._default_region, zone=zone or self._default_zone,
-                name=name, source=source,
+                region=region, zone=zone, name=name, source=source,
             )
         return resource_id
 
@@ -251,8 +272,10 @@ class Service:
     ) -> PgsqlInstance:
         """An instance of the caller's project in that region/zone; NotFound otherwise."""
         scope = self._scope(caller, project_id)
-        with self.catalog.read() as conn:
-            found = resource_queries.get_pgsql_instance(conn, instance_id, scope, region, zone)
+        found = None
+        if _storable(instance_id):
+            with self.catalog.read() as conn:
+                found = resource_queries.get_pgsql_instance(conn, instance_id, scope, region, zone)
         if found is None:
             raise NotFound(f"InstanceID {instance_id!r} not found")
         return found
@@ -294,11 +317,11 @@ class Service:
         _require_admin(caller)
         project_id = self.resolve_project(caller, project_id)
         name = _check_name(name)
+        region, zone = _placement(region, zone, self._defaults)
         with _id_race("ClusterId"), self.catalog.write() as conn:
             resource_id = self._claim_id(conn, cluster_id, "umongodb-", "ClusterId")
             resource_queries.insert_mongodb_cluster(
-                conn, cluster_id=resource_id, project_id=project_id,
-                region=region or self._default_region, zone=zone or self._default_zone,
+                conn, cluster_id=resource_id, project_id=project_id, region=region, zone=zone,
                 name=name,
             )
         return resource_id
@@ -328,8 +351,10 @@ class Service:
     ) -> MongoCluster:
         """A cluster (with its nodes) of the caller's project in that region/zone."""
         scope = self._scope(caller, project_id)
-        with self.catalog.read() as conn:
-            found = resource_queries.get_mongodb_cluster(conn, cluster_id, scope, region, zone)
+        found = None
+        if _storable(cluster_id):
+            with self.catalog.read() as conn:
+                found = resource_queries.get_mongodb_cluster(conn, cluster_id, scope, region, zone)
         if found is None:
             raise NotFound(f"ClusterId {cluster_id!r} not found")
         return found
@@ -390,8 +415,10 @@ class Service:
         try:
             with self._source_factory(source) as log_source:
                 log_source.check()
-        except (SourceError, ConfigError) as exc:
-            raise InvalidParameter(f"the log source does not answer: {exc.message}") from exc
+        except (SourceError, ConfigError, ValueError) as exc:
+            # ValueError: what os and drivers raise for an unusable setting (a NUL in a path).
+            message = exc.message if isinstance(exc, DblogpackError) else str(exc)
+            raise InvalidParameter(f"the log source does not answer: {message}") from exc
 
     def _claim_id(
         self, conn: Connection, wanted: str | None, prefix: str, parameter: str

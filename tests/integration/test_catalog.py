@@ -22,7 +22,14 @@ from sqlalchemy.exc import IntegrityError
 from tests.support.pgcluster import PgCluster
 
 from dblogpack.app import build_source
-from dblogpack.catalog import Catalog, create_catalog_engine, open_catalog, resources, upgrade
+from dblogpack.catalog import (
+    Catalog,
+    audit,
+    create_catalog_engine,
+    open_catalog,
+    resources,
+    upgrade,
+)
 from dblogpack.catalog.tables import metadata, packages
 from dblogpack.errors import (
     InvalidParameter,
@@ -390,3 +397,43 @@ def test_a_live_package_name_is_unique_per_resource_until_deleted(
         conn.execute(insert(packages).values(id="pkg-3", **row))
         stored = conn.execute(select(packages).where(packages.c.id == "pkg-3")).one()
     assert (stored.progress, stored.attempts, stored.message) == (0, 0, "")
+
+
+# -- whatever a caller sends -----------------------------------------------------------------
+
+
+def test_hostile_lookups_are_plain_not_found_answers(service: Service, admin: Caller) -> None:
+    project = admin.default_project_id or ""
+    with pytest.raises(UnknownPublicKey):
+        service.authenticate("nul\x00key")
+    with pytest.raises(UnknownPublicKey):
+        service.authenticate("k" * 5000)
+    with pytest.raises(NotFound):
+        service.get_pgsql_instance(admin, project, "r" * 500, None, "id\x00")
+    with pytest.raises(NotFound):
+        service.get_mongodb_cluster(admin, project, None, None, "c" * 500)
+
+
+def test_placement_and_names_are_validated_on_registration(
+    service: Service, admin: Caller, log_dir: str
+) -> None:
+    project = admin.default_project_id or ""
+    with pytest.raises(InvalidParameter, match="Region must be 1 to 64 printable"):
+        service.register_mongodb_cluster(admin, project, "r" * 65, None, None, "c")
+    with pytest.raises(InvalidParameter, match="Name must be"):
+        service.register_pgsql_instance(admin, project, None, None, None, "bad\x00name",
+                                        dir_source(log_dir))
+    with pytest.raises(InvalidParameter, match="does not answer"):
+        service.register_pgsql_instance(admin, project, None, None, None, "n",
+                                        dir_source(log_dir + "\x00"))
+
+
+def test_every_call_is_audited_even_with_oversized_or_binary_fields(service: Service) -> None:
+    service.record_audit(
+        request_uuid="u" * 100, public_key="p\x00" * 100, action="A" * 1000,
+        resource_id="r" * 1000, ret_code=171, remote_addr="a" * 100,
+    )
+    with service.catalog.read() as conn:
+        record = audit.recent_audit_records(conn, 1)[0]
+    assert record.ret_code == 171 and record.action == "A" * 128
+    assert record.public_key is not None and "\x00" not in record.public_key

@@ -23,14 +23,21 @@ def insert_audit_record(
     conn.execute(
         insert(audit_records).values(
             at=time.time(),
-            request_uuid=request_uuid,
-            public_key=public_key,
-            action=action[:128],
-            resource_id=None if resource_id is None else resource_id[:128],
+            request_uuid=_fit(request_uuid, 64) or "",
+            public_key=_fit(public_key, 128),
+            action=_fit(action, 128) or "",
+            resource_id=_fit(resource_id, 128),
             ret_code=ret_code,
-            remote_addr=remote_addr,
+            remote_addr=_fit(remote_addr, 64),
         )
     )
+
+
+def _fit(value: str | None, length: int) -> str | None:
+    """`value` as its column can hold it: whatever a caller sent is recorded, never refused."""
+    if value is None:
+        return None
+    return value.replace("\x00", "\\0")[:length]
 
 
 def recent_audit_records(conn: Connection, limit: int = 100) -> list[AuditRecord]:
