@@ -11,7 +11,9 @@ import pytest
 from dblogpack.errors import ConfigError
 from dblogpack.settings import SETTINGS, Settings, load_settings, markdown_table
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "configuration.md"
+README = ROOT / "README.md"
 
 
 def write_toml(data_dir: Path, text: str) -> None:
@@ -113,12 +115,13 @@ def test_the_settings_table_and_the_settings_object_name_the_same_settings() -> 
     assert [s.name for s in SETTINGS] == [f.name for f in dataclasses.fields(Settings)]
 
 
-def test_every_setting_is_documented_in_docs_configuration() -> None:
-    doc = DOC.read_text()
+@pytest.mark.parametrize("doc_path", [DOC, README], ids=["docs/configuration.md", "README.md"])
+def test_every_setting_is_documented(doc_path: Path) -> None:
+    doc = doc_path.read_text()
     start = doc.index("<!-- settings-table:start -->\n") + len("<!-- settings-table:start -->\n")
     end = doc.index("<!-- settings-table:end -->")
     assert doc[start:end] == markdown_table(), (
-        "docs/configuration.md is out of date: paste dblogpack.settings.markdown_table() "
+        f"{doc_path.name} is out of date: paste dblogpack.settings.markdown_table() "
         "between the settings-table markers"
     )
     for setting in SETTINGS:
