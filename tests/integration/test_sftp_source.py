@@ -134,6 +134,21 @@ def test_a_dropped_connection_is_reopened_on_the_next_read(
     assert source.read("postgresql-1.log", 6, 4) == b"line"
 
 
+def test_a_forked_worker_opens_its_own_connection(source: SftpSource, log_dir: Path) -> None:
+    write(log_dir / "postgresql-1.log", b"parent and child\n")
+    assert source.read("postgresql-1.log", 0, 6) == b"parent"
+
+    child = os.fork()
+    if child == 0:  # the child must not touch the parent's connection or event loop
+        ok = source.read("postgresql-1.log", 11, 5) == b"child"
+        source.close()
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(child, 0)
+
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert source.read("postgresql-1.log", 7, 3) == b"and"
+
+
 # -- failures ------------------------------------------------------------------------------
 
 

@@ -147,6 +147,11 @@ class SftpSource(LogSource):
         self.timeout = timeout
         self._key = _import_private_key(private_key_pem)
         self._known_hosts = _known_hosts(known_host_key)
+        self._forget_connection()
+
+    def _forget_connection(self) -> None:
+        """Start afresh (also in a forked child: the parent's connection is not ours to use)."""
+        self._pid = os.getpid()
         self._conn: asyncssh.SSHClientConnection | None = None
         self._sftp: asyncssh.SFTPClient | None = None
         self._connecting = asyncio.Lock()
@@ -179,7 +184,7 @@ class SftpSource(LogSource):
         self._run(self._call(self._list), what=f"listing {self.log_dir}", missing=_NO_DIR)
 
     def close(self) -> None:
-        if self._conn is not None:
+        if self._conn is not None and self._pid == os.getpid():
             self._run(self._disconnect(), what="closing")
 
     # -- names ---------------------------------------------------------------------------
@@ -208,6 +213,8 @@ class SftpSource(LogSource):
         # Connecting, opening and each step of the operation have their own timeout inside;
         # this outer one only guards against a bug there, and must never cut a working read.
         backstop = (3 + steps) * self.timeout + 5
+        if self._pid != os.getpid():
+            self._forget_connection()
         try:
             return _loop().run(coro, timeout=backstop)
         except SourceError:
