@@ -18,6 +18,7 @@ from dblogpack.sources.pgsql import (
     GRANT_LIST,
     GRANT_READ,
     GRANT_SETTINGS,
+    PIECE,
     REQUIRED_GRANTS,
     PostgresSource,
 )
@@ -102,6 +103,14 @@ class TestReading:
         source.list_files()
         for offset, size in [(0, 10), (0, len(content)), (1234, 999), (len(content) - 5, 5)]:
             assert source.read("planted-read.log", offset, size) == content[offset : offset + size]
+
+    def test_a_large_read_is_whole_and_in_order(self, source: PostgresSource, plant: Plant) -> None:
+        content = os.urandom(3 * PIECE + 12345)
+        plant("planted-large.log", content)
+        source.list_files()
+        assert source.read("planted-large.log", 0, len(content)) == content
+        assert source.read("planted-large.log", 1000, 2 * PIECE) == content[1000 : 1000 + 2 * PIECE]
+        assert source.read("planted-large.log", PIECE - 1, 10 * PIECE) == content[PIECE - 1 :]
 
     def test_reads_fewer_bytes_only_at_end_of_file(
         self, source: PostgresSource, plant: Plant
