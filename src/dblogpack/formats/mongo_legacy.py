@@ -1,0 +1,172 @@
+"""mongo-legacy: MongoDB <= 4.2 text log, `<time> <severity> <component> [<context>] <message>`.
+
+Times are iso8601-local (`…T10:00:00.123+0800`), iso8601-utc (`…Z`) or ctime
+(`Wed Jan  1 10:00:00.123`). A ctime has no year and no zone: the zone is
+FormatConfig.timezone (None = UTC) and the year is the latest one, not after
+the current year, in which that date falls on the printed weekday (the
+calendar repeats every 28 years, so a log less than 5 years old is always
+dated right). A line without a time continues the entry before it; bytes
+before a buffer's first entry are an "unparseable" warning.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from datetime import date, datetime
+
+from dblogpack.formats.framing import count_matches, find_all, find_any, last_match_start
+from dblogpack.formats.scanner import EntryScanner
+from dblogpack.formats.timestamps import (
+    IsoSecondsCache,
+    fraction,
+    load_zone,
+    local_to_epoch,
+)
+from dblogpack.model import EntryDetail, FormatConfig, LogKind, TimeWindow
+
+SLOW_COMPONENTS = frozenset({b"COMMAND", b"WRITE", b"QUERY"})
+
+_ISO = rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)"
+_CTIME = rb"[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d(?:\.\d+)?"
+_TAIL = rb" [A-Z]\d? +[A-Za-z_-]+ +\["
+_HEAD = re.compile(
+    rb"(?P<ts>" + _ISO + rb"|" + _CTIME + rb") (?P<sev>[A-Z]\d?) +(?P<comp>[A-Za-z_-]+) +"
+    rb"\[(?P<ctx>[^\]\n]*)\] ?"
+)
+_NEXT_START = re.compile(rb"\n(?=(?:" + _ISO + rb"|" + _CTIME + rb")" + _TAIL + rb")")
+_ERROR_NEEDLES = (b" W ", b" E ", b" F ")
+_SLOW_NEEDLE = b"ms\n"
+_TRAILING_MS = re.compile(rb" (\d+)ms\r?$")
+_CODE = re.compile(r"\b(?:code|errCode):\s?(\d+)")
+_STATEMENT_END = re.compile(r" (?:planSummary|keysExamined|docsExamined|numYields|nreturned):")
+_MONTHS = {
+    m: i + 1 for i, m in enumerate(b"Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split())
+}
+_WEEKDAYS = {d: i for i, d in enumerate(b"Mon Tue Wed Thu Fri Sat Sun".split())}
+_CALENDAR_CYCLE_YEARS = 28
+
+
+class MongoLegacyFormat(EntryScanner):
+    """MongoDB legacy text log; slow = COMMAND/WRITE/QUERY lines ending in `<N>ms`."""
+
+    name = "mongo-legacy"
+
+    def __init__(self, config: FormatConfig) -> None:
+        self._zone = load_zone(config.timezone)
+        self._iso = IsoSecondsCache()
+        self._ctime: dict[bytes, int] = {}
+        self._current_year = time.gmtime().tm_year
+
+    # ---- primitives ------------------------------------------------------------------------
+
+    def _start_at_or_after(self, buf: bytes, pos: int, hi: int) -> int | None:
+        if pos < hi and (pos == 0 or buf[pos - 1] == 10) and _HEAD.match(buf, pos):
+            return pos
+        found = _NEXT_START.search(buf, pos)
+        return found.start() + 1 if found is not None and found.start() + 1 < hi else None
+
+    def _last_start_before(self, buf: bytes, hi: int) -> int | None:
+        found = last_match_start(_NEXT_START, buf, 0, hi)
+        if found is not None:
+            return found + 1
+        return 0 if hi > 0 and _HEAD.match(buf, 0) else None
+
+    def _timestamp_at(self, buf: bytes, start: int) -> float | None:
+        head = _HEAD.match(buf, start)
+        return None if head is None else self._time(head["ts"])
+
+    def _entry_end(self, buf: bytes, start: int, hi: int) -> int:
+        found = _NEXT_START.search(buf, start, hi)
+        return hi if found is None else found.start() + 1
+
+    def _count_entries(self, buf: bytes, lo: int, hi: int) -> int:
+        count = count_matches(_NEXT_START, buf, max(lo - 1, 0), hi)
+        return count + (1 if lo == 0 and _HEAD.match(buf, 0) else 0)
+
+    def _candidates(
+        self, buf: bytes, kind: LogKind, window: TimeWindow, lo: int, hi: int
+    ) -> Iterator[tuple[int, int, float]]:
+        slow = kind is LogKind.SLOW
+        hits = self._slow_hits(buf, lo, hi) if slow else find_any(buf, _ERROR_NEEDLES, lo, hi)
+        for at in hits:
+            start = buf.rfind(b"\n", lo, at) + 1 or lo
+            head = _HEAD.match(buf, start)
+            if head is None:
+                continue
+            if slow and head["comp"] not in SLOW_COMPONENTS:
+                continue
+            if not slow and head.start("sev") != at + 1:
+                continue
+            ts = self._time(head["ts"])
+            if ts is not None and window.contains(ts):
+                yield start, self._entry_end(buf, start, hi), ts
+
+    def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
+        newline = buf.find(b"\n", start, end)
+        found = _TRAILING_MS.search(buf, start, end if newline < 0 else newline)
+        return float(found[1]) if found is not None else None
+
+    def _detail(
+        self, buf: bytes, start: int, end: int, ts: float, duration: float | None
+    ) -> EntryDetail:
+        head = _HEAD.match(buf, start)
+        assert head is not None  # selected entries start with a head
+        message = buf[head.end() : end].rstrip(b"\r\n").decode("utf-8", "replace")
+        code = _CODE.search(message)
+        return EntryDetail(
+            timestamp=ts,
+            severity=head["sev"].decode(),
+            duration_ms=duration,
+            statement=_statement(message) if duration is not None else None,
+            code=code[1] if code is not None else None,
+            message=message,
+        )
+
+    # ---- helpers ----------------------------------------------------------------------------
+
+    def _slow_hits(self, buf: bytes, lo: int, hi: int) -> Iterator[int]:
+        """Line ends in `<digits>ms` (the buffer's own end counts as a line end)."""
+        for at in find_all(buf, _SLOW_NEEDLE, lo, hi):
+            if at > lo and 48 <= buf[at - 1] <= 57:
+                yield at
+        if buf.endswith(b"ms", lo, hi) and hi - 3 >= lo and 48 <= buf[hi - 3] <= 57:
+            yield hi - 2
+
+    def _time(self, text: bytes) -> float | None:
+        try:
+            if text[4:5] == b"-":
+                return self._iso.parse(text)
+            return self._ctime_seconds(text[:19]) + fraction(text[20:])
+        except (ValueError, KeyError):
+            return None
+
+    def _ctime_seconds(self, text: bytes) -> int:
+        value = self._ctime.get(text)
+        if value is None:
+            value = self._ctime_compute(text)
+            if len(self._ctime) > 65536:
+                self._ctime.clear()
+            self._ctime[text] = value
+        return value
+
+    def _ctime_compute(self, text: bytes) -> int:
+        weekday, month, day = _WEEKDAYS[text[0:3]], _MONTHS[text[4:7]], int(text[8:10])
+        clock = (int(text[11:13]), int(text[14:16]), int(text[17:19]))
+        for year in range(self._current_year, self._current_year - _CALENDAR_CYCLE_YEARS, -1):
+            try:
+                if date(year, month, day).weekday() != weekday:
+                    continue
+            except ValueError:
+                continue  # 29 Feb of a common year
+            datetime(year, month, day, *clock)  # validates the clock
+            return local_to_epoch((year, month, day, *clock), self._zone, "")
+        raise ValueError(f"no year has {text!r}")
+
+
+def _statement(message: str) -> str:
+    """The operation's shape: the message without its trailing statistics and duration."""
+    cut = _STATEMENT_END.search(message)
+    text = message[: cut.start()] if cut is not None else message.rsplit(" ", 1)[0]
+    return text.strip()
