@@ -1,0 +1,246 @@
+"""A package holds exactly the window's entries of the asked type, byte for byte, and a manifest."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import subprocess
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from tests.unit.engine_logs import BASE_MS, error, members, mixed, noise, reference, slow, write_log
+
+from dblogpack import pipeline
+from dblogpack.model import (
+    FormatConfig,
+    LogFile,
+    LogKind,
+    PackageResult,
+    PackageSpec,
+    ResourceKind,
+    TimeWindow,
+)
+from dblogpack.sources.base import LogSource
+from dblogpack.sources.local import DirSource
+
+PG = FormatConfig("pg-stderr")
+
+
+class CountingSource(LogSource):
+    """A source without a local path (so read like a remote one) that counts the bytes read."""
+
+    def __init__(self, inner: LogSource) -> None:
+        self.inner = inner
+        self.bytes_read: dict[str, int] = defaultdict(int)
+
+    def list_files(self) -> list[LogFile]:
+        return self.inner.list_files()
+
+    def read(self, name: str, offset: int, size: int) -> bytes:
+        data = self.inner.read(name, offset, size)
+        self.bytes_read[name] += len(data)
+        return data
+
+    def check(self) -> None:
+        self.inner.check()
+
+
+def spec_for(
+    kind: LogKind, begin_ms: int | None = None, end_ms: int | None = None, **extra: object
+) -> PackageSpec:
+    window = TimeWindow(
+        None if begin_ms is None else begin_ms / 1000, None if end_ms is None else end_ms / 1000
+    )
+    return PackageSpec(
+        id="pkg-1", name="night", kind=ResourceKind.PGSQL, resource_id="upgsql-1",
+        node_id=None, log_type=kind, window=window, **extra,  # type: ignore[arg-type]
+    )
+
+
+def pack(
+    source: LogSource, spec: PackageSpec, fmt: FormatConfig = PG, **options: object
+) -> tuple[PackageResult, dict[str, bytes], bytes]:
+    out = io.BytesIO()
+    result = pipeline.run(spec, source, fmt, out, **options)  # type: ignore[arg-type]
+    data = out.getvalue()
+    return result, members(data), data
+
+
+def test_manifest_has_exactly_the_documented_keys(tmp_path: Path) -> None:
+    write_log(tmp_path / "postgresql-1.log", mixed(BASE_MS, 50))
+    spec = spec_for(LogKind.SLOW, BASE_MS, BASE_MS + 30_000, min_duration_ms=50.0)
+
+    _, files, _ = pack(DirSource(tmp_path), spec)
+    manifest = json.loads(files["manifest.json"])
+
+    assert list(manifest) == [
+        "format_version", "package", "window", "files", "totals", "warnings", "generator"
+    ]
+    assert manifest["format_version"] == 1
+    assert manifest["package"] == {
+        "id": "pkg-1", "name": "night", "kind": "pgsql", "resource_id": "upgsql-1",
+        "node_id": None, "log_type": "slow", "min_duration_ms": 50.0,
+    }
+    assert manifest["window"] == {
+        "begin": 1714550400.0, "end": 1714550430.0,
+        "begin_iso": "2024-05-01T08:00:00.000Z", "end_iso": "2024-05-01T08:00:30.000Z",
+    }
+    [row] = manifest["files"]
+    assert list(row) == [
+        "name", "format", "bytes_scanned", "entries", "first_ts", "last_ts", "member", "sha256"
+    ]
+    assert row["member"] == "logs/postgresql-1.log" and row["format"] == "pg-stderr"
+    assert row["entries"] == 5 and row["first_ts"] == "2024-05-01T08:00:00.000Z"
+    assert list(manifest["totals"]) == ["entries", "bytes", "bytes_scanned", "files"]
+    assert manifest["totals"]["entries"] == 5
+    assert manifest["totals"]["bytes"] == len(files["logs/postgresql-1.log"])
+    assert manifest["warnings"] == []
+    assert manifest["generator"].startswith("dblogpack ")
+
+
+@pytest.mark.parametrize("kind", [LogKind.SLOW, LogKind.ERROR, LogKind.ALL])
+@pytest.mark.parametrize("local", [True, False], ids=["local", "remote"])
+def test_entries_are_byte_for_byte_those_the_reference_selects(
+    tmp_path: Path, kind: LogKind, local: bool
+) -> None:
+    entries = mixed(BASE_MS, 400)
+    write_log(tmp_path / "a.log", entries)
+    window_ms = (BASE_MS + 37_000, BASE_MS + 301_000)
+    source: LogSource = DirSource(tmp_path) if local else CountingSource(DirSource(tmp_path))
+
+    result, files, _ = pack(source, spec_for(kind, *window_ms))
+
+    expected = reference(entries, TimeWindow(window_ms[0] / 1000, window_ms[1] / 1000), kind)
+    assert files["logs/a.log"] == expected
+    assert result.entries == expected.count(b" UTC [4242] ") - expected.count(b"STATEMENT:  ")
+
+
+def test_an_entry_exactly_at_begin_is_kept_and_one_exactly_at_end_dropped(tmp_path: Path) -> None:
+    entries = [slow(BASE_MS + ms, 10.0) for ms in (999, 1000, 1500, 1999, 2000)]
+    write_log(tmp_path / "a.log", entries)
+
+    spec = spec_for(LogKind.SLOW, BASE_MS + 1000, BASE_MS + 2000)
+    result, files, _ = pack(DirSource(tmp_path), spec)
+
+    assert files["logs/a.log"] == b"".join(e.text() for e in entries[1:4])
+    assert result.entries == 3
+
+
+def test_min_duration_raises_the_bar_for_slow_entries(tmp_path: Path) -> None:
+    entries = [slow(BASE_MS + i, float(ms)) for i, ms in enumerate((5, 50, 500, 49.9))]
+    write_log(tmp_path / "a.log", entries)
+
+    _, files, _ = pack(DirSource(tmp_path), spec_for(LogKind.SLOW, min_duration_ms=50.0))
+
+    assert files["logs/a.log"] == entries[1].text() + entries[2].text()
+
+
+def test_package_is_standard_gzip_with_summary_and_manifest_last(tmp_path: Path) -> None:
+    write_log(tmp_path / "a.log", mixed(BASE_MS, 30))
+    package = tmp_path / "out.tar.gz"
+
+    _, files, data = pack(DirSource(tmp_path), spec_for(LogKind.ERROR))
+    package.write_bytes(data)
+
+    assert subprocess.run(["gzip", "-t", str(package)], check=False).returncode == 0
+    assert list(files) == ["logs/a.log", "summary.json", "summary.txt", "manifest.json"]
+    summary = json.loads(files["summary.json"])
+    assert summary["log_type"] == "error"
+    assert [(s["severity"], s["count"]) for s in summary["severities"]] == [("ERROR", 2)]
+
+
+def test_slow_summary_groups_statements_by_fingerprint(tmp_path: Path) -> None:
+    write_log(tmp_path / "a.log", [
+        slow(BASE_MS, 10.0, "SELECT * FROM t WHERE id = 1"),
+        slow(BASE_MS + 1, 30.0, "select * from t where id = 22"),
+        slow(BASE_MS + 2, 5.0, "UPDATE u SET n = 'x'"),
+    ])
+
+    _, files, _ = pack(DirSource(tmp_path), spec_for(LogKind.SLOW))
+
+    fingerprints = json.loads(files["summary.json"])["fingerprints"]
+    assert [(f["fingerprint"], f["count"], f["max_ms"]) for f in fingerprints] == [
+        ("select * from t where id = ?", 2, 30.0),
+        ("update u set n = ?", 1, 5.0),
+    ]
+    assert "select * from t where id = ?" in files["summary.txt"].decode()
+
+
+def test_files_without_entries_in_the_window_are_listed_but_get_no_member(tmp_path: Path) -> None:
+    write_log(tmp_path / "a.log", [noise(BASE_MS)])
+    (tmp_path / "empty.log").write_bytes(b"")
+
+    result, files, _ = pack(DirSource(tmp_path), spec_for(LogKind.SLOW))
+
+    assert [name for name in files if name.startswith("logs/")] == []
+    assert sorted((f.name, f.entries, f.member) for f in result.files) == [
+        ("a.log", 0, None), ("empty.log", 0, None)
+    ]
+
+
+def test_gzip_rotated_files_are_read_streamed_into_plain_members(tmp_path: Path) -> None:
+    entries = mixed(BASE_MS, 200)
+    (tmp_path / "old.log.gz").write_bytes(gzip.compress(b"".join(e.text() for e in entries)))
+
+    result, files, _ = pack(DirSource(tmp_path), spec_for(LogKind.SLOW, BASE_MS + 20_000))
+
+    expected = reference(entries, TimeWindow(BASE_MS / 1000 + 20), LogKind.SLOW)
+    assert files["logs/old.log"] == expected
+    assert result.warnings == []
+
+
+def test_a_truncated_gzip_file_gives_a_warning_and_the_entries_before_the_cut(
+    tmp_path: Path,
+) -> None:
+    entries = mixed(BASE_MS, 3000)
+    whole = gzip.compress(b"".join(e.text() for e in entries))
+    (tmp_path / "cut.log.gz").write_bytes(whole[: len(whole) // 2])
+
+    result, files, _ = pack(DirSource(tmp_path), spec_for(LogKind.ALL))
+
+    assert [w.kind for w in result.warnings] == ["truncated"]
+    packed = files["logs/cut.log"]
+    assert len(packed) > 0 and b"".join(e.text() for e in entries).startswith(packed)
+
+
+def test_named_files_only_are_packed_and_a_missing_one_is_a_warning(tmp_path: Path) -> None:
+    write_log(tmp_path / "a.log", [error(BASE_MS, "a")])
+    write_log(tmp_path / "b.log", [error(BASE_MS, "b")])
+
+    result, files, _ = pack(DirSource(tmp_path), spec_for(LogKind.ERROR, files=("b.log", "c.log")))
+
+    assert [name for name in files if name.startswith("logs/")] == ["logs/b.log"]
+    assert [(w.file, w.kind) for w in result.warnings] == [("c.log", "vanished")]
+
+
+def test_progress_grows_to_100(tmp_path: Path) -> None:
+    write_log(tmp_path / "a.log", mixed(BASE_MS, 100))
+    write_log(tmp_path / "b.log", mixed(BASE_MS + 100_000, 100))
+    seen: list[float] = []
+
+    pack(DirSource(tmp_path), spec_for(LogKind.ALL), progress=seen.append)
+
+    assert seen == sorted(seen) and seen[-1] == 100.0 and len(seen) >= 2
+
+
+def test_worker_processes_make_the_same_package_as_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entries = mixed(BASE_MS, 20_000, step_ms=50)
+    write_log(tmp_path / "big.log", entries)
+    # Small pieces so a small file is split between the worker processes.
+    monkeypatch.setattr(pipeline, "PARALLEL_MIN", 256 * 1024)
+    monkeypatch.setattr(pipeline, "PIECE", 200 * 1024)
+    monkeypatch.setattr(pipeline, "CHUNK", 64 * 1024)
+    spec = spec_for(LogKind.SLOW, BASE_MS + 1_234, BASE_MS + 950_321)
+
+    parallel, files, _ = pack(DirSource(tmp_path), spec, workers=2)
+    single, single_files, _ = pack(DirSource(tmp_path), spec, workers=1)
+
+    window = TimeWindow(spec.window.begin, spec.window.end)
+    assert files["logs/big.log"] == reference(entries, window, LogKind.SLOW)
+    assert files["logs/big.log"] == single_files["logs/big.log"]
+    assert files["summary.json"] == single_files["summary.json"]
+    assert parallel.entries == single.entries
