@@ -21,6 +21,7 @@ from dblogpack.api.signing import flatten, signature_matches, signature_of_pairs
 from dblogpack.errors import (
     BadSignature,
     DblogpackError,
+    InternalError,
     InvalidParameter,
     MissingAction,
     MissingSignature,
@@ -63,6 +64,12 @@ class ApiEndpoint:
     async def handle(self, request: Request) -> JSONResponse:
         request_uuid = str(uuid.uuid4())
         started = time.perf_counter()
+        outcome = await self._outcome(request, request_uuid)
+        response = _render_safely(outcome, request_uuid)
+        _log_call(outcome, request_uuid, time.perf_counter() - started)
+        return response
+
+    async def _outcome(self, request: Request, request_uuid: str) -> _Outcome:
         outcome = _Outcome()
         try:
             params = await self._read_params(request)
@@ -70,19 +77,13 @@ class ApiEndpoint:
             remote = request.client.host if request.client else None
             outcome.answer = await run_in_threadpool(self._call, params, request_uuid, remote)
         except DblogpackError as exc:
-            if exc.ret_code >= 5000:
-                logger.exception(
-                    "error in %s, RequestUUID %s", _printable(outcome.action), request_uuid
-                )
+            if exc.ret_code >= InternalError.ret_code:
+                _log_internal_error(outcome, request_uuid)
             outcome.error = exc
         except Exception:
-            logger.exception(
-                "internal error in %s, RequestUUID %s", _printable(outcome.action), request_uuid
-            )
-            outcome.error = DblogpackError(f"Internal error; quote RequestUUID {request_uuid}")
-        response = _render(outcome, request_uuid)
-        _log_call(outcome, request_uuid, time.perf_counter() - started)
-        return response
+            _log_internal_error(outcome, request_uuid)
+            outcome.error = InternalError()
+        return outcome
 
     async def _read_params(self, request: Request) -> RequestParams:
         if request.method not in ("GET", "POST"):
@@ -121,7 +122,7 @@ class ApiEndpoint:
         private_key: str,
         signature: str,
     ) -> Answer:
-        ret_code, answer, resource = 5000, None, None
+        ret_code, answer, resource = InternalError.ret_code, None, None
         try:
             _verify_signature(context.params, private_key, signature)
             action = self._actions.get(action_name)
@@ -189,12 +190,30 @@ def _too_large(limit: int) -> InvalidParameter:
     return InvalidParameter(f"Request body too large: at most {limit} bytes are accepted")
 
 
+def _log_internal_error(outcome: _Outcome, request_uuid: str) -> None:
+    logger.exception(
+        "internal error in %s, RequestUUID %s", _printable(outcome.action), request_uuid,
+        extra={"request_uuid": request_uuid},
+    )
+
+
+def _render_safely(outcome: _Outcome, request_uuid: str) -> JSONResponse:
+    """The answer; one a handler filled with something JSON cannot hold becomes RetCode 5000."""
+    try:
+        return _render(outcome, request_uuid)
+    except (TypeError, ValueError):
+        _log_internal_error(outcome, request_uuid)
+        return _render(_Outcome(outcome.action, None, InternalError()), request_uuid)
+
+
 def _render(outcome: _Outcome, request_uuid: str) -> JSONResponse:
     ret_code, message = 0, ""
     if outcome.error is not None:
         ret_code = outcome.error.ret_code
         # An unexpected error's text may come from a library: never show it to the caller.
-        message = outcome.error.message if ret_code != 5000 else _internal_message(request_uuid)
+        message = outcome.error.message
+        if ret_code >= InternalError.ret_code:
+            message = _internal_message(request_uuid)
     body: dict[str, object] = {
         key: value for key, value in (outcome.answer or {}).items() if key not in _COMMON_FIELDS
     }
