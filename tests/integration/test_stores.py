@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 import tracemalloc
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.support.pgcluster import free_port
 from tests.support.s3server import S3Server
 
 from dblogpack.errors import StoreError
@@ -234,6 +236,14 @@ def test_keys_that_could_escape_the_store_are_refused(store: PackageStore) -> No
             store.writer(key).__enter__()
 
 
+def test_listing_cannot_reach_outside_the_file_store(tmp_path: Path) -> None:
+    (tmp_path / "outside.txt").write_bytes(b"not a package")
+    store = FileStore(tmp_path / "packages")
+    for prefix in ["../", "/etc/", "a/../../"]:
+        with pytest.raises(ValueError, match="invalid key prefix"):
+            list(store.keys(prefix))
+
+
 # -- links and health ----------------------------------------------------------------------
 
 
@@ -267,6 +277,15 @@ def test_check_names_a_missing_bucket(s3server: S3Server) -> None:
     store = make_s3_store(s3server, "no-such-bucket-here", "")
     with pytest.raises(StoreError, match=r"NoSuchBucket.*create the bucket"):
         store.check()
+
+
+def test_check_names_an_unreachable_endpoint_quickly() -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    store = S3Store("packages", "", closed, "us-east-1", "k", "s", timeout=2.0)
+    started = time.monotonic()
+    with pytest.raises(StoreError, match=r"S3 could not write a probe object.*127\.0\.0\.1"):
+        store.check()
+    assert time.monotonic() - started < 10
 
 
 def test_check_names_an_unwritable_directory(tmp_path: Path) -> None:

@@ -96,7 +96,10 @@ class FileStore(PackageStore):
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         # Walk only the directory the prefix lies in; the prefix is a string prefix, as on S3.
-        start = self.root.joinpath(*prefix.split("/")[:-1]) if "/" in prefix else self.root
+        directories = prefix.split("/")[:-1]
+        if prefix.startswith("/") or any(d in ("", ".", "..") for d in directories):
+            raise ValueError(f"invalid key prefix {prefix!r}: want a relative name like 'proj/'")
+        start = self.root.joinpath(*directories)
         for dirpath, dirnames, filenames in os.walk(start):
             dirnames.sort()
             relative = Path(dirpath).relative_to(self.root).as_posix()
