@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dblogpack.errors import ConfigError, DblogpackError
+
+log = logging.getLogger("dblogpack.cli")
 
 if TYPE_CHECKING:
     from dblogpack.app import Services
@@ -94,18 +97,27 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def asgi_app(services: Services) -> Any:
-    """The whole HTTP surface of `serve`: `/healthz`, then the API at `/`."""
+    """The whole HTTP surface of `serve`: `/healthz`, `/metrics`, then the API at `/`."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    from sqlalchemy.exc import SQLAlchemyError
     from starlette.applications import Starlette
     from starlette.requests import Request
-    from starlette.responses import JSONResponse
+    from starlette.responses import JSONResponse, Response
     from starlette.routing import Mount, Route
 
     from dblogpack.api import ApiOptions, create_asgi_app
 
+    def metrics(request: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
     def healthz(request: Request) -> JSONResponse:
-        # Runs in the thread pool (sync endpoint): the catalog must answer, quickly.
-        with services.catalog.read() as conn:
-            conn.exec_driver_sql("SELECT 1")
+        # Runs in the thread pool (sync endpoint): ready means the catalog answers.
+        try:
+            with services.catalog.read() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except SQLAlchemyError as exc:
+            log.warning("health check failed: the metadata database does not answer: %s", exc)
+            return JSONResponse({"status": "metadata database unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
     options = ApiOptions(
@@ -113,6 +125,7 @@ def asgi_app(services: Services) -> Any:
     )
     return Starlette(routes=[
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         Mount("/", app=create_asgi_app(services.service, options)),
     ])
 

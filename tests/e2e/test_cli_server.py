@@ -109,6 +109,13 @@ def test_first_start_makes_a_private_data_directory_and_admin_key(server: Server
     assert server.admin["PrivateKey"] not in output
 
 
+def test_operations_endpoints_answer(server: Server) -> None:
+    base = server.endpoint.rstrip("/")
+    assert httpx.get(f"{base}/healthz", timeout=5).json() == {"status": "ok"}
+    metrics = httpx.get(f"{base}/metrics", timeout=5)
+    assert metrics.status_code == 200 and "python_info" in metrics.text
+
+
 def test_call_prints_the_json_answer_and_exits_zero(server: Server) -> None:
     answer = answer_of(server.client("call", "ListUPgSQLInstance", "Limit=10"))
     assert answer["Action"] == "ListUPgSQLInstanceResponse" and answer["RetCode"] == 0
