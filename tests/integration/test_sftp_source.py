@@ -117,6 +117,19 @@ def test_check_passes_with_the_right_host_key(source: SftpSource) -> None:
     source.check()
 
 
+def test_a_host_key_line_copied_from_ssh_keyscan_is_understood(
+    sshd: Sshd, log_dir: Path
+) -> None:
+    keyscan_line = f"[127.0.0.1]:{sshd.port} {sshd.host_public_key.rsplit(' ', 1)[0]}"
+    with make_source(sshd, log_dir, known_host_key=keyscan_line) as src:
+        src.check()
+
+
+def test_a_malformed_host_key_is_refused_at_construction(sshd: Sshd, log_dir: Path) -> None:
+    with pytest.raises(SourceError, match="SSHKnownHostKey is not an OpenSSH public key"):
+        make_source(sshd, log_dir, known_host_key="ssh-ed25519 not-base64")
+
+
 def test_without_a_known_host_key_any_host_key_is_accepted(sshd: Sshd, log_dir: Path) -> None:
     with make_source(sshd, log_dir, known_host_key=None) as src:
         src.check()

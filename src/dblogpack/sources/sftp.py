@@ -98,18 +98,26 @@ _TrustedKeys = tuple[list[asyncssh.SSHKey], list[asyncssh.SSHKey], list[asyncssh
 
 
 def _known_hosts(known_host_key: str | None) -> _TrustedKeys | None:
-    """asyncssh's known_hosts argument: trust exactly this key, or (None) any key."""
+    """asyncssh's known_hosts argument: trust exactly this key, or (None) any key.
+
+    Accepts a `.pub` line (`ssh-ed25519 AAAA… comment`) or an `ssh-keyscan` /
+    known_hosts line (`host ssh-ed25519 AAAA…`), whichever the operator copied.
+    """
     if known_host_key is None:
         return None
-    try:
-        key = asyncssh.import_public_key(known_host_key.strip())
-    except asyncssh.KeyImportError as exc:
-        raise SourceError(
-            f"SSHKnownHostKey is not an OpenSSH public key line ({exc}); "
-            "copy it from the host's /etc/ssh/ssh_host_*_key.pub"
-        ) from exc
-    # (trusted host keys, trusted CA keys, revoked keys)
-    return ([key], [], [])
+    line = known_host_key.strip()
+    fields = line.split()
+    candidates = [line, " ".join(fields[1:])] if len(fields) >= 3 else [line]
+    for candidate in candidates:
+        try:
+            # (trusted host keys, trusted CA keys, revoked keys)
+            return ([asyncssh.import_public_key(candidate)], [], [])
+        except asyncssh.KeyImportError as exc:
+            error = exc
+    raise SourceError(
+        f"SSHKnownHostKey is not an OpenSSH public key line ({error}); "
+        "copy it from the host's /etc/ssh/ssh_host_ed25519_key.pub or from ssh-keyscan"
+    ) from error
 
 
 def _check_pattern(pattern: str) -> str:
