@@ -6,6 +6,7 @@ import multiprocessing
 import os
 import pickle
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
@@ -192,6 +193,33 @@ class TestReading:
 
 def _read_head(source: PostgresSource) -> bytes:
     return source.read("planted-shared.log", 0, 7)
+
+
+class TestLogDirectories:
+    def test_an_absolute_log_directory_is_read_as_the_server_writes_it(self) -> None:
+        base = Path(tempfile.mkdtemp(prefix="dblogpack-pg-abslog-"))
+        settings = {
+            "logging_collector": "on",
+            "log_directory": str(base / "pglogs"),
+            "log_min_messages": "info",
+        }
+        with PgCluster(base, settings=settings) as cluster:
+            dsn = cluster.create_role("abs_reader", PASSWORD, *REQUIRED_GRANTS)
+            with PostgresSource(dsn) as src:
+                src.check()
+                first = src.list_files()[0]
+                on_disk = (base / "pglogs" / first.name).read_bytes()[: first.size]
+                assert first.size > 0
+                assert src.read(first.name, 0, first.size) == on_disk
+
+    def test_a_server_without_log_files_is_told_to_turn_the_collector_on(
+        self, pg_metadata_cluster: PgCluster
+    ) -> None:
+        with (
+            PostgresSource(pg_metadata_cluster.dsn()) as src,
+            pytest.raises(SourceError, match=r"no log directory.*logging_collector on"),
+        ):
+            src.check()
 
 
 class TestLoggingSettings:
