@@ -65,9 +65,12 @@ def add_serve(subparsers: Any) -> None:
         "serve", parents=[COMMON], help="run the API server (answers /healthz once ready)"
     )
     for setting in SETTINGS:
-        if setting.name not in _NOT_SERVE_FLAGS:
-            parser.add_argument(setting.flag, dest=setting.name, metavar="VALUE",
-                                help=f"{setting.help} (default: {setting.default!r})")
+        if setting.name in _NOT_SERVE_FLAGS:
+            continue
+        # Booleans work as bare switches (`--demo`) and with a value (`--demo false`).
+        switch = {"nargs": "?", "const": "true"} if setting.kind is bool else {}
+        parser.add_argument(setting.flag, dest=setting.name, metavar="VALUE", **switch,
+                            help=f"{setting.help} (default: {setting.default!r})")
     parser.set_defaults(run=run_serve)
 
 
@@ -162,6 +165,9 @@ def run_keys_create(args: argparse.Namespace) -> int:
     from dblogpack.app import open_services
 
     services = open_services(load(args))
+    if services.new_admin_key is not None:
+        print(f"dblogpack: first use of this data directory: the first admin key is in "
+              f"{services.settings.admin_key_path}", file=sys.stderr)
     try:
         key = services.service.operator_create_access_key(
             args.project, args.admin, args.description
