@@ -174,7 +174,7 @@ def _plan(
         if may_overlap(query.window, first[1] if first else None, None, MARGINS):
             plan.range = ScanRange(0, file.size)
         return plan
-    edges = file_edges(read, file.size, framing, MARGINS)
+    edges = file_edges(read, file.size, framing, MARGINS, head)
     if not may_overlap(query.window, *edges, MARGINS):
         return plan
     plan.range = plan_range(file.name, read, file.size, framing, query.window, edges, MARGINS)

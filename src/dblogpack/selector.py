@@ -43,7 +43,7 @@ class Margins:
     """How much disorder is tolerated, and how much a bisection probe reads."""
 
     seconds: float = 5.0
-    bytes: int = 256 * 1024
+    bytes: int = 64 * 1024
     probe: int = 16 * 1024
     edge: int = 64 * 1024  # head/tail chunk read for a file's first and last timestamps
     edge_max: int = 8 * 1024 * 1024  # a tail chunk grows up to this to meet an entry start
@@ -89,12 +89,20 @@ def _first_entry_from(
 
 
 def file_edges(
-    read: Reader, size: int, framing: Framing, margins: Margins = Margins()
+    read: Reader,
+    size: int,
+    framing: Framing,
+    margins: Margins = Margins(),
+    head: bytes | None = None,
 ) -> tuple[float | None, float | None]:
-    """First and last entry timestamps of a file, from a head and a tail chunk (None: unknown)."""
+    """First and last entry timestamps of a file, from a head and a tail chunk (None: unknown).
+
+    `head`: the file's first bytes when the caller has them already.
+    """
     if size == 0:
         return None, None
-    head = read(0, min(size, margins.edge))
+    if head is None:
+        head = read(0, min(size, margins.edge))
     found = framing.next_entry(head, 0)
     first = found[1] if found is not None else None
     return first, _last_timestamp(read, size, framing, margins)
@@ -113,7 +121,12 @@ def _last_timestamp(read: Reader, size: int, framing: Framing, margins: Margins)
 def may_overlap(
     window: TimeWindow, first: float | None, last: float | None, margins: Margins = Margins()
 ) -> bool:
-    """Whether a file spanning [first, last] may hold window entries, disorder margin included."""
+    """Whether a file spanning [first, last] may hold window entries, disorder margin included.
+
+    A file whose first entry is later than its last one is out of order: it may hold anything.
+    """
+    if first is not None and last is not None and first > last + margins.seconds:
+        return True
     if first is not None and window.end is not None and first >= window.end + margins.seconds:
         return False
     if last is not None and window.begin is not None:
