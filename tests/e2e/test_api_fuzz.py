@@ -35,6 +35,11 @@ ODD_VALUES = [
     "primary", "Asia/Shanghai", "../../etc", "/tmp", "\x00", "a\x00b", "é", "\U0001f600",
     "%FF", "x" * 300, "cn-bj2", "org-zzzzzzzz", "upgsql-zzzzzzzz",
 ]
+HOSTILE_BODIES = [
+    b'{"Action":' + b"[" * 1020 + b"]" * 1020 + b"}", b'{"A": 1e999}', b'{"A": -0.0}',
+    b'{"A": 123456789012345678901234567890}', b'{"A": "\\ud800"}', b"[]", b"null", b"{}",
+    b"Action=" + b"%" * 200, b"&&&==&=", b"\xff\xfe{", b'{"": "", "Action": {"A": 1}}',
+]
 KNOWN_RET_CODES = {0, 153, 160, 161, 170, 171, 172, 220, 230, 292, 299, 1001, 1002, 1003, 1004}
 
 
@@ -79,7 +84,7 @@ requests = st.fixed_dictionaries({
     "json_params": st.dictionaries(names, json_values, max_size=6),
     "encoding": st.sampled_from(["form", "get", "json", "raw"]),
     "signing": st.sampled_from(["valid", "valid", "valid", "wrong", "missing", "unknown key"]),
-    "raw_body": st.binary(max_size=300),
+    "raw_body": st.one_of(st.binary(max_size=300), st.sampled_from(HOSTILE_BODIES)),
     "content_type": st.sampled_from([None, "application/json", "text/plain",
                                      "application/x-www-form-urlencoded", "multipart/form-data"]),
 })

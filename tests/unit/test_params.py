@@ -68,6 +68,11 @@ def test_query_and_body_are_merged() -> None:
     assert params.flat == {"Action": "X", "Limit": "3"}
 
 
+def test_json_nesting_within_the_limit_flattens() -> None:
+    body = b'{"A": [[[[[[["x"]]]]]]]}'
+    assert parse_request(b"", "application/json", body).flat == {"A.0.0.0.0.0.0.0": "x"}
+
+
 def test_json_body_without_content_type_is_recognized() -> None:
     assert parse_request(b"", None, b'{"Limit": 3}').flat == {"Limit": "3"}
 
@@ -85,6 +90,8 @@ def test_an_array_given_two_ways_is_refused() -> None:
         ("application/json", b"[1, 2]", "must be an object"),
         ("application/json", b"{nope", "not valid JSON"),
         ("text/plain", b"a=b", "Content-Type text/plain is not supported"),
+        ("application/json", b'{"A":' + b"[" * 1000 + b"]" * 1000 + b"}", "deeper than 8"),
+        ("application/json", b'{"A":' + b"[" * 2000 + b"]" * 2000 + b"}", "not valid JSON"),
         (FORM, b"Name=%FF%FE", "not valid URL encoding of UTF-8"),
         (FORM, b"Name=\xff", "not valid URL encoding of UTF-8"),
     ],

@@ -22,6 +22,7 @@ FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 _INDEXED = re.compile(r"^(?P<base>.+)\.(?P<index>0|[1-9][0-9]*)$")
 _ECHO_LIMIT = 64
+_MAX_JSON_DEPTH = 8  # parameters nest at most Key.N.Sub; anything deeper is not a request
 # Control characters (NUL above all) have no place in any value and some databases refuse
 # them; multi-line values such as SSH keys keep their TAB, LF and CR.
 _NO_CONTROL_CHARACTERS = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
@@ -83,7 +84,25 @@ def _parse_json(body: bytes) -> list[tuple[str, str]]:
         raise InvalidParameter(f"The JSON body is not valid JSON: {exc.msg}") from exc
     if not isinstance(document, dict):
         raise InvalidParameter("The JSON body must be an object of parameters")
+    if _nests_deeper_than(document, _MAX_JSON_DEPTH):
+        raise InvalidParameter(
+            f"The JSON body nests arrays and objects deeper than {_MAX_JSON_DEPTH} levels"
+        )
     return list(flatten(document).items())
+
+
+def _nests_deeper_than(document: object, limit: int) -> bool:
+    # Iterative, so a hostile body cannot exhaust the recursion that flattening uses.
+    pending: list[tuple[object, int]] = [(document, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > limit:
+            return True
+        if isinstance(value, dict):
+            pending.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
+    return False
 
 
 def _normalize(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
