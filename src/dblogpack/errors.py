@@ -125,6 +125,10 @@ class SourceError(DblogpackError):
     """The log source could not be read."""
 
 
+class FileVanishedError(SourceError):
+    """A listed log file is gone (rotated away or deleted): a manifest warning, not a failure."""
+
+
 class FormatError(DblogpackError):
     """The log format could not be determined or is not supported."""
 

@@ -17,7 +17,7 @@ import pytest
 from tests.support.pgcluster import free_port
 from tests.support.sshd import Sshd, generate_key
 
-from dblogpack.errors import SourceError
+from dblogpack.errors import FileVanishedError, SourceError
 from dblogpack.sources.sftp import SftpSource
 
 
@@ -210,7 +210,7 @@ def test_a_file_removed_after_listing_is_reported_as_vanished(
 
     (log_dir / "postgresql-rotated.log").unlink()
 
-    with pytest.raises(SourceError, match=r"postgresql-rotated\.log: file vanished"):
+    with pytest.raises(FileVanishedError, match=r"postgresql-rotated\.log: file vanished"):
         source.read("postgresql-rotated.log", 0, 10)
 
 

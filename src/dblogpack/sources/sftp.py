@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import asyncssh
 
-from dblogpack.errors import SourceError
+from dblogpack.errors import FileVanishedError, SourceError
 from dblogpack.model import LogFile
 from dblogpack.sources.base import LogSource
 
@@ -216,8 +216,10 @@ class SftpSource(LogSource):
     # -- the async side (runs on the loop thread) ----------------------------------------
 
     def _run(
-        self, coro: Coroutine[Any, Any, T], what: str, missing: str = _VANISHED, steps: int = 1
+        self, coro: Coroutine[Any, Any, T], what: str, missing: str | None = None, steps: int = 1
     ) -> T:
+        """Run `coro` on the loop thread; `missing` words a "no such file" that is not a vanished
+        log file (a missing directory)."""
         # Connecting, opening and each step of the operation have their own timeout inside;
         # this outer one only guards against a bug there, and must never cut a working read.
         backstop = (3 + steps) * self.timeout + 5
@@ -227,9 +229,12 @@ class SftpSource(LogSource):
             return _loop().run(coro, timeout=backstop)
         except SourceError:
             raise
+        except asyncssh.SFTPNoSuchFile as exc:
+            if missing is not None:
+                raise SourceError(f"{self._where}: {what}: {missing}") from exc
+            raise FileVanishedError(f"{self._where}: {what}: {_VANISHED}") from exc
         except Exception as exc:
-            reason = missing if isinstance(exc, asyncssh.SFTPNoSuchFile) else _describe(exc, self)
-            raise SourceError(f"{self._where}: {what}: {reason}") from exc
+            raise SourceError(f"{self._where}: {what}: {_describe(exc, self)}") from exc
 
     async def _call(self, operation: Callable[[asyncssh.SFTPClient], Awaitable[T]]) -> T:
         reused = self._sftp is not None and self._conn is not None and not self._conn.is_closed()
