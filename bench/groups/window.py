@@ -20,10 +20,11 @@ def hour_of_week(ctx: Context) -> RowResult:
     data_set = ctx.data["pg-stderr-week"]
     begin = data_set.begin + 3.5 * 24 * HOUR  # the middle of the week
     window = TimeWindow(begin, begin + HOUR)
-    awk = AWK.format(begin=_pg_time(begin), end=_pg_time(begin + HOUR))
+    # The baseline is formatted again with {src}/{out}: keep awk's braces doubled.
+    awk = AWK.replace("{begin}", _pg_time(begin)).replace("{end}", _pg_time(begin + HOUR))
     comparison = Comparison(
         "hour-of-week",
-        "1-hour window out of a 7-day 1 GB file (pg-stderr, all entries)",
+        "1-hour window out of a 7-day file (pg-stderr, all entries)",
         "pg-stderr-week",
         ["--type", "all", "--begin", str(int(begin)), "--end", str(int(begin + HOUR))],
         awk + " {src} | gzip -1 > {out}",

@@ -15,7 +15,7 @@ from typing import Any
 
 from dblogpack.synth.generate import EntryTemplate
 from dblogpack.synth.record import ERROR, SLOW
-from dblogpack.synth.timestamps import SecondCachedStamp, SecondParts, local, utc_offset, zone
+from dblogpack.synth.timestamps import MinuteCachedStamp, MinuteParts, local, utc_offset, zone
 from dblogpack.synth.workload import (
     Operation,
     client_address,
@@ -69,13 +69,13 @@ class MongoJsonFormat:
         self.timestamp: Callable[[int], bytes] = (
             self._epoch_millis
             if date_style == "number-long"
-            else SecondCachedStamp(self._iso_parts)
+            else MinuteCachedStamp(self._iso_parts)
         )
 
-    def _iso_parts(self, sec: int) -> SecondParts:
-        moment = local(sec, zone("UTC") if self.date_style == "iso-utc" else self.tz)
+    def _iso_parts(self, minute: int) -> MinuteParts:
+        moment = local(minute, zone("UTC") if self.date_style == "iso-utc" else self.tz)
         suffix = "Z" if self.date_style == "iso-utc" else utc_offset(moment, colon=True)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.").encode(), suffix.encode()
+        return moment.strftime("%Y-%m-%dT%H:%M:").encode(), suffix.encode()
 
     @staticmethod
     def _epoch_millis(ts_ms: int) -> bytes:

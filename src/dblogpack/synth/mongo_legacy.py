@@ -13,7 +13,7 @@ from typing import Any
 
 from dblogpack.synth.generate import EntryTemplate
 from dblogpack.synth.record import ERROR, SLOW
-from dblogpack.synth.timestamps import SecondCachedStamp, SecondParts, local, utc_offset, zone
+from dblogpack.synth.timestamps import MinuteCachedStamp, MinuteParts, local, utc_offset, zone
 from dblogpack.synth.workload import Operation, client_address, operations, slow_duration
 
 TIME_FORMATS = ("iso8601-local", "iso8601-utc", "ctime")
@@ -50,18 +50,17 @@ class MongoLegacyFormat:
         self.time_format = time_format
         self.tz = zone(timezone)
         self.severity_width = 2 if version >= "4.0" else 1
-        self.timestamp: Callable[[int], bytes] = SecondCachedStamp(self._parts)
+        self.timestamp: Callable[[int], bytes] = MinuteCachedStamp(self._parts)
 
-    def _parts(self, sec: int) -> SecondParts:
+    def _parts(self, minute: int) -> MinuteParts:
         if self.time_format == "iso8601-utc":
-            return local(sec, zone("UTC")).strftime("%Y-%m-%dT%H:%M:%S.").encode(), b"Z"
-        moment = local(sec, self.tz)
+            return local(minute, zone("UTC")).strftime("%Y-%m-%dT%H:%M:").encode(), b"Z"
+        moment = local(minute, self.tz)
         if self.time_format == "ctime":
             day = f"{moment.day:2d}"
-            return moment.strftime(f"%a %b {day} %H:%M:%S.").encode(), b""
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.").encode(), utc_offset(
-            moment, colon=False
-        ).encode()
+            return moment.strftime(f"%a %b {day} %H:%M:").encode(), b""
+        offset = utc_offset(moment, colon=False)
+        return moment.strftime("%Y-%m-%dT%H:%M:").encode(), offset.encode()
 
     def rotated_name(self, live: Path, ts_ms: int) -> str:
         return f"{live.name}.{local(ts_ms // 1000, zone('UTC')).strftime('%Y-%m-%dT%H-%M-%S')}"

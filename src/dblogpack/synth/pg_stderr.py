@@ -15,7 +15,7 @@ from pathlib import Path
 
 from dblogpack.synth.generate import EntryTemplate
 from dblogpack.synth.record import ERROR, SLOW
-from dblogpack.synth.timestamps import SecondCachedStamp, SecondParts, local, zone
+from dblogpack.synth.timestamps import MinuteCachedStamp, MinuteParts, local, zone
 
 _ESCAPE = re.compile(r"%(-?\d+)?([a-zA-Z%])")
 _TIME_ESCAPES = {"m", "t", "n"}
@@ -57,18 +57,16 @@ class PgStderrFormat:
         self.tz = zone(timezone)
         self.time_escape = time_escapes[0]
         self.precision_ms = 1000 if self.time_escape == "t" else 1
-        self.timestamp: Callable[[int], bytes] = SecondCachedStamp(
-            self._parts, millis=self.time_escape != "t"
+        self.timestamp: Callable[[int], bytes] = (
+            _epoch_stamp
+            if self.time_escape == "n"
+            else MinuteCachedStamp(self._parts, millis=self.time_escape == "m")
         )
 
-    def _parts(self, sec: int) -> SecondParts:
-        if self.time_escape == "n":
-            return f"{sec}.".encode(), b""
-        moment = local(sec, self.tz)
+    def _parts(self, minute: int) -> MinuteParts:
+        moment = local(minute, self.tz)
         zone_name = (moment.tzname() or "UTC").encode()
-        if self.time_escape == "t":
-            return moment.strftime("%Y-%m-%d %H:%M:%S ").encode() + zone_name, b""
-        return moment.strftime("%Y-%m-%d %H:%M:%S.").encode(), b" " + zone_name
+        return moment.strftime("%Y-%m-%d %H:%M:").encode(), b" " + zone_name
 
     def rotated_name(self, live: Path, ts_ms: int) -> str:
         # PostgreSQL names files by log_filename's strftime pattern (default below), never renames.
@@ -290,6 +288,11 @@ def _client(rng: random.Random) -> Session:
         host=f"10.0.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
         port=rng.randint(32768, 60999),
     )
+
+
+def _epoch_stamp(ts_ms: int) -> bytes:
+    # %n: unix seconds with milliseconds.
+    return f"{ts_ms // 1000}.{ts_ms % 1000:03d}".encode()
 
 
 def _split(prefix: str) -> list[tuple[str, tuple[str, str] | None]]:

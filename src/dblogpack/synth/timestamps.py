@@ -1,4 +1,4 @@
-"""Timestamp rendering for the generators, cached per second (only the milliseconds change).
+"""Timestamp rendering for the generators, cached per minute (only seconds and millis change).
 
 Local times come from IANA zones through zoneinfo, as the servers print them.
 """
@@ -9,10 +9,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-_MILLIS = [f"{ms:03d}".encode() for ms in range(1000)]
+# Indexed by milliseconds within the minute: b"SS.mmm" and b"SS".
+_SECONDS_MILLIS = [f"{ms // 1000:02d}.{ms % 1000:03d}".encode() for ms in range(60_000)]
+_SECONDS_ONLY = [f"{ms // 1000:02d}".encode() for ms in range(60_000)]
 _CACHE_LIMIT = 4096
 
-SecondParts = tuple[bytes, bytes]  # text before and after the milliseconds
+MinuteParts = tuple[bytes, bytes]  # text before the seconds and after the fraction
 
 
 def zone(name: str | None) -> ZoneInfo:
@@ -32,24 +34,24 @@ def utc_offset(moment: datetime, colon: bool) -> str:
     return f"{sign}{hours:02d}{':' if colon else ''}{mins:02d}"
 
 
-class SecondCachedStamp:
-    """Renders `ts_ms` as `before + mmm + after`, computing the parts once per second.
+class MinuteCachedStamp:
+    """Renders `ts_ms` as `head + SS.mmm + tail`, computing head and tail once per minute.
 
-    With `millis=False` the milliseconds are not printed (second-precision formats).
+    `parts(minute_start)` gives the text up to the minute (`2024-05-01 12:00:`) and after the
+    fraction (` UTC`); zone offsets are whole minutes, so seconds and millis never change them.
+    With `millis=False` the fraction is not printed (second-precision formats).
     """
 
-    def __init__(self, parts: Callable[[int], SecondParts], millis: bool = True) -> None:
+    def __init__(self, parts: Callable[[int], MinuteParts], millis: bool = True) -> None:
         self._parts = parts
-        self._millis = millis
-        self._cache: dict[int, SecondParts] = {}
+        self._within = _SECONDS_MILLIS if millis else _SECONDS_ONLY
+        self._cache: dict[int, MinuteParts] = {}
 
     def __call__(self, ts_ms: int) -> bytes:
-        sec, ms = divmod(ts_ms, 1000)
-        parts = self._cache.get(sec)
+        minute, within = divmod(ts_ms, 60_000)
+        parts = self._cache.get(minute)
         if parts is None:
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
-            parts = self._cache[sec] = self._parts(sec)
-        if self._millis:
-            return parts[0] + _MILLIS[ms] + parts[1]
-        return parts[0] + parts[1]
+            parts = self._cache[minute] = self._parts(minute * 60)
+        return parts[0] + self._within[within] + parts[1]
