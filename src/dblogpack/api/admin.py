@@ -11,7 +11,7 @@ from zoneinfo import available_timezones
 from pydantic import field_validator
 
 from dblogpack.api.params import ActionParams, choice, flag, integer, text, texts
-from dblogpack.api.registry import ActionRegistry, Answer, CallContext
+from dblogpack.api.registry import PLACEMENT, ActionRegistry, Answer, CallContext
 from dblogpack.errors import MissingParameter
 from dblogpack.model import FormatConfig, SourceConfig, SourceType
 
@@ -21,7 +21,7 @@ _ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _ID_ALLOWED = "1-64 characters of [A-Za-z0-9._-], starting with a letter or digit"
 _NAME = r"^[^\x00-\x1f\x7f]{1,64}$"
 _NAME_ALLOWED = "1-64 printable characters"
-_PLACE = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+_PLACE = f"^{PLACEMENT.pattern}$"
 _SOURCE_TYPES = ["postgres", "dir", "ssh"]
 
 
