@@ -1,0 +1,102 @@
+"""`dblogpack pack`: the offline engine from the command line, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.unit.engine_logs import BASE_MS, members, mixed, reference, write_log
+
+from dblogpack.model import LogKind, TimeWindow
+
+DBLOGPACK = [sys.executable, "-m", "dblogpack.cli"]
+
+
+def dblogpack(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*DBLOGPACK, *args], capture_output=True, text=True, timeout=120,
+                          check=False)
+
+
+def test_pack_writes_the_package_and_says_what_it_holds(tmp_path: Path) -> None:
+    entries = mixed(BASE_MS, 300)
+    (tmp_path / "logs").mkdir()
+    write_log(tmp_path / "logs" / "postgresql.log", entries)
+    out = tmp_path / "slow.tar.gz"
+    begin, end = (BASE_MS + 10_000) / 1000, (BASE_MS + 200_000) / 1000
+
+    done = dblogpack("pack", str(tmp_path / "logs"), "--type", "slow", "--begin", str(begin),
+                     "--end", str(end), "--out", str(out))
+
+    assert done.returncode == 0, done.stderr
+    expected = reference(entries, TimeWindow(begin, end), LogKind.SLOW)
+    assert done.stdout.startswith(f"{out}: {expected.count(b'duration: ')} entries from 1 of 1")
+    package = members(out)
+    assert package["logs/postgresql.log"] == expected
+    manifest = json.loads(package["manifest.json"])
+    assert manifest["package"]["name"] == "slow" and manifest["package"]["kind"] == "pgsql"
+    assert not (tmp_path / "slow.tar.gz.part").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--type", "slow", "--format", "syslog"], "unknown --format 'syslog'"),
+        (["--type", "slow", "--begin", "200", "--end", "100"], "--begin 200 must be before"),
+        (["--type", "fast"], "--type 'fast' is not one of slow, error, all"),
+        ([], "--type slow|error|all is required"),
+        (["--type", "all", "--level", "9"], "--level 9 is out of range"),
+    ],
+)
+def test_bad_input_ends_with_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:
+    write_log(tmp_path / "a.log", mixed(BASE_MS, 5))
+
+    done = dblogpack("pack", str(tmp_path / "a.log"), *args, "--out", str(tmp_path / "o.tar.gz"))
+
+    assert done.returncode != 0
+    assert len(done.stderr.splitlines()) == 1 and message in done.stderr, done.stderr
+    assert not (tmp_path / "o.tar.gz").exists()
+
+
+def test_an_unreadable_path_is_one_line_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.log"
+
+    done = dblogpack("pack", str(missing), "--type", "error", "--out", str(tmp_path / "o.tar.gz"))
+
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"dblogpack pack: no such file or directory: {missing}"
+
+
+def test_an_unknown_timezone_is_one_line(tmp_path: Path) -> None:
+    write_log(tmp_path / "a.log", mixed(BASE_MS, 5))
+
+    done = dblogpack("pack", str(tmp_path / "a.log"), "--type", "all", "--format", "pg-stderr",
+                     "--timezone", "Mars/Olympus", "--out", str(tmp_path / "o.tar.gz"))
+
+    assert done.returncode != 0
+    assert len(done.stderr.splitlines()) == 1 and "Mars/Olympus" in done.stderr
+
+
+def test_help_shows_an_example_and_loads_no_server_or_engine_modules() -> None:
+    probe = (
+        "import sys, contextlib, io\n"
+        "from dblogpack.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as text:\n"
+        "    try:\n"
+        "        main(['pack', '--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(text.getvalue())\n"
+        "print('MODULES', ' '.join(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)
+
+    help_text, modules = done.stdout.split("MODULES ")
+    assert "example" in help_text and "dblogpack pack" in help_text
+    loaded = set(modules.split())
+    heavy = {"sqlalchemy", "starlette", "boto3", "isal", "dblogpack.pipeline", "dblogpack.formats",
+             "asyncssh", "httpx", "multiprocessing"}
+    assert not loaded & heavy

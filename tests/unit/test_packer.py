@@ -1,0 +1,103 @@
+"""The package file: standard tar.gz any tool reads, members of announced size, span copying."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import subprocess
+from pathlib import Path
+
+import pytest
+from tests.unit.engine_logs import members
+
+from dblogpack.packer import SpanList, TarGzWriter, iso, span_bytes
+
+
+def test_members_read_back_with_tarfile_gzip_and_tar(tmp_path: Path) -> None:
+    long_name = "logs/" + "postgresql-2024-05-01_" * 8 + ".log"
+    out = io.BytesIO()
+    with TarGzWriter(out, threads=2) as tar:
+        tar.add_bytes("logs/a.log", b"line 1\n")
+        tar.add_member(long_name, 3 << 20, [b"x" * (1 << 20)] * 3)
+        tar.add_bytes("logs/journal-é.log", b"")
+    package = tmp_path / "p.tar.gz"
+    package.write_bytes(out.getvalue())
+
+    assert subprocess.run(["gzip", "-t", str(package)], check=False).returncode == 0
+    listing = subprocess.run(["tar", "-tzf", str(package)], capture_output=True, text=True,
+                             check=True).stdout.splitlines()
+    assert listing == ["logs/a.log", long_name, "logs/journal-é.log"]
+    read_back = members(package)
+    assert read_back["logs/a.log"] == b"line 1\n"
+    assert read_back[long_name] == b"x" * (3 << 20)
+
+
+def test_close_reports_size_and_checksum_of_the_written_file() -> None:
+    out = io.BytesIO()
+    tar = TarGzWriter(out, threads=1)
+    digest = tar.add_bytes("a", b"abc")
+    size, sha256 = tar.close()
+
+    import hashlib
+
+    assert size == len(out.getvalue())
+    assert sha256 == hashlib.sha256(out.getvalue()).hexdigest()
+    assert digest == hashlib.sha256(b"abc").hexdigest()
+
+
+@pytest.mark.parametrize("level", [0, 1, 2, 3])
+def test_every_isal_level_makes_standard_gzip(level: int) -> None:
+    out = io.BytesIO()
+    with TarGzWriter(out, compresslevel=level) as tar:
+        tar.add_bytes("logs/a.log", b"2024-05-01 LOG:  x\n" * 1000)
+
+    assert members(out.getvalue())["logs/a.log"] == b"2024-05-01 LOG:  x\n" * 1000
+
+
+def test_a_member_shorter_than_announced_is_refused() -> None:
+    tar = TarGzWriter(io.BytesIO())
+    with pytest.raises(ValueError, match="announced"):
+        tar.add_member("a", 10, [b"short"])
+    tar.abort()
+
+
+def test_span_list_merges_adjacent_ranges_and_spills_to_disk_past_its_bound() -> None:
+    spans = SpanList(spill_at=8)
+    ranges = [(i * 10, i * 10 + 5) for i in range(100)] + [(995, 1000), (1000, 1010)]
+
+    for start, end in ranges:
+        spans.append(start, end)
+
+    expected = [(i * 10, i * 10 + 5) for i in range(99)] + [(990, 1010)]
+    assert list(spans) == expected
+    assert spans.total() == sum(end - start for start, end in expected)
+    copy = pickle.loads(pickle.dumps(spans))
+    assert list(copy) == expected and copy.total() == spans.total()
+    merged = SpanList()
+    merged.append(-10, 0)
+    merged.extend(copy)
+    assert list(merged)[:2] == [(-10, 5), (10, 15)]
+    assert merged.total() == spans.total() + 10
+    spans.close()
+
+
+def test_span_bytes_are_the_ranges_joined_whatever_the_read_window(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 400
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    ranges = [(0, 10), (10, 20), (500, 5000), (5001, 5002), (90_000, 102_400)]
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for window in (7, 4096, 1 << 20):
+            joined = b"".join(span_bytes(fd, ranges, window))
+            assert joined == b"".join(data[a:b] for a, b in ranges)
+    finally:
+        os.close(fd)
+
+
+def test_timestamps_are_iso_utc_with_the_logs_millisecond_precision() -> None:
+    assert iso(1714550400.123) == "2024-05-01T08:00:00.123Z"
+    assert iso(1714550400) == "2024-05-01T08:00:00.000Z"
+    assert iso(None) is None
