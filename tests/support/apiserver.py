@@ -88,8 +88,16 @@ class ApiServer:
         env = {**os.environ, "DBLOGPACK_WORKERS": "0", "DBLOGPACK_LOG_LEVEL": "INFO", **self.env}
         if self.database_url:
             env["DBLOGPACK_DATABASE_URL"] = self.database_url
-        argv = [str(DBLOGPACK), "--data-dir", str(self.data_dir), "serve",
-                "--host", "127.0.0.1", "--port", str(self.port)]
+        argv = [
+            str(DBLOGPACK),
+            "--data-dir",
+            str(self.data_dir),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
         self._wait_ready()
@@ -124,7 +132,8 @@ class ApiServer:
 
 
 def serve_for_test(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
     env: dict[str, str] | None = None,
 ) -> ApiServer:
     """A started server on the metadata backend `request.param` names (sqlite | postgresql).
@@ -157,18 +166,26 @@ class ApiClient:
         self.http.close()
 
     def call(
-        self, action: str, key: KeyPair, params: dict[str, object] | None = None,
-        *, encoding: str = "form",
+        self,
+        action: str,
+        key: KeyPair,
+        params: dict[str, object] | None = None,
+        *,
+        encoding: str = "form",
     ) -> Answer:
         """Sign `params` (flattened like the SDK) with `key` and send them as `encoding`:
         `form` (POST form, what the SDK sends), `get` (signed query string) or `json`."""
         wire = signed({"Action": action, **(params or {})}, key.public_key, key.private_key)
         if encoding == "json":
-            document: dict[str, object] = {"Action": action, **(params or {}),
-                                           "PublicKey": key.public_key,
-                                           "Signature": wire["Signature"]}
-            return self.send(content=json.dumps(document).encode(),
-                             headers={"Content-Type": "application/json"})
+            document: dict[str, object] = {
+                "Action": action,
+                **(params or {}),
+                "PublicKey": key.public_key,
+                "Signature": wire["Signature"],
+            }
+            return self.send(
+                content=json.dumps(document).encode(), headers={"Content-Type": "application/json"}
+            )
         if encoding == "get":
             return self.send(method="GET", params=wire)
         return self.send(data=wire)
@@ -181,10 +198,11 @@ class ApiClient:
 
     def send_form(self, pairs: list[tuple[str, str]]) -> Answer:
         """POST a form of (key, value) pairs exactly as given (repeated keys included)."""
-        return self.send(content=urlencode(pairs).encode(),
-                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+        return self.send(
+            content=urlencode(pairs).encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
 
     def send(self, method: str = "POST", **kwargs: Any) -> Answer:
         response = self.http.request(method, "/", **kwargs)
         return Answer(response.status_code, response.headers, response.json())
-
