@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from dblogpack.catalog import Catalog
@@ -20,7 +20,6 @@ from dblogpack.catalog import accounts as account_queries
 from dblogpack.catalog import audit as audit_queries
 from dblogpack.catalog import resources as resource_queries
 from dblogpack.catalog.records import AccessKey, MongoCluster, PgsqlInstance
-from dblogpack.catalog.tables import access_keys
 from dblogpack.errors import (
     ConfigError,
     DblogpackError,
@@ -137,7 +136,7 @@ class Service:
             with self.catalog.read() as conn:
                 key = account_queries.get_access_key(conn, self.catalog.box, public_key)
         if key is None:
-            raise UnknownPublicKey(f"PublicKey {public_key!r} is unknown")
+            raise UnknownPublicKey(f"PublicKey {public_key[:64]!r} is unknown")
         return _caller_of(key), key.private_key
 
     def resolve_project(self, caller: Caller, project_id: str | None) -> str:
@@ -189,14 +188,10 @@ class Service:
             return self._insert_key(conn, granted, admin, description)
 
     def _bootstrap_projects(self, conn: Connection) -> list[str]:
-        row = conn.execute(
-            select(access_keys.c.default_project_id)
-            .where(access_keys.c.account_id == BOOTSTRAP_ACCOUNT_ID)
-            .limit(1)
-        ).first()
-        if row is None or row.default_project_id is None:
+        project_id = account_queries.default_project_of_account(conn, BOOTSTRAP_ACCOUNT_ID)
+        if project_id is None:
             raise ConfigError("no default project yet: start `dblogpack serve` once first")
-        return [row.default_project_id]
+        return [project_id]
 
     def _insert_key(
         self, conn: Connection, projects: Sequence[str], admin: bool, description: str,
@@ -233,7 +228,7 @@ class Service:
         """On a fresh catalog, an admin account, its default project and key; else None."""
         try:
             with self.catalog.write() as conn:
-                if conn.execute(select(access_keys.c.public_key).limit(1)).first() is not None:
+                if account_queries.any_access_key(conn):
                     return None
                 project_id = new_id("org-")
                 account_queries.insert_project(conn, project_id, "default")

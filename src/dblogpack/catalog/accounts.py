@@ -99,3 +99,17 @@ def delete_access_key(conn: Connection, public_key: str) -> bool:
         conn.execute(delete(project_grants).where(project_grants.c.account_id == account_id))
         conn.execute(delete(accounts).where(accounts.c.id == account_id))
     return True
+
+
+def any_access_key(conn: Connection) -> bool:
+    """Whether any key exists (a fresh catalog has none, and gets its first admin)."""
+    return conn.execute(select(access_keys.c.public_key).limit(1)).first() is not None
+
+
+def default_project_of_account(conn: Connection, account_id: str) -> str | None:
+    """The default project of one of the account's keys, if it has any key."""
+    return conn.execute(
+        select(access_keys.c.default_project_id)
+        .where(access_keys.c.account_id == account_id)
+        .limit(1)
+    ).scalar_one_or_none()
