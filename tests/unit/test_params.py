@@ -122,7 +122,7 @@ def test_empty_value_counts_as_missing() -> None:
         ([("Role", "boss")], 'Role must be one of primary, secondary, got "boss"'),
         ([("Admin", "maybe")], 'Admin must be true or false, got "maybe"'),
         ([("BackupFile.0", "a"), ("BackupFile.1", "b"), ("BackupFile.2", "c"),
-          ("BackupFile.3", "d")], "BackupFile has too many items"),
+          ("BackupFile.3", "d")], "BackupFile has too many items: at most 3, got 4"),
     ],
 )
 def test_invalid_values_say_what_is_allowed(pairs: list[tuple[str, str]], message: str) -> None:

@@ -229,7 +229,9 @@ def _first_problem(
     if error["type"] == "missing":
         return MissingParameter(f"Missing parameter {wire_name}: it must be {allowed}")
     if error["type"] == "too_long" and isinstance(data.get(name), list):
-        return InvalidParameter(f"{name} has too many items: {error['msg'].lower()}")
+        limit = error.get("ctx", {}).get("max_length")
+        count = len(data[name])
+        return InvalidParameter(f"{name} has too many items: at most {limit}, got {count}")
     got = "" if secret else f', got "{_echo(error["input"])}"'
     return InvalidParameter(f"{wire_name} must be {allowed}{got}")
 
