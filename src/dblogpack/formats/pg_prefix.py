@@ -14,12 +14,15 @@ from dblogpack.errors import FormatError
 _ZONE = rb"[A-Za-z0-9+\-:]+"
 _SECONDS = rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
 _FREE_TEXT = rb"[^\n]*?"
+# Role and database names are taken to have no spaces: otherwise Debian's optional
+# `%q%u@%d ` could swallow a message holding "a@b WORD:  " and misplace the level.
+_NAME = rb"[^\n ]*?"
 
 # escape → (group name, regex of its value)
 _ESCAPES: dict[str, tuple[str, bytes]] = {
     "a": ("application", _FREE_TEXT),
-    "u": ("user", _FREE_TEXT),
-    "d": ("database", _FREE_TEXT),
+    "u": ("user", _NAME),
+    "d": ("database", _NAME),
     "r": ("remote", _FREE_TEXT),
     "h": ("host", _FREE_TEXT),
     "b": ("backend_type", _FREE_TEXT),
