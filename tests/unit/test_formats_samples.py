@@ -83,7 +83,8 @@ def test_first_entry_time_is_read_in_the_configured_zone(sample: str) -> None:
     data = (LOGS / sample).read_bytes()
     found = build(config_of(sample)).next_entry(data, 0)
     assert found is not None
-    assert found[1] == pytest.approx(datetime.fromisoformat(EXPECTED[sample]["first_ts"]).timestamp())
+    wanted = datetime.fromisoformat(EXPECTED[sample]["first_ts"]).timestamp()
+    assert found[1] == pytest.approx(wanted)
 
 
 @pytest.mark.parametrize("sample", SAMPLES)
