@@ -199,6 +199,8 @@ def _credentials(settings: Settings) -> tuple[str, str]:
     """Flags/env first; on the server's own machine, the first admin key of the data directory."""
     if settings.public_key and settings.private_key:
         return settings.public_key, settings.private_key
+    if settings.public_key or settings.private_key:
+        raise ConfigError("give both the PublicKey and the PrivateKey to sign with")
     try:
         saved = json.loads(settings.admin_key_path.read_text())
         return str(saved["PublicKey"]), str(saved["PrivateKey"])

@@ -129,6 +129,14 @@ def test_a_failed_call_exits_nonzero_with_the_message_and_request_uuid(server: S
     assert "RetCode 171" in result.stderr and "RequestUUID" in result.stderr
 
 
+def test_client_commands_without_a_full_key_pair_say_so(tmp_path: Path) -> None:
+    half = clean_env(DBLOGPACK_PUBLIC_KEY="k")
+    result = dblogpack("--data-dir", str(tmp_path), "call", "X", env=half)
+    assert result.returncode == 2 and "give both" in result.stderr
+    result = dblogpack("--data-dir", str(tmp_path), "pgsql", "list")
+    assert result.returncode == 2 and "no key to sign with" in result.stderr
+
+
 def test_an_unreachable_endpoint_is_reported(server: Server) -> None:
     env = clean_env(DBLOGPACK_PUBLIC_KEY="k", DBLOGPACK_PRIVATE_KEY="p")
     result = dblogpack("--endpoint", f"http://127.0.0.1:{free_port()}/", "call", "X", env=env)
