@@ -41,12 +41,14 @@ DESTINATIONS = {
     "jsonlog": (".json", "pg-json"),
 }
 # Windows as indexes into the workload's boundaries (whole seconds in quiet gaps).
+MIN_DURATION_MS = 300.0  # between the workload's short (110 ms) and long (350 ms) sleeps
 WINDOWS = {"every-phase": (0, -1), "middle-phases": (1, 3), "one-phase": (2, 3)}
 MARKER = re.compile(rb"wl:(\d+)\b")
 SEVERITY = re.compile(
     rb"^.*? (LOG|ERROR|WARNING|FATAL|PANIC|NOTICE|INFO|DEBUG[1-5]?|DETAIL|HINT|CONTEXT|STATEMENT"
     rb"|QUERY|LOCATION):  "
 )
+DURATION = re.compile(rb"duration: (\d+(?:\.\d+)?) ms")
 BELONGS_TO_PREVIOUS = {b"DETAIL", b"HINT", b"CONTEXT", b"STATEMENT", b"QUERY", b"LOCATION"}
 
 
@@ -153,18 +155,30 @@ def markers_in(data: bytes) -> set[int]:
     return {int(m) for m in MARKER.findall(data)}
 
 
-def expected_members(run: LoggedRun, destination: str, events: list[Event]) -> dict[str, bytes]:
+def reference_entries(
+    run: LoggedRun, destination: str, events: list[Event]
+) -> dict[str, list[bytes]]:
     """`logs/<name>` → the file's entries carrying an expected event's marker, in file order."""
     wanted = {e.number for e in events}
-    members: dict[str, bytes] = {}
+    members: dict[str, list[bytes]] = {}
     for path in run.files(destination):
         chosen = [e for e in FRAMING[destination](path.read_bytes()) if markers_in(e) & wanted]
         if chosen:
-            members[f"logs/{path.name}"] = b"".join(chosen)
-    found = markers_in(b"".join(members.values()))
-    # The reference itself: the server must have logged every recorded event, once.
+            members[f"logs/{path.name}"] = chosen
+    found = markers_in(b"".join(b"".join(entries) for entries in members.values()))
+    # The reference itself: the server must have logged every recorded event.
     assert found == wanted, f"server log lacks recorded events {sorted(wanted - found)}"
     return members
+
+
+def expected_members(run: LoggedRun, destination: str, events: list[Event]) -> dict[str, bytes]:
+    return {m: b"".join(e) for m, e in reference_entries(run, destination, events).items()}
+
+
+def logged_duration_ms(entry: bytes) -> float:
+    found = DURATION.search(entry)
+    assert found is not None, f"not a duration entry: {entry[:200]!r}"
+    return float(found.group(1))
 
 
 # -- reading a package ----------------------------------------------------------------------
@@ -194,6 +208,7 @@ def pack(
     log_type: str,
     window: TimeWindow,
     files: list[Path] | None = None,
+    min_duration_ms: float | None = None,
 ) -> Package:
     spec = PackageSpec(
         id="pkg-test",
@@ -204,6 +219,7 @@ def pack(
         log_type=LogKind(log_type),
         window=window,
         files=None if files is None else tuple(p.name for p in files),
+        min_duration_ms=min_duration_ms,
     )
     out = io.BytesIO()
     pipeline.run(spec, source, fmt, out, workers=2, compresslevel=1)
@@ -280,6 +296,36 @@ def test_pgbadger_prefix_and_a_non_utc_timezone(
             pgbadger_run.files(destination),
         )
     assert_exact(package, pgbadger_run, destination, log_type, window)
+
+
+@pytest.mark.parametrize("destination", list(DESTINATIONS))
+def test_min_duration_keeps_only_statements_at_least_that_slow(
+    default_run: LoggedRun, destination: str
+) -> None:
+    window = default_run.window("every-phase")
+    with PostgresSource(default_run.reader_dsn) as source:
+        package = pack(
+            default_run,
+            source,
+            default_run.format(destination),
+            "slow",
+            window,
+            default_run.files(destination),
+            min_duration_ms=MIN_DURATION_MS,
+        )
+    events = default_run.record.expected("slow", window.begin, window.end)
+    # Membership by the duration the server itself logged, so a statement slowed down by a
+    # busy machine cannot make the test flaky.
+    expected = {}
+    for member, entries in reference_entries(default_run, destination, events).items():
+        kept = [e for e in entries if logged_duration_ms(e) >= MIN_DURATION_MS]
+        if kept:
+            expected[member] = kept
+    kept_events = markers_in(b"".join(b"".join(e) for e in expected.values()))
+    assert kept_events >= {e.number for e in events if e.floor_ms >= MIN_DURATION_MS}
+    assert kept_events < {e.number for e in events}
+    assert package.logs == {m: b"".join(e) for m, e in expected.items()}
+    assert package.manifest["totals"]["entries"] == len(kept_events)
 
 
 @pytest.mark.parametrize("log_type", ["slow", "error"])

@@ -19,6 +19,7 @@ from tests.support.pgcluster import PgCluster
 WORKLOAD_DB = "wl_db"
 WORKLOAD_APP = "wl-app"
 SLOW_SLEEP_S = 0.11  # over the cluster's 100 ms log_min_duration_statement, by a margin
+LONG_SLEEP_S = 0.35  # well over SLOW_SLEEP_S, for MinDuration filters
 GAP_MARGIN_S = 0.12  # quiet time kept on each side of a phase boundary
 
 
@@ -48,6 +49,7 @@ class Event:
     # Text found only in the later lines of the entry (DETAIL, HINT, a statement's last line):
     # a package that cut the entry short lacks it.
     fragments: tuple[str, ...] = ()
+    floor_ms: float = 0.0  # the least duration the server can log for it (slow statements)
 
     @property
     def marker(self) -> str:
@@ -135,6 +137,7 @@ class Workload:
                 self._division_by_zero()
                 self._raise_warning()
             self._fast()
+        self._slow_long()
         self._fatal_unknown_database()
         self._fatal_wrong_password()
         self._error_multiline()
@@ -150,6 +153,11 @@ class Workload:
     def _slow_sleep(self) -> None:
         n = self._take()
         self._statement(n, EventKind.SLOW, f"SELECT pg_sleep({SLOW_SLEEP_S}) /* {marker(n)} */")
+
+    def _slow_long(self) -> None:
+        n = self._take()
+        sql = f"SELECT pg_sleep({LONG_SLEEP_S}) /* {marker(n)} */"
+        self._statement(n, EventKind.SLOW, sql, floor_ms=LONG_SLEEP_S * 1000)
 
     def _slow_multiline(self, lines: int) -> None:
         n = self._take()
@@ -216,7 +224,14 @@ class Workload:
         n, self._next = self._next, self._next + 1
         return n
 
-    def _statement(self, n: int, kind: EventKind, sql: str, fragments: Iterable[str] = ()) -> None:
+    def _statement(
+        self,
+        n: int,
+        kind: EventKind,
+        sql: str,
+        fragments: Iterable[str] = (),
+        floor_ms: float = 0.0,
+    ) -> None:
         sent = time.time()
         failed = False
         try:
@@ -226,7 +241,8 @@ class Workload:
         answered = time.time()
         if failed != (kind is EventKind.ERROR):
             raise AssertionError(f"workload statement {n} ({kind}) failed={failed}: {sql!r}")
-        self.record.events.append(Event(n, kind, sent, answered, tuple(fragments)))
+        floor_ms = floor_ms or (SLOW_SLEEP_S * 1000 if kind is EventKind.SLOW else 0.0)
+        self.record.events.append(Event(n, kind, sent, answered, tuple(fragments), floor_ms))
 
     def _failed_connect(self, n: int, dsn: str, fragments: tuple[str, ...]) -> None:
         sent = time.time()
