@@ -82,7 +82,9 @@ def _id_race(parameter: str) -> Iterator[None]:
     try:
         yield
     except IntegrityError as exc:
-        raise InvalidParameter(f"this {parameter} was registered at the same moment") from exc
+        raise InvalidParameter(
+            f"this {parameter} is not available: choose another, or omit it to have one generated"
+        ) from exc
 
 
 def _require_admin(caller: Caller) -> None:
@@ -424,7 +426,11 @@ class Service:
                     f"{parameter} must be 1 to 64 characters of A-Z a-z 0-9 . _ -, got {wanted!r}"
                 )
             if resource_queries.resource_id_taken(conn, wanted):
-                raise InvalidParameter(f"{parameter} {wanted!r} is already registered")
+                # Ids are global: say it is taken, never where (it may be another project's).
+                raise InvalidParameter(
+                    f"{parameter} {wanted!r} is not available: choose another, or omit it "
+                    "to have one generated"
+                )
             return wanted
         while True:
             candidate = new_id(prefix)

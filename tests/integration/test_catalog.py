@@ -322,7 +322,7 @@ def test_ids_are_unique_across_every_kind_of_resource(
 ) -> None:
     project = admin.default_project_id or ""
     service.register_mongodb_cluster(admin, project, None, None, "shared-id", "c")
-    with pytest.raises(InvalidParameter, match="already registered"):
+    with pytest.raises(InvalidParameter, match="'shared-id' is not available: choose another"):
         service.register_pgsql_instance(admin, project, None, None, "shared-id", "p",
                                         dir_source(log_dir))
     with pytest.raises(InvalidParameter, match="InstanceID must be 1 to 64"):
