@@ -97,7 +97,12 @@ class Catalog:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A transaction that may write: committed on success, rolled back on an exception."""
+        """A transaction that may write: committed on success, rolled back on an exception.
+
+        On SQLite it holds the database's single write lock from its first statement (BEGIN
+        IMMEDIATE): writers queue (up to the busy timeout) instead of failing midway, and a
+        read-then-update inside it (claiming a job) sees no concurrent writer.
+        """
         with self.engine.connect() as conn:
             conn = conn.execution_options(**{_WRITE_OPTION: True})
             with conn.begin():
