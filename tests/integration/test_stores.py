@@ -6,7 +6,9 @@ partial object behind, whatever fails and however many publish at once.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import tarfile
 import threading
 import time
 import tracemalloc
@@ -200,6 +202,49 @@ def test_a_large_s3_package_is_uploaded_in_parts(s3server: S3Server, bucket: str
 
 
 # -- reading, listing, deleting ------------------------------------------------------------
+
+
+def test_a_package_can_be_read_from_any_offset(store: PackageStore) -> None:
+    data = b"".join(chunks(3 * MiB, MiB))
+    with store.writer(KEY) as file:
+        file.write(data)
+
+    with store.open(KEY) as package:
+        assert package.read(3) == data[:3]
+        package.seek(2 * MiB + 5)
+        assert package.read(10) == data[2 * MiB + 5 : 2 * MiB + 15]
+        package.seek(-7, os.SEEK_END)
+        assert package.read() == data[-7:]
+        package.seek(100)
+        assert package.tell() == 100
+        assert package.read(MiB) == data[100 : 100 + MiB]
+
+
+def test_a_published_tar_gz_opens_with_random_access(store: PackageStore) -> None:
+    with store.writer(KEY) as file, tarfile.open(fileobj=file, mode="w:gz") as tar:
+        for name, body in [("manifest.json", b"{}"), ("summary.txt", b"top queries")]:
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+
+    with store.open(KEY) as package, tarfile.open(fileobj=package, mode="r:gz") as tar:
+        member = tar.extractfile("summary.txt")
+        assert member is not None and member.read() == b"top queries"
+
+
+def test_an_s3_package_replaced_while_being_read_fails_instead_of_mixing(
+    s3server: S3Server, bucket: str
+) -> None:
+    store = make_s3_store(s3server, bucket, "replaced")
+    with store.writer(KEY) as file:
+        file.write(b"A" * 3 * MiB)
+    with store.open(KEY) as package:
+        assert package.read(10) == b"A" * 10
+        with store.writer(KEY) as file:
+            file.write(b"B" * 3 * MiB)
+        package.seek(2 * MiB)
+        with pytest.raises(StoreError, match="PreconditionFailed"):
+            package.read(10)
 
 
 def test_missing_packages_are_file_not_found(store: PackageStore) -> None:

@@ -99,10 +99,8 @@ class S3Store(PackageStore):
             buffered.close()
 
     def open(self, key: str) -> BinaryIO:
-        object_key = self.object_key(key)
-        with self._translated("download", object_key):
-            body = self._client.get_object(Bucket=self.bucket, Key=object_key)["Body"]
-        return io.BufferedReader(_BodyReader(body, self, object_key), buffer_size=1024 * 1024)
+        reader = _ObjectReader(self, self.object_key(key))
+        return io.BufferedReader(reader, buffer_size=1024 * 1024)
 
     def size(self, key: str) -> int:
         object_key = self.object_key(key)
@@ -250,26 +248,63 @@ class _MultipartUpload(io.RawIOBase):
         self._parts.append({"ETag": answer["ETag"], "PartNumber": number})
 
 
-class _BodyReader(io.RawIOBase):
-    """A downloaded object's body as a raw stream, with boto3's errors translated."""
+class _ObjectReader(io.RawIOBase):
+    """A published object as a seekable raw stream: one streamed GET, and after a seek a new
+    ranged GET pinned to the same ETag (a package replaced meanwhile fails, never mixes)."""
 
-    def __init__(self, body: StreamingBody, store: S3Store, object_key: str) -> None:
+    def __init__(self, store: S3Store, object_key: str) -> None:
         super().__init__()
-        self._body = body
         self._store = store
         self._key = object_key
+        with store._translated("download", object_key):
+            answer = store._client.get_object(Bucket=store.bucket, Key=object_key)
+        self._body: StreamingBody | None = answer["Body"]
+        self._size = answer["ContentLength"]
+        self._etag = answer["ETag"]
+        self._position = 0
 
     def readable(self) -> bool:
         return True
 
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        target = base + offset
+        if target < 0:
+            raise ValueError(f"negative seek position {target}")
+        if target != self._position:
+            self._drop_body()
+            self._position = target
+        return target
+
     def readinto(self, buffer: WriteableBuffer, /) -> int:
         view = memoryview(buffer).cast("B")
+        if self._position >= self._size or not view.nbytes:
+            return 0
         with self._store._translated("download", self._key):
+            if self._body is None:
+                self._body = self._store._client.get_object(
+                    Bucket=self._store.bucket,
+                    Key=self._key,
+                    Range=f"bytes={self._position}-",
+                    IfMatch=self._etag,
+                )["Body"]
             data = self._body.read(view.nbytes)
         view[: len(data)] = data
+        self._position += len(data)
         return len(data)
 
     def close(self) -> None:
         if not self.closed:
-            self._body.close()
+            self._drop_body()
         super().close()
+
+    def _drop_body(self) -> None:
+        if self._body is not None:
+            self._body.close()
+            self._body = None
