@@ -5,8 +5,10 @@ files, dropped connections) reported as a SourceError that says what went wrong.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import tarfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,10 +17,14 @@ from pathlib import Path
 
 import pytest
 from tests.support.pgcluster import free_port
+from tests.support.s3server import S3Server
 from tests.support.sshd import Sshd, generate_key
 
+from dblogpack import pipeline
 from dblogpack.errors import FileVanishedError, SourceError
+from dblogpack.model import FormatConfig, LogKind, PackageSpec, ResourceKind, TimeWindow
 from dblogpack.sources.sftp import SftpSource
+from dblogpack.stores.s3 import S3Store
 
 
 @pytest.fixture
@@ -160,6 +166,46 @@ def test_a_forked_worker_opens_its_own_connection(source: SftpSource, log_dir: P
 
     assert os.waitstatus_to_exitcode(status) == 0
     assert source.read("postgresql-1.log", 7, 3) == b"and"
+
+
+# -- the ssh source in a whole package -------------------------------------------------------
+
+
+def mongo_slow_query(unix_seconds: int, millis: int) -> str:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000+00:00", time.gmtime(unix_seconds))
+    return json.dumps(
+        {"t": {"$date": stamp}, "s": "I", "c": "COMMAND", "id": 51803, "ctx": "conn7",
+         "msg": "Slow query", "attr": {"ns": "shop.orders", "durationMillis": millis}},
+        separators=(",", ":"),
+    )
+
+
+def test_a_window_of_a_large_remote_log_is_packaged_into_s3_reading_only_around_it(
+    sshd: Sshd, log_dir: Path, s3server: S3Server
+) -> None:
+    start = 1_704_067_200  # 2024-01-01T00:00:00Z, one slow query a second for 40 hours
+    lines = [mongo_slow_query(start + i, 100 + i % 50) for i in range(144_000)]
+    write(log_dir / "mongod.log", ("\n".join(lines) + "\n").encode())
+    window = TimeWindow(start + 72_000, start + 72_060)
+    spec = PackageSpec("pkg-1", "slow-1", ResourceKind.MONGODB, "c-1", "n-1", LogKind.SLOW, window)
+    store = S3Store(
+        s3server.create_bucket(f"pkg-{uuid.uuid4().hex[:8]}"), "packages", s3server.endpoint_url,
+        s3server.region, s3server.access_key, s3server.secret_key,
+    )
+
+    with make_source(sshd, log_dir, pattern="mongod.log*") as source:
+        with store.writer("proj/pkg-1/slow-1.tar.gz") as out:
+            result = pipeline.run(spec, source, FormatConfig("auto"), out)
+
+    assert result.entries == 60
+    assert (log_dir / "mongod.log").stat().st_size > 20_000_000
+    assert result.files[0].bytes_scanned < 2_000_000  # bisection, not a 20 MB download
+    with store.open("proj/pkg-1/slow-1.tar.gz") as package, tarfile.open(
+        fileobj=package, mode="r:gz"
+    ) as tar:
+        member = tar.extractfile("logs/mongod.log")
+        assert member is not None
+        assert member.read().decode().splitlines() == lines[72_000:72_060]
 
 
 # -- failures ------------------------------------------------------------------------------
