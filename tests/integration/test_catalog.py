@@ -30,7 +30,7 @@ from dblogpack.catalog import (
     resources,
     upgrade,
 )
-from dblogpack.catalog.tables import metadata, packages
+from dblogpack.catalog.tables import metadata, packages, projects
 from dblogpack.errors import (
     InvalidParameter,
     MissingParameter,
@@ -153,6 +153,33 @@ def test_concurrent_writers_all_succeed(service: Service) -> None:
     assert failures == []
     with service.catalog.read() as conn:
         assert conn.execute(text("SELECT count(*) FROM audit_records")).scalar_one() == 60
+
+
+def test_sqlite_write_transactions_never_interleave(tmp_path: Path, box: SecretBox) -> None:
+    """Read-then-update inside write() loses nothing: what claiming a job on SQLite relies on."""
+    catalog = open_catalog(f"sqlite:///{tmp_path / 'c.sqlite3'}", box)
+    with catalog.write() as conn:
+        conn.execute(insert(projects).values(id="org-1", name="p", created_at=0.0))
+        conn.execute(insert(packages).values(
+            id="pkg", project_id="org-1", kind="pgsql", resource_id="r", name="n",
+            log_type="all", state=PackageState.RUNNING.value, created_at=0.0,
+        ))
+
+    def bump() -> None:
+        for _ in range(20):
+            with catalog.write() as conn:
+                seen = conn.execute(select(packages.c.progress)).scalar_one()
+                time.sleep(0.001)  # widen the window a lost update would need
+                conn.execute(update(packages).values(progress=seen + 1))
+
+    threads = [threading.Thread(target=bump) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with catalog.read() as conn:
+        assert conn.execute(select(packages.c.progress)).scalar_one() == 80
+    catalog.close()
 
 
 # -- secrets at rest -----------------------------------------------------------------------
