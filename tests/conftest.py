@@ -21,6 +21,7 @@ def _started_cluster(label: str, settings: dict[str, str] | None = None) -> PgCl
     try:
         return cluster.start()
     except PgClusterError as exc:
+        shutil.rmtree(cluster.base_dir, ignore_errors=True)  # the message keeps the server's words
         pytest.fail(f"could not start the {label} PostgreSQL cluster: {exc}", pytrace=False)
 
 

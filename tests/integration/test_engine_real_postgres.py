@@ -105,8 +105,10 @@ def pgbadger_run() -> Iterator[LoggedRun]:
         cluster.start()
     except PgClusterError as exc:
         pytest.fail(f"could not start the pgBadger-style PostgreSQL cluster: {exc}", pytrace=False)
-    yield _recorded(cluster, "badger_reader", phases=3)
-    cluster.destroy()
+    try:
+        yield _recorded(cluster, "badger_reader", phases=3)
+    finally:
+        cluster.destroy()
 
 
 # -- the reference: what a package must hold, by the record and simple framing -------------
