@@ -308,6 +308,23 @@ def test_s3_presigned_url_downloads_the_package_under_its_file_name(
     assert 'filename="slow-logs.tar.gz"' in answer.headers["content-disposition"]
 
 
+def test_s3_links_can_point_at_the_address_users_reach_the_store_by(
+    s3server: S3Server, bucket: str
+) -> None:
+    public = f"http://localhost:{s3server.port}"  # another name for the same server
+    store = S3Store(
+        bucket, "public", s3server.endpoint_url, s3server.region,
+        s3server.access_key, s3server.secret_key, public_endpoint_url=public,
+    )
+    with store.writer(KEY) as file:
+        file.write(b"reachable")
+
+    url = store.presigned_url(KEY, 60, "x.tar.gz")
+
+    assert url is not None and url.startswith(public + "/")
+    assert httpx.get(url).content == b"reachable"
+
+
 def test_the_file_store_serves_its_own_links(tmp_path: Path) -> None:
     assert FileStore(tmp_path).presigned_url(KEY, 60, "x.tar.gz") is None
 

@@ -40,7 +40,8 @@ class S3Store(PackageStore):
     """Packages as objects `<prefix>/<key>` in `bucket` at `endpoint_url` (None: AWS itself).
 
     `access_key`/`secret_key` None means boto3's usual credential chain. Memory per writer
-    stays under about one `part_size` however large the package.
+    stays under about one `part_size` however large the package. `public_endpoint_url`, when
+    users download from another address than dblogpack uploads to, is what links point at.
     """
 
     def __init__(
@@ -54,6 +55,7 @@ class S3Store(PackageStore):
         *,
         part_size: int = DEFAULT_PART_SIZE,
         timeout: float = 30.0,
+        public_endpoint_url: str | None = None,
     ) -> None:
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size {part_size} is below S3's minimum of {MIN_PART_SIZE}")
@@ -61,20 +63,14 @@ class S3Store(PackageStore):
         self.prefix = prefix.strip("/")
         self.endpoint_url = endpoint_url
         self.part_size = part_size
-        self._client: S3Client = boto3.session.Session().client(
-            "s3",
-            endpoint_url=endpoint_url,
-            region_name=region,
-            aws_access_key_id=access_key,
-            aws_secret_access_key=secret_key,
-            config=Config(
-                signature_version="s3v4",
-                connect_timeout=timeout,
-                read_timeout=timeout,
-                retries={"max_attempts": 3, "mode": "standard"},
-                # S3-compatible servers rarely have wildcard DNS for bucket subdomains.
-                s3={"addressing_style": "path" if endpoint_url else "auto"},
-            ),
+        session = boto3.session.Session(
+            aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=region
+        )
+        self._client = _client(session, endpoint_url, timeout)
+        # Presigned URLs carry their host in the signature: users who reach the store by
+        # another name than dblogpack does need links signed for that name.
+        self._link_client = (
+            _client(session, public_endpoint_url, timeout) if public_endpoint_url else self._client
         )
 
     def __repr__(self) -> str:
@@ -116,7 +112,7 @@ class S3Store(PackageStore):
         object_key = self.object_key(key)
         safe_name = _UNSAFE_FILENAME.sub("_", filename) or "package.tar.gz"
         with self._translated("presign", object_key):
-            return self._client.generate_presigned_url(
+            return self._link_client.generate_presigned_url(
                 "get_object",
                 Params={
                     "Bucket": self.bucket,
@@ -157,6 +153,21 @@ class S3Store(PackageStore):
             ) from exc
         except BotoCoreError as exc:
             raise StoreError(f"S3 could not {action} {where}: {exc}") from exc
+
+
+def _client(session: boto3.session.Session, endpoint_url: str | None, timeout: float) -> S3Client:
+    return session.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        config=Config(
+            signature_version="s3v4",
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            retries={"max_attempts": 3, "mode": "standard"},
+            # S3-compatible servers rarely have wildcard DNS for bucket subdomains.
+            s3={"addressing_style": "path" if endpoint_url else "auto"},
+        ),
+    )
 
 
 def _hint(code: str) -> str:
