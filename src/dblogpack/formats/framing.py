@@ -71,22 +71,19 @@ def find_any(buf: bytes, needles: tuple[bytes, ...], lo: int, hi: int) -> Iterat
     return iter(sorted(at for needle in needles for at in find_all(buf, needle, lo, hi)))
 
 
+# One CSV record up to its ending newline: unquoted runs or quoted fields ("" escapes
+# a quote). Possessive quantifiers: a record without its newline fails in linear time.
+_CSV_RECORD = re.compile(rb'(?:[^"\n]++|"[^"]*+(?:""[^"]*+)*+")*+\n')
+
+
 def csv_record_end(buf: bytes, start: int, hi: int) -> int | None:
     """End (after its newline) of the CSV record starting at `start`; None if it runs past `hi`.
 
-    A newline ends the record only outside quotes; doubled quotes inside a
-    quoted field keep the parity even, so counting quotes is exact.
+    A newline ends the record only outside quotes; the scan runs in C, even for
+    a record of millions of quoted lines.
     """
-    pos = start
-    quotes = 0
-    while True:
-        newline = buf.find(b"\n", pos, hi)
-        if newline < 0:
-            return None
-        quotes += buf.count(b'"', pos, newline)
-        if quotes % 2 == 0:
-            return newline + 1
-        pos = newline + 1
+    found = _CSV_RECORD.match(buf, start, hi)
+    return found.end() if found is not None else None
 
 
 def as_bytes(buf: Buffer) -> bytes:
