@@ -123,9 +123,7 @@ def test_check_passes_with_the_right_host_key(source: SftpSource) -> None:
     source.check()
 
 
-def test_a_host_key_line_copied_from_ssh_keyscan_is_understood(
-    sshd: Sshd, log_dir: Path
-) -> None:
+def test_a_host_key_line_copied_from_ssh_keyscan_is_understood(sshd: Sshd, log_dir: Path) -> None:
     keyscan_line = f"[127.0.0.1]:{sshd.port} {sshd.host_public_key.rsplit(' ', 1)[0]}"
     with make_source(sshd, log_dir, known_host_key=keyscan_line) as src:
         src.check()
@@ -174,8 +172,15 @@ def test_a_forked_worker_opens_its_own_connection(source: SftpSource, log_dir: P
 def mongo_slow_query(unix_seconds: int, millis: int) -> str:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000+00:00", time.gmtime(unix_seconds))
     return json.dumps(
-        {"t": {"$date": stamp}, "s": "I", "c": "COMMAND", "id": 51803, "ctx": "conn7",
-         "msg": "Slow query", "attr": {"ns": "shop.orders", "durationMillis": millis}},
+        {
+            "t": {"$date": stamp},
+            "s": "I",
+            "c": "COMMAND",
+            "id": 51803,
+            "ctx": "conn7",
+            "msg": "Slow query",
+            "attr": {"ns": "shop.orders", "durationMillis": millis},
+        },
         separators=(",", ":"),
     )
 
@@ -189,8 +194,12 @@ def test_a_window_of_a_large_remote_log_is_packaged_into_s3_reading_only_around_
     window = TimeWindow(start + 72_000, start + 72_060)
     spec = PackageSpec("pkg-1", "slow-1", ResourceKind.MONGODB, "c-1", "n-1", LogKind.SLOW, window)
     store = S3Store(
-        s3server.create_bucket(f"pkg-{uuid.uuid4().hex[:8]}"), "packages", s3server.endpoint_url,
-        s3server.region, s3server.access_key, s3server.secret_key,
+        s3server.create_bucket(f"pkg-{uuid.uuid4().hex[:8]}"),
+        "packages",
+        s3server.endpoint_url,
+        s3server.region,
+        s3server.access_key,
+        s3server.secret_key,
     )
 
     with make_source(sshd, log_dir, pattern="mongod.log*") as source:
@@ -200,9 +209,10 @@ def test_a_window_of_a_large_remote_log_is_packaged_into_s3_reading_only_around_
     assert result.entries == 60
     assert (log_dir / "mongod.log").stat().st_size > 20_000_000
     assert result.files[0].bytes_scanned < 2_000_000  # bisection, not a 20 MB download
-    with store.open("proj/pkg-1/slow-1.tar.gz") as package, tarfile.open(
-        fileobj=package, mode="r:gz"
-    ) as tar:
+    with (
+        store.open("proj/pkg-1/slow-1.tar.gz") as package,
+        tarfile.open(fileobj=package, mode="r:gz") as tar,
+    ):
         member = tar.extractfile("logs/mongod.log")
         assert member is not None
         assert member.read().decode().splitlines() == lines[72_000:72_060]

@@ -313,8 +313,13 @@ def test_s3_links_can_point_at_the_address_users_reach_the_store_by(
 ) -> None:
     public = f"http://localhost:{s3server.port}"  # another name for the same server
     store = S3Store(
-        bucket, "public", s3server.endpoint_url, s3server.region,
-        s3server.access_key, s3server.secret_key, public_endpoint_url=public,
+        bucket,
+        "public",
+        s3server.endpoint_url,
+        s3server.region,
+        s3server.access_key,
+        s3server.secret_key,
+        public_endpoint_url=public,
     )
     with store.writer(KEY) as file:
         file.write(b"reachable")

@@ -80,9 +80,7 @@ def test_garbage_is_refused_as_tampered(token: str) -> None:
         (" bytes=0-0 ", (0, 0)),
     ],
 )
-def test_a_single_range_is_clamped_to_the_package(
-    header: str, expected: tuple[int, int]
-) -> None:
+def test_a_single_range_is_clamped_to_the_package(header: str, expected: tuple[int, int]) -> None:
     assert parse_range(header, 1000) == expected
 
 

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3's floor for every part but the last
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
 _NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
-_UNSAFE_FILENAME = re.compile(r'[^A-Za-z0-9._ -]')
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._ -]")
 
 
 class S3Store(PackageStore):
