@@ -284,19 +284,20 @@ class TestPackagesOfARealServer:
 
 @pytest.mark.parametrize("log_type", ["slow", "error"])
 @pytest.mark.parametrize("destination", list(DESTINATIONS))
-def test_pgbadger_prefix_and_a_non_utc_timezone(
+def test_pgbadger_prefix_and_a_non_utc_timezone_as_the_server_reports_them(
     pgbadger_run: LoggedRun, destination: str, log_type: str
 ) -> None:
     window = pgbadger_run.window("middle-phases")
     with PostgresSource(pgbadger_run.reader_dsn) as source:
-        package = pack(
-            pgbadger_run,
-            source,
-            pgbadger_run.format(destination),
-            log_type,
-            window,
-            pgbadger_run.files(destination),
+        # What a registration without LogLinePrefix/LogTimezone can learn from the server.
+        shown = source.logging_settings()
+        assert shown is not None, "the postgres source always reports the server's settings"
+        fmt = FormatConfig(
+            DESTINATIONS[destination][1],
+            log_line_prefix=shown.log_line_prefix if destination == "stderr" else None,
+            timezone=shown.log_timezone,
         )
+        package = pack(pgbadger_run, source, fmt, log_type, window, pgbadger_run.files(destination))
     assert_exact(package, pgbadger_run, destination, log_type, window)
 
 
@@ -347,33 +348,23 @@ def test_auto_detects_each_destinations_format_in_one_package(
     assert package.logs == expected
 
 
+@pytest.mark.parametrize("run_name", ["default_run", "pgbadger_run"])
 @pytest.mark.parametrize("log_type", ["slow", "error"])
 @pytest.mark.parametrize("destination", list(DESTINATIONS))
 def test_offline_pack_command_on_the_servers_files(
-    default_run: LoggedRun, destination: str, log_type: str, tmp_path: Path
+    request: pytest.FixtureRequest, run_name: str, destination: str, log_type: str, tmp_path: Path
 ) -> None:
-    window = default_run.window("middle-phases")
-    fmt = default_run.format(destination)
+    run: LoggedRun = request.getfixturevalue(run_name)
+    window = run.window("middle-phases")
+    fmt = run.format(destination)
     out = tmp_path / "package.tar.gz"
     argv = [
-        str(Path(sys.executable).with_name("dblogpack")),
-        "pack",
-        *map(str, default_run.files(destination)),
-        "--type",
-        log_type,
-        "--begin",
-        f"{window.begin:.0f}",
-        "--end",
-        f"{window.end:.0f}",
-        "--format",
-        fmt.name,
-        "--timezone",
-        default_run.timezone,
-        "--out",
-        str(out),
-    ]
+        str(Path(sys.executable).with_name("dblogpack")), "pack", *map(str, run.files(destination)),
+        "--type", log_type, "--begin", f"{window.begin:.0f}", "--end", f"{window.end:.0f}",
+        "--format", fmt.name, "--timezone", run.timezone, "--out", str(out),
+    ]  # fmt: skip
     if fmt.log_line_prefix is not None:
         argv += ["--log-line-prefix", fmt.log_line_prefix]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
-    assert_exact(Package.open(out.read_bytes()), default_run, destination, log_type, window)
+    assert_exact(Package.open(out.read_bytes()), run, destination, log_type, window)
