@@ -249,25 +249,24 @@ class SpanList:
 
 
 def span_bytes(fd: int, spans: Iterable[tuple[int, int]], window: int) -> Iterator[bytes]:
-    """The bytes of `spans` from file `fd`, read in `window`-byte reads and joined into pieces of
-    about `window` bytes, so thousands of small ranges cost one syscall, not one each.
+    """The bytes of `spans` from file `fd`, read `window` bytes at a time; the ranges inside one
+    read are joined into one piece, so thousands of small ranges cost one syscall, not one each.
+    At most one read window is alive at a time.
     """
     loaded_at, loaded = 0, memoryview(b"")
     batch: list[memoryview] = []
-    batch_bytes = 0
     for start, end in spans:
         while start < end:
             if not loaded_at <= start < loaded_at + len(loaded):
+                if batch:
+                    yield b"".join(batch)
+                    batch = []
                 loaded_at, loaded = start, memoryview(os.pread(fd, window, start))
                 if not loaded:
                     raise OSError(f"file ended at {start}, before the selected range's end {end}")
             piece_end = min(end, loaded_at + len(loaded))
             batch.append(loaded[start - loaded_at : piece_end - loaded_at])
-            batch_bytes += piece_end - start
             start = piece_end
-            if batch_bytes >= window:
-                yield b"".join(batch)
-                batch, batch_bytes = [], 0
     if batch:
         yield b"".join(batch)
 

@@ -97,6 +97,21 @@ def test_span_bytes_are_the_ranges_joined_whatever_the_read_window(tmp_path: Pat
         os.close(fd)
 
 
+def test_span_bytes_keep_one_read_window_alive_for_sparse_ranges(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"." * 1_000_000)
+    sparse = [(offset, offset + 10) for offset in range(0, 1_000_000, 5_000)]
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        pieces = list(span_bytes(fd, sparse, 50_000))
+    finally:
+        os.close(fd)
+
+    # One piece per read window: memory is one window, however sparse the selection.
+    assert len(pieces) == 20 and all(len(p) == 100 for p in pieces)
+
+
 def test_timestamps_are_iso_utc_with_the_logs_millisecond_precision() -> None:
     assert iso(1714550400.123) == "2024-05-01T08:00:00.123Z"
     assert iso(1714550400) == "2024-05-01T08:00:00.000Z"
