@@ -106,7 +106,10 @@ class SourceConfig:
 
     def __repr__(self) -> str:
         # Secrets must never reach a log line through a repr.
-        return f"SourceConfig(type={self.type.value!r}, log_dir={self.log_dir!r}, ssh_host={self.ssh_host!r})"
+        return (
+            f"SourceConfig(type={self.type.value!r}, log_dir={self.log_dir!r}, "
+            f"ssh_host={self.ssh_host!r})"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,7 +61,9 @@ class LogFormat(ABC):
         """Timestamp of the last entry that starts in `buf` (read from a file's tail)."""
 
     @abstractmethod
-    def scan(self, buf: bytes | memoryview, query: Query, file: str, base_offset: int) -> ScanResult:
+    def scan(
+        self, buf: bytes | memoryview, query: Query, file: str, base_offset: int
+    ) -> ScanResult:
         """Select the entries of `buf` (whole entries only) that match `query`.
 
         Warnings carry `file` and `base_offset + offset in buf`.
