@@ -208,3 +208,39 @@ class TestExactPackages:
 
 def test_min_duration_raises_the_bar_for_slow_operations(node: Node) -> None:
     assert_exact(node, TimeWindow(), LogKind.SLOW, min_duration=300.0)
+
+
+SAMPLES = Path(__file__).resolve().parents[1] / "logs"
+
+
+def sample_cases() -> list[tuple[str, str]]:
+    expectations = json.loads((SAMPLES / "expected.json").read_text())
+    return [
+        (name, kind)
+        for name in sorted(expectations)
+        if name.startswith("mongo")
+        for kind in ("slow", "error")
+    ]
+
+
+@pytest.mark.parametrize(("sample", "kind"), sample_cases())
+def test_hand_checked_samples_are_packed_line_for_line(sample: str, kind: str) -> None:
+    expectation = json.loads((SAMPLES / "expected.json").read_text())[sample]
+    lines = (SAMPLES / sample).read_bytes().splitlines(keepends=True)
+    wanted = b"".join(b"".join(lines[first - 1 : last]) for first, last in expectation[kind])
+    config = FormatConfig(**expectation["config"])
+    spec = PackageSpec(
+        id="pkg-1",
+        name="sample",
+        kind=ResourceKind.MONGODB,
+        resource_id="cluster-1",
+        node_id="node-1",
+        log_type=LogKind(kind),
+        window=TimeWindow(),
+    )
+    out = io.BytesIO()
+    with DirSource(SAMPLES, sample) as source:
+        pipeline.run(spec, source, config, out, workers=1)
+    logs, manifest = members(out.getvalue())
+    assert logs == ({sample: wanted} if wanted else {})
+    assert manifest["totals"]["entries"] == len(expectation[kind])  # type: ignore[index]
