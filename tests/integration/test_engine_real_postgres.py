@@ -249,7 +249,7 @@ def assert_exact(
 
 
 @pytest.mark.parametrize("window", list(WINDOWS))
-@pytest.mark.parametrize("log_type", ["slow", "error"])
+@pytest.mark.parametrize("log_type", ["slow", "error", "all"])
 @pytest.mark.parametrize("destination", list(DESTINATIONS))
 class TestPackagesOfARealServer:
     def test_read_over_sql_as_a_least_privileged_role(

@@ -75,11 +75,14 @@ class WorkloadRecord:
     boundaries: list[float] = field(default_factory=list)
 
     def expected(self, log_type: str, begin: float | None, end: float | None) -> list[Event]:
-        """Events whose entries a `slow` or `error` package of [begin, end) must hold, exactly."""
-        kinds = {
-            "slow": {EventKind.SLOW},
-            "error": {EventKind.ERROR, EventKind.WARNING, EventKind.FATAL},
-        }[log_type]
+        """Events whose entries a `slow`, `error` or `all` package of [begin, end) must hold.
+
+        `all` is every logged event: inside the phases the server logs nothing else.
+        """
+        errors = {EventKind.ERROR, EventKind.WARNING, EventKind.FATAL}
+        kinds = {"slow": {EventKind.SLOW}, "error": errors, "all": {EventKind.SLOW, *errors}}[
+            log_type
+        ]
         return [e for e in self.events if e.kind in kinds and e.within(begin, end)]
 
     def count(self, kind: EventKind) -> int:
