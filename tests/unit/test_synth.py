@@ -388,3 +388,30 @@ def pg_time_ms(text: str, zone: str | None) -> int:
         return round(float(text) * 1000)
     moment = datetime.strptime(text.rsplit(" ", 1)[0], "%Y-%m-%d %H:%M:%S.%f")
     return round(moment.replace(tzinfo=ZoneInfo(zone or "UTC")).timestamp() * 1000)
+
+
+class TestCommandLine:
+    def test_generate_writes_rotated_logs_and_a_record_side_file(self, tmp_path: Path) -> None:
+        from dblogpack.synth.__main__ import main
+
+        main(
+            [
+                "generate",
+                "mongo-legacy",
+                str(tmp_path / "mongod.log"),
+                "--size",
+                "200000",
+                "--rotate-bytes",
+                "80000",
+                "--start",
+                str(START),
+                "--record",
+                str(tmp_path / "rec"),
+            ]
+        )
+        record = RecordFile(tmp_path / "rec")
+        assert len(record.files) == 3 and record.files[-1] == "mongod.log"
+        recorded = list(entries(record.files, record.blocks()))
+        assert sum(e.length for e in recorded) == sum(
+            (tmp_path / name).stat().st_size for name in record.files
+        )
