@@ -20,9 +20,9 @@ from dblogpack.formats.framing import count_matches, find_all, find_any, last_ma
 from dblogpack.formats.scanner import EntryScanner
 from dblogpack.formats.timestamps import (
     IsoSecondsCache,
-    fraction,
     load_zone,
     local_to_epoch,
+    with_fraction,
 )
 from dblogpack.model import EntryDetail, FormatConfig, LogKind, TimeWindow
 
@@ -138,7 +138,7 @@ class MongoLegacyFormat(EntryScanner):
         try:
             if text[4:5] == b"-":
                 return self._iso.parse(text)
-            return self._ctime_seconds(text[:19]) + fraction(text[20:])
+            return with_fraction(self._ctime_seconds(text[:19]), text[20:])
         except (ValueError, KeyError):
             return None
 

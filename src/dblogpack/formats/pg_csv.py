@@ -25,7 +25,7 @@ from dblogpack.formats.framing import (
 )
 from dblogpack.formats.pg_message import duration_ms, logged_statement
 from dblogpack.formats.scanner import EntryScanner
-from dblogpack.formats.timestamps import LocalSecondsCache, load_zone
+from dblogpack.formats.timestamps import LocalSecondsCache, load_zone, with_fraction
 from dblogpack.model import EntryDetail, FormatConfig, LogKind, TimeWindow
 
 COLUMN_COUNTS = {23: "PostgreSQL 12", 24: "PostgreSQL 13", 26: "PostgreSQL 14-17"}
@@ -83,7 +83,7 @@ class PgCsvFormat(EntryScanner):
         if found is None:
             return None
         try:
-            return self._seconds.seconds(found[1], found[3]) + int(found[2]) * 0.001
+            return with_fraction(self._seconds.seconds(found[1], found[3]), found[2])
         except ValueError:
             return None
 

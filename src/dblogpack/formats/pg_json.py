@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dblogpack.formats.framing import find_all
 from dblogpack.formats.json_lines import JsonLinesScanner, load_document
 from dblogpack.formats.pg_message import duration_ms, logged_statement
-from dblogpack.formats.timestamps import LocalSecondsCache, load_zone
+from dblogpack.formats.timestamps import LocalSecondsCache, load_zone, with_fraction
 from dblogpack.model import EntryDetail, FormatConfig, LogKind, TimeWindow
 
 _TIME = re.compile(rb'\{"timestamp":"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:\.(\d{3}))? ([^"\n]*)"')
@@ -42,7 +42,7 @@ class PgJsonFormat(JsonLinesScanner):
             seconds = self._seconds.seconds(found[1], found[3])
         except ValueError:
             return None
-        return seconds + int(found[2]) * 0.001 if found[2] else float(seconds)
+        return with_fraction(seconds, found[2] or b"")
 
     def _candidates(
         self, buf: bytes, kind: LogKind, window: TimeWindow, lo: int, hi: int

@@ -171,7 +171,9 @@ class PgStderrFormat(EntryScanner):
             if (
                 self.prefix.timestamp_group == "ts_m"
             ):  # fixed layout: `YYYY-MM-DD HH:MM:SS.mmm ZONE`
-                return self._seconds.seconds(text[:19], text[24:]) + int(text[20:23]) * 0.001
+                return (
+                    self._seconds.seconds(text[:19], text[24:]) * 1000 + int(text[20:23])
+                ) / 1000
             return self._seconds.seconds(text[:19], text[20:])
         except ValueError:
             return None

@@ -104,21 +104,17 @@ def _fields(stamp: bytes) -> tuple[int, int, int, int, int, int]:
     )
 
 
-def split_pg_timestamp(text: bytes) -> tuple[bytes, bytes, bytes]:
-    """`2024-05-01 12:00:00[.123] UTC` → (seconds part, fraction digits, zone abbreviation)."""
-    if len(text) > 19 and text[19:20] == b".":
-        space = text.find(b" ", 20)
-        if space < 0:
-            return text[:19], text[20:], b""
-        return text[:19], text[20:space], text[space + 1 :]
-    return text[:19], b"", text[20:]
+def with_fraction(seconds: int, digits: bytes) -> float:
+    """`seconds` plus the decimal fraction `digits` (b"123" → .123), rounded once.
 
-
-def fraction(digits: bytes) -> float:
-    """`b"123"` → 0.123; digits of any length."""
+    (s * 1000 + ms) / 1000 is the float nearest the printed time, the same
+    float `float("s.ms")` and a caller's `ms / 1000` give, so window edges
+    placed exactly on an entry's time compare equal.
+    """
     if not digits:
-        return 0.0
-    return int(digits) / float(10 ** len(digits))
+        return float(seconds)
+    scale: int = 10 ** len(digits)
+    return (seconds * scale + int(digits)) / scale
 
 
 class IsoSecondsCache:
@@ -127,34 +123,31 @@ class IsoSecondsCache:
     __slots__ = ("_cache",)
 
     def __init__(self) -> None:
-        self._cache: dict[bytes, float] = {}
+        self._cache: dict[bytes, int] = {}
 
     def parse(self, text: bytes) -> float:
         """Raises ValueError when `text` is not such a timestamp."""
-        dot = text.find(b".", 19, 20)
-        if dot == 19:
+        digits, key = b"", text
+        if text.find(b".", 19, 20) == 19:
             end = 20
             while end < len(text) and 48 <= text[end] <= 57:
                 end += 1
-            frac, key = fraction(text[20:end]), text[:19] + text[end:]
-        else:
-            frac, key = 0.0, text
+            digits, key = text[20:end], text[:19] + text[end:]
         value = self._cache.get(key)
         if value is None:
             value = _iso_seconds(key)
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
             self._cache[key] = value
-        return value + frac
+        return with_fraction(value, digits)
 
 
-def _iso_seconds(text: bytes) -> float:
+def _iso_seconds(text: bytes) -> int:
     """Whole-second ISO timestamp with its offset; naive text is refused (ValueError)."""
     parsed = datetime.fromisoformat(text.decode("ascii"))
     if parsed.tzinfo is None:
         raise ValueError(f"timestamp without offset: {text!r}")
-    seconds: float = parsed.timestamp()
-    return seconds
+    return round(parsed.timestamp())
 
 
 def iso_utc(ts: float) -> str:
