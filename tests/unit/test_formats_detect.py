@@ -16,7 +16,7 @@ DEFAULT = b"""2024-05-01 12:00:00.000 UTC [10] LOG:  database system is ready to
 DEBIAN = b"""2024-05-01 12:00:00.000 UTC [10] LOG:  database system is ready to accept connections
 2024-05-01 12:00:01.000 UTC [11] app@shop LOG:  duration: 3.000 ms  statement: SELECT 1
 """
-PGBADGER = b"""2024-05-01 12:00:00 UTC [10]: [1-1] user=,db=,app=,client= LOG:  checkpoint starting: time
+PGBADGER = b"""2024-05-01 12:00:00 UTC [10]: [1-1] user=,db=,app=,client= LOG:  checkpoint starting
 2024-05-01 12:00:01 UTC [11]: [1-1] user=app,db=shop,app=psql,client=10.0.0.5 ERROR:  boom
 """
 CUSTOM = b"""time=2024-05-01 12:00:00.000 UTC pid=10 LOG:  checkpoint starting: time

@@ -112,7 +112,7 @@ FIELD_VALUES = {
     "l": st.integers(1, 99999).map(str),
     "x": st.integers(0, 10**9).map(str),
     "e": st.sampled_from(["00000", "42P01", "23505", "57014"]),
-    "c": st.tuples(st.integers(1, 2**31), st.integers(1, 2**22)).map(lambda t: f"{t[0]:x}.{t[1]:x}"),
+    "c": st.builds("{:x}.{:x}".format, st.integers(1, 2**31), st.integers(1, 2**22)),
     "i": st.sampled_from(["SELECT", "idle", "idle in transaction", "authentication", ""]),
 }
 SEPARATORS = st.sampled_from([" ", "[", "] ", ",", "=", "@", ":", "-", "|", "user=", " db="])
