@@ -45,7 +45,9 @@ def table(results: list[RowResult]) -> Table:
         verdict = "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
         speed = f"{r.speedup:.2f}x" if r.speedup is not None else r.note or "-"
         out.add_row(
-            f"{r.title}\n[dim]{r.baseline}[/]",
+            f"{r.title} ({r.bytes_in / 1e6:.0f} MB)\n[dim]{r.baseline}[/]"
+            if r.bytes_in
+            else r.title,
             _seconds(r.a_seconds) + _throughput(r, r.a_seconds),
             _seconds(r.b_seconds) + _throughput(r, r.b_seconds),
             speed if r.speedup is None or not r.note else f"{speed}\n{r.note}",
@@ -69,7 +71,26 @@ def save(results: list[RowResult], quick: bool, repeats: int) -> Path:
         "rows": [asdict(r) for r in results],
     }
     RESULTS.write_text(json.dumps(document, indent=2) + "\n")
+    RESULTS.with_suffix(".md").write_text(markdown(results))
     return RESULTS
+
+
+def markdown(results: list[RowResult]) -> str:
+    """The table as Markdown, for docs/benchmarks.md."""
+    lines = [
+        "| row | data | A dblogpack | B baseline | B/A speed-up | target | package | result |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        speed = f"{r.speedup:.2f}x" if r.speedup is not None else "-"
+        note = f" ({r.note})" if r.note else ""
+        size = f"{r.bytes_in / 1e6:.0f} MB" if r.bytes_in else "-"
+        lines.append(
+            f"| {r.title}<br>`{r.baseline.replace('|', chr(92) + '|')}` | {size} | {_seconds(r.a_seconds)} |"
+            f" {_seconds(r.b_seconds)} | {speed}{note} | {r.target} | {r.check} |"
+            f" {'PASS' if r.passed else 'FAIL'} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def show(results: list[RowResult], console: Console) -> None:

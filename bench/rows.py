@@ -18,6 +18,7 @@ from bench.verify import Selection, verify
 
 DBLOGPACK = str(Path(sys.executable).with_name("dblogpack"))
 OUT_DIR = DATA_DIR / "out"
+REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass(slots=True)
@@ -87,7 +88,7 @@ def compare(ctx: Context, row: Comparison) -> RowResult:
     result = RowResult(
         row.key,
         row.title,
-        theirs.replace(str(DATA_DIR) + "/", ""),
+        theirs.replace(str(DATA_DIR) + "/", "").replace(str(REPO) + "/", ""),
         row.target,
         bytes_in=data_set.path.stat().st_size,
     )
