@@ -6,6 +6,7 @@ Times are unix seconds (float) on every backend, the unit the API speaks.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -126,14 +127,16 @@ packages = Table(
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("lease_owner", String(128)),
     Column("lease_expires_at", Float),
-    Column("size", Integer),
-    Column("entry_count", Integer),
+    Column("size", BigInteger),  # packages can exceed 2 GiB
+    Column("entry_count", BigInteger),
     Column("checksum", String(128)),
     Column("store_key", String(1024)),
     Column("created_at", Float, nullable=False),
     Column("started_at", Float),
     Column("finished_at", Float),
     Column("expires_at", Float),
+    # Completed builds of this package (exactly one when no worker duplicated work).
+    Column("builds", Integer, nullable=False, server_default=text("0")),
 )
 
 LIVE_PACKAGE = "state != 'Package_Deleted'"
@@ -148,6 +151,7 @@ Index(
 )
 Index("packages_claim", packages.c.state, packages.c.lease_expires_at)
 Index("packages_project", packages.c.project_id, packages.c.kind, packages.c.resource_id)
+Index("packages_node", packages.c.resource_id, packages.c.node_id, packages.c.state)
 
 audit_records = Table(
     "audit_records",
