@@ -8,7 +8,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import tempfile
+import threading
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -90,6 +92,34 @@ def _padding(size: int) -> bytes:
     return b"\0" * (-size % BLOCK)
 
 
+_THREADED_HASH_MIN = 16 * 1024 * 1024
+
+
+class _ThreadedHash:
+    """sha256 in its own thread (hashlib releases the GIL), overlapping the copy and compression.
+
+    Chunks are handed over through a short queue, so memory stays a few chunks.
+    """
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self._queue: queue.Queue[bytes | memoryview | None] = queue.Queue(maxsize=4)
+        self._thread = threading.Thread(target=self._run, name="dblogpack-sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            self._digest.update(chunk)
+
+    def update(self, chunk: bytes | memoryview) -> None:
+        self._queue.put(chunk)
+
+    def hexdigest(self) -> str:
+        self._queue.put(None)
+        self._thread.join()
+        return self._digest.hexdigest()
+
+
 class TarGzWriter:
     """Streams tar members into gzip on `out`; compression runs in `threads` threads of ISA-L.
 
@@ -129,16 +159,23 @@ class TarGzWriter:
     def add_member(self, name: str, size: int, chunks: Iterable[bytes | memoryview]) -> str:
         """Write a member of exactly `size` bytes from `chunks`; returns their sha256 (hex)."""
         self._write(tar_header(name, size, self._mtime))
+        hasher = _ThreadedHash() if size >= _THREADED_HASH_MIN else None
         digest = hashlib.sha256()
         written = 0
-        for chunk in chunks:
-            digest.update(chunk)
-            self._write(chunk)
-            written += len(chunk)
+        try:
+            for chunk in chunks:
+                if hasher is None:
+                    digest.update(chunk)
+                else:
+                    hasher.update(chunk)
+                self._write(chunk)
+                written += len(chunk)
+        finally:
+            hexdigest = digest.hexdigest() if hasher is None else hasher.hexdigest()
         if written != size:
             raise ValueError(f"member {name}: {written} bytes written, {size} announced")
         self._write(_padding(size))
-        return digest.hexdigest()
+        return hexdigest
 
     def add_bytes(self, name: str, data: bytes) -> str:
         return self.add_member(name, len(data), [data])
@@ -248,7 +285,9 @@ class SpanList:
             self._spill = None
 
 
-def span_bytes(fd: int, spans: Iterable[tuple[int, int]], window: int) -> Iterator[bytes]:
+def span_bytes(
+    fd: int, spans: Iterable[tuple[int, int]], window: int
+) -> Iterator[bytes | memoryview]:
     """The bytes of `spans` from file `fd`, read `window` bytes at a time; the ranges inside one
     read are joined into one piece, so thousands of small ranges cost one syscall, not one each.
     At most one read window is alive at a time.
@@ -259,7 +298,7 @@ def span_bytes(fd: int, spans: Iterable[tuple[int, int]], window: int) -> Iterat
         while start < end:
             if not loaded_at <= start < loaded_at + len(loaded):
                 if batch:
-                    yield b"".join(batch)
+                    yield _joined(batch)
                     batch = []
                 loaded_at, loaded = start, memoryview(os.pread(fd, window, start))
                 if not loaded:
@@ -268,7 +307,12 @@ def span_bytes(fd: int, spans: Iterable[tuple[int, int]], window: int) -> Iterat
             batch.append(loaded[start - loaded_at : piece_end - loaded_at])
             start = piece_end
     if batch:
-        yield b"".join(batch)
+        yield _joined(batch)
+
+
+def _joined(batch: list[memoryview]) -> bytes | memoryview:
+    # One range is passed as a view of the read (no copy); several are joined into one piece.
+    return batch[0] if len(batch) == 1 else b"".join(batch)
 
 
 def iso(ts: float | None) -> str | None:

@@ -550,7 +550,9 @@ class _Packing:
                 self._member(row, plan.file, size, iter(lambda: spool.read(CHUNK), b""))
         return row
 
-    def _member(self, row: FileResult, file: LogFile, size: int, chunks: Iterator[bytes]) -> None:
+    def _member(
+        self, row: FileResult, file: LogFile, size: int, chunks: Iterator[bytes | memoryview]
+    ) -> None:
         row.member = _member_name(file)
         row.sha256 = self.tar.add_member(row.member, size, chunks)
         row.bytes_written = size
