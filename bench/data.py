@@ -77,14 +77,14 @@ class DataSet:
 
 
 def data_sets(quick: bool) -> dict[str, DataSet]:
-    """Full size (≥ 1 GB) or --quick (a tenth); keys name what the rows refer to."""
+    """Full size (≥ 1 GiB) or --quick (a tenth); keys name what the rows refer to."""
     scale = 10 if quick else 1
     suffix = "-quick" if quick else ""
     sets = [
-        DataSet(f"pg-stderr-1g{suffix}", "pg-stderr", 1_050 * MB // scale, 6, seed=11),
-        DataSet(f"mongo-json-1g{suffix}", "mongo-json", 1_050 * MB // scale, 6, seed=12),
-        DataSet(f"pg-stderr-week{suffix}", "pg-stderr", 1_050 * MB // scale, 7 * 24, seed=13),
-        DataSet(f"mongo-legacy-200m{suffix}", "mongo-legacy", 210 * MB // scale, 4, seed=14),
+        DataSet(f"pg-stderr-1g{suffix}", "pg-stderr", 1_100 * MB // scale, 6, seed=11),
+        DataSet(f"mongo-json-1g{suffix}", "mongo-json", 1_100 * MB // scale, 6, seed=12),
+        DataSet(f"pg-stderr-week{suffix}", "pg-stderr", 1_100 * MB // scale, 7 * 24, seed=13),
+        DataSet(f"mongo-legacy-200m{suffix}", "mongo-legacy", 220 * MB // scale, 4, seed=14),
     ]
     return {s.key.removesuffix(suffix): s for s in sets}
 

@@ -11,8 +11,9 @@ import sys
 
 from rich.console import Console
 
-from bench.data import data_sets
+from bench.data import data_sets, ensure
 from bench.groups import GROUPS, ROWS
+from bench.groups.mtools import ensure_mtools
 from bench.report import save, show
 from bench.rows import Context, RowResult
 
@@ -20,6 +21,9 @@ from bench.rows import Context, RowResult
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a tenth of the data, 3 repeats")
+    parser.add_argument(
+        "--prepare", action="store_true", help="only generate the data sets and install mtools"
+    )
     parser.add_argument("--repeats", type=int, help="paired runs per row (default 5, quick 3)")
     parser.add_argument(
         "--only",
@@ -42,9 +46,15 @@ def _selected(only: list[str] | None) -> list[tuple[str, object]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
-    console = Console()
+    # Wide enough for the table when the output is a file or a CI log.
+    console = Console(width=None if sys.stdout.isatty() else 160)
     repeats = args.repeats or (3 if args.quick else 5)
     ctx = Context(args.quick, repeats, data_sets(args.quick), console)
+    if args.prepare:
+        for data_set in ctx.data.values():
+            ensure(data_set, console)
+        ensure_mtools(ctx)
+        return 0
     results: list[RowResult] = []
     for key, row in ROWS:
         if key not in dict(_selected(args.only)):

@@ -180,7 +180,8 @@ class _Clock:
 
 def _gap_ms(plan: Plan, mean_length: float) -> float:
     if plan.end is not None and plan.size is not None:
-        return (plan.end - plan.start) * 1000.0 / max(plan.size / mean_length, 1.0)
+        # Plan 2% more entries than the mean length suggests, so the size is reached before the end.
+        return (plan.end - plan.start) * 1000.0 / max(1.02 * plan.size / mean_length, 1.0)
     return 1000.0 / plan.rate
 
 
