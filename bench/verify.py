@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import tarfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
@@ -16,7 +15,7 @@ from isal import igzip
 
 from bench.data import DataSet
 from dblogpack.model import LogKind, TimeWindow
-from dblogpack.synth import RecordedEntry, RecordFile, merged_spans, read_spans, selected
+from dblogpack.synth import RecordFile, read_spans, select
 
 COPY = 4 << 20
 
@@ -33,35 +32,16 @@ class Selection:
 def expected_digests(data_set: DataSet, selection: Selection) -> tuple[dict[str, str], int]:
     """sha256 of each expected member's bytes (by file name) and the expected entry count."""
     record = RecordFile(data_set.record_path)
-    counted = _Counted(
-        selected(
-            record.files,
-            record.blocks(),
-            selection.window,
-            selection.kind,
-            selection.min_duration_ms,
-        )
+    chosen = select(
+        record.files, record.blocks(), selection.window, selection.kind, selection.min_duration_ms
     )
     digests = {}
-    for name, file_spans in merged_spans(counted).items():
+    for name, file_spans in chosen.spans.items():
         digest = hashlib.sha256()
         for piece in read_spans(data_set.path.with_name(name), file_spans):
             digest.update(piece)
         digests[name] = digest.hexdigest()
-    return digests, counted.count
-
-
-class _Counted:
-    """Passes entries through, counting them (the selection of 1 GB is too big to keep)."""
-
-    def __init__(self, chosen: Iterator[RecordedEntry]) -> None:
-        self._chosen = chosen
-        self.count = 0
-
-    def __iter__(self) -> Iterator[RecordedEntry]:
-        for entry in self._chosen:
-            self.count += 1
-            yield entry
+    return digests, chosen.entries
 
 
 def package_digests(package: Path) -> tuple[dict[str, str], dict[str, object]]:

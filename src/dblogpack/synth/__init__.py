@@ -25,11 +25,11 @@ from dblogpack.synth.record import (
     Record,
     RecordedEntry,
     RecordFile,
+    Selection,
     entries,
     expected_spans,
-    merged_spans,
     read_spans,
-    selected,
+    select,
 )
 
 FORMATS = ("pg-stderr", "mongo-json", "mongo-legacy")
@@ -48,6 +48,7 @@ __all__ = [
     "Record",
     "RecordFile",
     "RecordedEntry",
+    "Selection",
     "SynthFormat",
     "WrittenFile",
     "build",
@@ -55,9 +56,8 @@ __all__ = [
     "expected_spans",
     "feed",
     "generate",
-    "merged_spans",
     "read_spans",
-    "selected",
+    "select",
 ]
 
 

@@ -11,7 +11,7 @@ import math
 import struct
 from array import array
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -155,36 +155,51 @@ def entries(files: list[str], blocks: Iterable[EntryBlock]) -> Iterator[Recorded
             )
 
 
-def selected(
+@dataclass(slots=True)
+class Selection:
+    """A reference selection: per file, merged (offset, length) ranges, and the entry count."""
+
+    spans: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    entries: int = 0
+
+    def add(self, file: str, offset: int, length: int) -> None:
+        self.entries += 1
+        file_spans = self.spans.setdefault(file, [])
+        if file_spans and sum(file_spans[-1]) == offset:
+            file_spans[-1] = (file_spans[-1][0], file_spans[-1][1] + length)
+        else:
+            file_spans.append((offset, length))
+
+
+def select(
     files: list[str],
     blocks: Iterable[EntryBlock],
     window: TimeWindow,
     kind: LogKind,
     min_duration_ms: float | None = None,
-) -> Iterator[RecordedEntry]:
-    """Reference selection: the recorded entries a package must hold, in write order.
+) -> Selection:
+    """Reference selection: what a package of `window` and `kind` must hold.
 
     Deliberately plain (one entry at a time, the documented rules read literally) so that it
-    shares nothing with the engine it checks. Window edges compare at millisecond precision.
+    shares nothing with the engine it checks. Times compare in seconds at millisecond precision.
     """
-    for entry in entries(files, blocks):
-        if not window.contains(entry.ts_ms / 1000) or not entry.is_kind(kind):
-            continue
-        if min_duration_ms is not None and (entry.duration_ms or 0.0) < min_duration_ms:
-            continue
-        yield entry
-
-
-def merged_spans(chosen: Iterable[RecordedEntry]) -> dict[str, list[tuple[int, int]]]:
-    """Per file, the (offset, length) ranges of `chosen` entries, adjacent ones merged."""
-    spans: dict[str, list[tuple[int, int]]] = {}
-    for entry in chosen:
-        file_spans = spans.setdefault(entry.file, [])
-        if file_spans and sum(file_spans[-1]) == entry.offset:
-            file_spans[-1] = (file_spans[-1][0], file_spans[-1][1] + entry.length)
-        else:
-            file_spans.append((entry.offset, entry.length))
-    return spans
+    mask = {LogKind.SLOW: SLOW, LogKind.ERROR: ERROR}.get(kind)
+    bar = min_duration_ms
+    selection = Selection()
+    for block in blocks:
+        name = files[block.file_index]
+        for ts, offset, length, flags, duration in zip(
+            block.ts_ms, block.offsets, block.lengths, block.flags, block.durations, strict=True
+        ):
+            if mask is not None and not flags & mask:
+                continue
+            if not window.contains(ts / 1000):
+                continue
+            # A NaN duration (none printed) never reaches a bar.
+            if bar is not None and not duration >= bar:
+                continue
+            selection.add(name, offset, length)
+    return selection
 
 
 def expected_spans(
@@ -194,8 +209,8 @@ def expected_spans(
     kind: LogKind,
     min_duration_ms: float | None = None,
 ) -> dict[str, list[tuple[int, int]]]:
-    """Per file, the byte ranges a package must hold (see `selected`)."""
-    return merged_spans(selected(files, blocks, window, kind, min_duration_ms))
+    """Per file, the byte ranges a package must hold (see `select`)."""
+    return select(files, blocks, window, kind, min_duration_ms).spans
 
 
 def read_spans(
