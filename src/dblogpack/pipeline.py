@@ -84,7 +84,7 @@ def run(
             for plan, scanned in zip(plans, scans, strict=True):
                 result.files.append(packing.file(plan, scanned()))
                 meter.advance(plan.cost)
-            _add_summary(tar, spec, summary)
+            _add_summary(tar, spec, summary, result.entries)
             tar.add_bytes("manifest.json", json_bytes(manifest(spec, result)))
             result.size, result.sha256 = tar.close()
     finally:
@@ -567,8 +567,11 @@ class _Packing:
             self.summary.merge(scanned.summary)
 
 
-def _add_summary(tar: TarGzWriter, spec: PackageSpec, summary: SummaryBuilder) -> None:
-    document = {"log_type": spec.log_type.value, **summary.to_json()}
+def _add_summary(
+    tar: TarGzWriter, spec: PackageSpec, summary: SummaryBuilder, entries: int
+) -> None:
+    # The package's own count: all-entries packages parse no details, yet have entries.
+    document = {"log_type": spec.log_type.value, **summary.to_json(), "entries": entries}
     tar.add_bytes("summary.json", json_bytes(document))
     title = f"dblogpack summary of {spec.name} ({spec.log_type.value} entries)"
     tar.add_bytes("summary.txt", render_text(document, title).encode())

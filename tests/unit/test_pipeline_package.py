@@ -244,3 +244,13 @@ def test_worker_processes_make_the_same_package_as_one_process(
     assert files["logs/big.log"] == single_files["logs/big.log"]
     assert files["summary.json"] == single_files["summary.json"]
     assert parallel.entries == single.entries
+
+
+def test_an_all_entries_summary_counts_the_package_entries(tmp_path: Path) -> None:
+    write_log(tmp_path / "a.log", mixed(BASE_MS, 40))
+
+    result, files, _ = pack(DirSource(tmp_path), spec_for(LogKind.ALL))
+
+    summary = json.loads(files["summary.json"])
+    assert summary["entries"] == result.entries == 40
+    assert summary["fingerprints"] == []
