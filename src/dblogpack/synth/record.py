@@ -21,7 +21,7 @@ SLOW = 1
 ERROR = 2
 NO_DURATION = math.nan
 
-_MAGIC = b"DLPREC1\n"
+MAGIC = b"DLPREC1\n"
 _BLOCK = struct.Struct("<II")  # file index, entry count
 _TRAILER = struct.Struct("<Q")  # byte length of the JSON file table that precedes it
 
@@ -67,7 +67,7 @@ class Record:
         self._blocks: list[EntryBlock] = []
         self._sink = sink
         if sink is not None:
-            sink.write(_MAGIC)
+            sink.write(MAGIC)
 
     def begin_file(self, name: str) -> int:
         self.files.append(name)
@@ -107,7 +107,7 @@ class RecordFile:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         with self.path.open("rb") as f:
-            if f.read(len(_MAGIC)) != _MAGIC:
+            if f.read(len(MAGIC)) != MAGIC:
                 raise ValueError(f"{self.path} is not a synth record file")
             f.seek(-_TRAILER.size, 2)
             (table_len,) = _TRAILER.unpack(f.read(_TRAILER.size))
@@ -118,7 +118,7 @@ class RecordFile:
 
     def blocks(self) -> Iterator[EntryBlock]:
         with self.path.open("rb") as f:
-            f.seek(len(_MAGIC))
+            f.seek(len(MAGIC))
             while f.tell() < self._blocks_end:
                 file_index, count = _BLOCK.unpack(f.read(_BLOCK.size))
                 yield EntryBlock(
