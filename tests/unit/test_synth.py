@@ -35,6 +35,7 @@ from dblogpack.synth import (
     entries,
     expected_spans,
     feed,
+    feed_many,
     generate,
     read_spans,
 )
@@ -363,6 +364,27 @@ class TestFeeder:
         assert len(lines) == count > 500
         stamps = [mongo_time_ms(json.loads(line)["t"]["$date"]) / 1000 for line in lines]
         assert before - 1 <= min(stamps) and max(stamps) <= after + 1
+
+
+class TestFeedMany:
+    def test_every_node_of_a_cluster_gets_its_own_live_log(self, tmp_path: Path) -> None:
+        nodes = [tmp_path / f"node{i}" / "mongod.log" for i in range(3)]
+        for live in nodes:
+            live.parent.mkdir()
+        count = feed_many(
+            [(build("mongo-json"), live) for live in nodes], rate=400.0, duration_s=0.5
+        )
+        written = [len(live.read_bytes().splitlines()) for live in nodes]
+        assert all(lines > 50 for lines in written) and sum(written) == count
+        assert len({live.read_bytes()[200:400] for live in nodes}) == 3  # seeds differ per node
+
+    def test_a_failing_feeder_stops_the_others_and_its_error_reaches_the_caller(
+        self, tmp_path: Path
+    ) -> None:
+        good = tmp_path / "mongod.log"
+        missing = tmp_path / "no-such-dir" / "mongod.log"
+        with pytest.raises(FileNotFoundError):
+            feed_many([(build("mongo-json"), good), (build("mongo-json"), missing)], duration_s=30)
 
 
 def mkdir(path: Path) -> bool:

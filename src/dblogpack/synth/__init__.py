@@ -6,7 +6,7 @@ and by the demo (`feed`: real-time entries into a live log directory).
 
 from __future__ import annotations
 
-from dblogpack.synth.feeder import feed
+from dblogpack.synth.feeder import feed, feed_many
 from dblogpack.synth.generate import (
     EntryTemplate,
     GenerateResult,
@@ -55,6 +55,7 @@ __all__ = [
     "entries",
     "expected_spans",
     "feed",
+    "feed_many",
     "generate",
     "read_spans",
     "select",

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from dblogpack.synth import FORMATS, Mix, Plan, Record, build, feed, generate
+from dblogpack.synth import FORMATS, Mix, Plan, Record, build, feed_many, generate
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -15,7 +15,6 @@ def _parser() -> argparse.ArgumentParser:
     for command in ("generate", "feed"):
         p = sub.add_parser(command)
         p.add_argument("format", choices=FORMATS)
-        p.add_argument("path", type=Path)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--log-line-prefix")
         p.add_argument("--timezone")
@@ -25,6 +24,7 @@ def _parser() -> argparse.ArgumentParser:
             "--mix", default="0.05,0.01,0.94", help="weights of slow,error,other entries"
         )
     gen = sub.choices["generate"]
+    gen.add_argument("path", type=Path)
     gen.add_argument("--start", type=float, default=time.time() - 3600, help="unix seconds")
     gen.add_argument("--end", type=float, help="unix seconds")
     gen.add_argument("--size", type=int, help="bytes")
@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--disorder-ms", type=int, default=3)
     gen.add_argument("--record", type=Path, help="write the record side file here")
     fed = sub.choices["feed"]
+    fed.add_argument("paths", type=Path, nargs="+", help="live log files, fed in parallel")
     fed.add_argument("--rate", type=float, default=50.0, help="entries per second")
     fed.add_argument("--duration", type=float, help="seconds (default: until interrupted)")
     return parser
@@ -44,10 +45,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     mix = Mix(*(float(w) for w in args.mix.split(",")))
     if args.command == "feed":
+        targets = [(fmt, path) for path in args.paths]
         try:
-            feed(
-                fmt,
-                args.path,
+            feed_many(
+                targets,
                 rate=args.rate,
                 seed=args.seed,
                 mix=mix,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dblogpack.synth.generate import EntryRenderer, Mix, Output, SynthFormat, write_rotating
@@ -67,3 +67,53 @@ def _spread(begin: float, end: float, count: int, precision_ms: int) -> list[int
     base = begin * 1000.0
     stamps = [int(base + step * (i + 1)) for i in range(count)]
     return [ts - ts % precision_ms for ts in stamps]
+
+
+def feed_many(
+    targets: Sequence[tuple[SynthFormat, str | Path]],
+    *,
+    rate: float = 50.0,
+    seed: int = 0,
+    mix: Mix | None = None,
+    rotate_bytes: int | None = None,
+    duration_s: float | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Feed several live files at once (a cluster's nodes), one thread each, seeds seed, seed+1…
+
+    Returns the entries written in all; a failure in one feeder stops them all and is raised.
+    """
+    stop = stop or threading.Event()
+    counts: list[int] = [0] * len(targets)
+    failures: list[BaseException] = []
+
+    def run(index: int, fmt: SynthFormat, path: str | Path) -> None:
+        try:
+            counts[index] = feed(
+                fmt,
+                path,
+                rate=rate,
+                seed=seed + index,
+                mix=mix,
+                rotate_bytes=rotate_bytes,
+                duration_s=duration_s,
+                stop=stop,
+            )
+        except BaseException as exc:  # handed to the caller's thread below
+            failures.append(exc)
+            stop.set()
+
+    threads = [
+        threading.Thread(target=run, args=(i, fmt, path), daemon=True)
+        for i, (fmt, path) in enumerate(targets)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    finally:
+        stop.set()
+    if failures:
+        raise failures[0]
+    return sum(counts)
