@@ -252,6 +252,8 @@ class TestPrivileges:
             name = src.list_files()[0].name
             with pytest.raises(SourceError, match=r"permission denied.*pg_read_binary_file"):
                 src.read(name, 0, 10)
+            with pytest.raises(SourceError, match=r"permission denied.*pg_read_binary_file"):
+                src.check()  # registration finds out, not the first package
 
     def test_a_role_that_cannot_read_settings_is_told_so(
         self, pg_logging_cluster: PgCluster

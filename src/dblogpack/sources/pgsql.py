@@ -99,8 +99,11 @@ class PostgresSource(LogSource):
         return b"".join(piece for piece in pieces if piece is not None)
 
     def check(self) -> None:
-        self.list_files()
+        """Connect, list, SHOW and read a byte of the newest file: every privilege packages need."""
+        files = self.list_files()
         self.logging_settings()
+        if files:
+            self.read(files[-1].name, 0, 1)
 
     def logging_settings(self) -> LoggingSettings:
         values = {name: self._show(name) for name in SETTING_NAMES}
