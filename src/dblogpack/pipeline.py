@@ -49,6 +49,9 @@ CHUNK = 8 * 1024 * 1024
 HEAD = 64 * 1024
 PIECE = 64 * 1024 * 1024  # a worker task: big enough to amortise, small enough to balance
 PARALLEL_MIN = 48 * 1024 * 1024  # below this, a process pool costs more than it saves
+# A chunk grows to hold one long entry, up to this; past it, the bytes are scanned as they are
+# (a garbage file without entry starts must not be read into memory whole).
+MAX_CHUNK = 64 * 1024 * 1024
 MAX_WARNINGS = 1000
 MARGINS = Margins()
 
@@ -78,12 +81,12 @@ def run(
     pool = _pool(workers) if workers > 1 and _parallel_bytes(plans) >= PARALLEL_MIN else None
     summary = SummaryBuilder(_dialect(plans, fmt))
     try:
-        scans = _scans(plans, source, query, pool)
+        scans = _scans(plans, query, pool, meter)
         with TarGzWriter(out, compresslevel=compresslevel, threads=_threads(workers, total)) as tar:
-            packing = _Packing(tar, source, query, result, summary)
+            packing = _Packing(tar, source, query, result, summary, meter)
             for plan, scanned in zip(plans, scans, strict=True):
                 result.files.append(packing.file(plan, scanned()))
-                meter.advance(plan.cost)
+                meter.reach_file_end(plan.cost)
             _add_summary(tar, spec, summary, result.entries)
             tar.add_bytes("manifest.json", json_bytes(manifest(spec, result)))
             result.size, result.sha256 = tar.close()
@@ -269,13 +272,22 @@ def _pool(workers: int) -> Pool:
 
 
 class _Meter:
+    """Progress 0-100 by bytes scanned; 100 only once the package is complete."""
+
     def __init__(self, total: int, progress: Progress | None) -> None:
-        self.total, self.done_bytes, self.progress = total, 0, progress
+        self.total, self.progress = total, progress
+        self.done_bytes = self.files_bytes = 0
 
     def advance(self, size: int) -> None:
         self.done_bytes += size
         if self.progress is not None:
             self.progress(min(99.0, 100.0 * self.done_bytes / self.total))
+
+    def reach_file_end(self, cost: int) -> None:
+        """A file is packed: count exactly its planned bytes, whatever its chunks reported."""
+        self.files_bytes += cost
+        self.done_bytes = self.files_bytes - cost
+        self.advance(cost)
 
     def done(self) -> None:
         if self.progress is not None:
@@ -331,7 +343,7 @@ class _PieceTask:
 
 
 def _scans(
-    plans: list[_FilePlan], source: LogSource, query: Query, pool: Pool | None
+    plans: list[_FilePlan], query: Query, pool: Pool | None, meter: _Meter
 ) -> Iterator[Callable[[], _Scanned | None]]:
     """Per plan, a function returning its local scan (None for streamed files, scanned later).
 
@@ -348,11 +360,11 @@ def _scans(
     if pool is not None and tasks:
         results = pool.imap(_scan_piece, tasks)
     for plan in plans:
-        yield _local_scanner(plan, query, results if pool is not None else None)
+        yield _local_scanner(plan, query, results if pool is not None else None, meter)
 
 
 def _local_scanner(
-    plan: _FilePlan, query: Query, results: Iterator[_Scanned] | None
+    plan: _FilePlan, query: Query, results: Iterator[_Scanned] | None, meter: _Meter
 ) -> Callable[[], _Scanned | None]:
     def scanned() -> _Scanned | None:
         if plan.range is None or plan.streamed or plan.path is None:
@@ -361,18 +373,23 @@ def _local_scanner(
         if results is not None and plan.pieces:
             total = _Scanned()
             for _ in plan.pieces:
-                total.add(next(results))
+                piece = next(results)
+                meter.advance(piece.bytes_scanned)
+                total.add(piece)
             return total
         scan = plan.range
         name = plan.file.name
         task = _PieceTask(plan.path, name, plan.config, query, scan.start, scan.stop, dialect)
-        return _scan_piece(task)
+        return _scan_piece(task, meter.advance)
 
     return scanned
 
 
-def _scan_piece(task: _PieceTask) -> _Scanned:
-    """Scan bytes [start, stop) of a local file in chunks; runs in worker processes too."""
+def _scan_piece(task: _PieceTask, on_chunk: Callable[[int], None] | None = None) -> _Scanned:
+    """Scan bytes [start, stop) of a local file in chunks; runs in worker processes too.
+
+    `on_chunk` hears the bytes of each chunk scanned (in-process scans report progress).
+    """
     log_format = _format(task.config)
     scanned = _Scanned(summary=SummaryBuilder(task.dialect) if task.query.details else None)
     try:
@@ -380,13 +397,19 @@ def _scan_piece(task: _PieceTask) -> _Scanned:
     except OSError as exc:
         raise SourceError(f"cannot open {task.path}: {exc.strerror}") from exc
     try:
-        _scan_fd(fd, task, log_format, scanned)
+        _scan_fd(fd, task, log_format, scanned, on_chunk)
     finally:
         os.close(fd)
     return scanned
 
 
-def _scan_fd(fd: int, task: _PieceTask, log_format: LogFormat, scanned: _Scanned) -> None:
+def _scan_fd(
+    fd: int,
+    task: _PieceTask,
+    log_format: LogFormat,
+    scanned: _Scanned,
+    on_chunk: Callable[[int], None] | None,
+) -> None:
     pos, chunk = task.start, CHUNK
     while pos < task.stop:
         buf = os.pread(fd, min(chunk, task.stop - pos), pos)
@@ -395,18 +418,28 @@ def _scan_fd(fd: int, task: _PieceTask, log_format: LogFormat, scanned: _Scanned
                 LogWarning(task.name, pos, "truncated", "the file shrank while it was read")
             )
             return
-        whole = len(buf) if pos + len(buf) >= task.stop else log_format.complete_length(buf)
+        last = pos + len(buf) >= task.stop
+        whole = _whole_length(log_format, buf, last, chunk)
         if whole == 0:
             chunk *= 2  # one entry longer than the chunk: read more of it at once
             continue
         # The unfinished tail is not carried: the next read starts where it begins.
-        _take(scanned, log_format.scan(buf[:whole], task.query, task.name, pos), pos, buf)
+        _take(scanned, log_format.scan(buf[:whole], task.query, task.name, pos), pos)
         pos += whole
         scanned.bytes_scanned += whole
+        if on_chunk is not None:
+            on_chunk(whole)
         chunk = CHUNK
 
 
-def _take(scanned: _Scanned, found: formats.ScanResult, base: int, buf: bytes) -> None:
+def _whole_length(log_format: LogFormat, buf: bytes, last: bool, chunk: int) -> int:
+    """How much of `buf` is whole entries: all of it at the end of the range or at MAX_CHUNK."""
+    if last or chunk >= MAX_CHUNK:
+        return len(buf)
+    return log_format.complete_length(buf)
+
+
+def _take(scanned: _Scanned, found: formats.ScanResult, base: int) -> None:
     for start, end in found.spans:
         scanned.spans.append(base + start, base + end)
     scanned.entries += found.entries
@@ -422,7 +455,10 @@ def _take(scanned: _Scanned, found: formats.ScanResult, base: int, buf: bytes) -
 # ---- streamed files (remote sources, gzip): selected bytes spooled, then packed ----------------
 
 
-def _stream_scan(plan: _FilePlan, source: LogSource, query: Query, spool: IO[bytes]) -> _Scanned:
+def _stream_scan(
+    plan: _FilePlan, source: LogSource, query: Query, spool: IO[bytes], meter: _Meter
+) -> _Scanned:
+    """Scan a remote or gzip file as a stream, copying the selected bytes to `spool`."""
     assert plan.range is not None
     log_format = _format(plan.config)
     dialect = _dialect([plan], plan.config)
@@ -438,14 +474,18 @@ def _stream_scan(plan: _FilePlan, source: LogSource, query: Query, spool: IO[byt
     past_end = False
     for chunk, last in chunks:
         buf = tail + chunk if tail else chunk
-        whole = len(buf) if last else log_format.complete_length(buf)
+        whole = _whole_length(log_format, buf, last, len(buf))
+        tail = buf[whole:]
+        if whole == 0:
+            continue  # one long entry so far: wait for more of it
         found = log_format.scan(buf[:whole], query, plan.file.name, base)
         for start, end in found.spans:
             spool.write(memoryview(buf)[start:end])
-        _take(scanned, found, base, buf)
+        _take(scanned, found, base)
         scanned.bytes_scanned += whole
         base += whole
-        tail = buf[whole:]
+        if not plan.file.compressed:
+            meter.advance(whole)  # gzip files count as a whole, their sizes are compressed ones
         if past_end:
             break  # a whole chunk past the window's end: the disorder margin is covered
         past_end = found.end_offset is not None
@@ -522,6 +562,7 @@ class _Packing:
     query: Query
     result: PackageResult
     summary: SummaryBuilder
+    meter: _Meter
 
     def file(self, plan: _FilePlan, scanned: _Scanned | None) -> FileResult:
         row = FileResult(name=plan.file.name, format=plan.config.name)
@@ -542,7 +583,7 @@ class _Packing:
         import tempfile
 
         with tempfile.SpooledTemporaryFile(max_size=CHUNK) as spool:
-            scanned = _stream_scan(plan, self.source, self.query, spool)
+            scanned = _stream_scan(plan, self.source, self.query, spool, self.meter)
             self._record(row, scanned)
             size = spool.tell()
             if scanned.entries and size:

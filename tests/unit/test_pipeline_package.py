@@ -215,14 +215,20 @@ def test_named_files_only_are_packed_and_a_missing_one_is_a_warning(tmp_path: Pa
     assert [(w.file, w.kind) for w in result.warnings] == [("c.log", "vanished")]
 
 
-def test_progress_grows_to_100(tmp_path: Path) -> None:
-    write_log(tmp_path / "a.log", mixed(BASE_MS, 100))
-    write_log(tmp_path / "b.log", mixed(BASE_MS + 100_000, 100))
+@pytest.mark.parametrize("local", [True, False], ids=["local", "remote"])
+def test_progress_grows_by_bytes_scanned_to_100(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local: bool
+) -> None:
+    monkeypatch.setattr(pipeline, "CHUNK", 16 * 1024)
+    write_log(tmp_path / "a.log", mixed(BASE_MS, 2000))  # ~200 KB: a dozen chunks
+    write_log(tmp_path / "b.log", mixed(BASE_MS + 3_000_000, 100))
+    source: LogSource = DirSource(tmp_path) if local else CountingSource(DirSource(tmp_path))
     seen: list[float] = []
 
-    pack(DirSource(tmp_path), spec_for(LogKind.ALL), progress=seen.append)
+    pack(source, spec_for(LogKind.ALL), progress=seen.append)
 
-    assert seen == sorted(seen) and seen[-1] == 100.0 and len(seen) >= 2
+    assert seen == sorted(seen) and seen[-1] == 100.0
+    assert len({round(p) for p in seen if 0 < p < 90}) >= 5
 
 
 def test_worker_processes_make_the_same_package_as_one_process(
@@ -254,3 +260,18 @@ def test_an_all_entries_summary_counts_the_package_entries(tmp_path: Path) -> No
     summary = json.loads(files["summary.json"])
     assert summary["entries"] == result.entries == 40
     assert summary["fingerprints"] == []
+
+
+def test_a_long_stretch_without_entry_starts_is_warned_about_not_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline, "CHUNK", 8 * 1024)
+    monkeypatch.setattr(pipeline, "MAX_CHUNK", 32 * 1024)
+    garbage = b"not a log line at all\n" * 10_000  # 220 KB before the first entry
+    entry = slow(BASE_MS, 12.0)
+    (tmp_path / "a.log").write_bytes(garbage + entry.text())
+
+    result, files, _ = pack(DirSource(tmp_path), spec_for(LogKind.SLOW))
+
+    assert files["logs/a.log"] == entry.text()
+    assert result.warnings and {w.kind for w in result.warnings} == {"unparseable"}
