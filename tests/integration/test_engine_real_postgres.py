@@ -248,6 +248,28 @@ def assert_exact(
 # -- the specifications ---------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("destination", list(DESTINATIONS))
+def test_the_windows_cross_rotated_files_and_cut_through_them(
+    default_run: LoggedRun, destination: str
+) -> None:
+    """The scenario is real: several files per window, and window edges inside a file."""
+    window = default_run.window("every-phase")
+    members = reference_entries(
+        default_run, destination, default_run.record.expected("all", window.begin, window.end)
+    )
+    assert len(members) >= 3
+    middle = default_run.window("middle-phases")
+    inside = default_run.record.expected("all", middle.begin, middle.end)
+    outside = [e for e in default_run.record.events if e not in inside]
+    split_files = [
+        m
+        for m, entries in members.items()
+        if markers_in(b"".join(entries)) & {e.number for e in inside}
+        and markers_in(b"".join(entries)) & {e.number for e in outside}
+    ]
+    assert split_files, "no file holds entries on both sides of a window edge"
+
+
 @pytest.mark.parametrize("window", list(WINDOWS))
 @pytest.mark.parametrize("log_type", ["slow", "error", "all"])
 @pytest.mark.parametrize("destination", list(DESTINATIONS))
