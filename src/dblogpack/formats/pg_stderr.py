@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from dblogpack.formats.framing import count_matches, find_any, last_match_start
+from dblogpack.formats.framing import count_matches, find_all, last_match_start
 from dblogpack.formats.pg_prefix import LEVEL, CompiledPrefix, compile_prefix
 from dblogpack.formats.scanner import EntryScanner
 from dblogpack.formats.timestamps import LocalSecondsCache, load_zone
@@ -23,9 +23,17 @@ FOLLOW_UP_LEVELS = frozenset({"DETAIL", "HINT", "CONTEXT", "STATEMENT", "QUERY",
 _FOLLOW_UP = rb"(?:DETAIL|HINT|CONTEXT|STATEMENT|QUERY|LOCATION):  "
 _ANY_LEVEL = rb"[A-Z]+[1-5]?:  "
 
-_SLOW_NEEDLES = (b"LOG:  duration: ",)
-_ERROR_NEEDLES = (b"WARNING:  ", b"ERROR:  ", b"FATAL:  ", b"PANIC:  ")
-_FOLLOW_UP_NEEDLES = tuple(sorted(level.encode() + b":  " for level in FOLLOW_UP_LEVELS))
+_SLOW_NEEDLE = b"LOG:  duration: "
+ERROR_LEVELS = (b"WARNING", b"ERROR", b"FATAL", b"PANIC")
+# Levels are found from the `:  ` after them (a literal the regex engine skips to
+# fast) and a short lookbehind on their last letters; measured 4-6x faster than
+# one bytes.find pass per level. Hits are then checked against the prefix.
+_ERROR_TAG = re.compile(rb":  (?<=(?:NING|RROR|ATAL|ANIC):  )")
+_FOLLOW_UP_TAG = re.compile(rb":  (?<=[LTYN]:  )")
+_FOLLOW_UP_BY_LAST_LETTER = {
+    letter: tuple(level.encode() for level in FOLLOW_UP_LEVELS if level.endswith(chr(letter)))
+    for letter in b"LTYN"
+}
 _NON_TAB_LINE = re.compile(rb"\n(?!\t)")
 _DURATION = re.compile(rb"duration: (\d+(?:\.\d+)?) ms")
 # What follows `duration: N ms  ` when the statement is logged with it.
@@ -61,7 +69,7 @@ class PgStderrFormat(EntryScanner):
         guard = self.prefix.guard
         if guard is not None and re.match(guard, b"\t"):
             guard = None
-        self._not_prefixed = None if guard is None else re.compile(rb"\n(?!" + guard + b")")
+        self._guarded_line = None if guard is None else re.compile(rb"\n(?=" + guard + b")")
 
     # ---- primitives ------------------------------------------------------------------------
 
@@ -103,23 +111,28 @@ class PgStderrFormat(EntryScanner):
     def _count_entries(self, buf: bytes, lo: int, hi: int) -> int:
         if hi <= lo:
             return 0
-        if self._not_prefixed is None:
+        if self._guarded_line is None:
             primaries = count_matches(self._next_primary, buf, max(lo - 1, 0), hi)
             if lo == 0 and self._starts_entry(buf, 0):
                 primaries += 1
             return primaries + self._follow_ups(buf, lo, hi, orphans=True)
-        # Lines minus TAB continuations, unprefixed lines and attached follow-ups;
-        # all but the last are counted at C speed.
-        lines = 1 + buf.count(b"\n", lo, hi - 1)
-        unprefixed = count_matches(self._not_prefixed, buf, lo, hi - 1)  # TAB lines included
-        attached = self._follow_ups(buf, lo, hi, orphans=False)
-        return lines - unprefixed - attached
+        # Lines whose first byte can start a prefix (so neither TAB continuations nor
+        # most stray lines) minus follow-ups attached to the entry before them: one
+        # C-speed pass plus Python work for follow-up lines only. A stray line that
+        # starts like a prefix would be counted (its bytes are packaged all the same).
+        first_line = 1 if self._guarded_line.match(b"\n" + buf[lo : lo + 1]) else 0
+        lines = first_line + count_matches(self._guarded_line, buf, lo, hi - 1)
+        return lines - self._follow_ups(buf, lo, hi, orphans=False)
 
     def _candidates(
         self, buf: bytes, kind: LogKind, window: TimeWindow, lo: int, hi: int
     ) -> Iterator[tuple[int, int, float]]:
-        needles = _SLOW_NEEDLES if kind is LogKind.SLOW else _ERROR_NEEDLES
-        for at in find_any(buf, needles, lo, hi):
+        hits = (
+            find_all(buf, _SLOW_NEEDLE, lo, hi)
+            if kind is LogKind.SLOW
+            else _level_starts(buf, _ERROR_TAG, lo, hi, ERROR_LEVELS)
+        )
+        for at in hits:
             start, head = self._head_at_level(buf, lo, at)
             if head is None:
                 continue
@@ -197,7 +210,7 @@ class PgStderrFormat(EntryScanner):
         """Follow-up lines in buf[lo:hi] of another process than the line before (`orphans`,
         entries of their own) or of the same one (parts of the entry before)."""
         count = 0
-        for at in find_any(buf, _FOLLOW_UP_NEEDLES, lo, hi):
+        for at in _follow_up_starts(buf, lo, hi):
             line, head = self._head_at_level(buf, lo, at)
             if head is None or line == lo:
                 continue
@@ -221,6 +234,27 @@ class PgStderrFormat(EntryScanner):
         if found is None:
             return None
         return _untab(buf[found.end() : _message_end(buf, found.end(), end)])
+
+
+def _level_starts(
+    buf: bytes, tag: re.Pattern[bytes], lo: int, hi: int, levels: tuple[bytes, ...]
+) -> Iterator[int]:
+    """Where one of `levels` starts, for each `:  ` that `tag` finds after one."""
+    for found in tag.finditer(buf, lo, hi):
+        colon = found.start()
+        for level in levels:
+            if buf.startswith(level, colon - len(level)):
+                yield colon - len(level)
+                break
+
+
+def _follow_up_starts(buf: bytes, lo: int, hi: int) -> Iterator[int]:
+    for found in _FOLLOW_UP_TAG.finditer(buf, lo, hi):
+        colon = found.start()
+        for level in _FOLLOW_UP_BY_LAST_LETTER[buf[colon - 1]]:
+            if buf.startswith(level, colon - len(level)):
+                yield colon - len(level)
+                break
 
 
 def _message_end(buf: bytes, pos: int, end: int) -> int:
