@@ -28,6 +28,7 @@ class Context:
     data: dict[str, DataSet]
     console: Console
     rss_kb: dict[str, int] = field(default_factory=dict)  # peak RSS of dblogpack per row
+    commands: dict[str, list[str]] = field(default_factory=dict)  # dblogpack's argv per row
 
 
 @dataclass(slots=True)
@@ -100,6 +101,7 @@ def compare(ctx: Context, row: Comparison) -> RowResult:
             return result
     _score(result, runs, row)
     ctx.rss_kb[row.key] = max(run.max_rss_kb for run in runs.a)
+    ctx.commands[row.key] = ours
     with ctx.console.status(f"{row.key}: checking the package against the record"):
         difference = verify(package, data_set, row.selection)
     result.check = "identical" if difference is None else difference
