@@ -7,6 +7,7 @@ the abbreviation only picks between the two offsets of an ambiguous DST hour.
 from __future__ import annotations
 
 import calendar
+import re
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -127,19 +128,25 @@ class IsoSecondsCache:
 
     def parse(self, text: bytes) -> float:
         """Raises ValueError when `text` is not such a timestamp."""
-        digits, key = b"", text
-        if text.find(b".", 19, 20) == 19:
-            end = 20
-            while end < len(text) and 48 <= text[end] <= 57:
-                end += 1
-            digits, key = text[20:end], text[:19] + text[end:]
+        if text.find(b".", 19, 20) != 19:
+            return float(self.seconds(text, b""))
+        digits = _DIGITS.match(text, 20)
+        end = digits.end() if digits is not None else 20
+        return with_fraction(self.seconds(text[:19], text[end:]), text[20:end])
+
+    def seconds(self, stamp: bytes, offset: bytes) -> int:
+        """`YYYY-MM-DDTHH:MM:SS` and its offset (`Z`, `+08:00`, `+0800`) → unix seconds."""
+        key = stamp + offset
         value = self._cache.get(key)
         if value is None:
             value = _iso_seconds(key)
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
             self._cache[key] = value
-        return with_fraction(value, digits)
+        return value
+
+
+_DIGITS = re.compile(rb"\d+")
 
 
 def _iso_seconds(text: bytes) -> int:
