@@ -230,6 +230,15 @@ class TestPlan:
         recorded, data = generated(tmp_path, build("mongo-json"), size=123_456)
         assert 123_456 <= len(data) < 123_456 + max(entry.length for entry in recorded)
 
+    @pytest.mark.parametrize("style", ["iso-local", "number-long"])
+    def test_with_an_end_and_a_size_the_size_is_reached_just_before_the_end(
+        self, tmp_path: Path, style: str
+    ) -> None:
+        end = START + 600
+        recorded, data = generated(tmp_path, MongoJsonFormat(style), end=end, size=500_000)
+        assert len(data) >= 500_000
+        assert (end - 60) * 1000 < recorded[-1].ts_ms < end * 1000
+
     def test_entries_stay_inside_the_time_range_and_spread_over_it(self, tmp_path: Path) -> None:
         end = START + 600
         recorded, _ = generated(tmp_path, build("pg-stderr"), end=end, size=300_000)

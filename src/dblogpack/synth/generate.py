@@ -116,7 +116,9 @@ class GenerateResult:
 class EntryRenderer:
     """Picks templates by weight and renders entries for given timestamps."""
 
-    def __init__(self, fmt: SynthFormat, rng: random.Random, mix: Mix) -> None:
+    def __init__(
+        self, fmt: SynthFormat, rng: random.Random, mix: Mix, typical_ts_ms: int = 0
+    ) -> None:
         self.fmt = fmt
         self.rng = rng
         pool = fmt.templates(rng)
@@ -128,7 +130,8 @@ class EntryRenderer:
         self.cum_weights = list(accumulate(weights))
         self.flags = bytes(t.flags for t in pool)
         self.durations = [t.duration_ms for t in pool]
-        sample_ts = fmt.timestamp(0)
+        # Timestamps have the width of the era written (epoch millis: 13 digits today, 1 in 1970).
+        sample_ts = fmt.timestamp(typical_ts_ms)
         total = self.cum_weights[-1]
         self.mean_length = (
             sum(w * len(sample_ts.join(t.segments)) for w, t in zip(weights, pool, strict=True))
@@ -284,7 +287,7 @@ def generate(
     `on_block(bytes_written_so_far)` is called after each block (progress reports).
     """
     rng = random.Random(plan.seed)
-    renderer = EntryRenderer(fmt, rng, plan.mix)
+    renderer = EntryRenderer(fmt, rng, plan.mix, int(plan.start * 1000))
     clock = _Clock(plan, _gap_ms(plan, renderer.mean_length), fmt.precision_ms, rng)
     out = Output(fmt, target, record if record is not None else Record())
     written = 0
