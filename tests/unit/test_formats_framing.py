@@ -140,3 +140,19 @@ def test_invalid_utf8_inside_a_selected_entry_is_packaged_unchanged() -> None:
     start, end = result.spans[0]
     assert b"caf\xe9 \xff\xfe" in data[start:end]
     assert "caf\ufffd" in (result.details[0].statement or "")
+
+
+STRAY = {
+    "pg-stderr": b"2024-05-01 12:00:00.000 UTC [1] ERROR:  boom\nstray\n",
+    "pg-csv": b'2024-05-01 12:00:00.000 UTC,,,1,,1.1,1,,,,0,ERROR,XX000,"boom",,,,,,,,,""\nstray\n',
+    "mongo-legacy": b"2019-01-01T02:00:00.000Z E  NETWORK  [conn1] boom\nstray\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(STRAY))
+def test_a_stray_line_between_entries_stays_with_the_entry_before_it(name: str) -> None:
+    data = STRAY[name] * 3
+    fmt = build(FormatConfig(name, "%m [%p] "))
+    for kind in (LogKind.ERROR, LogKind.ALL):
+        result = fmt.scan(data, Query(TimeWindow(0, 2e9), kind, details=True), "f", 0)
+        assert (result.spans, result.entries, result.warnings) == ([(0, len(data))], 3, [])

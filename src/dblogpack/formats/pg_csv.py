@@ -5,6 +5,8 @@ Column sets: PostgreSQL 12 writes 23 columns (log_time … application_name),
 14 columns, all this module reads, are the same in every set. A record
 starts at a line beginning `<log_time>,`; a quoted field line that happens to
 begin that way would be misread, which csvlog's own content never produces.
+Bytes before a buffer's first record are an "unparseable" warning; a stray
+line between records is kept with the record before it.
 """
 
 from __future__ import annotations
@@ -89,7 +91,11 @@ class PgCsvFormat(EntryScanner):
 
     def _entry_end(self, buf: bytes, start: int, hi: int) -> int:
         end = csv_record_end(buf, start, hi)
-        return hi if end is None else end
+        if end is None:
+            return hi
+        # Stray lines up to the next record belong to this one, as in the other text formats.
+        following = self._start_at_or_after(buf, end, hi)
+        return hi if following is None else following
 
     def _count_entries(self, buf: bytes, lo: int, hi: int) -> int:
         count = count_matches(_NEXT_START, buf, max(lo - 1, 0), hi)
