@@ -13,6 +13,7 @@ from typing import Any
 
 from dblogpack.formats.framing import find_all
 from dblogpack.formats.json_lines import JsonLinesScanner, dump_json, load_document
+from dblogpack.formats.scanner import window_bounds
 from dblogpack.formats.timestamps import IsoSecondsCache, with_fraction
 from dblogpack.model import EntryDetail, FormatConfig, LogKind, TimeWindow
 
@@ -48,6 +49,7 @@ class MongoJsonFormat(JsonLinesScanner):
     def _candidates(
         self, buf: bytes, kind: LogKind, window: TimeWindow, lo: int, hi: int
     ) -> Iterator[tuple[int, int, float]]:
+        earliest, latest = window_bounds(window)
         slow = kind is LogKind.SLOW
         group = "id" if slow else "s"
         hits = (
@@ -61,7 +63,7 @@ class MongoJsonFormat(JsonLinesScanner):
             if head is None or head.start(group) != at + 5:
                 continue  # the words sit inside attr, not in the entry's own fields
             ts = self._head_time(head)
-            if ts is not None and window.contains(ts):
+            if ts is not None and earliest <= ts < latest:
                 yield start, self._entry_end(buf, start, hi), ts
 
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:

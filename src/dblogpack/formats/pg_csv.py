@@ -26,7 +26,7 @@ from dblogpack.formats.framing import (
     last_match_start,
 )
 from dblogpack.formats.pg_message import duration_ms, logged_statement
-from dblogpack.formats.scanner import EntryScanner
+from dblogpack.formats.scanner import EntryScanner, window_bounds
 from dblogpack.formats.timestamps import LocalSecondsCache, load_zone, with_fraction
 from dblogpack.model import EntryDetail, FormatConfig, LogKind, TimeWindow
 
@@ -104,6 +104,7 @@ class PgCsvFormat(EntryScanner):
     def _candidates(
         self, buf: bytes, kind: LogKind, window: TimeWindow, lo: int, hi: int
     ) -> Iterator[tuple[int, int, float]]:
+        earliest, latest = window_bounds(window)
         slow = kind is LogKind.SLOW
         hits = (
             find_all(buf, _SLOW_NEEDLE, lo, hi) if slow else find_any(buf, _ERROR_NEEDLES, lo, hi)
@@ -118,7 +119,7 @@ class PgCsvFormat(EntryScanner):
             if not slow and head.start("sev") != at + 1:
                 continue
             ts = self._timestamp_at(buf, start)
-            if ts is not None and window.contains(ts):
+            if ts is not None and earliest <= ts < latest:
                 yield start, self._entry_end(buf, start, hi), ts
 
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:

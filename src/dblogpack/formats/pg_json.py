@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dblogpack.formats.framing import find_all
 from dblogpack.formats.json_lines import JsonLinesScanner, load_document
 from dblogpack.formats.pg_message import duration_ms, logged_statement
+from dblogpack.formats.scanner import window_bounds
 from dblogpack.formats.timestamps import LocalSecondsCache, load_zone, with_fraction
 from dblogpack.model import EntryDetail, FormatConfig, LogKind, TimeWindow
 
@@ -47,6 +48,7 @@ class PgJsonFormat(JsonLinesScanner):
     def _candidates(
         self, buf: bytes, kind: LogKind, window: TimeWindow, lo: int, hi: int
     ) -> Iterator[tuple[int, int, float]]:
+        earliest, latest = window_bounds(window)
         slow = kind is LogKind.SLOW
         hits = (
             find_all(buf, _SLOW_NEEDLE, lo, hi)
@@ -58,7 +60,7 @@ class PgJsonFormat(JsonLinesScanner):
             if slow and not self._is_log_message(buf, start, at):
                 continue
             ts = self._timestamp_at(buf, start)
-            if ts is not None and window.contains(ts):
+            if ts is not None and earliest <= ts < latest:
                 yield start, self._entry_end(buf, start, hi), ts
 
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from dblogpack.formats.framing import count_matches, find_all, last_match_start
 from dblogpack.formats.pg_prefix import LEVEL, CompiledPrefix, compile_prefix
-from dblogpack.formats.scanner import EntryScanner
+from dblogpack.formats.scanner import EntryScanner, window_bounds
 from dblogpack.formats.timestamps import LocalSecondsCache, load_zone
 from dblogpack.model import EntryDetail, FormatConfig, LogKind, TimeWindow
 
@@ -95,6 +95,10 @@ class PgStderrFormat(EntryScanner):
     def _end_after(self, buf: bytes, start: int, process: bytes | None, hi: int) -> int:
         """End of the entry at `start`: the next line starting an entry (other than a follow-up
         of `process`); TAB continuations and unprefixed lines in between belong to it."""
+        primary = self._next_primary.search(buf, start, hi)
+        end = hi if primary is None else primary.start() + 1
+        if buf.find(b"\n", start, end - 1) < 0:
+            return end  # one line: nothing in between to judge (the common case)
         pos = start
         while True:
             found = _NON_TAB_LINE.search(buf, pos, hi)
@@ -127,6 +131,7 @@ class PgStderrFormat(EntryScanner):
     def _candidates(
         self, buf: bytes, kind: LogKind, window: TimeWindow, lo: int, hi: int
     ) -> Iterator[tuple[int, int, float]]:
+        earliest, latest = window_bounds(window)
         hits = (
             find_all(buf, _SLOW_NEEDLE, lo, hi)
             if kind is LogKind.SLOW
@@ -137,11 +142,12 @@ class PgStderrFormat(EntryScanner):
             if head is None:
                 continue
             ts = self._timestamp(head)
-            if ts is not None and window.contains(ts):
+            if ts is not None and earliest <= ts < latest:
                 yield start, self._end_after(buf, start, self._process(head), hi), ts
 
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
-        found = _DURATION.search(buf, start, buf.find(b"\n", start, end) % (end + 1))
+        # The message starts with `duration: `, so the first match is on the first line.
+        found = _DURATION.search(buf, start, end)
         return float(found[1]) if found is not None else None
 
     def _detail(

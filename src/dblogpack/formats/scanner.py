@@ -7,6 +7,7 @@ only for selected entries and for entries near the window edges.
 
 from __future__ import annotations
 
+import math
 from abc import abstractmethod
 from collections.abc import Iterator
 
@@ -122,14 +123,26 @@ class EntryScanner(LogFormat):
     # ---- selection ---------------------------------------------------------------------
 
     def _scan_kind(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
+        # The hot loop of slow and error scans: spans and times are kept in locals.
         slow, least = query.kind is LogKind.SLOW, query.min_duration_ms or 0.0
+        spans, details = result.spans, result.details
+        count, earliest, latest = 0, math.inf, -math.inf
         for start, end, ts in self._candidates(buf, query.kind, query.window, first, len(buf)):
             duration = self._duration_ms(buf, start, end) if slow else None
             if slow and (duration is None or duration < least):
                 continue
-            _select(result, start, end, ts)
+            if spans and spans[-1][1] == start:
+                spans[-1] = (spans[-1][0], end)
+            else:
+                spans.append((start, end))
+            count += 1
+            earliest, latest = min(earliest, ts), max(latest, ts)
             if query.details:
-                result.details.append(self._detail(buf, start, end, ts, duration))
+                details.append(self._detail(buf, start, end, ts, duration))
+        if count:
+            result.entries += count
+            _widen(result, earliest)
+            _widen(result, latest)
 
     def _scan_all(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
         n, begin, end = len(buf), query.window.begin, query.window.end
@@ -201,6 +214,12 @@ class EntryScanner(LogFormat):
                 return start
         after = self._start_at_or_after(buf, hi, len(buf)) if hi < len(buf) else None
         return len(buf) if after is None else after
+
+
+def window_bounds(window: TimeWindow) -> tuple[float, float]:
+    """The window as `earliest <= t < latest` with infinite open edges (cheap to test inline)."""
+    begin = -math.inf if window.begin is None else window.begin
+    return begin, math.inf if window.end is None else window.end
 
 
 def _select(result: ScanResult, start: int, end: int, ts: float) -> None:
