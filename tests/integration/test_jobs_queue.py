@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import secrets
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.support.jobs import JobWorld, create_world
-from tests.support.pgcluster import PgCluster
+from tests.support.jobs import JobWorld, create_world, metadata_database
 
 from dblogpack.catalog import Catalog, open_catalog
 from dblogpack.catalog.packages import BuiltPackage
@@ -25,14 +23,8 @@ from dblogpack.secretbox import SecretBox
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty metadata database: a SQLite file, or a fresh database on the shared cluster."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'jobs.sqlite3'}"
-        return
-    cluster: PgCluster = request.getfixturevalue("pg_metadata_cluster")
-    name = f"jobs_{uuid.uuid4().hex[:12]}"
-    cluster.execute(f'CREATE DATABASE "{name}"')
-    yield cluster.sqlalchemy_url(dbname=name)
-    cluster.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    cluster = None if request.param == "sqlite" else request.getfixturevalue("pg_metadata_cluster")
+    yield from metadata_database(request.param, tmp_path, cluster)
 
 
 @pytest.fixture

@@ -12,11 +12,12 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import insert
+from tests.support.pgcluster import PgCluster
 
 from dblogpack.catalog import Catalog, open_catalog, resources
 from dblogpack.catalog.tables import projects
@@ -113,6 +114,18 @@ class JobWorld:
         return JobQueue(self.catalog, policy, clock=clock)
 
 
+def metadata_database(kind: str, tmp_path: Path, cluster: PgCluster | None) -> Iterator[str]:
+    """An empty metadata database: a SQLite file, or a fresh database on `cluster`."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'jobs.sqlite3'}"
+        return
+    assert cluster is not None
+    name = f"jobs_{uuid.uuid4().hex[:12]}"
+    cluster.execute(f'CREATE DATABASE "{name}"')
+    yield cluster.sqlalchemy_url(dbname=name)
+    cluster.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
 def create_world(catalog: Catalog, base: Path) -> JobWorld:
     """The project and the cluster rows, a file store under `base/store`."""
     world = JobWorld(catalog, FileStore(base / "store"), base / "logs")
@@ -143,7 +156,12 @@ class SlowDirSource(DirSource):
         if self.marker is not None:
             self.marker.touch()
         time.sleep(self.delay)
-        return super().read(name, offset, size)
+        path = DirSource.local_path(self, name)  # the confined path; reads stay as DirSource's
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            return os.pread(fd, size, offset)
+        finally:
+            os.close(fd)
 
 
 def slow_factory(delay: float, marker: Path | None = None) -> SourceFactory:

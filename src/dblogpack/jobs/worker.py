@@ -76,6 +76,12 @@ class Heartbeat:
         if self.lost.is_set():
             raise LeaseLost(f"lost the lease of package {self.claim.package.id}")
 
+    def confirm(self) -> None:
+        """Renew the lease now, before an irreversible step; LeaseLost if it is gone."""
+        if self.lost.is_set() or not self.queue.heartbeat(self.claim, 99):
+            self.lost.set()
+            raise LeaseLost(f"lost the lease of package {self.claim.package.id}")
+
     def _run(self) -> None:
         renewed_at = time.monotonic()
         while not self._stop.wait(min(PROGRESS_INTERVAL, self._renew_every)):
@@ -188,7 +194,7 @@ class Worker:
                     progress=heartbeat.report, workers=self.pipeline_workers,
                     compresslevel=self.compress_level,
                 )
-            heartbeat.report(99)  # raises if the lease was lost meanwhile: do not publish
+            heartbeat.confirm()  # a worker that lost its lease publishes nothing
             key = package_key(package)
             spool.seek(0)
             self._publish(spool, key)
@@ -247,6 +253,13 @@ class WorkerPool:
             thread.join(max(0.0, deadline - time.monotonic()))
         for worker in self.workers:
             worker.abandon()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the threads to end (after `stop`); whether they all did."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in self._threads)
 
 
 def run_until_signalled(pool: WorkerPool, grace_seconds: float = 30.0) -> None:
