@@ -26,7 +26,10 @@ from dblogpack.formats.timestamps import (
 )
 from dblogpack.model import EntryDetail, FormatConfig, LogKind, TimeWindow
 
-SLOW_COMPONENTS = frozenset({b"COMMAND", b"WRITE", b"QUERY"})
+SLOW_COMPONENTS = (b"COMMAND", b"WRITE", b"QUERY")
+# Time (up to 29 bytes), severity and padded component fit in this many bytes.
+_HEAD_REACH = 48
+_SLOW_COMPONENT = re.compile(rb" (?:COMMAND|WRITE|QUERY) +\[")
 
 _ISO = rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)"
 _CTIME = rb"[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d(?:\.\d+)?"
@@ -93,6 +96,8 @@ class MongoLegacyFormat(EntryScanner):
         hits = self._slow_hits(buf, lo, hi) if slow else find_any(buf, _ERROR_NEEDLES, lo, hi)
         for at in hits:
             start = buf.rfind(b"\n", lo, at) + 1 or lo
+            if slow and not _names_slow_component(buf, start):
+                continue  # cheap test first: most lines ending in `ms` are not slow ones
             head = _HEAD.match(buf, start)
             if head is None:
                 continue
@@ -164,6 +169,11 @@ class MongoLegacyFormat(EntryScanner):
             datetime(year, month, day, *clock)  # validates the clock
             return local_to_epoch((year, month, day, *clock), self._zone, "")
         raise ValueError(f"no year has {text!r}")
+
+
+def _names_slow_component(buf: bytes, start: int) -> bool:
+    """Whether a slow component's name appears where a line's head can hold it."""
+    return _SLOW_COMPONENT.search(buf, start, start + _HEAD_REACH) is not None
 
 
 def _statement(message: str) -> str:
