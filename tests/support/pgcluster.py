@@ -91,6 +91,7 @@ class PgCluster:
         self.settings = {**FAST_SETTINGS, **(settings or {})}
         self.superuser_password = secrets.token_hex(12)
         self.running = False
+        self._watchdog: subprocess.Popen[bytes] | None = None
 
     # -- lifecycle -------------------------------------------------------
 
@@ -99,20 +100,15 @@ class PgCluster:
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
         self._write_config()
-        self._run_server_tool(
-            [
-                str(PG_BIN / "pg_ctl"),
-                "start",
-                "-w",
-                "-t",
-                "60",
-                "-D",
-                str(self.data_dir),
-                "-l",
-                str(self.server_log),
-            ],
-            what="start",
-        )
+        # Watch from before the start: a run killed while pg_ctl waits leaves no server either.
+        self._watchdog = self._start_watchdog()
+        start = [str(PG_BIN / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.data_dir),
+                 "-l", str(self.server_log)]  # fmt: skip
+        try:
+            self._run_server_tool(start, what="start")
+        except PgClusterError:
+            self._stop_watchdog()
+            raise
         self.running = True
         return self
 
@@ -120,6 +116,7 @@ class PgCluster:
         """Stop the server (fast shutdown); the files stay until `destroy()`."""
         if not self.running:
             return
+        self._stop_watchdog()
         self._run_server_tool(
             [
                 str(PG_BIN / "pg_ctl"),
@@ -224,6 +221,30 @@ class PgCluster:
         return self.dsn(user=name, password=password)
 
     # -- internals -------------------------------------------------------
+
+    def _start_watchdog(self) -> subprocess.Popen[bytes]:
+        """A detached shell that stops the server and removes base_dir if this process dies.
+
+        A test run killed by a timeout or SIGKILL runs no fixture teardown; without this the
+        server would outlive it.
+        """
+        stop = " ".join(
+            _as_server_user([str(PG_BIN / "pg_ctl"), "stop", "-m", "immediate", "-D", '"$1/data"'])
+        )
+        script = f'while kill -0 "$0" 2>/dev/null; do sleep 1; done; {stop}; rm -rf "$1"'
+        return subprocess.Popen(
+            ["sh", "-c", script, str(os.getpid()), str(self.base_dir)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def _stop_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.kill()
+            self._watchdog.wait()
+            self._watchdog = None
 
     def _initdb(self) -> None:
         self.base_dir.mkdir(parents=True, exist_ok=True)
