@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -121,6 +123,24 @@ def test_migrations_build_exactly_the_declared_schema_and_can_run_again(database
         "created_at", "finished_at", "expires_at",
     }
     assert job_columns <= columns
+
+
+def test_processes_starting_together_migrate_once(database_url: str) -> None:
+    migrate = (
+        "import sys; from dblogpack.catalog import create_catalog_engine, upgrade; "
+        "upgrade(create_catalog_engine(sys.argv[1]))"
+    )
+    starts = [
+        subprocess.Popen([sys.executable, "-c", migrate, database_url], stderr=subprocess.PIPE,
+                         text=True)
+        for _ in range(2)
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in starts]
+    assert [p.returncode for p in starts] == [0, 0], errors
+    engine = create_catalog_engine(database_url)
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    engine.dispose()
 
 
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path, box: SecretBox) -> None:
