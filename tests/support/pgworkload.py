@@ -30,13 +30,6 @@ class EventKind(StrEnum):
     FATAL = "fatal"
     FAST = "fast"  # completed under the threshold: never logged
 
-    @property
-    def severity(self) -> str | None:
-        """The severity of the entry the server writes for it; None when it writes none."""
-        return {"slow": "LOG", "error": "ERROR", "warning": "WARNING", "fatal": "FATAL"}.get(
-            self.value
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -84,9 +77,6 @@ class WorkloadRecord:
             log_type
         ]
         return [e for e in self.events if e.kind in kinds and e.within(begin, end)]
-
-    def count(self, kind: EventKind) -> int:
-        return sum(1 for e in self.events if e.kind is kind)
 
 
 class Workload:
