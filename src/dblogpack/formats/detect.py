@@ -10,7 +10,12 @@ import re
 from dataclasses import replace
 
 from dblogpack.errors import FormatError
-from dblogpack.formats.pg_prefix import compile_prefix
+from dblogpack.formats.pg_prefix import (
+    DEBIAN_PREFIX,
+    DEFAULT_PREFIX,
+    PGBADGER_PREFIX,
+    compile_prefix,
+)
 from dblogpack.model import FormatConfig
 
 _SAMPLE_LINES = 50
@@ -30,10 +35,7 @@ _SHAPES = (
 )
 
 # Most general first: Debian's prefix also reads lines written with the default one.
-_PG_DEFAULT = "%m [%p] "
-_PG_DEBIAN = "%m [%p] %q%u@%d "
-_PG_BADGER = "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h "
-COMMON_PREFIXES = (_PG_DEBIAN, _PG_BADGER, _PG_DEFAULT)
+COMMON_PREFIXES = (DEBIAN_PREFIX, PGBADGER_PREFIX, DEFAULT_PREFIX)
 
 
 def detect(head: bytes, config: FormatConfig) -> FormatConfig:
@@ -53,7 +55,7 @@ def detect(head: bytes, config: FormatConfig) -> FormatConfig:
             return replace(config, name=name)
     if not lines:
         return replace(
-            config, name="pg-stderr", log_line_prefix=config.log_line_prefix or _PG_DEFAULT
+            config, name="pg-stderr", log_line_prefix=config.log_line_prefix or DEFAULT_PREFIX
         )
     prefix = _detect_prefix(lines, config.log_line_prefix)
     return replace(config, name="pg-stderr", log_line_prefix=prefix)

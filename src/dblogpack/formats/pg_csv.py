@@ -30,7 +30,6 @@ from dblogpack.formats.scanner import EntryScanner, window_bounds
 from dblogpack.formats.timestamps import LocalSecondsCache, load_zone, with_fraction
 from dblogpack.model import EntryDetail, FormatConfig, LogKind, TimeWindow
 
-COLUMN_COUNTS = {23: "PostgreSQL 12", 24: "PostgreSQL 13", 26: "PostgreSQL 14-17"}
 _SEVERITY_COLUMN, _CODE_COLUMN, _MESSAGE_COLUMN, _QUERY_COLUMN = 11, 12, 13, 19
 
 _TS = rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} [A-Za-z0-9+\-:]+"

@@ -48,6 +48,11 @@ _ESCAPE_RE = re.compile(r"%(-?\d*)([A-Za-z%])")
 
 LEVEL = rb"(?P<level>[A-Z]+[1-5]?):  "
 
+# log_line_prefix values PostgreSQL and common packagings ship.
+DEFAULT_PREFIX = "%m [%p] "
+DEBIAN_PREFIX = "%m [%p] %q%u@%d "
+PGBADGER_PREFIX = "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h "
+
 
 @dataclass(frozen=True, slots=True)
 class CompiledPrefix:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 
 from dblogpack.formats.framing import count_matches, find_all, last_match_start
-from dblogpack.formats.pg_prefix import LEVEL, CompiledPrefix, compile_prefix
+from dblogpack.formats.pg_prefix import DEFAULT_PREFIX, LEVEL, CompiledPrefix, compile_prefix
 from dblogpack.formats.scanner import EntryScanner, window_bounds
 from dblogpack.formats.timestamps import LocalSecondsCache, load_zone
 from dblogpack.model import EntryDetail, FormatConfig, LogKind, TimeWindow
@@ -42,12 +42,6 @@ _STATEMENT_LEAD = re.compile(
 )
 _MESSAGE_END = re.compile(rb"\n(?!\t)")
 _GROUP_NAME = re.compile(rb"\(\?P<\w+>")
-
-# log_line_prefix values PostgreSQL and common packagings ship, for detection.
-DEFAULT_PREFIX = "%m [%p] "
-DEBIAN_PREFIX = "%m [%p] %q%u@%d "
-PGBADGER_PREFIX = "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h "
-KNOWN_PREFIXES = (DEBIAN_PREFIX, PGBADGER_PREFIX, DEFAULT_PREFIX)
 
 
 class PgStderrFormat(EntryScanner):

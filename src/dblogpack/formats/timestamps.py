@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dblogpack.errors import FormatError
@@ -155,9 +155,3 @@ def _iso_seconds(text: bytes) -> int:
     if parsed.tzinfo is None:
         raise ValueError(f"timestamp without offset: {text!r}")
     return round(parsed.timestamp())
-
-
-def iso_utc(ts: float) -> str:
-    """Unix seconds → ISO 8601 UTC with milliseconds, for messages."""
-    moment = datetime.fromtimestamp(0, UTC) + timedelta(seconds=ts)
-    return moment.isoformat(timespec="milliseconds")
