@@ -64,7 +64,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("s3_secret_access_key", "", "Secret key of the S3 store.", secret=True),
     Setting("public_base_url", "",
             "Base URL users reach this service at (for download links, `BackupPath`); empty means "
-            "`http://<host>:<port>`."),
+            "`http://<host>:<port>` (loopback when listening on all addresses)."),
     Setting("internal_base_url", "",
             "Base URL inside the private network (`InnerBackupPath`); empty means the public one."),
     Setting("retention_days", 7, "Days a finished package is kept before the sweeper deletes it."),
@@ -236,7 +236,9 @@ def _derived(values: dict[str, SettingValue]) -> dict[str, SettingValue]:
     if not values["store_url"]:
         values["store_url"] = (data_dir / "packages").as_uri()
     if not values["public_base_url"]:
-        values["public_base_url"] = f"http://{values['host']}:{values['port']}"
+        # A wildcard listen address is no address to send users to; loopback at least works.
+        host = "127.0.0.1" if values["host"] in ("0.0.0.0", "::", "") else values["host"]
+        values["public_base_url"] = f"http://{host}:{values['port']}"
     if not values["internal_base_url"]:
         values["internal_base_url"] = values["public_base_url"]
     return values

@@ -31,6 +31,15 @@ def test_defaults_keep_everything_inside_the_data_directory(tmp_path: Path) -> N
     assert (settings.port, settings.retention_days, settings.demo) == (8080, 7, False)
 
 
+def test_links_never_point_at_a_wildcard_address(tmp_path: Path) -> None:
+    settings = load_settings({"data_dir": str(tmp_path), "host": "0.0.0.0"}, environ={})
+    assert settings.public_base_url == "http://127.0.0.1:8080"
+    given = load_settings(
+        {"data_dir": str(tmp_path), "public_base_url": "https://logs.example.com"}, environ={}
+    )
+    assert given.public_base_url == given.internal_base_url == "https://logs.example.com"
+
+
 def test_toml_overrides_defaults_env_overrides_toml_and_flags_override_env(tmp_path: Path) -> None:
     write_toml(tmp_path, 'port = 9001\nlog_level = "DEBUG"\nretention_days = 3\n')
     env = {
