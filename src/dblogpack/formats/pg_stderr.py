@@ -89,10 +89,11 @@ class PgStderrFormat(EntryScanner):
     def _end_after(self, buf: bytes, start: int, process: bytes | None, hi: int) -> int:
         """End of the entry at `start`: the next line starting an entry (other than a follow-up
         of `process`); TAB continuations and unprefixed lines in between belong to it."""
-        primary = self._next_primary.search(buf, start, hi)
-        end = hi if primary is None else primary.start() + 1
-        if buf.find(b"\n", start, end - 1) < 0:
-            return end  # one line: nothing in between to judge (the common case)
+        newline = buf.find(b"\n", start, hi)
+        if newline < 0 or newline + 1 >= hi:
+            return hi
+        if self._next_primary.match(buf, newline):
+            return newline + 1  # one line, then another entry: the common case
         pos = start
         while True:
             found = _NON_TAB_LINE.search(buf, pos, hi)
@@ -140,8 +141,9 @@ class PgStderrFormat(EntryScanner):
                 yield start, self._end_after(buf, start, self._process(head), hi), ts
 
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
-        # The message starts with `duration: `, so the first match is on the first line.
-        found = _DURATION.search(buf, start, end)
+        # The message starts with `duration: `, so the first one is on the first line.
+        at = buf.find(b"duration: ", start, end)
+        found = _DURATION.match(buf, at) if at >= 0 else None
         return float(found[1]) if found is not None else None
 
     def _detail(
