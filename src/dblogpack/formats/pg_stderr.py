@@ -11,10 +11,10 @@ follow-up line of another process starts an entry of its own.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from dblogpack.formats.framing import count_matches, find_all, last_match_start
-from dblogpack.formats.pg_prefix import DEFAULT_PREFIX, LEVEL, CompiledPrefix, compile_prefix
+from dblogpack.formats.pg_prefix import DEFAULT_PREFIX, CompiledPrefix, compile_prefix
 from dblogpack.formats.scanner import EntryScanner, window_bounds
 from dblogpack.formats.timestamps import LocalSecondsCache, load_zone
 from dblogpack.model import EntryDetail, FormatConfig, LogKind, TimeWindow
@@ -40,7 +40,6 @@ _DURATION = re.compile(rb"duration: (\d+(?:\.\d+)?) ms")
 _STATEMENT_LEAD = re.compile(
     rb"(?:statement|(?:execute|parse|bind) [^:\n]*|fastpath function call): |plan:\n\tQuery Text: "
 )
-_MESSAGE_END = re.compile(rb"\n(?!\t)")
 _GROUP_NAME = re.compile(rb"\(\?P<\w+>")
 
 
@@ -52,10 +51,14 @@ class PgStderrFormat(EntryScanner):
     def __init__(self, config: FormatConfig) -> None:
         self.prefix: CompiledPrefix = compile_prefix(config.log_line_prefix or DEFAULT_PREFIX)
         self._seconds = LocalSecondsCache(load_zone(config.timezone))
-        pattern = self.prefix.pattern
-        unnamed = _GROUP_NAME.sub(b"(?:", pattern)
+        readers: dict[str, Callable[[bytes], float]] = {
+            "ts_m": self._time_m,
+            "ts_t": self._time_t,
+            "ts_n": float,
+        }
+        self._read_time = readers[self.prefix.timestamp_group]
+        unnamed = _GROUP_NAME.sub(b"(?:", self.prefix.pattern)
         self._line = self.prefix.line
-        self._next_line = re.compile(b"\n" + pattern + LEVEL)
         self._next_primary = re.compile(
             b"\n(?=" + unnamed + b"(?!" + _FOLLOW_UP + b")" + _ANY_LEVEL + b")"
         )
@@ -87,8 +90,11 @@ class PgStderrFormat(EntryScanner):
         return self._end_after(buf, start, self._process(self._line.match(buf, start)), hi)
 
     def _end_after(self, buf: bytes, start: int, process: bytes | None, hi: int) -> int:
-        """End of the entry at `start`: the next line starting an entry (other than a follow-up
-        of `process`); TAB continuations and unprefixed lines in between belong to it."""
+        """End of the entry at `start`: where the next entry starts.
+
+        TAB continuations, unprefixed lines and follow-ups of `process` in between
+        belong to the entry.
+        """
         newline = buf.find(b"\n", start, hi)
         if newline < 0 or newline + 1 >= hi:
             return hi
@@ -181,17 +187,17 @@ class PgStderrFormat(EntryScanner):
     def _timestamp(self, head: re.Match[bytes]) -> float | None:
         text = head[self.prefix.timestamp_group]
         try:
-            if self.prefix.timestamp_group == "ts_n":
-                return float(text)
-            if (
-                self.prefix.timestamp_group == "ts_m"
-            ):  # fixed layout: `YYYY-MM-DD HH:MM:SS.mmm ZONE`
-                return (
-                    self._seconds.seconds(text[:19], text[24:]) * 1000 + int(text[20:23])
-                ) / 1000
-            return self._seconds.seconds(text[:19], text[20:])
+            return self._read_time(text)
         except ValueError:
             return None
+
+    def _time_m(self, text: bytes) -> float:
+        """%m has a fixed layout: `YYYY-MM-DD HH:MM:SS.mmm ZONE`."""
+        return (self._seconds.seconds(text[:19], text[24:]) * 1000 + int(text[20:23])) / 1000
+
+    def _time_t(self, text: bytes) -> float:
+        """%t: `YYYY-MM-DD HH:MM:SS ZONE`."""
+        return float(self._seconds.seconds(text[:19], text[20:]))
 
     def _process(self, head: re.Match[bytes] | None) -> bytes | None:
         group = self.prefix.process_group
@@ -209,8 +215,11 @@ class PgStderrFormat(EntryScanner):
         return None
 
     def _follow_ups(self, buf: bytes, lo: int, hi: int, *, orphans: bool) -> int:
-        """Follow-up lines in buf[lo:hi] of another process than the line before (`orphans`,
-        entries of their own) or of the same one (parts of the entry before)."""
+        """Follow-up lines in buf[lo:hi] of another process than the line before them.
+
+        Those are `orphans`, entries of their own; with orphans=False, the ones of
+        the same process are counted instead (parts of the entry before them).
+        """
         count = 0
         for at in _follow_up_starts(buf, lo, hi):
             line, head = self._head_at_level(buf, lo, at)
@@ -261,7 +270,7 @@ def _follow_up_starts(buf: bytes, lo: int, hi: int) -> Iterator[int]:
 
 def _message_end(buf: bytes, pos: int, end: int) -> int:
     """End of a message: the first newline not followed by a TAB continuation."""
-    found = _MESSAGE_END.search(buf, pos, end)
+    found = _NON_TAB_LINE.search(buf, pos, end)
     if found is not None:
         return found.start()
     return end - 1 if end > pos and buf[end - 1] == 10 else end
