@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import queue
-import tempfile
 import threading
 from array import array
 from collections.abc import Callable, Iterable, Iterator
@@ -274,6 +273,8 @@ class SpanList:
         keep = self._mem[-2:]
         del self._mem[-2:]
         if self._spill is None:
+            import tempfile  # rarely needed; kept off the start-up path of small packages
+
             self._spill = tempfile.TemporaryFile()
         self._spill.seek(0, os.SEEK_END)
         self._spill.write(self._mem.tobytes())

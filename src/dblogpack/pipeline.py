@@ -16,7 +16,7 @@ from itertools import pairwise
 from typing import IO, TYPE_CHECKING, BinaryIO, cast
 
 from dblogpack import formats
-from dblogpack.errors import FormatError, SourceError
+from dblogpack.errors import FormatError, InternalError, SourceError
 from dblogpack.model import (
     FileResult,
     FormatConfig,
@@ -40,7 +40,7 @@ from dblogpack.selector import (
 from dblogpack.summary import SummaryBuilder, render_text
 
 if TYPE_CHECKING:
-    from multiprocessing.pool import Pool
+    from concurrent.futures import Executor
 
     from dblogpack.formats.base import LogFormat
     from dblogpack.sources.base import LogSource
@@ -92,7 +92,7 @@ def run(
             result.size, result.sha256 = tar.close()
     finally:
         if pool is not None:
-            pool.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
     meter.done()
     return result
 
@@ -261,14 +261,17 @@ def _threads(workers: int, total: int) -> int:
     return max(1, workers) if total >= 8 * 1024 * 1024 else 1
 
 
-def _pool(workers: int) -> Pool:
+def _pool(workers: int) -> Executor:
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     # fork is fastest, and safe while this process runs one thread (the CLI); a threaded
     # server uses forkserver so no child inherits another thread's held locks.
     method = "fork" if threading.active_count() == 1 else "forkserver"
-    context = multiprocessing.get_context(method)
-    return context.Pool(workers)
+    # (forkserver re-imports the main module in its children: a script must guard its entry
+    # point with `if __name__ == "__main__"`, as console scripts and pytest do.) A worker that
+    # dies breaks the executor with an error instead of hanging the package.
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
 
 
 class _Meter:
@@ -343,7 +346,7 @@ class _PieceTask:
 
 
 def _scans(
-    plans: list[_FilePlan], query: Query, pool: Pool | None, meter: _Meter
+    plans: list[_FilePlan], query: Query, pool: Executor | None, meter: _Meter
 ) -> Iterator[Callable[[], _Scanned | None]]:
     """Per plan, a function returning its local scan (None for streamed files, scanned later).
 
@@ -358,9 +361,18 @@ def _scans(
     ]
     results: Iterator[_Scanned] = iter(())
     if pool is not None and tasks:
-        results = pool.imap(_scan_piece, tasks)
+        results = _worker_results(pool, tasks)
     for plan in plans:
         yield _local_scanner(plan, query, results if pool is not None else None, meter)
+
+
+def _worker_results(pool: Executor, tasks: list[_PieceTask]) -> Iterator[_Scanned]:
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        yield from pool.map(_scan_piece, tasks)
+    except BrokenProcessPool as exc:
+        raise InternalError(f"a log-scanning worker process died: {exc}") from exc
 
 
 def _local_scanner(

@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import subprocess
+import threading
 from collections import defaultdict
 from pathlib import Path
 
@@ -231,8 +232,9 @@ def test_progress_grows_by_bytes_scanned_to_100(
     assert len({round(p) for p in seen if 0 < p < 90}) >= 5
 
 
+@pytest.mark.parametrize("threaded", [False, True], ids=["fork", "forkserver-in-threaded-caller"])
 def test_worker_processes_make_the_same_package_as_one_process(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threaded: bool
 ) -> None:
     entries = mixed(BASE_MS, 20_000, step_ms=50)
     write_log(tmp_path / "big.log", entries)
@@ -241,8 +243,15 @@ def test_worker_processes_make_the_same_package_as_one_process(
     monkeypatch.setattr(pipeline, "PIECE", 200 * 1024)
     monkeypatch.setattr(pipeline, "CHUNK", 64 * 1024)
     spec = spec_for(LogKind.SLOW, BASE_MS + 1_234, BASE_MS + 950_321)
-
-    parallel, files, _ = pack(DirSource(tmp_path), spec, workers=2)
+    # A server runs packages beside other threads: its workers are not forked from it.
+    idle = threading.Event()
+    other_thread = threading.Thread(target=idle.wait)
+    if threaded:
+        other_thread.start()
+    try:
+        parallel, files, _ = pack(DirSource(tmp_path), spec, workers=2)
+    finally:
+        idle.set()
     single, single_files, _ = pack(DirSource(tmp_path), spec, workers=1)
 
     window = TimeWindow(spec.window.begin, spec.window.end)
