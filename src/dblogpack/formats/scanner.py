@@ -108,11 +108,12 @@ class EntryScanner(LogFormat):
             warnings.add(0, len(data), data)
             return result
         warnings.add(0, first, data)
-        for lo, hi in self._garbage(data, first, len(data)):
+        garbage = list(self._garbage(data, first, len(data)))
+        for lo, hi in garbage:
             warnings.add(lo, hi, data)
         warnings.close()
         if query.kind is LogKind.ALL:
-            self._scan_all(data, first, query, result)
+            self._scan_all(data, first, query, result, garbage)
         else:
             self._scan_kind(data, first, query, result)
         if query.window.end is not None:
@@ -144,7 +145,14 @@ class EntryScanner(LogFormat):
             _widen(result, earliest)
             _widen(result, latest)
 
-    def _scan_all(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
+    def _scan_all(
+        self,
+        buf: bytes,
+        first: int,
+        query: Query,
+        result: ScanResult,
+        garbage: list[tuple[int, int]],
+    ) -> None:
         n, begin, end = len(buf), query.window.begin, query.window.end
         edge_a = (first, first) if begin is None else self._edge_zone(buf, first, begin)
         edge_b = (n, n) if end is None else self._edge_zone(buf, first, end)
@@ -152,7 +160,7 @@ class EntryScanner(LogFormat):
             self._judge_each(buf, edge_a[0], edge_b[1], query, result)
             return
         self._judge_each(buf, edge_a[0], edge_a[1], query, result)
-        self._take_whole(buf, edge_a[1], edge_b[0], query, result)
+        self._take_whole(buf, edge_a[1], edge_b[0], query, result, garbage)
         self._judge_each(buf, edge_b[0], edge_b[1], query, result)
 
     def _edge_zone(self, buf: bytes, first: int, edge: float) -> tuple[int, int]:
@@ -170,8 +178,19 @@ class EntryScanner(LogFormat):
                     duration = self._duration_ms(buf, start, end)
                     result.details.append(self._detail(buf, start, end, ts, duration))
 
-    def _take_whole(self, buf: bytes, lo: int, hi: int, query: Query, result: ScanResult) -> None:
-        """Every entry of buf[lo:hi] is inside the window: counted, not parsed."""
+    def _take_whole(
+        self,
+        buf: bytes,
+        lo: int,
+        hi: int,
+        query: Query,
+        result: ScanResult,
+        garbage: list[tuple[int, int]],
+    ) -> None:
+        """Every entry of buf[lo:hi] is inside the window: counted, not parsed.
+
+        `garbage` (ranges belonging to no entry) is left out of the spans.
+        """
         if query.details:
             self._judge_each(buf, lo, hi, query, result)
             return
@@ -179,9 +198,10 @@ class EntryScanner(LogFormat):
         last = self._last_start_before(buf, hi)
         last_ts = self._timestamp_at(buf, last) if last is not None else None
         pos = lo
-        for bad_lo, bad_hi in self._garbage(buf, lo, hi):
-            _add_span(result, pos, bad_lo)
-            pos = bad_hi
+        for bad_lo, bad_hi in garbage:
+            if lo <= bad_lo < hi:
+                _add_span(result, pos, bad_lo)
+                pos = bad_hi
         _add_span(result, pos, hi)
         result.entries += self._count_entries(buf, lo, hi)
         for ts in (first_ts, last_ts):
