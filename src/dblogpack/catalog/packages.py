@@ -200,9 +200,8 @@ def list_packages(
 
 
 def _same_node(resource_id: str, node_id: str | None) -> ColumnElement[bool]:
-    return and_(
-        packages.c.resource_id == resource_id, packages.c.node_id.is_not_distinct_from(node_id)
-    )
+    node = packages.c.node_id.is_(None) if node_id is None else packages.c.node_id == node_id
+    return and_(packages.c.resource_id == resource_id, node)
 
 
 def count_running_on_node(conn: Connection, resource_id: str, node_id: str | None) -> int:
@@ -267,8 +266,8 @@ def claim_next(
     under the node's advisory lock, which a concurrent claim of the same node's other package
     holds until it commits. On SQLite the write transaction already excludes every other writer.
     """
-    full: list[ColumnElement[bool]] = []
-    while (candidate := _candidate(conn, now, per_node_limit, max_attempts, full)) is not None:
+    full = _full_nodes(conn, now, per_node_limit)
+    while (candidate := _candidate(conn, now, max_attempts, full)) is not None:
         lock_for_update(conn, f"node:{candidate.resource_id}/{candidate.node_id or ''}")
         if leased_on_node(conn, candidate.resource_id, candidate.node_id, now) < per_node_limit:
             claimed = conn.execute(
@@ -288,34 +287,27 @@ def claim_next(
     return None
 
 
+def _full_nodes(conn: Connection, now: float, per_node_limit: int) -> list[ColumnElement[bool]]:
+    """Conditions matching the nodes that already have `per_node_limit` live leases.
+
+    Computed once from the (few) leased rows, so the candidate query needs no per-row count.
+    """
+    found = conn.execute(
+        select(packages.c.resource_id, packages.c.node_id)
+        .where(_leased(now))
+        .group_by(packages.c.resource_id, packages.c.node_id)
+        .having(func.count() >= per_node_limit)
+    ).all()
+    return [_same_node(r.resource_id, r.node_id) for r in found]
+
+
 def _candidate(
-    conn: Connection,
-    now: float,
-    per_node_limit: int,
-    max_attempts: int,
-    full_nodes: Sequence[ColumnElement[bool]],
+    conn: Connection, now: float, max_attempts: int, full_nodes: Sequence[ColumnElement[bool]]
 ) -> Row[Any, Any, Any] | None:
-    """The oldest claimable package (id, resource_id, node_id) on a node below its limit."""
-    other = packages.alias("other")
-    node_leases = (
-        select(func.count())
-        .select_from(other)
-        .where(
-            other.c.resource_id == packages.c.resource_id,
-            other.c.node_id.is_not_distinct_from(packages.c.node_id),
-            other.c.state == RUNNING,
-            other.c.lease_owner.is_not(None),
-            other.c.lease_expires_at >= now,
-        )
-        .scalar_subquery()
-    )
+    """The oldest claimable package (id, resource_id, node_id) outside `full_nodes`."""
     return conn.execute(
         select(packages.c.id, packages.c.resource_id, packages.c.node_id)
-        .where(
-            _claimable(now, max_attempts),
-            node_leases < per_node_limit,
-            *(not_(node) for node in full_nodes),
-        )
+        .where(_claimable(now, max_attempts), *(not_(node) for node in full_nodes))
         .order_by(packages.c.created_at, packages.c.id)
         .limit(1)
         .with_for_update(skip_locked=True, of=packages)
