@@ -16,6 +16,7 @@ from typing import Any
 
 from dblogpack.catalog import Catalog, open_catalog
 from dblogpack.errors import ConfigError
+from dblogpack.jobs import JobPolicy, JobQueue, Sweeper, Worker, WorkerPool, default_worker_name
 from dblogpack.model import SourceConfig, SourceType
 from dblogpack.secretbox import SecretBox, load_or_create_secret
 from dblogpack.service import Service
@@ -85,6 +86,7 @@ class Services:
     catalog: Catalog
     service: Service
     store: PackageStore
+    jobs: JobQueue
     # Credentials of the admin key created by this very start (first start only), else None.
     new_admin_key: dict[str, str] | None
 
@@ -114,7 +116,30 @@ def open_services(settings: Settings, *, bootstrap: bool = True) -> Services:
     admin_key = service.bootstrap_admin() if bootstrap else None
     if admin_key is not None:
         save_private_json(settings.admin_key_path, admin_key)
-    return Services(settings, box, catalog, service, build_store(settings), admin_key)
+    store = build_store(settings)
+    return Services(
+        settings, box, catalog, service, store, build_job_queue(settings, catalog), admin_key
+    )
+
+
+def build_job_queue(settings: Settings, catalog: Catalog) -> JobQueue:
+    return JobQueue(catalog, JobPolicy(
+        lease_seconds=settings.job_lease_seconds,
+        max_attempts=settings.job_attempts,
+        per_node_concurrency=settings.per_node_concurrency,
+        retention_days=settings.retention_days,
+    ))
+
+
+def build_worker_pool(services: Services, threads: int) -> WorkerPool:
+    """`threads` package workers and a retention sweeper, to run in this process."""
+    workers = [
+        # One package per thread, built in that thread: the threads are the parallelism.
+        Worker(services.jobs, services.store, build_source, name=default_worker_name(i),
+               pipeline_workers=1, compress_level=services.settings.compress_level)
+        for i in range(threads)
+    ]
+    return WorkerPool(workers, Sweeper(services.jobs, services.store))
 
 
 def save_private_json(path: Path, document: dict[str, str]) -> None:

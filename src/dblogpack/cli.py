@@ -58,33 +58,45 @@ def load(args: argparse.Namespace, **flags: object) -> Settings:
 # -- serve ------------------------------------------------------------------------------------
 
 
-def add_serve(subparsers: Any) -> None:
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """Every server setting of the table as a flag of `parser`."""
     from dblogpack.settings import SETTINGS
 
-    parser = subparsers.add_parser(
-        "serve", parents=[COMMON], help="run the API server (answers /healthz once ready)"
-    )
     for setting in SETTINGS:
         if setting.name in _NOT_SERVE_FLAGS:
             continue
         # Booleans work as bare switches (`--demo`) and with a value (`--demo false`).
-        switch = {"nargs": "?", "const": "true"} if setting.kind is bool else {}
+        switch: dict[str, Any] = {"nargs": "?", "const": "true"} if setting.kind is bool else {}
         parser.add_argument(setting.flag, dest=setting.name, metavar="VALUE", **switch,
                             help=f"{setting.help} (default: {setting.default!r})")
+
+
+def _server_settings(args: argparse.Namespace) -> Settings:
+    from dblogpack.settings import SETTINGS
+
+    return load(args, **{
+        s.name: getattr(args, s.name) for s in SETTINGS if s.name not in _NOT_SERVE_FLAGS
+    })
+
+
+def add_serve(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "serve", parents=[COMMON],
+        help="run the API server and `workers` package workers (answers /healthz once ready)",
+    )
+    _add_setting_flags(parser)
     parser.set_defaults(run=run_serve)
 
 
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from dblogpack.app import configure_logging, open_services
-    from dblogpack.settings import SETTINGS
+    from dblogpack.app import build_worker_pool, configure_logging, open_services
 
-    settings = load(args, **{
-        s.name: getattr(args, s.name) for s in SETTINGS if s.name not in _NOT_SERVE_FLAGS
-    })
+    settings = _server_settings(args)
     configure_logging(settings)
     services = open_services(settings)
+    pool = None
     try:
         services.store.check()
         if services.new_admin_key is not None:
@@ -93,7 +105,40 @@ def run_serve(args: argparse.Namespace) -> int:
             asgi_app(services), host=settings.host, port=settings.port, log_config=None,
             access_log=False, server_header=False,
         )
+        if settings.workers > 0:
+            pool = build_worker_pool(services, settings.workers)
+            pool.start()
+        # uvicorn owns SIGTERM/SIGINT here: run() returns on them, then the pool stops.
         uvicorn.Server(config).run()
+    finally:
+        if pool is not None:
+            # Packages under way get a short grace, then go back to the queue for others.
+            pool.stop(grace_seconds=10)
+        services.close()
+    return 0
+
+
+def add_worker(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "worker", parents=[COMMON],
+        help="build packages from the shared metadata database and store (`workers` threads)",
+    )
+    _add_setting_flags(parser)
+    parser.set_defaults(run=run_worker)
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    from dblogpack.app import build_worker_pool, configure_logging, open_services
+    from dblogpack.jobs import run_until_signalled
+
+    settings = _server_settings(args)
+    configure_logging(settings)
+    # bootstrap=False: admin keys are made by `serve`; a worker only builds.
+    services = open_services(settings, bootstrap=False)
+    try:
+        services.store.check()
+        log.info("worker started with %d thread(s)", max(1, settings.workers))
+        run_until_signalled(build_worker_pool(services, max(1, settings.workers)), 30.0)
     finally:
         services.close()
     return 0
@@ -496,7 +541,9 @@ def _write_package(args: argparse.Namespace) -> int:
 # -- main -------------------------------------------------------------------------------------
 
 # Each entry registers one subcommand; add yours here.
-COMMANDS: list[Register] = [add_serve, add_keys, add_call, add_pgsql, add_mongodb, add_pack]
+COMMANDS: list[Register] = [
+    add_serve, add_worker, add_keys, add_call, add_pgsql, add_mongodb, add_pack
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

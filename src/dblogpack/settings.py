@@ -70,7 +70,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("retention_days", 7, "Days a finished package is kept before the sweeper deletes it."),
     Setting("per_node_concurrency", 2,
             "Packages that may run at the same time against one database node."),
-    Setting("workers", 2, "Package workers `serve` runs in-process (0: only `dblogpack worker`)."),
+    Setting("workers", 2,
+            "Package worker threads `serve` runs in-process (0: only `dblogpack worker` processes "
+            "build), and the threads of each `dblogpack worker`."),
+    Setting("job_attempts", 3,
+            "Times a package is tried (worker crash, unreachable source or store) before "
+            "`Package_Failed`."),
+    Setting("job_lease_seconds", 30.0,
+            "How long a worker's claim on a package lasts without a heartbeat; a crashed "
+            "worker's package is retried after this."),
     Setting("max_body_bytes", 1048576, "Largest request body the API accepts, in bytes."),
     Setting("rate_limit", 50.0,
             "API requests per second allowed per PublicKey (bursts of twice that); 0 disables."),
@@ -108,6 +116,8 @@ class Settings:
     retention_days: int
     per_node_concurrency: int
     workers: int
+    job_attempts: int
+    job_lease_seconds: float
     max_body_bytes: int
     rate_limit: float
     log_level: str
@@ -257,6 +267,8 @@ def _validate(settings: Settings) -> None:
         (settings.retention_days >= 1, "retention_days must be at least 1"),
         (settings.per_node_concurrency >= 1, "per_node_concurrency must be at least 1"),
         (settings.workers >= 0, "workers must be 0 or more"),
+        (settings.job_attempts >= 1, "job_attempts must be at least 1"),
+        (settings.job_lease_seconds >= 1, "job_lease_seconds must be at least 1"),
         (settings.max_body_bytes >= 1024, "max_body_bytes must be at least 1024"),
         (settings.url_valid_seconds >= 1, "url_valid_seconds must be at least 1"),
         (

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -19,6 +20,11 @@ from typing import Any
 import httpx
 import pytest
 from tests.support.pgcluster import PgCluster, free_port
+
+from dblogpack.app import open_services
+from dblogpack.catalog.packages import PackageRecord
+from dblogpack.model import LogKind, PackageSpec, PackageState, ResourceKind, TimeWindow
+from dblogpack.settings import load_settings
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -235,3 +241,76 @@ def test_serve_on_postgresql_metadata_with_flags_over_environment(
     assert "created the first admin key" in first_output
     assert "created the first admin key" not in second_output
     pg_metadata_cluster.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+# -- package workers ---------------------------------------------------------------------------
+
+SAMPLE_LOG = "".join(
+    f"2026-01-01 00:00:{i:02d}.000 UTC [42] LOG:  duration: {100 + i}.5 ms  statement: SELECT {i}\n"
+    for i in range(12)
+)
+
+
+def enqueue_package(data_dir: Path, instance: str, project: str, name: str) -> str:
+    """Queue a package straight in the data directory's catalog, as the packaging actions will."""
+    services = open_services(load_settings({"data_dir": str(data_dir)}, environ={}))
+    try:
+        spec = PackageSpec(
+            id=f"pkg-{uuid.uuid4().hex[:8]}", name=name, kind=ResourceKind.PGSQL,
+            resource_id=instance, node_id=None, log_type=LogKind.ALL, window=TimeWindow(),
+        )
+        return services.jobs.enqueue(spec, project_id=project).id
+    finally:
+        services.close()
+
+
+def wait_for_package(data_dir: Path, package_id: str) -> tuple[PackageRecord, int]:
+    """The finished package row and the size of its published object."""
+    services = open_services(load_settings({"data_dir": str(data_dir)}, environ={}))
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            record = services.jobs.get(package_id)
+            assert record is not None
+            if record.state is not PackageState.RUNNING:
+                assert record.state is PackageState.SUCCESS, record.message
+                assert record.store_key is not None
+                return record, services.store.size(record.store_key)
+            time.sleep(0.2)
+        pytest.fail(f"package {package_id} still running after 60 s")
+    finally:
+        services.close()
+
+
+def test_worker_processes_and_serve_build_queued_packages(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "postgresql-2026-01-01.log").write_text(SAMPLE_LOG)
+    data_dir = tmp_path / "data"
+    api = start_server(data_dir)  # DBLOGPACK_WORKERS=0: this serve builds nothing
+    try:
+        instance = answer_of(api.client(
+            "pgsql", "add", "--name", "db", "--source-type", "dir", "--log-dir", str(logs),
+        ))["InstanceID"]
+        queued = enqueue_package(data_dir, instance, api.admin["ProjectId"], "by-worker")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "dblogpack.cli", "--data-dir", str(data_dir), "worker"],
+            env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            record, size = wait_for_package(data_dir, queued)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            _, errors = worker.communicate(timeout=60)
+        assert worker.returncode == 0, errors
+        assert record.entry_count == 12 and record.size == size > 0
+    finally:
+        api.stop()
+
+    builder = start_server(data_dir, "--workers", "1")
+    try:
+        queued = enqueue_package(data_dir, instance, builder.admin["ProjectId"], "by-serve")
+        record, size = wait_for_package(data_dir, queued)
+        assert record.entry_count == 12 and size > 0
+    finally:
+        builder.stop()
