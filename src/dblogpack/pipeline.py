@@ -104,7 +104,8 @@ def detect_kind(source: LogSource, fmt: FormatConfig) -> str:
             if file.size:
                 read = _reader(source, file.name, source.local_path(file.name))
                 head = _gzip_head(read, file) if file.compressed else read(0, HEAD)
-                return _dialect_of(_detected(head, fmt, file.name))
+                if head:
+                    return _dialect_of(_detected(head, fmt, file.name))
     return _dialect_of(fmt)
 
 
@@ -168,24 +169,50 @@ def _plan(
     plan = _FilePlan(file, fmt, path=path)
     if file.size == 0:
         return plan
+    try:
+        _plan_range(plan, source, fmt, query, result)
+    except SourceError:
+        if not _vanished(source, file.name):
+            raise
+        result.warnings.append(_vanished_warning(file.name, 0))
+        plan.range = None
+    return plan
+
+
+def _vanished(source: LogSource, name: str) -> bool:
+    """Whether a file that failed to read is simply gone (rotated away) rather than unreadable."""
+    return all(f.name != name for f in source.list_files())
+
+
+def _vanished_warning(name: str, offset: int) -> LogWarning:
+    return LogWarning(name, offset, "vanished", "the file disappeared while it was read")
+
+
+def _plan_range(
+    plan: _FilePlan, source: LogSource, fmt: FormatConfig, query: Query, result: PackageResult
+) -> None:
+    file, path = plan.file, plan.path
     read = _reader(source, file.name, path)
     head = _gzip_head(read, file) if file.compressed else read(0, HEAD)
+    if head is None:
+        detail = "not a valid gzip file; it was skipped"
+        result.warnings.append(LogWarning(file.name, 0, "corrupt", detail))
+        return
     plan.config = _detected(head, fmt, file.name)
     framing = _framing(_format(plan.config))
     if file.compressed:
         first = framing.next_entry(head, 0)
         if may_overlap(query.window, first[1] if first else None, None, MARGINS):
             plan.range = ScanRange(0, file.size)
-        return plan
+        return
     edges = file_edges(read, file.size, framing, MARGINS, head)
     if not may_overlap(query.window, *edges, MARGINS):
-        return plan
+        return
     plan.range = plan_range(file.name, read, file.size, framing, query.window, edges, MARGINS)
     if plan.range.warning is not None:
         result.warnings.append(plan.range.warning)
     if path is not None and plan.range.size >= PARALLEL_MIN:
         plan.pieces = _split(read, file.size, plan.range, framing)
-    return plan
 
 
 def _detected(head: bytes, fmt: FormatConfig, name: str) -> FormatConfig:
@@ -226,14 +253,15 @@ def _split(
     return list(pairwise(cuts))
 
 
-def _gzip_head(read: Callable[[int, int], bytes], file: LogFile) -> bytes:
+def _gzip_head(read: Callable[[int, int], bytes], file: LogFile) -> bytes | None:
+    """The first decompressed bytes of a gzip file; None when it is not gzip at all."""
     from isal import isal_zlib
 
     decompressor = isal_zlib.decompressobj(wbits=31)
     try:
         return decompressor.decompress(read(0, HEAD), HEAD)
-    except _gzip_error() as exc:
-        raise SourceError(f"{file.name} is not a valid gzip file: {exc}") from exc
+    except _gzip_error():
+        return None
 
 
 def _gzip_error() -> type[Exception]:
@@ -406,6 +434,9 @@ def _scan_piece(task: _PieceTask, on_chunk: Callable[[int], None] | None = None)
     scanned = _Scanned(summary=SummaryBuilder(task.dialect) if task.query.details else None)
     try:
         fd = os.open(task.path, os.O_RDONLY)
+    except FileNotFoundError:
+        scanned.warnings.append(_vanished_warning(task.name, task.start))
+        return scanned
     except OSError as exc:
         raise SourceError(f"cannot open {task.path}: {exc.strerror}") from exc
     try:
@@ -583,19 +614,33 @@ class _Packing:
         if scanned is None:
             return self._streamed(plan, row)
         assert plan.path is not None  # scanned locally, so it has a path
-        self._record(row, scanned)
         size = scanned.spans.total()
-        if scanned.entries and size:
-            with open(plan.path, "rb", buffering=0) as f:
-                self._member(row, plan.file, size, span_bytes(f.fileno(), scanned.spans, CHUNK))
-        scanned.spans.close()
+        try:
+            if scanned.entries and size:
+                with open(plan.path, "rb", buffering=0) as f:
+                    chunks = span_bytes(f.fileno(), scanned.spans, CHUNK)
+                    self._record(row, scanned)
+                    self._member(row, plan.file, size, chunks)
+            else:
+                self._record(row, scanned)
+        except FileNotFoundError:
+            # Rotated away between scanning and packing: nothing of it is in the package.
+            self.result.warnings.append(_vanished_warning(plan.file.name, 0))
+        finally:
+            scanned.spans.close()
         return row
 
     def _streamed(self, plan: _FilePlan, row: FileResult) -> FileResult:
         import tempfile
 
         with tempfile.SpooledTemporaryFile(max_size=CHUNK) as spool:
-            scanned = _stream_scan(plan, self.source, self.query, spool, self.meter)
+            try:
+                scanned = _stream_scan(plan, self.source, self.query, spool, self.meter)
+            except SourceError:
+                if not _vanished(self.source, plan.file.name):
+                    raise
+                self.result.warnings.append(_vanished_warning(plan.file.name, 0))
+                return row
             self._record(row, scanned)
             size = spool.tell()
             if scanned.entries and size:

@@ -284,3 +284,39 @@ def test_a_long_stretch_without_entry_starts_is_warned_about_not_read_whole(
 
     assert files["logs/a.log"] == entry.text()
     assert result.warnings and {w.kind for w in result.warnings} == {"unparseable"}
+
+
+class StaleListing(DirSource):
+    """A directory whose first listing is taken before a rotation removed some files."""
+
+    def __init__(self, log_dir: Path) -> None:
+        super().__init__(log_dir)
+        self.snapshot: list[LogFile] | None = super().list_files()
+
+    def list_files(self) -> list[LogFile]:
+        snapshot, self.snapshot = self.snapshot, None
+        return snapshot if snapshot is not None else super().list_files()
+
+
+@pytest.mark.parametrize("local", [True, False], ids=["local", "remote"])
+def test_a_file_rotated_away_while_packing_is_a_warning(tmp_path: Path, local: bool) -> None:
+    write_log(tmp_path / "gone.log", [error(BASE_MS, "lost")])
+    write_log(tmp_path / "kept.log", [error(BASE_MS, "kept")])
+    stale = StaleListing(tmp_path)
+    (tmp_path / "gone.log").unlink()
+    source: LogSource = stale if local else CountingSource(stale)
+
+    result, files, _ = pack(source, spec_for(LogKind.ERROR))
+
+    assert [name for name in files if name.startswith("logs/")] == ["logs/kept.log"]
+    assert [(w.file, w.kind) for w in result.warnings] == [("gone.log", "vanished")]
+
+
+def test_a_gz_file_that_is_not_gzip_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "a.log.gz").write_bytes(b"this was never compressed\n")
+    write_log(tmp_path / "b.log", [error(BASE_MS, "b")])
+
+    result, files, _ = pack(DirSource(tmp_path), spec_for(LogKind.ERROR))
+
+    assert [name for name in files if name.startswith("logs/")] == ["logs/b.log"]
+    assert [(w.file, w.kind) for w in result.warnings] == [("a.log.gz", "corrupt")]
