@@ -8,6 +8,7 @@ entry starts with compiled patterns over whole buffers, never line by line.
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Callable, Iterator
 
 Buffer = bytes | memoryview
@@ -41,11 +42,9 @@ def last_match_start(pattern: re.Pattern[bytes], buf: Buffer, lo: int, hi: int) 
     window = _BACKWARD_WINDOW
     while True:
         begin = max(lo, hi - window)
-        last = None
-        for last in pattern.finditer(buf, begin, hi):  # noqa: B007 - only the last one is wanted
-            pass
-        if last is not None:
-            return last.start()
+        last = deque(pattern.finditer(buf, begin, hi), maxlen=1)  # consumed in C
+        if last:
+            return last[0].start()
         if begin == lo:
             return None
         window *= 4
