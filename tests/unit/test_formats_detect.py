@@ -89,3 +89,13 @@ def test_an_unknown_time_zone_is_refused_with_what_to_configure() -> None:
 def test_formats_are_built_in_any_process_from_a_pickled_config(name: str) -> None:
     config = pickle.loads(pickle.dumps(FormatConfig(name, "%m [%p] ", "Asia/Shanghai")))
     assert build(config).name == name
+
+
+def test_csvlog_with_long_multi_line_statements_is_still_csv() -> None:
+    statement = "\n".join(f"  column_{i}," for i in range(30))
+    record = (
+        f'2024-05-01 12:00:00.000 UTC,"u","d",1,"[local]",1.1,1,"SELECT",'
+        f'2024-05-01 12:00:00 UTC,3/0,0,LOG,00000,"duration: 5.000 ms  statement: SELECT\n'
+        f'{statement}\n  1",,,,,,,,,"psql","client backend",,0\n'
+    ).encode()
+    assert detect(record * 3, FormatConfig("auto")).name == "pg-csv"

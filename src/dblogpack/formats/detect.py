@@ -67,11 +67,21 @@ def _sample_lines(head: bytes) -> list[bytes]:
     return [line for line in lines if not line.startswith(b"\t")]
 
 
+# A record's own continuation lines (quoted newlines in csvlog, long legacy
+# messages) lower the share of lines that look like entry starts; a fifth is
+# far above what a log of another shape ever shows.
+_SHAPE_SHARE = 0.2
+
+
 def _detect_shape(lines: list[bytes]) -> str | None:
+    """The shape of the first line (a log starts with an entry), else the most common one."""
+    if not lines:
+        return None
     for name, shape in _SHAPES:
-        if lines and _share(lines, shape) >= 0.5:
+        if shape.match(lines[0]):
             return name
-    return None
+    share, name = max((_share(lines, shape), name) for name, shape in _SHAPES)
+    return name if share >= _SHAPE_SHARE else None
 
 
 def _detect_prefix(lines: list[bytes], configured: str | None) -> str:
