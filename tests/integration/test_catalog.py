@@ -46,19 +46,42 @@ from dblogpack.secretbox import SecretBox, SecretDecryptError
 from dblogpack.service import Caller, Service
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[str]:
-    """An empty metadata database: a SQLite file, or a fresh database on the shared cluster."""
+@pytest.fixture(scope="module")
+def migrated_template(pg_metadata_cluster: PgCluster) -> Iterator[str]:
+    """A migrated PostgreSQL database that per-test databases are copied from (fast setup)."""
+    name = f"catalog_template_{uuid.uuid4().hex[:8]}"
+    pg_metadata_cluster.execute(f'CREATE DATABASE "{name}"')
+    engine = create_catalog_engine(pg_metadata_cluster.sqlalchemy_url(dbname=name))
+    upgrade(engine)
+    engine.dispose()
+    yield name
+    pg_metadata_cluster.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def fresh_database(request: pytest.FixtureRequest, tmp_path: Path, template: str | None
+                   ) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
         return
     cluster: PgCluster = request.getfixturevalue("pg_metadata_cluster")
     name = f"catalog_{uuid.uuid4().hex[:12]}"
-    cluster.execute(f'CREATE DATABASE "{name}"')
+    copy = f' TEMPLATE "{template}"' if template else ""
+    cluster.execute(f'CREATE DATABASE "{name}"{copy}')
     yield cluster.sqlalchemy_url(dbname=name)
     cluster.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A metadata database nothing ever touched: a SQLite file, or a new PostgreSQL database."""
+    yield from fresh_database(request, tmp_path, None)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A metadata database of its own per test (on PostgreSQL, copied from a migrated one)."""
+    template = request.getfixturevalue("migrated_template") if request.param != "sqlite" else None
+    yield from fresh_database(request, tmp_path, template)
 
 
 @pytest.fixture
@@ -105,8 +128,10 @@ def refreshed(service: Service, caller: Caller) -> Caller:
 # -- migrations ----------------------------------------------------------------------------
 
 
-def test_migrations_build_exactly_the_declared_schema_and_can_run_again(database_url: str) -> None:
-    engine = create_catalog_engine(database_url)
+def test_migrations_build_exactly_the_declared_schema_and_can_run_again(
+    empty_database_url: str,
+) -> None:
+    engine = create_catalog_engine(empty_database_url)
     try:
         upgrade(engine)
         upgrade(engine)
@@ -125,19 +150,20 @@ def test_migrations_build_exactly_the_declared_schema_and_can_run_again(database
     assert job_columns <= columns
 
 
-def test_processes_starting_together_migrate_once(database_url: str) -> None:
+def test_processes_starting_together_migrate_once(empty_database_url: str) -> None:
     migrate = (
         "import sys; from dblogpack.catalog import create_catalog_engine, upgrade; "
         "upgrade(create_catalog_engine(sys.argv[1]))"
     )
     starts = [
-        subprocess.Popen([sys.executable, "-c", migrate, database_url], stderr=subprocess.PIPE,
-                         text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", migrate, empty_database_url], stderr=subprocess.PIPE, text=True
+        )
         for _ in range(2)
     ]
     errors = [p.communicate(timeout=120)[1] for p in starts]
     assert [p.returncode for p in starts] == [0, 0], errors
-    engine = create_catalog_engine(database_url)
+    engine = create_catalog_engine(empty_database_url)
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
     engine.dispose()
