@@ -218,6 +218,17 @@ def test_mongodb_clusters_and_nodes_are_added_listed_and_removed(
     assert cluster not in {c["ClusterId"] for c in after["DataSet"]}
 
 
+def test_serve_refuses_a_bad_configuration_in_words(tmp_path: Path) -> None:
+    result = dblogpack("--data-dir", str(tmp_path), "serve",
+                       env=clean_env(DBLOGPACK_PORT="eighty"))
+    assert result.returncode == 2
+    assert "DBLOGPACK_PORT: port must be an integer, got 'eighty'" in result.stderr
+    unreachable = dblogpack("--data-dir", str(tmp_path), "serve", "--database-url",
+                            f"postgresql+psycopg://u:secret-pw@127.0.0.1:{free_port()}/d")
+    assert unreachable.returncode == 2 and "metadata database" in unreachable.stderr
+    assert "secret-pw" not in unreachable.stderr + unreachable.stdout
+
+
 def test_serve_on_postgresql_metadata_with_flags_over_environment(
     tmp_path: Path, pg_metadata_cluster: PgCluster
 ) -> None:
