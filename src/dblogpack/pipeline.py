@@ -216,8 +216,7 @@ def _plan_range(
 
 
 def _detected(head: bytes, fmt: FormatConfig, name: str) -> FormatConfig:
-    if fmt.name != "auto":
-        return fmt
+    """The file's format: "auto" detected, a pg-stderr without prefix given its prefix."""
     try:
         return formats.detect(head, fmt)
     except FormatError as exc:

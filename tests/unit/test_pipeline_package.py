@@ -11,7 +11,17 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from tests.unit.engine_logs import BASE_MS, error, members, mixed, noise, reference, slow, write_log
+from tests.unit.engine_logs import (
+    BASE_MS,
+    error,
+    members,
+    mixed,
+    noise,
+    prefix,
+    reference,
+    slow,
+    write_log,
+)
 
 from dblogpack import pipeline
 from dblogpack.model import (
@@ -279,8 +289,9 @@ def test_a_long_stretch_without_entry_starts_is_warned_about_not_read_whole(
     garbage = b"not a log line at all\n" * 10_000  # 220 KB before the first entry
     entry = slow(BASE_MS, 12.0)
     (tmp_path / "a.log").write_bytes(garbage + entry.text())
+    configured = FormatConfig("pg-stderr", log_line_prefix="%m [%p] ")
 
-    result, files, _ = pack(DirSource(tmp_path), spec_for(LogKind.SLOW))
+    result, files, _ = pack(DirSource(tmp_path), spec_for(LogKind.SLOW), configured)
 
     assert files["logs/a.log"] == entry.text()
     assert result.warnings and {w.kind for w in result.warnings} == {"unparseable"}
@@ -320,3 +331,17 @@ def test_a_gz_file_that_is_not_gzip_is_skipped_with_a_warning(tmp_path: Path) ->
 
     assert [name for name in files if name.startswith("logs/")] == ["logs/b.log"]
     assert [(w.file, w.kind) for w in result.warnings] == [("a.log.gz", "corrupt")]
+
+
+def test_pg_stderr_without_a_prefix_gets_it_detected(tmp_path: Path) -> None:
+    # Debian's prefix: "%m [%p] %q%u@%d "; the default one would misread these lines.
+    lines = [
+        f"{prefix(BASE_MS + i, 77)}app@shop LOG:  duration: 5.000 ms  statement: SELECT {i}\n"
+        for i in range(3)
+    ]
+    (tmp_path / "a.log").write_text("".join(lines))
+
+    result, files, _ = pack(DirSource(tmp_path), spec_for(LogKind.SLOW), FormatConfig("pg-stderr"))
+
+    assert files["logs/a.log"] == "".join(lines).encode()
+    assert result.entries == 3
