@@ -8,6 +8,8 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dblogpack.formats import build
 from dblogpack.formats.base import LogFormat
@@ -253,3 +255,56 @@ def test_mongo_legacy_offsets_and_ctime_year_rule() -> None:
     year = next(y for y in range(time.gmtime().tm_year, 1970, -1) if date(y, 1, 1).weekday() == 1)
     wanted = datetime(year, 1, 1, 2, 0, 0, 123000, tzinfo=UTC).timestamp()
     assert found == (0, pytest.approx(wanted))
+
+
+LEVELS = ["LOG", "ERROR", "WARNING", "FATAL", "LOG-slow", "DETAIL", "HINT", "STATEMENT"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lines=st.lists(
+        st.tuples(
+            st.sampled_from(LEVELS),
+            st.integers(1, 3),  # pid
+            st.integers(0, 2),  # TAB continuation lines
+            st.integers(0, 1500),  # ms after the previous line
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    edges=st.tuples(st.integers(0, 40), st.integers(0, 40)),
+)
+def test_follow_up_lines_join_the_entry_of_their_own_process(
+    lines: list[tuple[str, int, int, int]], edges: tuple[int, int]
+) -> None:
+    """Property: spans and counts equal a line-by-line reading of the rule, for any interleaving.
+
+    The log opens with a LOG line: a follow-up line with nothing before it is not an
+    entry (it may belong to the chunk before) but leading bytes, a warning.
+    """
+    text, entries, ms, previous_pid = b"", [], BASE_MS, None
+    for level, pid, tabs, gap in [("LOG", 1, 0, 0), *lines]:
+        ms += gap
+        word = "LOG" if level == "LOG-slow" else level
+        body = f"duration: {gap}.0 ms  statement: SELECT 1" if level == "LOG-slow" else "m"
+        line = f"{pg_time(ms)} [{pid}] {word}:  {body}\n" + "\tmore\n" * tabs
+        attached = word in ("DETAIL", "HINT", "STATEMENT") and pid == previous_pid and entries
+        if attached:
+            entries[-1][1] += len(line)
+        else:
+            kind = "slow" if level == "LOG-slow" else "error" if word != "LOG" else "other"
+            if word in ("DETAIL", "HINT", "STATEMENT"):
+                kind = "other"  # a follow-up of another process: an entry of its own
+            entries.append([len(text), len(text) + len(line), ms, kind])
+        text += line.encode()
+        previous_pid = pid
+    fmt = build(FormatConfig("pg-stderr", "%m [%p] "))
+    times = sorted(e[2] for e in entries)
+    first, last = sorted(edge % len(times) for edge in edges)
+    # Edges sit exactly on entries' times: the one at Begin is kept, the one at End dropped.
+    end = times[last] / 1000 if times[last] > times[first] else times[first] / 1000 + 0.001
+    window = TimeWindow(times[first] / 1000, end)
+    recorded = [(s, e, t, k) for s, e, t, k in entries]
+    for kind in LogKind:
+        result = fmt.scan(text, Query(window, kind), "f", 0)
+        assert (result.spans, result.entries) == reference(recorded, window, kind), kind

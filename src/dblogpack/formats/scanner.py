@@ -216,9 +216,10 @@ class EntryScanner(LogFormat):
             start = self._start_at_or_after(buf, end, len(buf))
 
     def _first_at_or_after(self, buf: bytes, lo: int, hi: int, when: float) -> int:
-        """First entry start in [lo, hi) whose time is >= `when`, by bisection; `hi` if none.
+        """First entry start at or after `lo` whose time is >= `when`; len(buf) if none.
 
-        Assumes time grows with offset (up to DISORDER_TOLERANCE_S, handled by callers).
+        `lo` must be an entry start. Bisection narrows [lo, hi) assuming time grows
+        with offset (up to DISORDER_TOLERANCE_S, which callers handle).
         """
         while hi - lo > _BISECT_GRAIN:
             mid = (lo + hi) // 2
@@ -226,14 +227,12 @@ class EntryScanner(LogFormat):
             if found is None or found[0] >= hi or found[1] >= when:
                 hi = mid
             else:
-                lo = found[0] + 1
-        first = self._start_at_or_after(buf, lo, hi)
-        for start, _ in self._walk(buf, hi if first is None else first, hi):
+                lo = found[0]  # an entry start, so the walk below sees every entry after it
+        for start, _ in self._walk(buf, lo, len(buf)):
             ts = self._timestamp_at(buf, start)
             if ts is not None and ts >= when:
                 return start
-        after = self._start_at_or_after(buf, hi, len(buf)) if hi < len(buf) else None
-        return len(buf) if after is None else after
+        return len(buf)
 
 
 def window_bounds(window: TimeWindow) -> tuple[float, float]:
