@@ -113,6 +113,7 @@ def open_services(settings: Settings, *, bootstrap: bool = True) -> Services:
         default_region=settings.default_region,
         default_zone=settings.default_zone,
     )
+    service.verify_server_secret()
     admin_key = service.bootstrap_admin() if bootstrap else None
     if admin_key is not None:
         save_private_json(settings.admin_key_path, admin_key)

@@ -32,6 +32,7 @@ from dblogpack.errors import (
     UnknownPublicKey,
 )
 from dblogpack.model import SourceConfig
+from dblogpack.secretbox import SecretDecryptError
 from dblogpack.sources.base import LogSource
 
 SourceFactory = Callable[[SourceConfig], LogSource]
@@ -225,6 +226,20 @@ class Service:
             if target is None or not target.project_ids <= caller.project_ids:
                 raise NotFound(f"access key {target_public_key!r} not found")
             account_queries.delete_access_key(conn, target_public_key)
+
+    def verify_server_secret(self) -> None:
+        """ConfigError unless this process's server secret opens what the catalog has sealed."""
+        with self.catalog.read() as conn:
+            sealed = account_queries.any_sealed_private_key(conn)
+        if sealed is None:
+            return
+        try:
+            self.catalog.box.decrypt(sealed)
+        except SecretDecryptError as exc:
+            raise ConfigError(
+                "the server-secret file of this data directory is not the one the metadata "
+                "database was sealed with: copy the server-secret of the first server here"
+            ) from exc
 
     def bootstrap_admin(self) -> dict[str, str] | None:
         """On a fresh catalog, an admin account, its default project and key; else None."""

@@ -251,6 +251,9 @@ def test_serve_on_postgresql_metadata_with_flags_over_environment(
         second_output = again.stop()
     assert "created the first admin key" in first_output
     assert "created the first admin key" not in second_output
+    # Another machine whose data directory lacks the first server's secret is told so.
+    stranger = dblogpack("--data-dir", str(tmp_path / "elsewhere"), "worker", env=env)
+    assert stranger.returncode == 2 and "copy the server-secret" in stranger.stderr
     pg_metadata_cluster.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 

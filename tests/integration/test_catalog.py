@@ -34,6 +34,7 @@ from dblogpack.catalog import (
 )
 from dblogpack.catalog.tables import metadata, packages, projects
 from dblogpack.errors import (
+    ConfigError,
     InvalidParameter,
     MissingParameter,
     NotFound,
@@ -272,11 +273,13 @@ def test_another_server_secret_cannot_read_stored_keys(
     service: Service, admin: Caller, database_url: str
 ) -> None:
     other = open_catalog(database_url, SecretBox(secrets.token_bytes(32)))
+    stranger = Service(other, build_source, default_region="r", default_zone="z")
     try:
         with pytest.raises(SecretDecryptError):
-            Service(other, build_source, default_region="r", default_zone="z").authenticate(
-                admin.public_key
-            )
+            stranger.authenticate(admin.public_key)
+        with pytest.raises(ConfigError, match="copy the server-secret of the first server"):
+            stranger.verify_server_secret()
+        service.verify_server_secret()
     finally:
         other.close()
 

@@ -113,3 +113,8 @@ def default_project_of_account(conn: Connection, account_id: str) -> str | None:
         .where(access_keys.c.account_id == account_id)
         .limit(1)
     ).scalar_one_or_none()
+
+
+def any_sealed_private_key(conn: Connection) -> str | None:
+    """One stored (encrypted) private key, to prove the server secret opens this catalog."""
+    return conn.execute(select(access_keys.c.private_key_encrypted).limit(1)).scalar_one_or_none()
