@@ -257,7 +257,7 @@ def test_mongo_legacy_offsets_and_ctime_year_rule() -> None:
     assert found == (0, pytest.approx(wanted))
 
 
-LEVELS = ["LOG", "ERROR", "WARNING", "FATAL", "LOG-slow", "DETAIL", "HINT", "STATEMENT"]
+LEVELS = ["LOG", "ERROR", "WARNING", "FATAL", "LOG-slow", "DETAIL", "HINT", "STATEMENT", "STRAY"]
 
 
 @settings(max_examples=60, deadline=None)
@@ -284,6 +284,10 @@ def test_follow_up_lines_join_the_entry_of_their_own_process(
     """
     text, entries, ms, previous_pid = b"", [], BASE_MS, None
     for level, pid, tabs, gap in [("LOG", 1, 0, 0), *lines]:
+        if level == "STRAY":  # a line without a prefix stays with the entry before it
+            entries[-1][1] += len(b"stray line\n")
+            text += b"stray line\n"
+            continue
         ms += gap
         word = "LOG" if level == "LOG-slow" else level
         body = f"duration: {gap}.0 ms  statement: SELECT 1" if level == "LOG-slow" else "m"
