@@ -102,7 +102,7 @@ class _ThreadedHash:
 
     def __init__(self) -> None:
         self._digest = hashlib.sha256()
-        self._queue: queue.Queue[bytes | memoryview | None] = queue.Queue(maxsize=4)
+        self._queue: queue.Queue[bytes | memoryview | None] = queue.Queue(maxsize=2)
         self._thread = threading.Thread(target=self._run, name="dblogpack-sha256", daemon=True)
         self._thread.start()
 

@@ -47,7 +47,7 @@ _MONGO_NOISE = frozenset({"lsid", "$clusterTime", "$db", "txnNumber", "$readPref
 
 
 # Statements repeat (prepared statements, ORMs): a cache spares the regex most of the time.
-_CACHE_SIZE = 16384
+_CACHE_SIZE = 4096
 # Only a statement's head is fingerprinted: it bounds the cost of huge statements and plans.
 FINGERPRINT_CHARS = 2000
 
