@@ -257,6 +257,13 @@ def test_mongo_legacy_offsets_and_ctime_year_rule() -> None:
     assert found == (0, pytest.approx(wanted))
 
 
+# Prefixes whose lines start with a digit, with a literal, or with free text (no
+# cheap first-byte test: entries are then counted by the full prefix regex).
+PREFIX_STYLES = {
+    "%m [%p] ": "{ts} [{pid}] ",
+    "<%p> %m ": "<{pid}> {ts} ",
+    "%u %m [%p] ": "app {ts} [{pid}] ",
+}
 LEVELS = ["LOG", "ERROR", "WARNING", "FATAL", "LOG-slow", "DETAIL", "HINT", "STATEMENT", "STRAY"]
 
 
@@ -273,9 +280,10 @@ LEVELS = ["LOG", "ERROR", "WARNING", "FATAL", "LOG-slow", "DETAIL", "HINT", "STA
         max_size=40,
     ),
     edges=st.tuples(st.integers(0, 40), st.integers(0, 40)),
+    prefix=st.sampled_from(sorted(PREFIX_STYLES)),
 )
 def test_follow_up_lines_join_the_entry_of_their_own_process(
-    lines: list[tuple[str, int, int, int]], edges: tuple[int, int]
+    lines: list[tuple[str, int, int, int]], edges: tuple[int, int], prefix: str
 ) -> None:
     """Property: spans and counts equal a line-by-line reading of the rule, for any interleaving.
 
@@ -291,7 +299,8 @@ def test_follow_up_lines_join_the_entry_of_their_own_process(
         ms += gap
         word = "LOG" if level == "LOG-slow" else level
         body = f"duration: {gap}.0 ms  statement: SELECT 1" if level == "LOG-slow" else "m"
-        line = f"{pg_time(ms)} [{pid}] {word}:  {body}\n" + "\tmore\n" * tabs
+        head = PREFIX_STYLES[prefix].format(ts=pg_time(ms), pid=pid)
+        line = f"{head}{word}:  {body}\n" + "\tmore\n" * tabs
         attached = word in ("DETAIL", "HINT", "STATEMENT") and pid == previous_pid and entries
         if attached:
             entries[-1][1] += len(line)
@@ -302,7 +311,7 @@ def test_follow_up_lines_join_the_entry_of_their_own_process(
             entries.append([len(text), len(text) + len(line), ms, kind])
         text += line.encode()
         previous_pid = pid
-    fmt = build(FormatConfig("pg-stderr", "%m [%p] "))
+    fmt = build(FormatConfig("pg-stderr", prefix))
     times = sorted(e[2] for e in entries)
     first, last = sorted(edge % len(times) for edge in edges)
     # Edges sit exactly on entries' times: the one at Begin is kept, the one at End dropped.

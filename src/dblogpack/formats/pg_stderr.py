@@ -223,8 +223,8 @@ class PgStderrFormat(EntryScanner):
         count = 0
         for at in _follow_up_starts(buf, lo, hi):
             line, head = self._head_at_level(buf, lo, at)
-            if head is None or line == lo:
-                continue
+            if head is None or line == 0:
+                continue  # nothing before it in the buffer: not an entry start (see _starts_entry)
             same = self._process(head) == self._previous_process(buf, line)
             count += same != orphans
         return count
