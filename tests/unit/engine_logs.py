@@ -7,13 +7,25 @@ from __future__ import annotations
 
 import io
 import tarfile
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dblogpack.model import LogKind, TimeWindow
+from dblogpack import pipeline
+from dblogpack.model import (
+    FormatConfig,
+    LogFile,
+    LogKind,
+    PackageResult,
+    PackageSpec,
+    ResourceKind,
+    TimeWindow,
+)
+from dblogpack.sources.base import LogSource
 
 BASE_MS = 1_714_550_400_000  # 2024-05-01T08:00:00Z
+PG_STDERR = FormatConfig("pg-stderr")
 
 
 @dataclass(frozen=True)
@@ -97,3 +109,43 @@ def members(package: bytes | Path) -> dict[str, bytes]:
     data = package.read_bytes() if isinstance(package, Path) else package
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         return {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+
+
+class CountingSource(LogSource):
+    """A source without a local path (so read like a remote one) that counts the bytes read."""
+
+    def __init__(self, inner: LogSource) -> None:
+        self.inner = inner
+        self.bytes_read: dict[str, int] = defaultdict(int)
+
+    def list_files(self) -> list[LogFile]:
+        return self.inner.list_files()
+
+    def read(self, name: str, offset: int, size: int) -> bytes:
+        data = self.inner.read(name, offset, size)
+        self.bytes_read[name] += len(data)
+        return data
+
+    def check(self) -> None:
+        self.inner.check()
+
+
+def spec_for(
+    kind: LogKind, begin_ms: int | None = None, end_ms: int | None = None, **extra: object
+) -> PackageSpec:
+    window = TimeWindow(
+        None if begin_ms is None else begin_ms / 1000, None if end_ms is None else end_ms / 1000
+    )
+    return PackageSpec(
+        id="pkg-1", name="night", kind=ResourceKind.PGSQL, resource_id="upgsql-1",
+        node_id=None, log_type=kind, window=window, **extra,  # type: ignore[arg-type]
+    )
+
+
+def pack(
+    source: LogSource, spec: PackageSpec, fmt: FormatConfig = PG_STDERR, **options: object
+) -> tuple[PackageResult, dict[str, bytes], bytes]:
+    out = io.BytesIO()
+    result = pipeline.run(spec, source, fmt, out, **options)  # type: ignore[arg-type]
+    data = out.getvalue()
+    return result, members(data), data

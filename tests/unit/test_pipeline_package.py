@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import subprocess
 import threading
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
 from tests.unit.engine_logs import (
     BASE_MS,
+    CountingSource,
     error,
-    members,
     mixed,
     noise,
+    pack,
     prefix,
     reference,
     slow,
+    spec_for,
     write_log,
 )
 
@@ -28,55 +28,10 @@ from dblogpack.model import (
     FormatConfig,
     LogFile,
     LogKind,
-    PackageResult,
-    PackageSpec,
-    ResourceKind,
     TimeWindow,
 )
 from dblogpack.sources.base import LogSource
 from dblogpack.sources.local import DirSource
-
-PG = FormatConfig("pg-stderr")
-
-
-class CountingSource(LogSource):
-    """A source without a local path (so read like a remote one) that counts the bytes read."""
-
-    def __init__(self, inner: LogSource) -> None:
-        self.inner = inner
-        self.bytes_read: dict[str, int] = defaultdict(int)
-
-    def list_files(self) -> list[LogFile]:
-        return self.inner.list_files()
-
-    def read(self, name: str, offset: int, size: int) -> bytes:
-        data = self.inner.read(name, offset, size)
-        self.bytes_read[name] += len(data)
-        return data
-
-    def check(self) -> None:
-        self.inner.check()
-
-
-def spec_for(
-    kind: LogKind, begin_ms: int | None = None, end_ms: int | None = None, **extra: object
-) -> PackageSpec:
-    window = TimeWindow(
-        None if begin_ms is None else begin_ms / 1000, None if end_ms is None else end_ms / 1000
-    )
-    return PackageSpec(
-        id="pkg-1", name="night", kind=ResourceKind.PGSQL, resource_id="upgsql-1",
-        node_id=None, log_type=kind, window=window, **extra,  # type: ignore[arg-type]
-    )
-
-
-def pack(
-    source: LogSource, spec: PackageSpec, fmt: FormatConfig = PG, **options: object
-) -> tuple[PackageResult, dict[str, bytes], bytes]:
-    out = io.BytesIO()
-    result = pipeline.run(spec, source, fmt, out, **options)  # type: ignore[arg-type]
-    data = out.getvalue()
-    return result, members(data), data
 
 
 def test_manifest_has_exactly_the_documented_keys(tmp_path: Path) -> None:

@@ -8,8 +8,17 @@ import os
 from pathlib import Path
 
 import pytest
-from tests.unit.engine_logs import BASE_MS, Entry, mixed, reference, slow, write_log
-from tests.unit.test_pipeline_package import CountingSource, pack, spec_for
+from tests.unit.engine_logs import (
+    BASE_MS,
+    CountingSource,
+    Entry,
+    mixed,
+    pack,
+    reference,
+    slow,
+    spec_for,
+    write_log,
+)
 
 from dblogpack.model import LogKind, TimeWindow
 from dblogpack.selector import Margins
