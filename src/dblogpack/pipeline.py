@@ -300,7 +300,11 @@ def _pool(workers: int) -> Executor:
     # (forkserver re-imports the main module in its children: a script must guard its entry
     # point with `if __name__ == "__main__"`, as console scripts and pytest do.) A worker that
     # dies breaks the executor with an error instead of hanging the package.
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        # The server process imports the engine once; each worker forked from it inherits it.
+        context.set_forkserver_preload([__name__])
+    return ProcessPoolExecutor(workers, mp_context=context)
 
 
 class _Meter:
