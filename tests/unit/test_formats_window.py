@@ -321,3 +321,45 @@ def test_follow_up_lines_join_the_entry_of_their_own_process(
     for kind in LogKind:
         result = fmt.scan(text, Query(window, kind), "f", 0)
         assert (result.spans, result.entries) == reference(recorded, window, kind), kind
+
+
+JSON_LINES = {"mongo-json", "pg-json"}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    name=st.sampled_from(sorted(RENDERERS)),
+    items=st.lists(
+        st.tuples(st.sampled_from(["slow", "error", "other", "stray"]), st.integers(0, 1500)),
+        min_size=1,
+        max_size=60,
+    ),
+    edges=st.tuples(st.integers(0, 60), st.integers(0, 60)),
+)
+def test_any_sequence_with_stray_lines_is_selected_exactly(
+    name: str, items: list[tuple[str, int]], edges: tuple[int, int]
+) -> None:
+    """Property: stray lines join the entry before them, except in the one-document-a-line
+    formats (mongo-json, pg-json) where they belong to no entry and are reported."""
+    text, entries, ms, strays = b"", [], BASE_MS, 0
+    for i, (kind, gap) in enumerate([("other", 0), *items]):
+        if kind == "stray":
+            text += b"stray line\n"
+            strays += 1
+            if name not in JSON_LINES:
+                entries[-1][1] = len(text)
+            continue
+        ms += gap
+        line = RENDERERS[name](ms, kind, i).encode()
+        entries.append([len(text), len(text) + len(line), ms, kind])
+        text += line
+    fmt = build(FormatConfig(name, "%m [%p] "))
+    times = sorted(e[2] for e in entries)
+    first, last = sorted(edge % len(times) for edge in edges)
+    end = times[last] / 1000 if times[last] > times[first] else times[first] / 1000 + 0.001
+    window = TimeWindow(times[first] / 1000, end)
+    recorded = [(s, e, t, k) for s, e, t, k in entries]
+    for kind in LogKind:
+        result = fmt.scan(text, Query(window, kind), "f", 0)
+        assert (result.spans, result.entries) == reference(recorded, window, kind), kind
+        assert len(result.warnings) == (strays if name in JSON_LINES else 0)
