@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import subprocess
 import threading
@@ -300,3 +301,28 @@ def test_pg_stderr_without_a_prefix_gets_it_detected(tmp_path: Path) -> None:
 
     assert files["logs/a.log"] == "".join(lines).encode()
     assert result.entries == 3
+
+
+class FullDisk(io.RawIOBase):
+    """An output that fails once some bytes were written, as a full disk does."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: object) -> int:
+        size = len(data)  # type: ignore[arg-type]
+        if size > self.room:
+            raise OSError(28, "No space left on device")
+        self.room -= size
+        return size
+
+
+def test_an_output_that_fails_fails_the_package_with_its_own_error(tmp_path: Path) -> None:
+    write_log(tmp_path / "a.log", mixed(BASE_MS, 20_000))
+
+    with pytest.raises(OSError, match="No space left"):
+        pipeline.run(spec_for(LogKind.ALL), DirSource(tmp_path), FormatConfig("auto"),
+                     FullDisk(100_000))  # type: ignore[arg-type]
