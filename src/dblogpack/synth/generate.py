@@ -27,12 +27,14 @@ class EntryTemplate:
     """One pre-rendered entry: its bytes are `timestamp.join(segments)`.
 
     A multi-line PostgreSQL entry repeats the timestamp in every line's prefix, hence
-    several segments; most entries have two (before and after the timestamp).
+    several segments; most entries have two (before and after the timestamp). `weight` is
+    how often it appears relative to the other templates of its kind.
     """
 
     segments: tuple[bytes, ...]
     flags: int = 0
     duration_ms: float = float("nan")
+    weight: float = 1.0
 
 
 class SynthFormat(Protocol):
@@ -122,10 +124,10 @@ class EntryRenderer:
         self.fmt = fmt
         self.rng = rng
         pool = fmt.templates(rng)
-        per_kind: dict[int, int] = {}
+        per_kind: dict[int, float] = {}
         for tpl in pool:
-            per_kind[_kind(tpl.flags)] = per_kind.get(_kind(tpl.flags), 0) + 1
-        weights = [mix.weight(t.flags) / per_kind[_kind(t.flags)] for t in pool]
+            per_kind[_kind(tpl.flags)] = per_kind.get(_kind(tpl.flags), 0.0) + tpl.weight
+        weights = [mix.weight(t.flags) * t.weight / per_kind[_kind(t.flags)] for t in pool]
         self.pool = pool
         self.cum_weights = list(accumulate(weights))
         self.flags = bytes(t.flags for t in pool)

@@ -51,6 +51,12 @@ def line(
     return text + tail + "}\n"
 
 
+# How often each message appears against its siblings (same order as the templates below):
+# start-up warnings, fatal errors and DDL are rare next to connections and queries.
+NOISE_WEIGHTS = (1.0, 1.0, 1.0, 0.3, 0.3, 0.05)
+PROBLEM_WEIGHTS = (0.05, 1.0, 1.0, 1.0, 0.2, 0.02)
+
+
 class MongoJsonFormat:
     """mongod 4.4+ `--logpath` output; `date_style` picks how `t.$date` is written."""
 
@@ -97,8 +103,10 @@ class MongoJsonFormat:
             pool.extend(self._warnings_and_errors(rng))
         return pool
 
-    def _template(self, text: str, flags: int = 0, duration: float = float("nan")) -> EntryTemplate:
-        return EntryTemplate((self.head, self.after_date + text.encode()), flags, duration)
+    def _template(
+        self, text: str, flags: int = 0, duration: float = float("nan"), weight: float = 1.0
+    ) -> EntryTemplate:
+        return EntryTemplate((self.head, self.after_date + text.encode()), flags, duration, weight)
 
     def _slow_query(self, rng: random.Random, op: Operation) -> EntryTemplate:
         millis = int(slow_duration(rng))
@@ -201,7 +209,10 @@ class MongoJsonFormat:
                 },
             ),
         ]
-        return [self._template(text) for text in texts]
+        return [
+            self._template(text, weight=weight)
+            for text, weight in zip(texts, NOISE_WEIGHTS, strict=True)
+        ]
 
     def _warnings_and_errors(self, rng: random.Random) -> list[EntryTemplate]:
         conn = f"conn{rng.randint(1, 5000)}"
@@ -278,7 +289,10 @@ class MongoJsonFormat:
                 {"msgid": 40507, "file": "src/mongo/db/repl/oplog.cpp", "line": 1234},
             ),
         ]
-        return [self._template(text, ERROR) for text in texts]
+        return [
+            self._template(text, ERROR, weight=weight)
+            for text, weight in zip(texts, PROBLEM_WEIGHTS, strict=True)
+        ]
 
 
 def _locks(acquired: int, read: bool) -> dict[str, Any]:

@@ -36,6 +36,12 @@ def shell(value: Any) -> str:
     return str(value)
 
 
+# How often each message appears against its siblings (same order as the templates below):
+# start-up warnings, fatal errors and DDL are rare next to connections and queries.
+NOISE_WEIGHTS = (1.0, 1.0, 1.0, 0.1, 1.0, 1.0)
+PROBLEM_WEIGHTS = (0.05, 1.0, 1.0, 0.2, 0.02)
+
+
 class MongoLegacyFormat:
     """mongod ≤ 4.2 `--logpath` output with `--timeStampFormat` of `time_format`."""
 
@@ -79,8 +85,10 @@ class MongoLegacyFormat:
             pool.extend(self._warnings_and_errors(rng))
         return pool
 
-    def _template(self, text: str, flags: int = 0, duration: float = float("nan")) -> EntryTemplate:
-        return EntryTemplate((b"", text.encode()), flags, duration)
+    def _template(
+        self, text: str, flags: int = 0, duration: float = float("nan"), weight: float = 1.0
+    ) -> EntryTemplate:
+        return EntryTemplate((b"", text.encode()), flags, duration, weight)
 
     def _slow(self, rng: random.Random, op: Operation) -> EntryTemplate:
         millis = int(slow_duration(rng))
@@ -164,7 +172,10 @@ class MongoLegacyFormat:
                 "Successfully authenticated as principal app on shop from client " + remote,
             ),
         ]
-        return [self._template(text) for text in texts]
+        return [
+            self._template(text, weight=weight)
+            for text, weight in zip(texts, NOISE_WEIGHTS, strict=True)
+        ]
 
     def _warnings_and_errors(self, rng: random.Random) -> list[EntryTemplate]:
         conn = f"conn{rng.randint(1, 5000)}"
@@ -203,7 +214,10 @@ class MongoLegacyFormat:
                 "Invariant failure opCtx->lockState()->isW() src/mongo/db/db.cpp 1234",
             ),
         ]
-        return [self._template(text, ERROR) for text in texts]
+        return [
+            self._template(text, ERROR, weight=weight)
+            for text, weight in zip(texts, PROBLEM_WEIGHTS, strict=True)
+        ]
 
 
 def _counter(value: object) -> str:

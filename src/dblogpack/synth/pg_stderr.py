@@ -98,6 +98,7 @@ class PgStderrFormat:
         flags: int = 0,
         duration: float = float("nan"),
         sqlstate: str = "00000",
+        weight: float = 1.0,
     ) -> EntryTemplate:
         """An entry of (severity, message) lines; messages may span lines (TAB continuations)."""
         before, after = self.render_prefix(session, sqlstate)
@@ -106,7 +107,7 @@ class PgStderrFormat:
             for severity, message in lines
         ]
         segments = [before, *(after + text + before for text in texts[:-1]), after + texts[-1]]
-        return EntryTemplate(tuple(s.encode() for s in segments), flags, duration)
+        return EntryTemplate(tuple(s.encode() for s in segments), flags, duration, weight)
 
     def templates(self, rng: random.Random) -> list[EntryTemplate]:
         pool: list[EntryTemplate] = []
@@ -177,7 +178,8 @@ class PgStderrFormat:
             ),
             # Logged by log_statement: a LOG that is not a duration, so not slow.
             self.entry(session, [("LOG", "statement: BEGIN")]),
-            self.entry(background, [("LOG", "checkpoint starting: time")]),
+            # Checkpoints come every few minutes, connections all the time.
+            self.entry(background, [("LOG", "checkpoint starting: time")], weight=0.02),
             self.entry(
                 background,
                 [
@@ -189,6 +191,7 @@ class PgStderrFormat:
                         " average=0.001 s; distance=1024 kB, estimate=2048 kB",
                     )
                 ],
+                weight=0.02,
             ),
             self.entry(
                 Session(session.pid, backend_type="autovacuum worker"),
@@ -202,6 +205,7 @@ class PgStderrFormat:
                         "system usage: CPU: user: 0.01 s, system: 0.00 s, elapsed: 0.05 s",
                     )
                 ],
+                weight=0.1,
             ),
         ]
 
