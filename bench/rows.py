@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,7 +104,10 @@ def compare(ctx: Context, row: Comparison) -> RowResult:
     ctx.rss_kb[row.key] = max(run.max_rss_kb for run in runs.a)
     ctx.commands[row.key] = ours
     with ctx.console.status(f"{row.key}: checking the package against the record"):
-        difference = verify(package, data_set, row.selection)
+        try:
+            difference = verify(package, data_set, row.selection)
+        except (OSError, tarfile.TarError, ValueError, EOFError) as exc:
+            difference = f"unreadable package: {exc}"
     result.check = "identical" if difference is None else difference
     result.passed = result.passed and difference is None
     return result
