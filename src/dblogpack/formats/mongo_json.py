@@ -13,7 +13,7 @@ from typing import Any
 
 from dblogpack.formats.framing import find_all
 from dblogpack.formats.json_lines import JsonLinesScanner, dump_json, load_document
-from dblogpack.formats.scanner import window_bounds
+from dblogpack.formats.scanner import Candidate, window_bounds
 from dblogpack.formats.timestamps import IsoSecondsCache, with_fraction
 from dblogpack.model import EntryDetail, FormatConfig, LogKind, TimeWindow
 
@@ -48,7 +48,7 @@ class MongoJsonFormat(JsonLinesScanner):
 
     def _candidates(
         self, buf: bytes, kind: LogKind, window: TimeWindow, lo: int, hi: int
-    ) -> Iterator[tuple[int, int, float]]:
+    ) -> Iterator[Candidate]:
         earliest, latest = window_bounds(window)
         slow = kind is LogKind.SLOW
         group = "id" if slow else "s"
@@ -64,7 +64,7 @@ class MongoJsonFormat(JsonLinesScanner):
                 continue  # the words sit inside attr, not in the entry's own fields
             ts = self._head_time(head)
             if ts is not None and earliest <= ts < latest:
-                yield start, self._entry_end(buf, start, hi), ts
+                yield start, self._entry_end(buf, start, hi), ts, None
 
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
         at = buf.rfind(_DURATION, start, end)

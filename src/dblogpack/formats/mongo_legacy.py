@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from datetime import date, datetime
 
 from dblogpack.formats.framing import count_matches, find_all, find_any, last_match_start
-from dblogpack.formats.scanner import EntryScanner, window_bounds
+from dblogpack.formats.scanner import Candidate, EntryScanner, window_bounds
 from dblogpack.formats.timestamps import (
     IsoSecondsCache,
     load_zone,
@@ -90,7 +90,7 @@ class MongoLegacyFormat(EntryScanner):
 
     def _candidates(
         self, buf: bytes, kind: LogKind, window: TimeWindow, lo: int, hi: int
-    ) -> Iterator[tuple[int, int, float]]:
+    ) -> Iterator[Candidate]:
         earliest, latest = window_bounds(window)
         slow = kind is LogKind.SLOW
         hits = self._slow_hits(buf, lo, hi) if slow else find_any(buf, _ERROR_NEEDLES, lo, hi)
@@ -107,7 +107,7 @@ class MongoLegacyFormat(EntryScanner):
                 continue
             ts = self._time(head["ts"])
             if ts is not None and earliest <= ts < latest:
-                yield start, self._entry_end(buf, start, hi), ts
+                yield start, self._entry_end(buf, start, hi), ts, None
 
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
         newline = buf.find(b"\n", start, end)

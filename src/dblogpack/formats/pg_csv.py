@@ -26,7 +26,7 @@ from dblogpack.formats.framing import (
     last_match_start,
 )
 from dblogpack.formats.pg_message import duration_ms, logged_statement
-from dblogpack.formats.scanner import EntryScanner, window_bounds
+from dblogpack.formats.scanner import Candidate, EntryScanner, window_bounds
 from dblogpack.formats.timestamps import LocalSecondsCache, load_zone, with_fraction
 from dblogpack.model import EntryDetail, FormatConfig, LogKind, TimeWindow
 
@@ -102,7 +102,7 @@ class PgCsvFormat(EntryScanner):
 
     def _candidates(
         self, buf: bytes, kind: LogKind, window: TimeWindow, lo: int, hi: int
-    ) -> Iterator[tuple[int, int, float]]:
+    ) -> Iterator[Candidate]:
         earliest, latest = window_bounds(window)
         slow = kind is LogKind.SLOW
         hits = (
@@ -119,7 +119,7 @@ class PgCsvFormat(EntryScanner):
                 continue
             ts = self._timestamp_at(buf, start)
             if ts is not None and earliest <= ts < latest:
-                yield start, self._entry_end(buf, start, hi), ts
+                yield start, self._entry_end(buf, start, hi), ts, None
 
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
         head = _HEAD.match(buf, start)

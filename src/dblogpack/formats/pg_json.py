@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dblogpack.formats.framing import find_all
 from dblogpack.formats.json_lines import JsonLinesScanner, load_document
 from dblogpack.formats.pg_message import duration_ms, logged_statement
-from dblogpack.formats.scanner import window_bounds
+from dblogpack.formats.scanner import Candidate, window_bounds
 from dblogpack.formats.timestamps import LocalSecondsCache, load_zone, with_fraction
 from dblogpack.model import EntryDetail, FormatConfig, LogKind, TimeWindow
 
@@ -47,7 +47,7 @@ class PgJsonFormat(JsonLinesScanner):
 
     def _candidates(
         self, buf: bytes, kind: LogKind, window: TimeWindow, lo: int, hi: int
-    ) -> Iterator[tuple[int, int, float]]:
+    ) -> Iterator[Candidate]:
         earliest, latest = window_bounds(window)
         slow = kind is LogKind.SLOW
         hits = (
@@ -61,7 +61,7 @@ class PgJsonFormat(JsonLinesScanner):
                 continue
             ts = self._timestamp_at(buf, start)
             if ts is not None and earliest <= ts < latest:
-                yield start, self._entry_end(buf, start, hi), ts
+                yield start, self._entry_end(buf, start, hi), ts, None
 
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
         at = buf.find(b'"message":"', start, end)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 from dblogpack.formats.framing import count_matches, find_all, last_match_start
 from dblogpack.formats.pg_prefix import DEFAULT_PREFIX, CompiledPrefix, compile_prefix
-from dblogpack.formats.scanner import EntryScanner, window_bounds
+from dblogpack.formats.scanner import Candidate, EntryScanner, window_bounds
 from dblogpack.formats.timestamps import LocalSecondsCache, load_zone
 from dblogpack.model import EntryDetail, FormatConfig, LogKind, TimeWindow
 
@@ -131,20 +131,24 @@ class PgStderrFormat(EntryScanner):
 
     def _candidates(
         self, buf: bytes, kind: LogKind, window: TimeWindow, lo: int, hi: int
-    ) -> Iterator[tuple[int, int, float]]:
+    ) -> Iterator[Candidate]:
         earliest, latest = window_bounds(window)
         hits = (
             find_all(buf, _SLOW_NEEDLE, lo, hi)
             if kind is LogKind.SLOW
             else _level_starts(buf, _ERROR_TAG, lo, hi, ERROR_LEVELS)
         )
+        slow = kind is LogKind.SLOW
         for at in hits:
             start, head = self._head_at_level(buf, lo, at)
             if head is None:
                 continue
             ts = self._timestamp(head)
             if ts is not None and earliest <= ts < latest:
-                yield start, self._end_after(buf, start, self._process(head), hi), ts
+                end = self._end_after(buf, start, self._process(head), hi)
+                # `LOG:  duration: N ms`: the number sits right after the needle.
+                duration = _DURATION.match(buf, at + 6) if slow else None
+                yield start, end, ts, float(duration[1]) if duration is not None else None
 
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
         # The message starts with `duration: `, so the first one is on the first line.

@@ -23,6 +23,9 @@ DISORDER_TOLERANCE_S = 1.0
 # A garbage file must not produce a warning per line.
 MAX_WARNINGS_PER_SCAN = 100
 
+# (start, end, timestamp, duration or None) of one selected entry.
+Candidate = tuple[int, int, float, float | None]
+
 # Bisection stops narrowing below this many bytes.
 _BISECT_GRAIN = 512
 
@@ -55,8 +58,9 @@ class EntryScanner(LogFormat):
     @abstractmethod
     def _candidates(
         self, buf: bytes, kind: LogKind, window: TimeWindow, lo: int, hi: int
-    ) -> Iterator[tuple[int, int, float]]:
-        """(start, end, timestamp) of the entries of `kind` in buf[lo:hi] inside `window`."""
+    ) -> Iterator[Candidate]:
+        """(start, end, timestamp, duration) of the entries of `kind` in buf[lo:hi] inside
+        `window`; the duration when it came cheaply with the match, else None."""
 
     @abstractmethod
     def _detail(
@@ -128,8 +132,11 @@ class EntryScanner(LogFormat):
         slow, least = query.kind is LogKind.SLOW, query.min_duration_ms or 0.0
         spans, details = result.spans, result.details
         count, earliest, latest = 0, math.inf, -math.inf
-        for start, end, ts in self._candidates(buf, query.kind, query.window, first, len(buf)):
-            duration = self._duration_ms(buf, start, end) if slow else None
+        candidates = self._candidates(buf, query.kind, query.window, first, len(buf))
+        for start, end, ts, known in candidates:
+            duration = (
+                known if known is not None or not slow else self._duration_ms(buf, start, end)
+            )
             if slow and (duration is None or duration < least):
                 continue
             if spans and spans[-1][1] == start:
