@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
 import tarfile
 import time
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.support.apiserver import ApiServer, ApiServerError, KeyPair
+from tests.support.apiserver import DBLOGPACK, ApiServer, ApiServerError, KeyPair
 from ucloud.client import Client
 
 from dblogpack.model import LogKind, TimeWindow
@@ -135,3 +137,50 @@ def recent_window(now: float) -> tuple[float, float, TimeWindow]:
     """Logs over the last two hours (ending ten minutes ago) and a 70-minute window inside them."""
     logs_begin, logs_end = float(int(now) - 7200), float(int(now) - 600)
     return logs_begin, logs_end, TimeWindow(float(int(now) - 6000), float(int(now) - 1800))
+
+
+def s3_store_env(endpoint_url: str, bucket: str, access_key: str, secret_key: str,
+                 prefix: str = "packages") -> dict[str, str]:
+    """Settings (as environment) of a serve or worker publishing to an S3-compatible bucket."""
+    return {
+        "DBLOGPACK_STORE_URL": f"s3://{bucket}/{prefix}?endpoint_url={endpoint_url}",
+        "DBLOGPACK_S3_ACCESS_KEY_ID": access_key,
+        "DBLOGPACK_S3_SECRET_ACCESS_KEY": secret_key,
+    }
+
+
+@dataclass
+class WorkerProcess:
+    """A `dblogpack worker` process on a data directory, its output in a file beside it."""
+
+    data_dir: Path
+    env: dict[str, str]
+    index: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir.parent / f"worker-{self.index}.log"
+
+    def start(self) -> WorkerProcess:
+        argv = [str(DBLOGPACK), "--data-dir", str(self.data_dir), "worker"]
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                            env={**os.environ, **self.env})
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> int | None:
+        """SIGTERM (the worker hands unfinished packages back), then its exit status."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        return self.process.returncode
