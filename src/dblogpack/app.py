@@ -19,7 +19,7 @@ from dblogpack.errors import ConfigError
 from dblogpack.jobs import JobPolicy, JobQueue, Sweeper, Worker, WorkerPool, default_worker_name
 from dblogpack.model import SourceConfig, SourceType
 from dblogpack.secretbox import SecretBox, load_or_create_secret
-from dblogpack.service import Service
+from dblogpack.service import LinkPolicy, Service
 from dblogpack.settings import Settings
 from dblogpack.sources.base import LogSource
 from dblogpack.stores import parse_store_url
@@ -107,19 +107,32 @@ def open_services(settings: Settings, *, bootstrap: bool = True) -> Services:
     prepare_data_dir(settings)
     box = SecretBox(load_or_create_secret(settings.secret_path))
     catalog = open_catalog(settings.database_url, box)
+    store = build_store(settings)
+    jobs = build_job_queue(settings, catalog)
     service = Service(
         catalog,
         build_source,
         default_region=settings.default_region,
         default_zone=settings.default_zone,
+        jobs=jobs,
+        store=store,
+        links=build_link_policy(settings, box),
     )
     service.verify_server_secret()
     admin_key = service.bootstrap_admin() if bootstrap else None
     if admin_key is not None:
         save_private_json(settings.admin_key_path, admin_key)
-    store = build_store(settings)
-    return Services(
-        settings, box, catalog, service, store, build_job_queue(settings, catalog), admin_key
+    return Services(settings, box, catalog, service, store, jobs, admin_key)
+
+
+def build_link_policy(settings: Settings, box: SecretBox) -> LinkPolicy:
+    """Download links: the configured base URLs and lifetimes, signed with the server secret."""
+    return LinkPolicy(
+        public_base_url=settings.public_base_url,
+        internal_base_url=settings.internal_base_url,
+        signing_key=box.signing_key,
+        default_valid_seconds=settings.url_valid_seconds,
+        max_valid_seconds=settings.url_valid_seconds_max,
     )
 
 

@@ -1,6 +1,5 @@
-"""The product's operations: keys and projects, resource registration, audit; api, console and cli
-call these and share nothing else. Every operation is scoped to the caller's projects: anything
-outside them is NotFound, never a hint that it exists.
+"""Keys, projects and audit records: who is calling and what they may reach. Every operation is
+scoped to the caller's projects: anything outside them is NotFound, never a hint that it exists.
 """
 
 from __future__ import annotations
@@ -18,17 +17,14 @@ from sqlalchemy.exc import IntegrityError
 from dblogpack.catalog import Catalog
 from dblogpack.catalog import accounts as account_queries
 from dblogpack.catalog import audit as audit_queries
-from dblogpack.catalog import resources as resource_queries
-from dblogpack.catalog.records import AccessKey, MongoCluster, PgsqlInstance
+from dblogpack.catalog.records import AccessKey
 from dblogpack.errors import (
     ConfigError,
-    DblogpackError,
     InvalidParameter,
     MissingParameter,
     NotFound,
     PermissionDenied,
     ProjectNotFound,
-    SourceError,
     UnknownPublicKey,
 )
 from dblogpack.model import SourceConfig
@@ -115,20 +111,10 @@ def _storable(value: str) -> bool:
     return "\x00" not in value
 
 
-class Service:
-    """dblogpack's operations over one catalog; `source_factory` builds sources to check them."""
+class AccountOperations:
+    """Keys, projects and audit records (the first layer of `Service`)."""
 
-    def __init__(
-        self,
-        catalog: Catalog,
-        source_factory: SourceFactory,
-        *,
-        default_region: str,
-        default_zone: str,
-    ) -> None:
-        self.catalog = catalog
-        self._source_factory = source_factory
-        self._defaults = (default_region, default_zone)
+    catalog: Catalog
 
     # -- keys and projects ---------------------------------------------------------------
 
@@ -258,146 +244,6 @@ class Service:
             # Another process bootstrapped the same catalog at the same moment.
             return None
 
-    # -- PostgreSQL instances --------------------------------------------------------------
-
-    def register_pgsql_instance(
-        self, caller: Caller, project_id: str, region: str | None, zone: str | None,
-        instance_id: str | None, name: str, source: SourceConfig,
-    ) -> str:
-        """Register an instance after checking its log source answers; its InstanceID."""
-        _require_admin(caller)
-        project_id = self.resolve_project(caller, project_id)
-        name = _check_name(name)
-        region, zone = _placement(region, zone, self._defaults)
-        self._check_source(source)
-        with _id_race("InstanceID"), self.catalog.write() as conn:
-            resource_id = self._claim_id(conn, instance_id, "upgsql-", "InstanceID")
-            resource_queries.insert_pgsql_instance(
-                conn, self.catalog.box, instance_id=resource_id, project_id=project_id,
-                region=region, zone=zone, name=name, source=source,
-            )
-        return resource_id
-
-    def get_pgsql_instance(
-        self, caller: Caller, project_id: str, region: str | None, zone: str | None,
-        instance_id: str,
-    ) -> PgsqlInstance:
-        """An instance of the caller's project in that region/zone; NotFound otherwise."""
-        scope = self._scope(caller, project_id)
-        found = None
-        if _storable(instance_id):
-            with self.catalog.read() as conn:
-                found = resource_queries.get_pgsql_instance(conn, instance_id, scope, region, zone)
-        if found is None:
-            raise NotFound(f"InstanceID {instance_id!r} not found")
-        return found
-
-    def deregister_pgsql_instance(
-        self, caller: Caller, project_id: str, region: str | None, zone: str | None,
-        instance_id: str,
-    ) -> None:
-        _require_admin(caller)
-        self.get_pgsql_instance(caller, project_id, region, zone, instance_id)
-        with self.catalog.write() as conn:
-            resource_queries.delete_pgsql_instance(conn, instance_id)
-
-    def list_pgsql_instances(
-        self, caller: Caller, project_id: str, region: str | None, zone: str | None,
-        offset: int, limit: int,
-    ) -> tuple[list[PgsqlInstance], int]:
-        """A page of the project's instances (oldest first) and how many there are in all."""
-        _require_admin(caller)
-        scope = self._scope(caller, project_id)
-        with self.catalog.read() as conn:
-            return resource_queries.list_pgsql_instances(conn, scope, region, zone, offset, limit)
-
-    def pgsql_source(self, instance_id: str) -> SourceConfig:
-        """The decrypted source of an instance, for the worker packaging its logs."""
-        with self.catalog.read() as conn:
-            found = resource_queries.pgsql_source(conn, self.catalog.box, instance_id)
-        if found is None:
-            raise NotFound(f"InstanceID {instance_id!r} not found")
-        return found
-
-    # -- MongoDB clusters and nodes --------------------------------------------------------
-
-    def register_mongodb_cluster(
-        self, caller: Caller, project_id: str, region: str | None, zone: str | None,
-        cluster_id: str | None, name: str,
-    ) -> str:
-        """Register a cluster (nodes come next, one by one); its ClusterId."""
-        _require_admin(caller)
-        project_id = self.resolve_project(caller, project_id)
-        name = _check_name(name)
-        region, zone = _placement(region, zone, self._defaults)
-        with _id_race("ClusterId"), self.catalog.write() as conn:
-            resource_id = self._claim_id(conn, cluster_id, "umongodb-", "ClusterId")
-            resource_queries.insert_mongodb_cluster(
-                conn, cluster_id=resource_id, project_id=project_id, region=region, zone=zone,
-                name=name,
-            )
-        return resource_id
-
-    def register_mongodb_node(
-        self, caller: Caller, project_id: str, region: str | None, zone: str | None,
-        cluster_id: str, node_id: str | None, role: str, source: SourceConfig,
-    ) -> str:
-        """Add a node to a cluster after checking its log source answers; its NodeId."""
-        _require_admin(caller)
-        role = role.strip().lower()
-        if role not in MONGODB_ROLES:
-            raise InvalidParameter(f"Role must be one of {', '.join(MONGODB_ROLES)}, got {role!r}")
-        self.get_mongodb_cluster(caller, project_id, region, zone, cluster_id)
-        self._check_source(source)
-        with _id_race("NodeId"), self.catalog.write() as conn:
-            resource_id = self._claim_id(conn, node_id, "udb-", "NodeId")
-            resource_queries.insert_mongodb_node(
-                conn, self.catalog.box, node_id=resource_id, cluster_id=cluster_id, role=role,
-                source=source,
-            )
-        return resource_id
-
-    def get_mongodb_cluster(
-        self, caller: Caller, project_id: str, region: str | None, zone: str | None,
-        cluster_id: str,
-    ) -> MongoCluster:
-        """A cluster (with its nodes) of the caller's project in that region/zone."""
-        scope = self._scope(caller, project_id)
-        found = None
-        if _storable(cluster_id):
-            with self.catalog.read() as conn:
-                found = resource_queries.get_mongodb_cluster(conn, cluster_id, scope, region, zone)
-        if found is None:
-            raise NotFound(f"ClusterId {cluster_id!r} not found")
-        return found
-
-    def deregister_mongodb_cluster(
-        self, caller: Caller, project_id: str, region: str | None, zone: str | None,
-        cluster_id: str,
-    ) -> None:
-        _require_admin(caller)
-        self.get_mongodb_cluster(caller, project_id, region, zone, cluster_id)
-        with self.catalog.write() as conn:
-            resource_queries.delete_mongodb_cluster(conn, cluster_id)
-
-    def list_mongodb_instances(
-        self, caller: Caller, project_id: str, region: str | None, zone: str | None,
-        offset: int, limit: int,
-    ) -> tuple[list[MongoCluster], int]:
-        """A page of the project's clusters with their nodes, and how many there are in all."""
-        _require_admin(caller)
-        scope = self._scope(caller, project_id)
-        with self.catalog.read() as conn:
-            return resource_queries.list_mongodb_clusters(conn, scope, region, zone, offset, limit)
-
-    def mongodb_node_source(self, node_id: str) -> SourceConfig:
-        """The decrypted source of a node, for the worker packaging its logs."""
-        with self.catalog.read() as conn:
-            found = resource_queries.mongodb_node_source(conn, self.catalog.box, node_id)
-        if found is None:
-            raise NotFound(f"NodeId {node_id!r} not found")
-        return found
-
     # -- audit -----------------------------------------------------------------------------
 
     def record_audit(
@@ -421,33 +267,3 @@ class Service:
 
     def _scope(self, caller: Caller, project_id: str | None) -> list[str]:
         return [self.resolve_project(caller, project_id)]
-
-    def _check_source(self, source: SourceConfig) -> None:
-        """Refuse a registration whose log source does not answer, saying why."""
-        try:
-            with self._source_factory(source) as log_source:
-                log_source.check()
-        except (SourceError, ConfigError, ValueError) as exc:
-            # ValueError: what os and drivers raise for an unusable setting (a NUL in a path).
-            message = exc.message if isinstance(exc, DblogpackError) else str(exc)
-            raise InvalidParameter(f"the log source does not answer: {message}") from exc
-
-    def _claim_id(
-        self, conn: Connection, wanted: str | None, prefix: str, parameter: str
-    ) -> str:
-        if wanted:
-            if not _RESOURCE_ID.fullmatch(wanted):
-                raise InvalidParameter(
-                    f"{parameter} must be 1 to 64 characters of A-Z a-z 0-9 . _ -, got {wanted!r}"
-                )
-            if resource_queries.resource_id_taken(conn, wanted):
-                # Ids are global: say it is taken, never where (it may be another project's).
-                raise InvalidParameter(
-                    f"{parameter} {wanted!r} is not available: choose another, or omit it "
-                    "to have one generated"
-                )
-            return wanted
-        while True:
-            candidate = new_id(prefix)
-            if not resource_queries.resource_id_taken(conn, candidate):
-                return candidate
