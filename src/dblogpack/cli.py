@@ -157,7 +157,7 @@ def asgi_app(services: Services) -> Any:
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Mount, Route
 
-    from dblogpack.api import ApiOptions, create_asgi_app
+    from dblogpack.api import ApiOptions, create_asgi_app, download_routes
 
     def metrics(request: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
@@ -178,6 +178,7 @@ def asgi_app(services: Services) -> Any:
     return Starlette(routes=[
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        *download_routes(services.service),
         Mount("/", app=create_asgi_app(services.service, options)),
     ])
 

@@ -6,16 +6,19 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route
 
 from dblogpack.api.admin import ACTIONS as ADMIN_ACTIONS
+from dblogpack.api.downloads import download_routes
 from dblogpack.api.endpoint import ApiEndpoint, ApiOptions
+from dblogpack.api.mongodb import ACTIONS as MONGODB_ACTIONS
+from dblogpack.api.pgsql import ACTIONS as PGSQL_ACTIONS
 from dblogpack.api.registry import ActionRegistry
 from dblogpack.service import Service
 
-__all__ = ["ApiOptions", "all_actions", "api_routes", "create_asgi_app"]
+__all__ = ["ApiOptions", "all_actions", "api_routes", "create_asgi_app", "download_routes"]
 
 
 def all_actions() -> ActionRegistry:
     """Every action this server answers; any other `Action` is RetCode 161."""
-    return ActionRegistry().merged(ADMIN_ACTIONS)
+    return ActionRegistry().merged(ADMIN_ACTIONS, PGSQL_ACTIONS, MONGODB_ACTIONS)
 
 
 def api_routes(service: Service, options: ApiOptions | None = None) -> list[BaseRoute]:
