@@ -22,10 +22,13 @@ def fmt_of(sample: str) -> LogFormat:
     return build(FormatConfig(**EXPECTED[sample]["config"]))
 
 
-def scan_pieces(fmt: LogFormat, pieces: list[bytes], kind: LogKind) -> tuple[list, int, list]:
+def scan_pieces(
+    fmt: LogFormat, pieces: list[bytes], kind: LogKind
+) -> tuple[list[tuple[int, int]], int, list[int]]:
     """Spans (absolute offsets, merged), entry count and warning offsets of consecutive pieces."""
     spans: list[tuple[int, int]] = []
-    entries, warnings, base = 0, [], 0
+    entries, base = 0, 0
+    warnings: list[int] = []
     for piece in pieces:
         result = fmt.scan(piece, Query(EVERYTHING, kind), "f", base)
         for start, end in result.spans:

@@ -254,7 +254,24 @@ def test_mongo_legacy_offsets_and_ctime_year_rule() -> None:
     # The latest year not after this one in which 1 January is a Tuesday.
     year = next(y for y in range(time.gmtime().tm_year, 1970, -1) if date(y, 1, 1).weekday() == 1)
     wanted = datetime(year, 1, 1, 2, 0, 0, 123000, tzinfo=UTC).timestamp()
-    assert found == (0, pytest.approx(wanted))
+    assert found is not None and found[0] == 0
+    assert found[1] == pytest.approx(wanted)
+
+
+Entry = tuple[int, int, int, str]  # start, end, time in ms, kind
+
+
+def extend_last(entries: list[Entry], end: int) -> None:
+    start, _, ms, kind = entries[-1]
+    entries[-1] = (start, end, ms, kind)
+
+
+def window_on_entries(entries: list[Entry], edges: tuple[int, int]) -> TimeWindow:
+    """Edges exactly on entries' times: the one at Begin is kept, the one at End dropped."""
+    times = sorted(ms for _, _, ms, _ in entries)
+    first, last = sorted(edge % len(times) for edge in edges)
+    end = times[last] / 1000 if times[last] > times[first] else times[first] / 1000 + 0.001
+    return TimeWindow(times[first] / 1000, end)
 
 
 # Prefixes whose lines start with a digit, with a literal, or with free text (no
@@ -290,37 +307,32 @@ def test_follow_up_lines_join_the_entry_of_their_own_process(
     The log opens with a LOG line: a follow-up line with nothing before it is not an
     entry (it may belong to the chunk before) but leading bytes, a warning.
     """
-    text, entries, ms, previous_pid = b"", [], BASE_MS, None
+    text, ms, previous_pid = b"", BASE_MS, 0
+    entries: list[Entry] = []
     for level, pid, tabs, gap in [("LOG", 1, 0, 0), *lines]:
         if level == "STRAY":  # a line without a prefix stays with the entry before it
-            entries[-1][1] += len(b"stray line\n")
             text += b"stray line\n"
+            extend_last(entries, len(text))
             continue
         ms += gap
         word = "LOG" if level == "LOG-slow" else level
         body = f"duration: {gap}.0 ms  statement: SELECT 1" if level == "LOG-slow" else "m"
         head = PREFIX_STYLES[prefix].format(ts=pg_time(ms), pid=pid)
         line = f"{head}{word}:  {body}\n" + "\tmore\n" * tabs
-        attached = word in ("DETAIL", "HINT", "STATEMENT") and pid == previous_pid and entries
-        if attached:
-            entries[-1][1] += len(line)
+        if word in ("DETAIL", "HINT", "STATEMENT") and pid == previous_pid:
+            extend_last(entries, len(text) + len(line))
         else:
             kind = "slow" if level == "LOG-slow" else "error" if word != "LOG" else "other"
             if word in ("DETAIL", "HINT", "STATEMENT"):
                 kind = "other"  # a follow-up of another process: an entry of its own
-            entries.append([len(text), len(text) + len(line), ms, kind])
+            entries.append((len(text), len(text) + len(line), ms, kind))
         text += line.encode()
         previous_pid = pid
     fmt = build(FormatConfig("pg-stderr", prefix))
-    times = sorted(e[2] for e in entries)
-    first, last = sorted(edge % len(times) for edge in edges)
-    # Edges sit exactly on entries' times: the one at Begin is kept, the one at End dropped.
-    end = times[last] / 1000 if times[last] > times[first] else times[first] / 1000 + 0.001
-    window = TimeWindow(times[first] / 1000, end)
-    recorded = [(s, e, t, k) for s, e, t, k in entries]
+    window = window_on_entries(entries, edges)
     for kind in LogKind:
         result = fmt.scan(text, Query(window, kind), "f", 0)
-        assert (result.spans, result.entries) == reference(recorded, window, kind), kind
+        assert (result.spans, result.entries) == reference(entries, window, kind), kind
 
 
 JSON_LINES = {"mongo-json", "pg-json"}
@@ -341,25 +353,22 @@ def test_any_sequence_with_stray_lines_is_selected_exactly(
 ) -> None:
     """Property: stray lines join the entry before them, except in the one-document-a-line
     formats (mongo-json, pg-json) where they belong to no entry and are reported."""
-    text, entries, ms, strays = b"", [], BASE_MS, 0
+    text, ms, strays = b"", BASE_MS, 0
+    entries: list[Entry] = []
     for i, (kind, gap) in enumerate([("other", 0), *items]):
         if kind == "stray":
             text += b"stray line\n"
             strays += 1
             if name not in JSON_LINES:
-                entries[-1][1] = len(text)
+                extend_last(entries, len(text))
             continue
         ms += gap
         line = RENDERERS[name](ms, kind, i).encode()
-        entries.append([len(text), len(text) + len(line), ms, kind])
+        entries.append((len(text), len(text) + len(line), ms, kind))
         text += line
     fmt = build(FormatConfig(name, "%m [%p] "))
-    times = sorted(e[2] for e in entries)
-    first, last = sorted(edge % len(times) for edge in edges)
-    end = times[last] / 1000 if times[last] > times[first] else times[first] / 1000 + 0.001
-    window = TimeWindow(times[first] / 1000, end)
-    recorded = [(s, e, t, k) for s, e, t, k in entries]
+    window = window_on_entries(entries, edges)
     for kind in LogKind:
         result = fmt.scan(text, Query(window, kind), "f", 0)
-        assert (result.spans, result.entries) == reference(recorded, window, kind), kind
+        assert (result.spans, result.entries) == reference(entries, window, kind), kind
         assert len(result.warnings) == (strays if name in JSON_LINES else 0)
