@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.groups import compress, mtools, process, scan, window
+from bench.groups import api, compress, mtools, process, scan, window
 from bench.rows import Row
 
 GROUPS: dict[str, list[tuple[str, Row]]] = {
@@ -11,5 +11,6 @@ GROUPS: dict[str, list[tuple[str, Row]]] = {
     "window": window.ROWS,
     "mtools": mtools.ROWS,
     "process": process.ROWS,
+    "api": api.ROWS,
 }
 ROWS: list[tuple[str, Row]] = [row for rows in GROUPS.values() for row in rows]
