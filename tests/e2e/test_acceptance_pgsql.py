@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from tests.support.acceptance import Package, download, sdk, start_server, wait_for_package
-from tests.support.apiserver import ApiServer
+from tests.support.apiserver import DBLOGPACK, ApiServer
 from tests.support.pgcluster import PgCluster
 from tests.support.pgworkload import Event, WorkloadRecord, run_workload
 from ucloud.client import Client
@@ -222,3 +223,25 @@ def test_the_log_listing_of_an_empty_window_is_empty(logged: LoggedCluster) -> N
         "InstanceID": logged.instances["postgres"].instance_id,
         "BeginTime": int(time.time()) - 400 * 86400, "EndTime": int(time.time()) - 399 * 86400})
     assert listed["DataSet"] == []
+
+
+def test_package_cli_packages_every_listed_file_of_the_window_and_downloads_it(
+    logged: LoggedCluster, tmp_path: Path
+) -> None:
+    begin, end = logged.window("last-phase")
+    events = logged.record.expected("slow", begin, end)
+    admin, out = logged.server.admin, tmp_path / "slow.tar.gz"
+    done = subprocess.run(
+        [str(DBLOGPACK), "--endpoint", logged.server.url, "--public-key", admin.public_key,
+         "--private-key", admin.private_key, "package", "pgsql", "--instance-id",
+         logged.instances["postgres"].instance_id, "--type", "slow", "--begin", str(begin),
+         "--end", str(end), "--poll", "0.2", "--wait", "--out", str(out)],
+        capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr
+    package = Package.open(out.read_bytes())
+    # Without --file every destination is packaged: each event is logged in all three.
+    assert package.manifest["totals"]["entries"] == 3 * len(events)
+    for destination in SUFFIX:
+        expected = expected_members(logged.cluster.log_dir, destination, events, (begin, end))
+        assert {n: b for n, b in package.logs.items() if n.endswith(SUFFIX[destination])} == (
+            expected)
