@@ -5,6 +5,8 @@ once over HTTP all succeed, and each is built exactly once.
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -31,6 +33,7 @@ NODES = 25  # two packages each (slow and error): within the per-node limit of 2
 PACKAGES = 2 * NODES
 BUCKET = "scaleout-packages"
 DEADLINE_SECONDS = 180.0
+BUILDS = re.compile(r"builds package (\S+) \(attempt")
 
 
 @dataclass
@@ -132,3 +135,14 @@ def test_fifty_packages_submitted_at_once_are_each_built_exactly_once_by_two_wor
     assert not s3server.client().list_multipart_uploads(Bucket=BUCKET).get("Uploads")
     for worker in fleet.workers:
         assert worker.stop() == 0, worker.log_path.read_text()[-2000:]
+    # Each build attempt is logged by the worker that made it: one attempt per package, and
+    # both processes took their share.
+    attempts = [_build_attempts(worker) for worker in fleet.workers]
+    assert all(attempts), [len(a) for a in attempts]
+    assert sorted(i for built in attempts for i in built) == sorted(ids)
+
+
+def _build_attempts(worker: WorkerProcess) -> list[str]:
+    lines = worker.log_path.read_text().splitlines()
+    found = [BUILDS.search(json.loads(line)["message"]) for line in lines if line.startswith("{")]
+    return [match.group(1) for match in found if match is not None]
