@@ -118,7 +118,7 @@ def one_destination(files: list[LogFile]) -> list[LogFile]:
     suffix = _destination(files[-1].name)
     if suffix is None:
         return files
-    return [f for f in files if _destination(f.name) == suffix]
+    return [f for f in files if _destination(f.name) in (suffix, None)]
 
 
 def _destination(name: str) -> str | None:
