@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dblogpack import formats
-from dblogpack.errors import FormatError
+from dblogpack.errors import ConfigError, FormatError
 from dblogpack.formats.base import LogFormat
 from dblogpack.model import (
     FormatConfig,
@@ -55,8 +56,22 @@ def resolved_format(config: SourceConfig, source: LogSource) -> FormatConfig:
     return FormatConfig(
         fmt.name,
         fmt.log_line_prefix or told.log_line_prefix or None,
-        fmt.timezone or told.log_timezone or None,
+        fmt.timezone or _iana_zone(told.log_timezone),
     )
+
+
+def _iana_zone(name: str | None) -> str | None:
+    """The server's log_timezone, which must be an IANA name to read its local timestamps."""
+    if not name:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(
+            f"the server's log_timezone {name!r} is not an IANA time zone name: register the "
+            "instance with LogTimezone (e.g. Asia/Shanghai)"
+        ) from exc
+    return name
 
 
 def _reader(source: LogSource, name: str) -> Reader:
