@@ -204,12 +204,13 @@ class PackageOperations(ResourceOperations):
         """
         instance = self.get_pgsql_instance(caller, project_id, region, zone, instance_id)
         name = _check_package_name(name, "BackupName")
+        window = _window(begin, end, ("BeginTime", "EndTime"))
+        # Last: the only check that asks the instance's source.
         chosen = self._known_pgsql_files(instance.instance_id, files)
         spec = PackageSpec(
             id=new_id("pglog-", 12), name=name, kind=ResourceKind.PGSQL,
             resource_id=instance.instance_id, node_id=None, log_type=log_type,
-            window=_window(begin, end, ("BeginTime", "EndTime")),
-            min_duration_ms=min_duration_ms, files=chosen,
+            window=window, min_duration_ms=min_duration_ms, files=chosen,
         )
         return self.jobs.enqueue(spec, project_id=instance.project_id)
 
