@@ -108,6 +108,18 @@ def test_an_unfinished_package_has_no_link_and_cannot_be_deleted(
     assert deletion.ret_code == 1003 and "still being built" in deletion.message
 
 
+def test_a_node_with_per_node_concurrency_packages_queued_takes_no_more(
+    client: ApiClient, server: ApiServer, cluster: str, queued: list[str]
+) -> None:
+    now = int(time.time())
+    answer = client.call("BackupUMongoDBLog", server.admin, {
+        "ClusterId": cluster, "NodeId": "dl-primary", "Name": "third", "Begin": now - 3000,
+        "End": now - 100, "LogType": "SlowLog",
+    })
+    assert answer.ret_code == 1004, answer.body
+    assert "2 package(s) of dl-primary are still running" in answer.message
+
+
 @pytest.fixture(scope="module")
 def built(
     client: ApiClient, server: ApiServer, cluster: str, queued: list[str]
