@@ -253,6 +253,19 @@ def test_another_project_sees_nothing_of_the_cluster_or_its_packages(
     assert ok(client.call(LIST, server.admin, {"ClusterId": node.cluster_id}))["TotalCount"] >= 2
 
 
+def test_a_cluster_of_another_region_or_zone_is_not_found(
+    client: ApiClient, server: ApiServer, node: Node, packages: dict[LogKind, dict[str, Any]]
+) -> None:
+    package_id = packages[LogKind.SLOW]["Id"]
+    for placement in ({"Region": "us-west1"}, {"Zone": "cn-bj2-09"}):
+        listed = client.call(LIST, server.admin, {"ClusterId": node.cluster_id, **placement})
+        assert listed.ret_code == 1001, listed.body
+        link = url_of(client, server.admin, node, package_id, **placement)
+        assert link.ret_code == 1001, link.body
+    same = {"Region": "cn-bj2", "Zone": "cn-bj2-01"}  # the server's defaults, used at registration
+    assert ok(client.call(LIST, server.admin, {"ClusterId": node.cluster_id, **same}))["DataSet"]
+
+
 def test_a_deleted_package_is_gone_from_the_list_and_its_link(
     client: ApiClient, server: ApiServer, node: Node
 ) -> None:
