@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
-from dblogpack.formats.framing import count_matches, find_all, last_match_start
+from dblogpack.formats.framing import count_matches, last_match_start
 from dblogpack.formats.pg_prefix import DEFAULT_PREFIX, CompiledPrefix, compile_prefix
 from dblogpack.formats.scanner import Candidate, EntryScanner, window_bounds
 from dblogpack.formats.timestamps import LocalSecondsCache, load_zone
@@ -63,6 +63,11 @@ class PgStderrFormat(EntryScanner):
             b"\n(?=" + unnamed + b"(?!" + _FOLLOW_UP + b")" + _ANY_LEVEL + b")"
         )
         self._next_statement = re.compile(b"\n" + unnamed + rb"STATEMENT:  ")
+        # The atomic group commits to the parse `_line.match` finds first, so a slow line is
+        # read (prefix, level and duration) in one match with exactly that line's meaning.
+        self._slow_line = re.compile(
+            b"(?>" + self._line.pattern + rb")duration: (?P<duration>\d+(?:\.\d+)?) ms"
+        )
         guard = self.prefix.guard
         if guard is not None and re.match(guard, b"\t"):
             guard = None
@@ -132,23 +137,38 @@ class PgStderrFormat(EntryScanner):
     def _candidates(
         self, buf: bytes, kind: LogKind, window: TimeWindow, lo: int, hi: int
     ) -> Iterator[Candidate]:
+        if kind is LogKind.SLOW:
+            return self._slow_candidates(buf, window, lo, hi)
+        return self._error_candidates(buf, window, lo, hi)
+
+    def _slow_candidates(
+        self, buf: bytes, window: TimeWindow, lo: int, hi: int
+    ) -> Iterator[Candidate]:
+        # The hot loop of slow packages: one rfind and one match per `LOG:  duration: ` hit.
         earliest, latest = window_bounds(window)
-        hits = (
-            find_all(buf, _SLOW_NEEDLE, lo, hi)
-            if kind is LogKind.SLOW
-            else _level_starts(buf, _ERROR_TAG, lo, hi, ERROR_LEVELS)
-        )
-        slow = kind is LogKind.SLOW
-        for at in hits:
+        slow_line, find = self._slow_line.match, buf.find
+        at = find(_SLOW_NEEDLE, lo, hi)
+        while at >= 0:
+            start = buf.rfind(b"\n", lo, at) + 1 or lo
+            head = slow_line(buf, start)
+            if head is not None and head.start("level") == at:
+                ts = self._timestamp(head)
+                if ts is not None and earliest <= ts < latest:
+                    end = self._end_after(buf, start, self._process(head), hi)
+                    yield start, end, ts, float(head["duration"])
+            at = find(_SLOW_NEEDLE, at + 1, hi)
+
+    def _error_candidates(
+        self, buf: bytes, window: TimeWindow, lo: int, hi: int
+    ) -> Iterator[Candidate]:
+        earliest, latest = window_bounds(window)
+        for at in _level_starts(buf, _ERROR_TAG, lo, hi, ERROR_LEVELS):
             start, head = self._head_at_level(buf, lo, at)
             if head is None:
                 continue
             ts = self._timestamp(head)
             if ts is not None and earliest <= ts < latest:
-                end = self._end_after(buf, start, self._process(head), hi)
-                # `LOG:  duration: N ms`: the number sits right after the needle.
-                duration = _DURATION.match(buf, at + 6) if slow else None
-                yield start, end, ts, float(duration[1]) if duration is not None else None
+                yield start, self._end_after(buf, start, self._process(head), hi), ts, None
 
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
         # The message starts with `duration: `, so the first one is on the first line.
