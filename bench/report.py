@@ -29,13 +29,19 @@ def _throughput(result: RowResult, seconds: float | None) -> str:
     return f"\n{result.bytes_in / seconds / 1e9:.2f} GB/s"
 
 
+def _ratios(result: RowResult) -> str:
+    """A/B of the median times, and its inverse: how many times faster A is."""
+    speedup = result.speedup or 0.0
+    return f"{1 / speedup:.2f} · {speedup:.2f}x" if speedup else "-"
+
+
 def table(results: list[RowResult]) -> Table:
     out = Table(title="dblogpack pack (A) against baselines (B): medians of alternating runs")
     for column in (
         "row",
         "A dblogpack",
         "B baseline",
-        "B/A speed-up",
+        "A/B time · speed-up",
         "target",
         "package check",
         "",
@@ -43,7 +49,7 @@ def table(results: list[RowResult]) -> Table:
         out.add_column(column, overflow="fold")
     for r in results:
         verdict = "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
-        speed = f"{r.speedup:.2f}x" if r.speedup is not None else r.note or "-"
+        speed = _ratios(r) if r.speedup is not None else r.note or "-"
         out.add_row(
             f"{r.title} ({r.bytes_in / 1e6:.0f} MB)\n[dim]{r.baseline}[/]"
             if r.bytes_in
@@ -78,11 +84,12 @@ def save(results: list[RowResult], quick: bool, repeats: int) -> Path:
 def markdown(results: list[RowResult]) -> str:
     """The table as Markdown, for docs/benchmarks.md."""
     lines = [
-        "| row | data | A dblogpack | B baseline | B/A speed-up | target | package | result |",
+        "| row | data | A dblogpack | B baseline | A/B time · speed-up"
+        " | target | package | result |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        speed = f"{r.speedup:.2f}x" if r.speedup is not None else "-"
+        speed = _ratios(r) if r.speedup is not None else "-"
         note = f" ({r.note})" if r.note else ""
         size = f"{r.bytes_in / 1e6:.0f} MB" if r.bytes_in else "-"
         baseline = r.baseline.replace("|", "\\|")  # a pipe would end the table cell
