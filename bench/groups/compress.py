@@ -13,7 +13,7 @@ def all_entries(ctx: Context) -> RowResult:
     window = TimeWindow(data_set.begin, data_set.end)
     comparison = Comparison(
         "all-pg",
-        "all-entries package of a 1 GB window (pg-stderr)",
+        "all-entries package of a whole-file window (pg-stderr)",
         "pg-stderr-1g",
         ["--type", "all", "--begin", str(int(data_set.begin)), "--end", str(int(data_set.end))],
         "igzip -1 -c {src} > {out}",

@@ -32,7 +32,7 @@ def _row(
 ROWS = [
     _row(
         "slow-pg",
-        "slow package of pg-stderr (1 GB)",
+        "slow package of pg-stderr",
         "pg-stderr-1g",
         LogKind.SLOW,
         "LC_ALL=C grep -F 'duration: '",
@@ -41,7 +41,7 @@ ROWS = [
     ),
     _row(
         "slow-mongo",
-        "slow package of mongo-json (1 GB)",
+        "slow package of mongo-json",
         "mongo-json-1g",
         LogKind.SLOW,
         "LC_ALL=C grep -F '\"Slow query\"'",
@@ -50,7 +50,7 @@ ROWS = [
     ),
     _row(
         "error-pg",
-        "error package of pg-stderr (1 GB)",
+        "error package of pg-stderr",
         "pg-stderr-1g",
         LogKind.ERROR,
         "LC_ALL=C grep -E ' (WARNING|ERROR|FATAL|PANIC):  '",
@@ -59,7 +59,7 @@ ROWS = [
     ),
     _row(
         "error-mongo",
-        "error package of mongo-json (1 GB)",
+        "error package of mongo-json",
         "mongo-json-1g",
         LogKind.ERROR,
         'LC_ALL=C grep -E \'"s":"[WEF]"\'',
