@@ -134,6 +134,17 @@ class EntryDetail:
     message: str = ""
 
 
+@dataclass(slots=True)
+class DetailGroup:
+    """Selected entries a summary counts alike (same statement, severity and code): the first
+    entry's details, how many there are and their durations. Grouping spares a parse per entry."""
+
+    first: EntryDetail
+    count: int = 1
+    total_ms: float = 0.0
+    max_ms: float = 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class LogWarning:
     """Something in a log that could not be read as expected; counted, never fatal."""

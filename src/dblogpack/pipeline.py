@@ -498,8 +498,8 @@ def _take(scanned: _Scanned, found: formats.ScanResult, base: int) -> None:
     if len(scanned.warnings) < MAX_WARNINGS:
         scanned.warnings.extend(found.warnings)
     if scanned.summary is not None:
-        for detail in found.details:
-            scanned.summary.add(detail)
+        for group in found.details:
+            scanned.summary.add_group(group)
 
 
 # ---- streamed files (remote sources, gzip): selected bytes spooled, then packed ----------------

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from dblogpack.model import EntryDetail
+from dblogpack.model import DetailGroup, EntryDetail
 
 EXAMPLE_CHARS = 500
 
@@ -135,21 +135,34 @@ class SummaryBuilder:
         if detail.code:
             _tally(self.codes, detail.code, detail.message)
         if detail.duration_ms is not None and detail.statement:
-            self._add_fingerprint(self._fingerprint(detail.statement), detail, 1)
+            key, duration = self._fingerprint(detail.statement), detail.duration_ms
+            self._add_fingerprint(key, detail, 1, duration, duration)
+
+    def add_group(self, group: DetailGroup) -> None:
+        """`group.count` entries that share the first one's statement, severity and code."""
+        detail = group.first
+        self.entries += group.count
+        _tally(self.severities, detail.severity, detail.message, group.count)
+        if detail.code:
+            _tally(self.codes, detail.code, detail.message, group.count)
+        if detail.duration_ms is not None and detail.statement:
+            key = self._fingerprint(detail.statement)
+            self._add_fingerprint(key, detail, group.count, group.total_ms, group.max_ms)
 
     def _fingerprint(self, statement: str) -> str:
         return fingerprint_sql(statement) if self.dialect == "sql" else fingerprint_mongo(statement)
 
-    def _add_fingerprint(self, key: str, detail: EntryDetail, count: int) -> None:
+    def _add_fingerprint(
+        self, key: str, detail: EntryDetail, count: int, total_ms: float, max_ms: float
+    ) -> None:
         entry = self.fingerprints.get(key)
         if entry is None:
             if len(self.fingerprints) >= self.max_fingerprints:
                 self._prune()
             entry = self.fingerprints[key] = _Fingerprint(example=_example(detail.statement))
-        duration = detail.duration_ms or 0.0
         entry.count += count
-        entry.total_ms += duration
-        entry.max_ms = max(entry.max_ms, duration)
+        entry.total_ms += total_ms
+        entry.max_ms = max(entry.max_ms, max_ms)
 
     def _prune(self) -> None:
         """Drop the rarer half of the fingerprints (amortised O(1) per entry), counting them."""
@@ -189,11 +202,11 @@ class SummaryBuilder:
         }
 
 
-def _tally(tallies: dict[str, _Tally], key: str, example: str | None) -> None:
+def _tally(tallies: dict[str, _Tally], key: str, example: str | None, count: int = 1) -> None:
     tally = tallies.get(key)
     if tally is None:
         tally = tallies[key] = _Tally(example=_example(example))
-    tally.count += 1
+    tally.count += count
 
 
 def _merge_tallies(mine: dict[str, _Tally], other: dict[str, _Tally]) -> None:

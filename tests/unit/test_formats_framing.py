@@ -106,7 +106,7 @@ def test_a_10_mb_single_entry_comes_out_whole() -> None:
     assert pieces[0] == entry
     result = fmt.scan(pieces[0], Query(EVERYTHING, LogKind.SLOW, details=True), "big.log", 0)
     assert result.spans == [(0, len(entry))]
-    assert result.details[0].duration_ms == 99.0
+    assert result.details[0].first.duration_ms == 99.0
 
 
 def test_a_10_mb_csv_record_with_quoted_newlines_comes_out_whole() -> None:
@@ -131,7 +131,7 @@ def test_invalid_utf8_is_kept_byte_for_byte_and_never_crashes(sample: str) -> No
     fmt = fmt_of(sample)
     for kind in LogKind:
         result = fmt.scan(memoryview(data), Query(EVERYTHING, kind, details=True), "f", 0)
-        assert len(result.details) == result.entries
+        assert sum(group.count for group in result.details) == result.entries
         for start, end in result.spans:
             assert data[start:end] in data  # offsets index the original bytes
 
@@ -142,7 +142,7 @@ def test_invalid_utf8_inside_a_selected_entry_is_packaged_unchanged() -> None:
     result = fmt.scan(data, Query(EVERYTHING, LogKind.SLOW, details=True), "f", 0)
     start, end = result.spans[0]
     assert b"caf\xe9 \xff\xfe" in data[start:end]
-    assert "caf\ufffd" in (result.details[0].statement or "")
+    assert "caf\ufffd" in (result.details[0].first.statement or "")
 
 
 STRAY = {

@@ -119,3 +119,28 @@ def test_partial_summaries_from_workers_merge_into_the_same_totals() -> None:
     left.merge(pickle.loads(pickle.dumps(right)))
 
     assert left.to_json() == whole.to_json()
+
+
+def test_a_slow_scan_groups_alike_entries_yet_summarises_them_as_one_by_one() -> None:
+    from dblogpack.formats import build
+    from dblogpack.model import FormatConfig, LogKind, Query, TimeWindow
+
+    lines = [
+        b"2024-05-01 12:00:0%d.000 UTC [%d] LOG:  duration: %d.5 ms  statement: %s\n"
+        % (i % 10, 100 + i, 10 + 7 * i, b"SELECT 1" if i % 3 else b"UPDATE t SET a = 2")
+        for i in range(12)
+    ]
+    lines.insert(5, b"\tAND b = 3\n")  # a continuation line makes entry 4's statement its own
+    fmt = build(FormatConfig("pg-stderr", "%m [%p] "))
+    result = fmt.scan(b"".join(lines), Query(TimeWindow(), LogKind.SLOW, details=True), "f", 0)
+    grouped, one_by_one = SummaryBuilder("sql"), SummaryBuilder("sql")
+    for group in result.details:
+        grouped.add_group(group)
+    statements = [b"SELECT 1" if i % 3 else b"UPDATE t SET a = 2" for i in range(12)]
+    for i, statement in enumerate(statements):
+        text = statement.decode() + ("\nAND b = 3" if i == 4 else "")
+        one_by_one.add(_slow(text, 10 + 7 * i + 0.5))
+
+    assert len(result.details) == 3  # SELECT 1, UPDATE, and the entry with a continuation line
+    assert grouped.to_json()["fingerprints"] == one_by_one.to_json()["fingerprints"]
+    assert grouped.to_json()["entries"] == 12

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from dblogpack.model import EntryDetail, LogWarning, Query
+from dblogpack.model import DetailGroup, LogWarning, Query
 
 
 @dataclass(slots=True)
@@ -26,7 +26,8 @@ class ScanResult:
     entries: int = 0
     first_ts: float | None = None
     last_ts: float | None = None
-    details: list[EntryDetail] = field(default_factory=list)
+    # Details of the selected entries (when Query.details), alike ones grouped, in entry order.
+    details: list[DetailGroup] = field(default_factory=list)
     warnings: list[LogWarning] = field(default_factory=list)
     # Offset of the first entry whose timestamp is >= window.end, if one was
     # met; lets the caller stop reading once past the window (plus its margin).

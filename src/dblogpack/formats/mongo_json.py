@@ -64,7 +64,7 @@ class MongoJsonFormat(JsonLinesScanner):
                 continue  # the words sit inside attr, not in the entry's own fields
             ts = self._head_time(head)
             if ts is not None and earliest <= ts < latest:
-                yield start, self._entry_end(buf, start, hi), ts, None
+                yield start, self._entry_end(buf, start, hi), ts, None, None
 
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
         at = buf.rfind(_DURATION, start, end)

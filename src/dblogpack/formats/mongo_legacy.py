@@ -107,7 +107,7 @@ class MongoLegacyFormat(EntryScanner):
                 continue
             ts = self._time(head["ts"])
             if ts is not None and earliest <= ts < latest:
-                yield start, self._entry_end(buf, start, hi), ts, None
+                yield start, self._entry_end(buf, start, hi), ts, None, None
 
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
         newline = buf.find(b"\n", start, end)

@@ -119,7 +119,7 @@ class PgCsvFormat(EntryScanner):
                 continue
             ts = self._timestamp_at(buf, start)
             if ts is not None and earliest <= ts < latest:
-                yield start, self._entry_end(buf, start, hi), ts, None
+                yield start, self._entry_end(buf, start, hi), ts, None, None
 
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
         head = _HEAD.match(buf, start)

@@ -61,7 +61,7 @@ class PgJsonFormat(JsonLinesScanner):
                 continue
             ts = self._timestamp_at(buf, start)
             if ts is not None and earliest <= ts < latest:
-                yield start, self._entry_end(buf, start, hi), ts, None
+                yield start, self._entry_end(buf, start, hi), ts, None, None
 
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
         at = buf.find(b'"message":"', start, end)

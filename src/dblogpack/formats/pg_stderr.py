@@ -41,6 +41,8 @@ _STATEMENT_LEAD = re.compile(
     rb"(?:statement|(?:execute|parse|bind) [^:\n]*|fastpath function call): |plan:\n\tQuery Text: "
 )
 _GROUP_NAME = re.compile(rb"\(\?P<\w+>")
+# Longer slow entries (plans, huge statements) are not grouped: their keys would copy them.
+_MAX_KEY = 4096
 
 
 class PgStderrFormat(EntryScanner):
@@ -145,8 +147,11 @@ class PgStderrFormat(EntryScanner):
         self, buf: bytes, window: TimeWindow, lo: int, hi: int
     ) -> Iterator[Candidate]:
         # The hot loop of slow packages: one rfind and one match per `LOG:  duration: ` hit.
+        # Its key: what follows `duration: N ms` (statement and follow-up lines), plus the
+        # SQLSTATE when the prefix has one: all the summary reads besides time and duration.
         earliest, latest = window_bounds(window)
         slow_line, find = self._slow_line.match, buf.find
+        coded = "sqlstate" in self._slow_line.groupindex
         at = find(_SLOW_NEEDLE, lo, hi)
         while at >= 0:
             start = buf.rfind(b"\n", lo, at) + 1 or lo
@@ -155,7 +160,12 @@ class PgStderrFormat(EntryScanner):
                 ts = self._timestamp(head)
                 if ts is not None and earliest <= ts < latest:
                     end = self._end_after(buf, start, self._process(head), hi)
-                    yield start, end, ts, float(head["duration"])
+                    key = None
+                    if end - head.end() <= _MAX_KEY:
+                        key = buf[head.end() : end]
+                        if coded:
+                            key = (head["sqlstate"] or b"-----") + key
+                    yield start, end, ts, float(head["duration"]), key
             at = find(_SLOW_NEEDLE, at + 1, hi)
 
     def _error_candidates(
@@ -168,7 +178,8 @@ class PgStderrFormat(EntryScanner):
                 continue
             ts = self._timestamp(head)
             if ts is not None and earliest <= ts < latest:
-                yield start, self._end_after(buf, start, self._process(head), hi), ts, None
+                end = self._end_after(buf, start, self._process(head), hi)
+                yield start, end, ts, None, None
 
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
         # The message starts with `duration: `, so the first one is on the first line.

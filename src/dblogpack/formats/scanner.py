@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from dblogpack.formats.base import LogFormat, ScanResult
 from dblogpack.formats.framing import Buffer, as_bytes
-from dblogpack.model import EntryDetail, LogKind, LogWarning, Query, TimeWindow
+from dblogpack.model import DetailGroup, EntryDetail, LogKind, LogWarning, Query, TimeWindow
 
 # Entries are assumed out of order by at most this much (writers race for the
 # log by milliseconds). Entries within it of a window edge are each judged by
@@ -23,8 +23,9 @@ DISORDER_TOLERANCE_S = 1.0
 # A garbage file must not produce a warning per line.
 MAX_WARNINGS_PER_SCAN = 100
 
-# (start, end, timestamp, duration or None) of one selected entry.
-Candidate = tuple[int, int, float, float | None]
+# (start, end, timestamp, duration or None, group key or None) of one selected entry. Entries
+# with equal keys have equal details but for time, duration and message: one parse serves all.
+Candidate = tuple[int, int, float, float | None, bytes | None]
 
 # Bisection stops narrowing below this many bytes.
 _BISECT_GRAIN = 512
@@ -59,8 +60,9 @@ class EntryScanner(LogFormat):
     def _candidates(
         self, buf: bytes, kind: LogKind, window: TimeWindow, lo: int, hi: int
     ) -> Iterator[Candidate]:
-        """(start, end, timestamp, duration) of the entries of `kind` in buf[lo:hi] inside
-        `window`; the duration when it came cheaply with the match, else None."""
+        """(start, end, timestamp, duration, key) of the entries of `kind` in buf[lo:hi] inside
+        `window`; the duration when it came cheaply with the match, else None; a key when the
+        entry's details (but for time, duration and message) are known from its bytes alone."""
 
     @abstractmethod
     def _detail(
@@ -130,10 +132,10 @@ class EntryScanner(LogFormat):
     def _scan_kind(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
         # The hot loop of slow and error scans: spans and times are kept in locals.
         slow, least = query.kind is LogKind.SLOW, query.min_duration_ms or 0.0
-        spans, details = result.spans, result.details
+        spans, groups = result.spans, _Groups(self, buf, result.details)
         count, earliest, latest = 0, math.inf, -math.inf
         candidates = self._candidates(buf, query.kind, query.window, first, len(buf))
-        for start, end, ts, known in candidates:
+        for start, end, ts, known, key in candidates:
             duration = (
                 known if known is not None or not slow else self._duration_ms(buf, start, end)
             )
@@ -146,7 +148,7 @@ class EntryScanner(LogFormat):
             count += 1
             earliest, latest = min(earliest, ts), max(latest, ts)
             if query.details:
-                details.append(self._detail(buf, start, end, ts, duration))
+                groups.add(start, end, ts, duration, key)
         if count:
             result.entries += count
             _widen(result, earliest)
@@ -183,7 +185,8 @@ class EntryScanner(LogFormat):
                 _select(result, start, end, ts)
                 if query.details:
                     duration = self._duration_ms(buf, start, end)
-                    result.details.append(self._detail(buf, start, end, ts, duration))
+                    detail = self._detail(buf, start, end, ts, duration)
+                    result.details.append(DetailGroup(detail, 1, duration or 0.0, duration or 0.0))
 
     def _take_whole(
         self,
@@ -269,6 +272,32 @@ def _widen(result: ScanResult, ts: float) -> None:
         result.first_ts = ts
     if result.last_ts is None or ts > result.last_ts:
         result.last_ts = ts
+
+
+class _Groups:
+    """Details of selected entries, grouped by their candidate key within one scan."""
+
+    __slots__ = ("_buf", "_by_key", "_format", "_groups")
+
+    def __init__(self, log_format: EntryScanner, buf: bytes, groups: list[DetailGroup]) -> None:
+        self._format, self._buf, self._groups = log_format, buf, groups
+        self._by_key: dict[bytes, DetailGroup] = {}
+
+    def add(
+        self, start: int, end: int, ts: float, duration: float | None, key: bytes | None
+    ) -> None:
+        ms = duration or 0.0
+        group = None if key is None else self._by_key.get(key)
+        if group is None:
+            detail = self._format._detail(self._buf, start, end, ts, duration)
+            group = DetailGroup(detail, 0, 0.0, ms)
+            self._groups.append(group)
+            if key is not None:
+                self._by_key[key] = group
+        group.count += 1
+        group.total_ms += ms
+        if ms > group.max_ms:
+            group.max_ms = ms
 
 
 class _WarningLog:
