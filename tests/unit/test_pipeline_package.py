@@ -24,7 +24,7 @@ from tests.unit.engine_logs import (
     write_log,
 )
 
-from dblogpack import pipeline
+from dblogpack import pipeline, planning, scanpool
 from dblogpack.model import (
     FormatConfig,
     LogFile,
@@ -186,7 +186,7 @@ def test_named_files_only_are_packed_and_a_missing_one_is_a_warning(tmp_path: Pa
 def test_progress_grows_by_bytes_scanned_to_100(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local: bool
 ) -> None:
-    monkeypatch.setattr(pipeline, "CHUNK", 16 * 1024)
+    monkeypatch.setattr(scanpool, "CHUNK", 16 * 1024)
     write_log(tmp_path / "a.log", mixed(BASE_MS, 2000))  # ~200 KB: a dozen chunks
     write_log(tmp_path / "b.log", mixed(BASE_MS + 3_000_000, 100))
     source: LogSource = DirSource(tmp_path) if local else CountingSource(DirSource(tmp_path))
@@ -205,9 +205,9 @@ def test_worker_processes_make_the_same_package_as_one_process(
     entries = mixed(BASE_MS, 20_000, step_ms=50)
     write_log(tmp_path / "big.log", entries)
     # Small pieces so a small file is split between the worker processes.
-    monkeypatch.setattr(pipeline, "PARALLEL_MIN", 256 * 1024)
-    monkeypatch.setattr(pipeline, "PIECE", 200 * 1024)
-    monkeypatch.setattr(pipeline, "CHUNK", 64 * 1024)
+    monkeypatch.setattr(planning, "PARALLEL_MIN", 256 * 1024)
+    monkeypatch.setattr(planning, "PIECE", 200 * 1024)
+    monkeypatch.setattr(scanpool, "CHUNK", 64 * 1024)
     spec = spec_for(LogKind.SLOW, BASE_MS + 1_234, BASE_MS + 950_321)
     # A server runs packages beside other threads: its workers are not forked from it.
     idle = threading.Event()
@@ -240,8 +240,8 @@ def test_an_all_entries_summary_counts_the_package_entries(tmp_path: Path) -> No
 def test_a_long_stretch_without_entry_starts_is_warned_about_not_read_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pipeline, "CHUNK", 8 * 1024)
-    monkeypatch.setattr(pipeline, "MAX_CHUNK", 32 * 1024)
+    monkeypatch.setattr(scanpool, "CHUNK", 8 * 1024)
+    monkeypatch.setattr(scanpool, "MAX_CHUNK", 32 * 1024)
     garbage = b"not a log line at all\n" * 10_000  # 220 KB before the first entry
     entry = slow(BASE_MS, 12.0)
     (tmp_path / "a.log").write_bytes(garbage + entry.text())

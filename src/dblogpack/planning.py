@@ -1,0 +1,239 @@
+"""Planning a package: which files, in which format, which byte range of each (the selector's
+bisection), cut into worker pieces when big; and the progress meter over the planned bytes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import TYPE_CHECKING, cast
+
+from dblogpack import formats
+from dblogpack.errors import FormatError, SourceError
+from dblogpack.model import (
+    FormatConfig,
+    LogFile,
+    LogKind,
+    LogWarning,
+    PackageResult,
+    PackageSpec,
+    Query,
+)
+from dblogpack.selector import (
+    Framing,
+    Margins,
+    ScanRange,
+    entry_at_or_after,
+    file_edges,
+    may_overlap,
+    plan_range,
+)
+
+if TYPE_CHECKING:
+    from dblogpack.formats.base import LogFormat
+    from dblogpack.sources.base import LogSource
+
+HEAD = 64 * 1024
+PIECE = 64 * 1024 * 1024  # a worker task: big enough to amortise, small enough to balance
+PARALLEL_MIN = 48 * 1024 * 1024  # below this, a process pool costs more than it saves
+MARGINS = Margins()
+
+Progress = Callable[[float], None]
+
+
+@dataclass(slots=True)
+class FilePlan:
+    file: LogFile
+    config: FormatConfig
+    range: ScanRange | None = None  # None: nothing to scan (empty, or outside the window)
+    path: str | None = None  # local path: read with os.pread, in worker processes if big
+    pieces: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def cost(self) -> int:
+        if self.range is None:
+            return 0
+        return self.range.size
+
+    @property
+    def streamed(self) -> bool:
+        return self.file.compressed or self.path is None
+
+
+def wants_details(spec: PackageSpec) -> bool:
+    # Summaries describe slow and error packages; an all-entries package needs no per-entry parse.
+    return spec.log_type is not LogKind.ALL
+
+
+def chosen_files(source: LogSource, spec: PackageSpec, result: PackageResult) -> list[LogFile]:
+    files = source.list_files()
+    if spec.files is None:
+        return files
+    by_name = {f.name: f for f in files}
+    for name in spec.files:
+        if name not in by_name:
+            result.warnings.append(LogWarning(name, 0, "vanished", "the file is no longer listed"))
+    wanted = set(spec.files)
+    return [f for f in files if f.name in wanted]
+
+
+def reader(source: LogSource, name: str, path: str | None) -> Callable[[int, int], bytes]:
+    if path is None:
+        return lambda offset, size: source.read(name, offset, size)
+    return lambda offset, size: _pread(path, offset, size)
+
+
+def _pread(path: str, offset: int, size: int) -> bytes:
+    try:
+        with open(path, "rb", buffering=0) as f:
+            return os.pread(f.fileno(), size, offset)
+    except OSError as exc:
+        raise SourceError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def plan_file(
+    source: LogSource, file: LogFile, fmt: FormatConfig, query: Query, result: PackageResult
+) -> FilePlan:
+    path = source.local_path(file.name)
+    plan = FilePlan(file, fmt, path=path)
+    if file.size == 0:
+        return plan
+    try:
+        _plan_range(plan, source, fmt, query, result)
+    except SourceError:
+        if not vanished(source, file.name):
+            raise
+        result.warnings.append(vanished_warning(file.name, 0))
+        plan.range = None
+    return plan
+
+
+def vanished(source: LogSource, name: str) -> bool:
+    """Whether a file that failed to read is simply gone (rotated away) rather than unreadable."""
+    return all(f.name != name for f in source.list_files())
+
+
+def vanished_warning(name: str, offset: int) -> LogWarning:
+    return LogWarning(name, offset, "vanished", "the file disappeared while it was read")
+
+
+def _plan_range(
+    plan: FilePlan, source: LogSource, fmt: FormatConfig, query: Query, result: PackageResult
+) -> None:
+    file, path = plan.file, plan.path
+    read = reader(source, file.name, path)
+    head = gzip_head(read, file) if file.compressed else read(0, HEAD)
+    if head is None:
+        detail = "not a valid gzip file; it was skipped"
+        result.warnings.append(LogWarning(file.name, 0, "corrupt", detail))
+        return
+    plan.config = detected(head, fmt, file.name)
+    framing = _framing(format_of(plan.config))
+    if file.compressed:
+        first = framing.next_entry(head, 0)
+        if may_overlap(query.window, first[1] if first else None, None, MARGINS):
+            plan.range = ScanRange(0, file.size)
+        return
+    edges = file_edges(read, file.size, framing, MARGINS, head)
+    if not may_overlap(query.window, *edges, MARGINS):
+        return
+    plan.range = plan_range(file.name, read, file.size, framing, query.window, edges, MARGINS)
+    if plan.range.warning is not None:
+        result.warnings.append(plan.range.warning)
+    if path is not None and plan.range.size >= PARALLEL_MIN:
+        plan.pieces = _split(read, file.size, plan.range, framing)
+
+
+def detected(head: bytes, fmt: FormatConfig, name: str) -> FormatConfig:
+    """The file's format: "auto" detected, a pg-stderr without prefix given its prefix."""
+    try:
+        return formats.detect(head, fmt)
+    except FormatError as exc:
+        raise FormatError(f"{name}: {exc.message}") from exc
+
+
+def _framing(log_format: LogFormat) -> Framing:
+    return Framing(log_format.next_entry, log_format.last_timestamp)
+
+
+_BUILT: dict[FormatConfig, LogFormat] = {}
+
+
+def format_of(config: FormatConfig) -> LogFormat:
+    """One format object per configuration and process (worker processes rebuild their own)."""
+    built = _BUILT.get(config)
+    if built is None:
+        built = _BUILT[config] = formats.build(config)
+    return built
+
+
+def _split(
+    read: Callable[[int, int], bytes], size: int, scan: ScanRange, framing: Framing
+) -> list[tuple[int, int]]:
+    """Cut a range into worker pieces at entry boundaries."""
+    count = max(2, -(-scan.size // PIECE))
+    cuts = [scan.start]
+    for i in range(1, count):
+        found = entry_at_or_after(read, size, scan.start + scan.size * i // count, framing, 16384)
+        if found is not None and cuts[-1] < found[0] < scan.stop:
+            cuts.append(found[0])
+    cuts.append(scan.stop)
+    return list(pairwise(cuts))
+
+
+def gzip_head(read: Callable[[int, int], bytes], file: LogFile) -> bytes | None:
+    """The first decompressed bytes of a gzip file; None when it is not gzip at all."""
+    from isal import isal_zlib
+
+    decompressor = isal_zlib.decompressobj(wbits=31)
+    try:
+        return decompressor.decompress(read(0, HEAD), HEAD)
+    except gzip_error():
+        return None
+
+
+def gzip_error() -> type[Exception]:
+    from isal import isal_zlib
+
+    # The stubs declare `error` as an instance; at run time it is the exception class.
+    return cast("type[Exception]", isal_zlib.error)
+
+
+def dialect(plans: list[FilePlan], fmt: FormatConfig) -> str:
+    configs = [p.config for p in plans if p.config.name != "auto"] or [fmt]
+    return dialect_of(configs[0])
+
+
+def dialect_of(config: FormatConfig) -> str:
+    return "mongo" if config.name.startswith("mongo") else "sql"
+
+
+def wants_pool(plans: list[FilePlan], workers: int) -> bool:
+    """Whether worker processes pay off: enough bytes of big local files to scan."""
+    return workers > 1 and sum(p.cost for p in plans if p.pieces) >= PARALLEL_MIN
+
+
+
+class Meter:
+    """Progress 0-100 by bytes scanned; 100 only once the package is complete."""
+
+    def __init__(self, total: int, progress: Progress | None) -> None:
+        self.total, self.progress = total, progress
+        self.done_bytes = self.files_bytes = 0
+
+    def advance(self, size: int) -> None:
+        self.done_bytes += size
+        if self.progress is not None:
+            self.progress(min(99.0, 100.0 * self.done_bytes / self.total))
+
+    def reach_file_end(self, cost: int) -> None:
+        """A file is packed: count exactly its planned bytes, whatever its chunks reported."""
+        self.files_bytes += cost
+        self.done_bytes = self.files_bytes - cost
+        self.advance(cost)
+
+    def done(self) -> None:
+        if self.progress is not None:
+            self.progress(100.0)

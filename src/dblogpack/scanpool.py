@@ -1,0 +1,321 @@
+"""Scanning planned byte ranges: local files in bounded chunks (big ones in a pool of worker
+processes that send back spans, counts and partial summaries, never log bytes), remote and gzip
+files as streams whose selected bytes are spooled for the packer.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING
+
+from dblogpack import formats
+from dblogpack.errors import InternalError, SourceError
+from dblogpack.model import FormatConfig, LogFile, LogWarning, Query
+from dblogpack.packer import SpanList
+from dblogpack.planning import (
+    FilePlan,
+    Meter,
+    dialect,
+    format_of,
+    gzip_error,
+    reader,
+    vanished_warning,
+)
+from dblogpack.summary import SummaryBuilder
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
+    from dblogpack.formats.base import LogFormat
+    from dblogpack.sources.base import LogSource
+
+# 4 MiB chunks: C-speed scans amortise their call overhead long before that, and each of the
+# three processes holds about two chunks, so memory stays well under 100 MB in all.
+CHUNK = 4 * 1024 * 1024
+# A chunk grows to hold one long entry, up to this; past it, the bytes are scanned as they are
+# (a garbage file without entry starts must not be read into memory whole).
+MAX_CHUNK = 64 * 1024 * 1024
+MAX_WARNINGS = 1000
+
+
+def open_pool(workers: int) -> Executor:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork is fastest, and safe while this process runs one thread (the CLI); a threaded
+    # server uses forkserver so no child inherits another thread's held locks.
+    method = "fork" if threading.active_count() == 1 else "forkserver"
+    # (forkserver re-imports the main module in its children: a script must guard its entry
+    # point with `if __name__ == "__main__"`, as console scripts and pytest do.) A worker that
+    # dies breaks the executor with an error instead of hanging the package.
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        # The server process imports the engine once; each worker forked from it inherits it.
+        context.set_forkserver_preload([__name__])
+    return ProcessPoolExecutor(workers, mp_context=context)
+
+
+
+@dataclass(slots=True)
+class Scanned:
+    """What scanning one file (or one piece of it) found; spans are absolute file offsets."""
+
+    spans: SpanList = field(default_factory=SpanList)
+    entries: int = 0
+    first_ts: float | None = None
+    last_ts: float | None = None
+    bytes_scanned: int = 0
+    warnings: list[LogWarning] = field(default_factory=list)
+    summary: SummaryBuilder | None = None
+
+    def add(self, other: Scanned) -> None:
+        self.spans.extend(other.spans)
+        self.entries += other.entries
+        self.first_ts = _min(self.first_ts, other.first_ts)
+        self.last_ts = _max(self.last_ts, other.last_ts)
+        self.bytes_scanned += other.bytes_scanned
+        self.warnings.extend(other.warnings[:MAX_WARNINGS])
+        if other.summary is not None:
+            if self.summary is None:
+                self.summary = other.summary
+            else:
+                self.summary.merge(other.summary)
+
+
+def _min(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _max(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+@dataclass(frozen=True, slots=True)
+class _PieceTask:
+    path: str
+    name: str
+    config: FormatConfig
+    query: Query
+    start: int
+    stop: int
+    dialect: str
+
+
+def scans(
+    plans: list[FilePlan], query: Query, pool: Executor | None, meter: Meter
+) -> Iterator[Callable[[], Scanned | None]]:
+    """Per plan, a function returning its local scan (None for streamed files, scanned later).
+
+    With a pool, every piece of every file is queued at once, so workers scan the next file
+    while this process packs the previous one.
+    """
+    tasks = [
+        _PieceTask(p.path, p.file.name, p.config, query, a, b, dialect([p], p.config))
+        for p in plans
+        if p.pieces and p.path is not None
+        for a, b in p.pieces
+    ]
+    results: Iterator[Scanned] = iter(())
+    if pool is not None and tasks:
+        results = _worker_results(pool, tasks)
+    for plan in plans:
+        yield _local_scanner(plan, query, results if pool is not None else None, meter)
+
+
+def _worker_results(pool: Executor, tasks: list[_PieceTask]) -> Iterator[Scanned]:
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        yield from pool.map(_scan_piece, tasks)
+    except BrokenProcessPool as exc:
+        raise InternalError(f"a log-scanning worker process died: {exc}") from exc
+
+
+def _local_scanner(
+    plan: FilePlan, query: Query, results: Iterator[Scanned] | None, meter: Meter
+) -> Callable[[], Scanned | None]:
+    def scanned() -> Scanned | None:
+        if plan.range is None or plan.streamed or plan.path is None:
+            return None
+        language = dialect([plan], plan.config)
+        if results is not None and plan.pieces:
+            total = Scanned()
+            for _ in plan.pieces:
+                piece = next(results)
+                meter.advance(piece.bytes_scanned)
+                total.add(piece)
+            return total
+        scan = plan.range
+        name = plan.file.name
+        task = _PieceTask(plan.path, name, plan.config, query, scan.start, scan.stop, language)
+        return _scan_piece(task, meter.advance)
+
+    return scanned
+
+
+def _scan_piece(task: _PieceTask, on_chunk: Callable[[int], None] | None = None) -> Scanned:
+    """Scan bytes [start, stop) of a local file in chunks; runs in worker processes too.
+
+    `on_chunk` hears the bytes of each chunk scanned (in-process scans report progress).
+    """
+    log_format = format_of(task.config)
+    scanned = Scanned(summary=SummaryBuilder(task.dialect) if task.query.details else None)
+    try:
+        fd = os.open(task.path, os.O_RDONLY)
+    except FileNotFoundError:
+        scanned.warnings.append(vanished_warning(task.name, task.start))
+        return scanned
+    except OSError as exc:
+        raise SourceError(f"cannot open {task.path}: {exc.strerror}") from exc
+    try:
+        _scan_fd(fd, task, log_format, scanned, on_chunk)
+    finally:
+        os.close(fd)
+    return scanned
+
+
+def _scan_fd(
+    fd: int,
+    task: _PieceTask,
+    log_format: LogFormat,
+    scanned: Scanned,
+    on_chunk: Callable[[int], None] | None,
+) -> None:
+    pos, chunk = task.start, CHUNK
+    while pos < task.stop:
+        buf = os.pread(fd, min(chunk, task.stop - pos), pos)
+        if not buf:
+            scanned.warnings.append(
+                LogWarning(task.name, pos, "truncated", "the file shrank while it was read")
+            )
+            return
+        last = pos + len(buf) >= task.stop
+        whole = _whole_length(log_format, buf, last, chunk)
+        if whole == 0:
+            chunk *= 2  # one entry longer than the chunk: read more of it at once
+            continue
+        # The unfinished tail is not carried: the next read starts where it begins.
+        whole_entries = buf if whole == len(buf) else buf[:whole]
+        del buf  # one copy of the chunk in memory while it is scanned
+        _take(scanned, log_format.scan(whole_entries, task.query, task.name, pos), pos)
+        pos += whole
+        scanned.bytes_scanned += whole
+        if on_chunk is not None:
+            on_chunk(whole)
+        chunk = CHUNK
+
+
+def _whole_length(log_format: LogFormat, buf: bytes, last: bool, chunk: int) -> int:
+    """How much of `buf` is whole entries: all of it at the end of the range or at MAX_CHUNK."""
+    if last or chunk >= MAX_CHUNK:
+        return len(buf)
+    return log_format.complete_length(buf)
+
+
+def _take(scanned: Scanned, found: formats.ScanResult, base: int) -> None:
+    for start, end in found.spans:
+        scanned.spans.append(base + start, base + end)
+    scanned.entries += found.entries
+    scanned.first_ts = _min(scanned.first_ts, found.first_ts)
+    scanned.last_ts = _max(scanned.last_ts, found.last_ts)
+    if len(scanned.warnings) < MAX_WARNINGS:
+        scanned.warnings.extend(found.warnings)
+    if scanned.summary is not None:
+        for group in found.details:
+            scanned.summary.add_group(group)
+
+
+# ---- streamed files (remote sources, gzip): selected bytes spooled, then packed ----------------
+
+
+def stream_scan(
+    plan: FilePlan, source: LogSource, query: Query, spool: IO[bytes], meter: Meter
+) -> Scanned:
+    """Scan a remote or gzip file as a stream, copying the selected bytes to `spool`."""
+    assert plan.range is not None
+    log_format = format_of(plan.config)
+    language = dialect([plan], plan.config)
+    scanned = Scanned(summary=SummaryBuilder(language) if query.details else None)
+    read = reader(source, plan.file.name, plan.path)
+    chunks = (
+        decompressed_chunks(read, plan.file, CHUNK, scanned.warnings)
+        if plan.file.compressed
+        else raw_chunks(read, plan.range.start, plan.range.stop, CHUNK)
+    )
+    base = 0 if plan.file.compressed else plan.range.start
+    tail = b""
+    past_end = False
+    for chunk, last in chunks:
+        buf = tail + chunk if tail else chunk
+        whole = _whole_length(log_format, buf, last, len(buf))
+        tail = buf[whole:]
+        if whole == 0:
+            continue  # one long entry so far: wait for more of it
+        found = log_format.scan(buf[:whole], query, plan.file.name, base)
+        for start, end in found.spans:
+            spool.write(memoryview(buf)[start:end])
+        _take(scanned, found, base)
+        scanned.bytes_scanned += whole
+        base += whole
+        if not plan.file.compressed:
+            meter.advance(whole)  # gzip files count as a whole, their sizes are compressed ones
+        if past_end:
+            break  # a whole chunk past the window's end: the disorder margin is covered
+        past_end = found.end_offset is not None
+    return scanned
+
+
+def raw_chunks(
+    read: Callable[[int, int], bytes], start: int, stop: int, size: int
+) -> Iterator[tuple[bytes, bool]]:
+    """(chunk, is_last) over bytes [start, stop) of a file, read `size` bytes at a time."""
+    pos = start
+    while pos < stop:
+        chunk = read(pos, min(size, stop - pos))
+        pos += len(chunk)
+        last = pos >= stop or not chunk
+        yield chunk, last
+        if last:
+            return
+    yield b"", True
+
+
+def decompressed_chunks(
+    read: Callable[[int, int], bytes], file: LogFile, size: int, warnings: list[LogWarning]
+) -> Iterator[tuple[bytes, bool]]:
+    """(chunk, is_last) of a gzip file's content (members concatenated), at most `size` each.
+
+    A file that ends mid-stream yields what could be decompressed and a "truncated" warning.
+    """
+    from isal import isal_zlib
+
+    decompressor = isal_zlib.decompressobj(wbits=31)
+    pending = False  # a gzip member has begun and not ended
+    pos = 0
+    for compressed, _ in raw_chunks(read, 0, file.size, 1024 * 1024):
+        pos += len(compressed)
+        data = compressed
+        while data:
+            pending = True
+            try:
+                out = decompressor.decompress(data, size)
+            except gzip_error() as exc:
+                warnings.append(LogWarning(file.name, pos, "corrupt", f"bad gzip data: {exc}"))
+                yield b"", True
+                return
+            data = decompressor.unconsumed_tail
+            if decompressor.eof:
+                # Concatenated gzip members (as `cat a.gz b.gz` makes) form one stream.
+                data = data or decompressor.unused_data
+                decompressor = isal_zlib.decompressobj(wbits=31)
+                pending = False
+            if out:
+                yield out, False
+    if pending:
+        detail = "the gzip stream ends early; the entries before the cut are packed"
+        warnings.append(LogWarning(file.name, file.size, "truncated", detail))
+    yield b"", True
+
