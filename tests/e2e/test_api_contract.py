@@ -220,7 +220,9 @@ def test_unsigned_requests_are_refused_with_their_own_code(
     assert answer.message.startswith(message)
 
 
-@pytest.mark.parametrize("action", ["BackupUPgSQLLog", "DescribeUHostInstance", "createproject"])
+@pytest.mark.parametrize(
+    "action", ["CreateUDBInstance", "DescribeUHostInstance", "createproject"]
+)
 def test_unknown_actions_are_161(client: ApiClient, admin: KeyPair, action: str) -> None:
     answer = client.call(action, admin)
     assert (answer.ret_code, answer.body["Action"]) == (161, f"{action}Response")

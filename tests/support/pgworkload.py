@@ -7,6 +7,7 @@ second, so windows with those edges decide membership by the record alone (even 
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Iterable
@@ -56,6 +57,11 @@ class Event:
         return (begin is None or self.sent > begin) and (end is None or self.answered < end)
 
 
+# Several test modules run workloads against the one session cluster: numbering goes on across
+# runs, so a marker names one event of the whole session, never an event of an earlier run.
+_MARKER_NUMBERS = itertools.count(1)
+
+
 def marker(number: int) -> str:
     return f"wl:{number}"
 
@@ -85,7 +91,7 @@ class Workload:
     def __init__(self, cluster: PgCluster) -> None:
         self.cluster = cluster
         self.record = WorkloadRecord()
-        self._next = 1
+        self._numbers = _MARKER_NUMBERS
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
 
     def run(self, phases: int = 3) -> WorkloadRecord:
@@ -214,7 +220,7 @@ class Workload:
     # -- recording -------------------------------------------------------
 
     def _take(self) -> int:
-        n, self._next = self._next, self._next + 1
+        n = next(self._numbers)
         return n
 
     def _statement(
