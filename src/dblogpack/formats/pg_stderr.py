@@ -10,14 +10,22 @@ follow-up line of another process starts an entry of its own.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterator
 
-from dblogpack.formats.framing import count_matches, last_match_start
+from dblogpack.formats.base import ScanResult
+from dblogpack.formats.framing import count_matches, find_all, last_match_start
 from dblogpack.formats.pg_prefix import DEFAULT_PREFIX, CompiledPrefix, compile_prefix
-from dblogpack.formats.scanner import Candidate, EntryScanner, window_bounds
+from dblogpack.formats.scanner import (
+    Candidate,
+    DetailGroups,
+    EntryScanner,
+    count_selected,
+    window_bounds,
+)
 from dblogpack.formats.timestamps import LocalSecondsCache, load_zone
-from dblogpack.model import EntryDetail, FormatConfig, LogKind, TimeWindow
+from dblogpack.model import EntryDetail, FormatConfig, LogKind, Query, TimeWindow
 
 FOLLOW_UP_LEVELS = frozenset({"DETAIL", "HINT", "CONTEXT", "STATEMENT", "QUERY", "LOCATION"})
 _FOLLOW_UP = rb"(?:DETAIL|HINT|CONTEXT|STATEMENT|QUERY|LOCATION):  "
@@ -143,30 +151,73 @@ class PgStderrFormat(EntryScanner):
             return self._slow_candidates(buf, window, lo, hi)
         return self._error_candidates(buf, window, lo, hi)
 
+    def _scan_kind(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
+        if query.kind is LogKind.SLOW:
+            self._scan_slow(buf, first, query, result)
+        else:
+            super()._scan_kind(buf, first, query, result)
+
+    def _scan_slow(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
+        """The hot loop of slow packages, in one function: per `LOG:  duration: ` hit one
+        rfind, one match for prefix, level and duration, and one match to see the next line
+        start another entry (the common case) before the general end search."""
+        earliest, latest = window_bounds(query.window)
+        least, hi = query.min_duration_ms or 0.0, len(buf)
+        slow_line, next_primary = self._slow_line.match, self._next_primary.match
+        find, rfind, spans = buf.find, buf.rfind, result.spans
+        groups = DetailGroups(self, buf, result.details) if query.details else None
+        coded = "sqlstate" in self._slow_line.groupindex
+        count, low, high = 0, math.inf, -math.inf
+        at = find(_SLOW_NEEDLE, first, hi)
+        while at >= 0:
+            start = rfind(b"\n", first, at) + 1 or first
+            head = slow_line(buf, start)
+            if head is not None and head.start("level") == at:
+                ts = self._timestamp(head)
+                duration = float(head["duration"])
+                if ts is not None and earliest <= ts < latest and duration >= least:
+                    newline = find(b"\n", at, hi)
+                    if 0 <= newline < hi - 1 and next_primary(buf, newline):
+                        end = newline + 1
+                    else:
+                        end = self._end_after(buf, start, self._process(head), hi)
+                    if spans and spans[-1][1] == start:
+                        spans[-1] = (spans[-1][0], end)
+                    else:
+                        spans.append((start, end))
+                    count += 1
+                    if ts < low:
+                        low = ts
+                    if ts > high:
+                        high = ts
+                    if groups is not None:
+                        groups.add(start, end, ts, duration, self._slow_key(buf, head, end, coded))
+            at = find(_SLOW_NEEDLE, at + 1, hi)
+        count_selected(result, count, low, high)
+
+    def _slow_key(self, buf: bytes, head: re.Match[bytes], end: int, coded: bool) -> bytes | None:
+        """What follows `duration: N ms` (statement and follow-up lines), plus the SQLSTATE
+        when the prefix has one: all the summary reads besides time and duration."""
+        if end - head.end() > _MAX_KEY:
+            return None
+        key = buf[head.end() : end]
+        return (head["sqlstate"] or b"-----") + key if coded else key
+
     def _slow_candidates(
         self, buf: bytes, window: TimeWindow, lo: int, hi: int
     ) -> Iterator[Candidate]:
-        # The hot loop of slow packages: one rfind and one match per `LOG:  duration: ` hit.
-        # Its key: what follows `duration: N ms` (statement and follow-up lines), plus the
-        # SQLSTATE when the prefix has one: all the summary reads besides time and duration.
+        # The generic form of _scan_slow (which the scan itself uses, for speed).
         earliest, latest = window_bounds(window)
-        slow_line, find = self._slow_line.match, buf.find
         coded = "sqlstate" in self._slow_line.groupindex
-        at = find(_SLOW_NEEDLE, lo, hi)
-        while at >= 0:
+        for at in find_all(buf, _SLOW_NEEDLE, lo, hi):
             start = buf.rfind(b"\n", lo, at) + 1 or lo
-            head = slow_line(buf, start)
+            head = self._slow_line.match(buf, start)
             if head is not None and head.start("level") == at:
                 ts = self._timestamp(head)
                 if ts is not None and earliest <= ts < latest:
                     end = self._end_after(buf, start, self._process(head), hi)
-                    key = None
-                    if end - head.end() <= _MAX_KEY:
-                        key = buf[head.end() : end]
-                        if coded:
-                            key = (head["sqlstate"] or b"-----") + key
+                    key = self._slow_key(buf, head, end, coded)
                     yield start, end, ts, float(head["duration"]), key
-            at = find(_SLOW_NEEDLE, at + 1, hi)
 
     def _error_candidates(
         self, buf: bytes, window: TimeWindow, lo: int, hi: int

@@ -132,7 +132,7 @@ class EntryScanner(LogFormat):
     def _scan_kind(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
         # The hot loop of slow and error scans: spans and times are kept in locals.
         slow, least = query.kind is LogKind.SLOW, query.min_duration_ms or 0.0
-        spans, groups = result.spans, _Groups(self, buf, result.details)
+        spans, groups = result.spans, DetailGroups(self, buf, result.details)
         count, earliest, latest = 0, math.inf, -math.inf
         candidates = self._candidates(buf, query.kind, query.window, first, len(buf))
         for start, end, ts, known, key in candidates:
@@ -149,10 +149,7 @@ class EntryScanner(LogFormat):
             earliest, latest = min(earliest, ts), max(latest, ts)
             if query.details:
                 groups.add(start, end, ts, duration, key)
-        if count:
-            result.entries += count
-            _widen(result, earliest)
-            _widen(result, latest)
+        count_selected(result, count, earliest, latest)
 
     def _scan_all(
         self,
@@ -251,6 +248,14 @@ def window_bounds(window: TimeWindow) -> tuple[float, float]:
     return begin, math.inf if window.end is None else window.end
 
 
+def count_selected(result: ScanResult, count: int, earliest: float, latest: float) -> None:
+    """Add `count` selected entries whose times span [earliest, latest] to `result`."""
+    if count:
+        result.entries += count
+        _widen(result, earliest)
+        _widen(result, latest)
+
+
 def _select(result: ScanResult, start: int, end: int, ts: float) -> None:
     _add_span(result, start, end)
     result.entries += 1
@@ -274,7 +279,7 @@ def _widen(result: ScanResult, ts: float) -> None:
         result.last_ts = ts
 
 
-class _Groups:
+class DetailGroups:
     """Details of selected entries, grouped by their candidate key within one scan."""
 
     __slots__ = ("_buf", "_by_key", "_format", "_groups")
