@@ -23,7 +23,6 @@ from dblogpack.errors import ConfigError, DblogpackError
 log = logging.getLogger("dblogpack.cli")
 
 if TYPE_CHECKING:
-    from dblogpack.app import Services
     from dblogpack.settings import Settings
 
 Register = Callable[[Any], None]
@@ -93,31 +92,15 @@ def add_serve(subparsers: Any) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from dblogpack.app import build_worker_pool, configure_logging, open_services
+    from dblogpack.app import configure_logging, open_services
+    from dblogpack.server import run_server
 
     settings = _server_settings(args)
     configure_logging(settings)
     services = open_services(settings)
-    pool = None
     try:
-        services.store.check()
-        if services.new_admin_key is not None:
-            _announce_admin_key(services)
-        config = uvicorn.Config(
-            asgi_app(services), host=settings.host, port=settings.port, log_config=None,
-            access_log=False, server_header=False,
-        )
-        if settings.workers > 0:
-            pool = build_worker_pool(services, settings.workers)
-            pool.start()
-        # uvicorn owns SIGTERM/SIGINT here: run() returns on them, then the pool stops.
-        uvicorn.Server(config).run()
+        run_server(services, settings)
     finally:
-        if pool is not None:
-            # Packages under way get a short grace, then go back to the queue for others.
-            pool.stop(grace_seconds=10)
         services.close()
     return 0
 
@@ -146,52 +129,6 @@ def run_worker(args: argparse.Namespace) -> int:
     finally:
         services.close()
     return 0
-
-
-def asgi_app(services: Services) -> Any:
-    """The whole HTTP surface of `serve`: `/healthz`, `/metrics`, then the API at `/`."""
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-    from sqlalchemy.exc import SQLAlchemyError
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse, Response
-    from starlette.routing import Mount, Route
-
-    from dblogpack.api import ApiOptions, create_asgi_app, download_routes
-
-    def metrics(request: Request) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    def healthz(request: Request) -> JSONResponse:
-        # Runs in the thread pool (sync endpoint): ready means the catalog answers.
-        try:
-            with services.catalog.read() as conn:
-                conn.exec_driver_sql("SELECT 1")
-        except SQLAlchemyError as exc:
-            log.warning("health check failed: the metadata database does not answer: %s", exc)
-            return JSONResponse({"status": "metadata database unavailable"}, status_code=503)
-        return JSONResponse({"status": "ok"})
-
-    options = ApiOptions(
-        max_body_bytes=services.settings.max_body_bytes, rate_limit=services.settings.rate_limit
-    )
-    return Starlette(routes=[
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
-        *download_routes(services.service),
-        Mount("/", app=create_asgi_app(services.service, options)),
-    ])
-
-
-def _announce_admin_key(services: Services) -> None:
-    # The private key goes to an interactive terminal only: captured output (journald, CI
-    # logs) must never hold a secret. The file has it either way.
-    key = services.new_admin_key or {}
-    path = services.settings.admin_key_path
-    print(f"dblogpack: created the first admin key, saved in {path} (mode 0600)", flush=True)
-    print(f"  PublicKey: {key['PublicKey']}\n  ProjectId: {key['ProjectId']}", flush=True)
-    if sys.stdout.isatty():
-        print(f"  PrivateKey: {key['PrivateKey']}  (shown once)", flush=True)
 
 
 # -- keys ---------------------------------------------------------------------------------------
