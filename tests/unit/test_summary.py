@@ -144,3 +144,31 @@ def test_a_slow_scan_groups_alike_entries_yet_summarises_them_as_one_by_one() ->
     assert len(result.details) == 3  # SELECT 1, UPDATE, and the entry with a continuation line
     assert grouped.to_json()["fingerprints"] == one_by_one.to_json()["fingerprints"]
     assert grouped.to_json()["entries"] == 12
+
+
+def test_an_error_scan_counts_each_level_and_sqlstate_with_its_first_message() -> None:
+    from dblogpack.formats import build
+    from dblogpack.model import FormatConfig, LogKind, Query, TimeWindow
+
+    rows = [(b"ERROR", b"23505", b"dup 1"), (b"WARNING", b"01000", b"careful"),
+            (b"ERROR", b"23505", b"dup 2"), (b"ERROR", b"42P01", b"no table"),
+            (b"FATAL", b"28P01", b"bad password"), (b"ERROR", b"23505", b"dup 3")]
+    log = b"".join(
+        b"2024-05-01 12:00:0%d.000 UTC [%d] %s %s:  %s\n" % (i, 10 + i, code, level, text)
+        for i, (level, code, text) in enumerate(rows)
+    )
+    fmt = build(FormatConfig("pg-stderr", "%m [%p] %e "))
+    result = fmt.scan(log, Query(TimeWindow(), LogKind.ERROR, details=True), "f", 0)
+    builder = SummaryBuilder("sql")
+    for group in result.details:
+        builder.add_group(group)
+    summary = builder.to_json()
+
+    assert summary["entries"] == 6
+    assert [(s["severity"], s["count"], s["example"]) for s in summary["severities"]] == [
+        ("ERROR", 4, "dup 1"), ("FATAL", 1, "bad password"), ("WARNING", 1, "careful"),
+    ]
+    assert [(c["code"], c["count"], c["example"]) for c in summary["codes"]] == [
+        ("23505", 3, "dup 1"), ("01000", 1, "careful"), ("28P01", 1, "bad password"),
+        ("42P01", 1, "no table"),
+    ]

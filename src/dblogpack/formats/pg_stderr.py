@@ -219,10 +219,18 @@ class PgStderrFormat(EntryScanner):
                     key = self._slow_key(buf, head, end, coded)
                     yield start, end, ts, float(head["duration"]), key
 
+    @staticmethod
+    def _error_key(head: re.Match[bytes], coded: bool) -> bytes:
+        """An error entry has no duration, so its summary reads only its level and SQLSTATE
+        (and the first message of each, which its group's first entry gives)."""
+        level: bytes = head["level"]
+        return level + b" " + (head["sqlstate"] or b"") if coded else level
+
     def _error_candidates(
         self, buf: bytes, window: TimeWindow, lo: int, hi: int
     ) -> Iterator[Candidate]:
         earliest, latest = window_bounds(window)
+        coded = "sqlstate" in self._line.groupindex
         for at in _level_starts(buf, _ERROR_TAG, lo, hi, ERROR_LEVELS):
             start, head = self._head_at_level(buf, lo, at)
             if head is None:
@@ -230,7 +238,7 @@ class PgStderrFormat(EntryScanner):
             ts = self._timestamp(head)
             if ts is not None and earliest <= ts < latest:
                 end = self._end_after(buf, start, self._process(head), hi)
-                yield start, end, ts, None, None
+                yield start, end, ts, None, self._error_key(head, coded)
 
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
         # The message starts with `duration: `, so the first one is on the first line.
