@@ -12,6 +12,7 @@ from pydantic import field_validator
 
 from dblogpack.api.params import ActionParams, choice, flag, integer, text, texts
 from dblogpack.api.registry import PLACEMENT, ActionRegistry, Answer, CallContext
+from dblogpack.catalog.audit import AuditFilter
 from dblogpack.errors import MissingParameter
 from dblogpack.model import FormatConfig, SourceConfig, SourceType
 
@@ -289,5 +290,40 @@ def list_mongodb_instances(context: CallContext, params: ListUMongoDBInstances) 
             ],
         }
         for cluster in clusters
+    ]
+    return {"DataSet": data_set, "TotalCount": total}
+
+
+# --- audit trail ---------------------------------------------------------------------------
+
+
+class ListAuditRecords(_Page):
+    # PublicKey and Action name the call itself, so the filters carry a Target prefix, as
+    # DeleteAccessKey's TargetPublicKey does.
+    TargetPublicKey: str | None = text("a PublicKey", max_length=128)
+    TargetAction: str | None = text("an Action name", max_length=128)
+    BeginTime: int | None = integer(0, 1 << 40)
+    EndTime: int | None = integer(0, 1 << 40)
+
+
+@ACTIONS.action("ListAuditRecords", ListAuditRecords, admin_only=True)
+def list_audit_records(context: CallContext, params: ListAuditRecords) -> Answer:
+    where = AuditFilter(
+        params.TargetPublicKey, params.TargetAction, params.BeginTime, params.EndTime
+    )
+    records, total = context.service.list_audit_records(
+        context.caller, where, params.Offset, params.Limit
+    )
+    data_set = [
+        {
+            "Time": int(record.at),
+            "RequestUUID": record.request_uuid,
+            "PublicKey": record.public_key,
+            "Action": record.action,
+            "ResourceId": record.resource_id,
+            "RetCode": record.ret_code,
+            "RemoteAddr": record.remote_addr,
+        }
+        for record in records
     ]
     return {"DataSet": data_set, "TotalCount": total}

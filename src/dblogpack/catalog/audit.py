@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import ColumnElement, Connection, Row, func, insert, select
 
 from dblogpack.catalog.records import AuditRecord
 from dblogpack.catalog.tables import audit_records
@@ -43,8 +45,46 @@ def _fit(value: str | None, length: int) -> str | None:
 def recent_audit_records(conn: Connection, limit: int = 100) -> list[AuditRecord]:
     """The newest records first."""
     query = select(audit_records).order_by(audit_records.c.id.desc()).limit(limit)
-    return [
-        AuditRecord(r.at, r.request_uuid, r.public_key, r.action, r.resource_id, r.ret_code,
-                    r.remote_addr)
-        for r in conn.execute(query)
-    ]
+    return [_record(row) for row in conn.execute(query)]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """Which records a listing keeps; None means any."""
+
+    public_key: str | None = None
+    action: str | None = None
+    begin: float | None = None  # at >= begin
+    end: float | None = None  # at < end
+
+
+def list_audit_records(
+    conn: Connection, where: AuditFilter, offset: int, limit: int
+) -> tuple[list[AuditRecord], int]:
+    """A page of the records `where` keeps, newest first, and how many it keeps in all."""
+    conditions = _conditions(where)
+    total = conn.execute(select(func.count()).select_from(audit_records).where(*conditions))
+    query = (
+        select(audit_records).where(*conditions)
+        .order_by(audit_records.c.id.desc()).offset(offset).limit(limit)
+    )
+    return [_record(row) for row in conn.execute(query)], int(total.scalar_one())
+
+
+def _conditions(where: AuditFilter) -> list[ColumnElement[bool]]:
+    columns = audit_records.c
+    conditions: list[ColumnElement[bool]] = []
+    if where.public_key is not None:
+        conditions.append(columns.public_key == where.public_key)
+    if where.action is not None:
+        conditions.append(columns.action == where.action)
+    if where.begin is not None:
+        conditions.append(columns.at >= where.begin)
+    if where.end is not None:
+        conditions.append(columns.at < where.end)
+    return conditions
+
+
+def _record(row: Row[Any]) -> AuditRecord:
+    return AuditRecord(row.at, row.request_uuid, row.public_key, row.action, row.resource_id,
+                       row.ret_code, row.remote_addr)

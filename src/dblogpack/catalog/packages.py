@@ -532,3 +532,18 @@ def take_over_deletion(
         .values(lease_owner=token, lease_expires_at=lease_until)
     )
     return changed.rowcount == 1
+
+
+# -- gauges -----------------------------------------------------------------------------------
+
+
+def count_by_state(conn: Connection) -> dict[str, int]:
+    """How many package rows are in each state (one grouped count, for /metrics)."""
+    query = select(packages.c.state, func.count()).group_by(packages.c.state)
+    return {str(state): int(count) for state, count in conn.execute(query)}
+
+
+def count_claimable(conn: Connection, now: float, max_attempts: int) -> int:
+    """Packages Running that no worker holds and that may be claimed now: the queue's depth."""
+    query = select(func.count()).select_from(packages).where(_claimable(now, max_attempts))
+    return int(conn.execute(query).scalar_one())

@@ -149,6 +149,16 @@ class JobQueue:
             raise NotFound(f"{package.node_label} is no longer registered")
         return found
 
+    def state_counts(self) -> dict[str, int]:
+        """How many packages are in each state (for the /metrics gauges)."""
+        with self.catalog.read() as conn:
+            return rows.count_by_state(conn)
+
+    def depth(self) -> int:
+        """Packages waiting for a worker: Running, unleased, attempts left."""
+        with self.catalog.read() as conn:
+            return rows.count_claimable(conn, self.clock(), self.policy.max_attempts)
+
     # -- a worker's side ---------------------------------------------------------------------
 
     def claim(self, worker_name: str) -> Claim | None:

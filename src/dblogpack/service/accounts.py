@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from dblogpack.catalog import Catalog
 from dblogpack.catalog import accounts as account_queries
 from dblogpack.catalog import audit as audit_queries
-from dblogpack.catalog.records import AccessKey
+from dblogpack.catalog.records import AccessKey, AuditRecord
 from dblogpack.errors import (
     ConfigError,
     InvalidParameter,
@@ -262,6 +262,17 @@ class AccountOperations:
                 conn, request_uuid=request_uuid, public_key=public_key, action=action,
                 resource_id=resource_id, ret_code=ret_code, remote_addr=remote_addr,
             )
+
+    def list_audit_records(
+        self, caller: Caller, where: audit_queries.AuditFilter, offset: int, limit: int
+    ) -> tuple[list[AuditRecord], int]:
+        """A page of the audit trail (newest first) and its size; admin keys only.
+
+        The trail is the whole server's: an admin sees every key's calls, as an operator would.
+        """
+        _require_admin(caller)
+        with self.catalog.read() as conn:
+            return audit_queries.list_audit_records(conn, where, offset, limit)
 
     # -- helpers ---------------------------------------------------------------------------
 
