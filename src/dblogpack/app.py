@@ -17,6 +17,7 @@ from typing import Any
 from dblogpack.catalog import Catalog, open_catalog
 from dblogpack.errors import ConfigError
 from dblogpack.jobs import JobPolicy, JobQueue, Sweeper, Worker, WorkerPool, default_worker_name
+from dblogpack.logcontext import ContextFilter
 from dblogpack.model import SourceConfig, SourceType
 from dblogpack.secretbox import SecretBox, load_or_create_secret
 from dblogpack.service import LinkPolicy, Service
@@ -192,9 +193,10 @@ class JsonLogFormatter(logging.Formatter):
 
 
 def configure_logging(settings: Settings) -> None:
-    """Structured JSON logs on stderr at `log_level`."""
+    """Structured JSON logs on stderr at `log_level`, each line with its RequestUUID/package id."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLogFormatter())
+    handler.addFilter(ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -19,26 +23,29 @@ from starlette.routing import Mount, Route
 
 from dblogpack.api import ApiOptions, create_asgi_app, download_routes
 from dblogpack.app import Services, build_worker_pool
+from dblogpack.errors import StoreError
+from dblogpack.metrics import CatalogCollector, install_catalog_collector
 from dblogpack.settings import Settings
 
 log = logging.getLogger("dblogpack.server")
+T = TypeVar("T")
+STORE_PROBE_TTL = 5.0  # seconds a successful store write probe is trusted
 
 
 def build_http_app(services: Services, settings: Settings) -> Starlette:
     """The whole HTTP surface of `serve`: `/healthz`, `/metrics`, downloads, then the API at `/`."""
+    health = HealthCheck(services)
+    install_catalog_collector(CatalogCollector(
+        _answer_or(services.jobs.state_counts, {}), _answer_or(services.jobs.depth, 0)
+    ))
+
+    def healthz(request: Request) -> JSONResponse:
+        # A sync endpoint: Starlette runs it in the thread pool, where blocking is fine.
+        healthy, report = health.report()
+        return JSONResponse(report, status_code=200 if healthy else 503)
 
     def metrics(request: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    def healthz(request: Request) -> JSONResponse:
-        # Runs in the thread pool (sync endpoint): ready means the catalog answers.
-        try:
-            with services.catalog.read() as conn:
-                conn.exec_driver_sql("SELECT 1")
-        except SQLAlchemyError as exc:
-            log.warning("health check failed: the metadata database does not answer: %s", exc)
-            return JSONResponse({"status": "metadata database unavailable"}, status_code=503)
-        return JSONResponse({"status": "ok"})
 
     options = ApiOptions(max_body_bytes=settings.max_body_bytes, rate_limit=settings.rate_limit)
     return Starlette(routes=[
@@ -47,6 +54,62 @@ def build_http_app(services: Services, settings: Settings) -> Starlette:
         *download_routes(services.service),
         Mount("/", app=create_asgi_app(services.service, options)),
     ])
+
+
+class HealthCheck:
+    """Whether the metadata database answers and the package store takes writes.
+
+    The store check writes and deletes a probe object, so a success is trusted for
+    `store_ttl` seconds (load balancers poll often); a failure is probed again each time.
+    """
+
+    def __init__(
+        self, services: Services, store_ttl: float = STORE_PROBE_TTL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._services, self._store_ttl, self._clock = services, store_ttl, clock
+        self._store_ok_until = float("-inf")
+        self._lock = threading.Lock()
+
+    def report(self) -> tuple[bool, dict[str, str]]:
+        """(healthy, {"status", "database", "store"}): each part "ok" or what is wrong."""
+        parts = {"database": self._database(), "store": self._store()}
+        healthy = all(value == "ok" for value in parts.values())
+        return healthy, {"status": "ok" if healthy else "unavailable", **parts}
+
+    def _database(self) -> str:
+        try:
+            with self._services.catalog.read() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except SQLAlchemyError as exc:
+            log.warning("health check: the metadata database does not answer: %s", exc)
+            return f"metadata database does not answer: {type(exc).__name__}"
+        return "ok"
+
+    def _store(self) -> str:
+        with self._lock:  # one probe at a time, however many checks arrive together
+            if self._clock() < self._store_ok_until:
+                return "ok"
+            try:
+                self._services.store.check()
+            except StoreError as exc:
+                log.warning("health check: %s", exc.message)
+                return exc.message
+            self._store_ok_until = self._clock() + self._store_ttl
+            return "ok"
+
+
+def _answer_or(query: Callable[[], T], fallback: T) -> Callable[[], T]:
+    """`query`, answering `fallback` when the database is down: /metrics must still answer."""
+
+    def guarded() -> T:
+        try:
+            return query()
+        except SQLAlchemyError as exc:
+            log.warning("metrics: the metadata database does not answer: %s", exc)
+            return fallback
+
+    return guarded
 
 
 def run_server(services: Services, settings: Settings) -> None:

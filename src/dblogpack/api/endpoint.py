@@ -28,6 +28,8 @@ from dblogpack.errors import (
     RateLimited,
     UnknownPublicKey,
 )
+from dblogpack.logcontext import request_scope
+from dblogpack.metrics import UNKNOWN_ACTION, observe_api_call
 from dblogpack.service import Service
 
 logger = logging.getLogger("dblogpack.api")
@@ -60,14 +62,24 @@ class ApiEndpoint:
         self._actions = actions
         self._options = options
         self._limiter = RateLimiter(options.rate_limit)
+        self._action_names = frozenset(actions.names())
 
     async def handle(self, request: Request) -> JSONResponse:
         request_uuid = str(uuid.uuid4())
         started = time.perf_counter()
-        outcome = await self._outcome(request, request_uuid)
-        response = _render_safely(outcome, request_uuid)
-        _log_call(outcome, request_uuid, time.perf_counter() - started)
+        with request_scope(request_uuid):
+            outcome = await self._outcome(request, request_uuid)
+            response = _render_safely(outcome, request_uuid)
+            seconds = time.perf_counter() - started
+            _log_call(outcome, request_uuid, seconds)
+        self._observe(outcome, seconds)
         return response
+
+    def _observe(self, outcome: _Outcome, seconds: float) -> None:
+        # Only registered names become label values: callers choose the Action text.
+        action = outcome.action if outcome.action in self._action_names else UNKNOWN_ACTION
+        ret_code = outcome.error.ret_code if outcome.error is not None else 0
+        observe_api_call(action, ret_code, seconds)
 
     async def _outcome(self, request: Request, request_uuid: str) -> _Outcome:
         outcome = _Outcome()

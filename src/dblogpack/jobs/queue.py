@@ -5,6 +5,7 @@ the SQL lives in catalog.packages.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from dblogpack.catalog.packages import BuiltPackage, PackageRecord
 from dblogpack.errors import NameConflict, NodeBusy, NotFound, StateConflict
 from dblogpack.model import PackageSpec, PackageState, ResourceKind, SourceConfig
 
+log = logging.getLogger("dblogpack.jobs")
 DAY = 86400.0
 
 
@@ -98,9 +100,13 @@ class JobQueue:
                     return _same_or_conflict(existing, spec, project_id)
                 if refuse_busy_node:
                     self._check_node_not_busy(conn, spec)
-                return rows.insert_package(
+                package = rows.insert_package(
                     conn, spec, project_id=project_id, role=role, now=self.clock()
                 )
+            # Logged within the API call: the line ties its RequestUUID to the package id.
+            log.info("package %s queued for %s", package.id, package.node_label,
+                     extra={"package_id": package.id})
+            return package
         except IntegrityError as exc:
             # Only a package id chosen twice gets here: names are checked under the lock above.
             raise NameConflict(f"package id {spec.id!r} is already used") from exc

@@ -26,7 +26,9 @@ from dblogpack.catalog.packages import BuiltPackage
 from dblogpack.errors import DblogpackError, SourceError, StoreError
 from dblogpack.jobs.queue import Claim, JobQueue, LeaseLost, package_key, package_prefix
 from dblogpack.jobs.sweeper import Sweeper
-from dblogpack.model import SourceConfig
+from dblogpack.logcontext import package_scope
+from dblogpack.metrics import observe_package
+from dblogpack.model import PackageResult, SourceConfig
 from dblogpack.sources.base import LogSource
 from dblogpack.stores.base import PackageStore
 
@@ -145,7 +147,8 @@ class Worker:
             return False
         self.current = claim
         try:
-            self._execute(claim)
+            with package_scope(claim.package.id):
+                self._execute(claim)
         finally:
             self.current = None
         return True
@@ -166,10 +169,13 @@ class Worker:
         package = claim.package
         log.info("worker %s builds package %s (attempt %d)", self.name, package.id,
                  package.attempts)
+        started, outcome, result = time.monotonic(), "failed", PackageResult()
         try:
             with Heartbeat(self.queue, claim) as heartbeat:
-                self._build_and_publish(claim, heartbeat)
+                result = self._build_and_publish(claim, heartbeat)
+            outcome = "success"
         except LeaseLost as exc:
+            outcome = "lease_lost"
             log.warning("worker %s: %s; another worker has it", self.name, exc)
         except TRANSIENT_ERRORS as exc:
             state = self.queue.retry_or_fail(claim, f"{package.node_label}: {_words(exc)}")
@@ -180,10 +186,15 @@ class Worker:
             log.exception("package %s: unexpected failure", package.id)
             self.queue.fail(claim, f"{package.node_label}: internal error: {_words(exc)}")
         except BaseException:
+            outcome = "interrupted"
             self.queue.release(claim)  # interrupted: the job goes back untouched
             raise
+        finally:
+            # A package that was not published moved nothing: its result stays empty.
+            observe_package(outcome, time.monotonic() - started, _bytes_scanned(result),
+                            result.size)
 
-    def _build_and_publish(self, claim: Claim, heartbeat: Heartbeat) -> None:
+    def _build_and_publish(self, claim: Claim, heartbeat: Heartbeat) -> PackageResult:
         package = claim.package
         config = self.queue.source_config(package)
         # The spool is anonymous: a worker killed mid-build leaves no file anywhere.
@@ -203,6 +214,7 @@ class Worker:
             self.store.delete(key)  # a late duplicate: the row names another worker's object
             raise LeaseLost(f"package {package.id} was taken over before it was recorded")
         self._remove_other_objects(package_prefix(package), key)
+        return result
 
     def _publish(self, spool: BinaryIO, key: str) -> None:
         with self.store.writer(key) as out:
@@ -213,6 +225,10 @@ class Worker:
         for key in list(self.store.keys(prefix)):
             if key != kept:
                 self.store.delete(key)
+
+
+def _bytes_scanned(result: PackageResult) -> int:
+    return sum(file.bytes_scanned for file in result.files)
 
 
 def _words(exc: BaseException) -> str:
