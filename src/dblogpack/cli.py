@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dblogpack.cli_examples import attach_examples
 from dblogpack.errors import ConfigError, DblogpackError
 
 log = logging.getLogger("dblogpack.cli")
@@ -221,7 +222,9 @@ def call_api(settings: Settings, action: str, params: dict[str, object]) -> dict
 
 
 def _print_answer(answer: dict[str, Any]) -> int:
-    print(json.dumps(answer, indent=2, ensure_ascii=False))
+    from dblogpack.terminal import print_answer
+
+    print_answer(answer)
     return 0
 
 
@@ -250,6 +253,30 @@ def add_call(subparsers: Any) -> None:
     parser.set_defaults(run=lambda args: _print_answer(
         call_api(load(args), args.action, parse_pairs(args.params))
     ))
+
+
+def add_audit(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "audit", parents=[COMMON], help="the audit trail of signed calls, newest first (admin)"
+    )
+    parser.add_argument("--action", help="only calls of this Action")
+    parser.add_argument("--key", metavar="PUBLIC_KEY", help="only calls signed with this key")
+    parser.add_argument("--since", type=int, metavar="UNIX", help="only calls at or after")
+    parser.add_argument("--until", type=int, metavar="UNIX", help="only calls before")
+    parser.add_argument("--offset", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=50, help="records to show (default 50)")
+    parser.set_defaults(run=run_audit)
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    from dblogpack.terminal import print_audit
+
+    filters = {"TargetAction": args.action, "TargetPublicKey": args.key,
+               "BeginTime": args.since, "EndTime": args.until}
+    params = {name: value for name, value in filters.items() if value is not None}
+    print_audit(call_api(load(args), "ListAuditRecords",
+                         {**params, "Offset": args.offset, "Limit": args.limit}))
+    return 0
 
 
 # -- pgsql and mongodb resources ---------------------------------------------------------------
@@ -714,7 +741,8 @@ def _write_package(args: argparse.Namespace) -> int:
 
 # Each entry registers one subcommand; add yours here.
 COMMANDS: list[Register] = [
-    add_serve, add_worker, add_keys, add_call, add_pgsql, add_mongodb, add_package, add_pack
+    add_serve, add_worker, add_keys, add_call, add_audit, add_pgsql, add_mongodb, add_package,
+    add_pack,
 ]
 
 
@@ -726,6 +754,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in COMMANDS:
         register(subparsers)
+    attach_examples(parser)
     return parser
 
 
