@@ -117,7 +117,8 @@ def test_first_start_makes_a_private_data_directory_and_admin_key(server: Server
 
 def test_operations_endpoints_answer(server: Server) -> None:
     base = server.endpoint.rstrip("/")
-    assert httpx.get(f"{base}/healthz", timeout=5).json() == {"status": "ok"}
+    health = {"status": "ok", "database": "ok", "store": "ok"}
+    assert httpx.get(f"{base}/healthz", timeout=5).json() == health
     metrics = httpx.get(f"{base}/metrics", timeout=5)
     assert metrics.status_code == 200 and "python_info" in metrics.text
 
