@@ -5,11 +5,13 @@ follow is checked here, so the API and the console refuse the same things in the
 
 from __future__ import annotations
 
+import json
 import re
+import tarfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from dblogpack.catalog.packages import PackageRecord
 from dblogpack.catalog.records import MongoNode
@@ -21,6 +23,7 @@ from dblogpack.errors import (
     NotFound,
     SourceError,
     StateConflict,
+    StoreError,
 )
 from dblogpack.jobs import JobQueue, delete_package
 from dblogpack.links import sign_download, verify_download
@@ -181,6 +184,15 @@ def _unfinished(package: PackageRecord, what: str) -> StateConflict:
 
 def _source_unavailable(label: str, exc: DblogpackError) -> InvalidParameter:
     return InvalidParameter(f"the log source of {label} does not answer: {exc.message}")
+
+
+def _summary_of(raw: BinaryIO) -> dict[str, Any] | None:
+    with raw, tarfile.open(fileobj=raw, mode="r|gz") as tar:
+        for member in tar:
+            if member.name == "summary.json" and (handle := tar.extractfile(member)):
+                document: dict[str, Any] = json.loads(handle.read())
+                return document
+    return None
 
 
 class PackageOperations(ResourceOperations):
@@ -352,6 +364,24 @@ class PackageOperations(ResourceOperations):
                 f"got {valid_seconds}"
             )
         return valid_seconds
+
+    def package_summary(
+        self, caller: Caller, project_id: str, region: str | None, zone: str | None,
+        kind: ResourceKind, resource_id: str, package_id: str,
+    ) -> dict[str, Any]:
+        """summary.json of a finished package, read from the store (the tar is streamed through,
+        never held whole: summary.json follows the logs)."""
+        package = self.get_package(caller, project_id, region, zone, kind, resource_id, package_id)
+        if package.state is not PackageState.SUCCESS or package.store_key is None:
+            raise _unfinished(package, "its summary exists once it is Package_Success")
+        try:
+            document = _summary_of(self._package_store().open(package.store_key))
+        except (tarfile.TarError, OSError, ValueError) as exc:
+            # ValueError: a summary.json that is no JSON document.
+            raise StoreError(f"the summary of package {package.id} cannot be read: {exc}") from exc
+        if document is None:
+            raise NotFound(f"package {package.id} holds no summary.json")
+        return document
 
     def remove_package(
         self, caller: Caller, project_id: str, region: str | None, zone: str | None,
