@@ -23,6 +23,7 @@ from starlette.routing import Mount, Route
 
 from dblogpack.api import ApiOptions, create_asgi_app, download_routes
 from dblogpack.app import Services, build_worker_pool
+from dblogpack.console import console_routes
 from dblogpack.errors import StoreError
 from dblogpack.metrics import CatalogCollector, install_catalog_collector
 from dblogpack.settings import Settings
@@ -52,6 +53,7 @@ def build_http_app(services: Services, settings: Settings) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         *download_routes(services.service),
+        *console_routes(services),
         Mount("/", app=create_asgi_app(services.service, options)),
     ])
 
