@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 # Debian packages the tests and benchmarks start for real.
-APT_PACKAGES := postgresql-15 openssh-server openssh-client isal time
+APT_PACKAGES := postgresql-15 openssh-server openssh-client isal time chromium
 DATA_DIR ?= ./dblogpack-data
 HOST ?= 127.0.0.1
 PORT ?= 8080
