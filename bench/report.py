@@ -89,12 +89,13 @@ def markdown(results: list[RowResult]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        speed = _ratios(r) if r.speedup is not None else "-"
-        note = f" ({r.note})" if r.note else ""
+        speed = _ratios(r) if r.speedup is not None else ""
+        note = (f" ({r.note})" if speed else r.note) if r.note else ""
         size = f"{r.bytes_in / 1e6:.0f} MB" if r.bytes_in else "-"
         baseline = r.baseline.replace("|", "\\|")  # a pipe would end the table cell
         lines.append(
-            f"| {r.title}<br>`{baseline}` | {size} | {_seconds(r.a_seconds)} |"
+            f"| {r.title}{f'<br>`{baseline}`' if baseline != '-' else ''} | {size} |"
+            f" {_seconds(r.a_seconds)} |"
             f" {_seconds(r.b_seconds)} | {speed}{note} | {r.target} | {r.check} |"
             f" {'PASS' if r.passed else 'FAIL'} |"
         )
