@@ -1,0 +1,201 @@
+"""The console's sessions over plain HTTP against a real `dblogpack serve`: what the cookie holds
+and refuses, CSRF and cross-site POSTs, keys that may not list resources, and projects a key may
+not reach.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from tests.support.acceptance import generate_node_logs, start_server
+from tests.support.apiserver import ApiClient, ApiServer, KeyPair
+
+COOKIE = "dblogpack_console"
+
+
+@dataclass(frozen=True)
+class World:
+    server: ApiServer
+    admin: KeyPair
+    member: KeyPair  # a non-admin key of the admin's project
+    cluster_id: str
+    node_id: str
+    other_cluster_id: str  # in a project the member is not granted
+
+
+def _ok(answer: Any) -> dict[str, Any]:
+    assert answer.ret_code == 0, answer.body
+    body: dict[str, Any] = answer.body
+    return body
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    node_dir = tmp_path_factory.mktemp("sessions-node")
+    now = time.time()
+    generate_node_logs(node_dir, "mongo-json", now - 3600, now - 60, seed=3, size=50_000)
+    server = start_server(tmp_path_factory.mktemp("sessions") / "data", {"DBLOGPACK_WORKERS": "0"})
+    client = ApiClient(server)
+    try:
+        admin = server.admin
+        member = KeyPair.of(_ok(client.call("CreateAccessKey", admin, {"Description": "dba"})))
+        other = _ok(client.call("CreateProject", admin, {"Name": "elsewhere"}))["ProjectId"]
+        clusters = [
+            _ok(client.call("RegisterUMongoDBCluster", admin, {"Name": name, **scope}))["ClusterId"]
+            for name, scope in (("orders", {}), ("hidden", {"ProjectId": other}))
+        ]
+        node = _ok(client.call("RegisterUMongoDBNode", admin, {
+            "ClusterId": clusters[0], "Role": "primary", "SourceType": "dir",
+            "LogDir": str(node_dir), "LogPattern": "mongod.log*",
+        }))["NodeId"]
+        yield World(server, admin, member, clusters[0], node, clusters[1])
+    finally:
+        client.close()
+        server.stop()
+
+
+@pytest.fixture
+def http(world: World) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=world.server.url, timeout=30) as client:
+        yield client
+
+
+def sign_in(http: httpx.Client, key: KeyPair) -> httpx.Response:
+    return http.post("/console/signin",
+                     data={"public_key": key.public_key, "private_key": key.private_key})
+
+
+def session_cookie(http: httpx.Client, key: KeyPair) -> str:
+    response = sign_in(http, key)
+    assert response.status_code == 303, response.text
+    match = re.match(rf"{COOKIE}=([^;]+);", response.headers["set-cookie"])
+    assert match is not None
+    return match.group(1)
+
+
+def get(http: httpx.Client, path: str, cookie: str) -> httpx.Response:
+    # Sent by hand: a Secure cookie never leaves a cookie jar over plain http.
+    return http.get(path, headers={"Cookie": f"{COOKIE}={cookie}"})
+
+
+def csrf_of(page: httpx.Response) -> str:
+    match = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+    assert match is not None, page.text[:500]
+    return match.group(1)
+
+
+def test_signing_in_sets_a_strict_httponly_secure_cookie_without_the_private_key(
+    http: httpx.Client, world: World
+) -> None:
+    response = sign_in(http, world.admin)
+    assert response.status_code == 303
+    cookie = response.headers["set-cookie"]
+    assert {"HttpOnly", "Secure", "SameSite=strict", "Path=/console"} <= {
+        part.strip() for part in cookie.split(";")
+    }
+    assert world.admin.private_key not in cookie
+    assert world.admin.private_key not in world.server.log_text()
+
+
+def test_pages_without_a_valid_session_send_the_visitor_to_sign_in(
+    http: httpx.Client, world: World
+) -> None:
+    cookie = session_cookie(http, world.admin)
+    forged = cookie[:-1] + ("0" if cookie[-1] != "0" else "1")
+    for value in ("", forged, "not-a-session"):
+        response = get(http, "/console/", value)
+        assert response.status_code == 303
+        assert response.headers["location"].endswith("/console/signin")
+    assert get(http, "/console/", cookie).status_code == 303  # on to the default project
+
+
+def test_an_unknown_public_key_is_refused_with_the_apis_words(
+    http: httpx.Client, world: World
+) -> None:
+    response = http.post("/console/signin", data={"public_key": "nobody", "private_key": "x"})
+    assert response.status_code == 401
+    assert "PublicKey &#39;nobody&#39; is unknown" in response.text
+
+
+def test_a_post_without_this_sessions_csrf_token_changes_nothing(
+    http: httpx.Client, world: World
+) -> None:
+    cookie = session_cookie(http, world.admin)
+    other_session_page = get(
+        http, resource_path(world), session_cookie(http, world.admin)
+    )
+    form = {"name": "csrf-probe", "log_type": "ErrorLog", "node": world.node_id,
+            "begin": str(int(time.time()) - 600), "end": str(int(time.time()) - 60)}
+    for token in ("", csrf_of(other_session_page)):
+        response = http.post(resource_path(world), data={**form, "csrf": token},
+                             headers={"Cookie": f"{COOKIE}={cookie}"})
+        assert response.status_code == 403
+        assert "this form has expired" in response.text
+    page = get(http, resource_path(world), cookie)
+    assert "csrf-probe" not in page.text
+    # The same form with this session's own token goes through.
+    accepted = http.post(resource_path(world), data={**form, "csrf": csrf_of(page)},
+                         headers={"Cookie": f"{COOKIE}={cookie}"})
+    assert accepted.status_code == 303
+    assert "csrf-probe" in get(http, resource_path(world), cookie).text
+
+
+def test_a_post_from_another_site_is_refused(http: httpx.Client, world: World) -> None:
+    cookie = session_cookie(http, world.admin)
+    page = get(http, resource_path(world), cookie)
+    response = http.post(
+        f"/console/r/{world.admin.project_id}/mongodb/{world.cluster_id}/packages/x/delete",
+        data={"csrf": csrf_of(page)},
+        headers={"Cookie": f"{COOKIE}={cookie}", "Origin": "https://attacker.example"},
+    )
+    assert response.status_code == 403
+    assert "cross-site request refused" in response.text
+
+
+def test_a_key_that_may_not_list_resources_opens_a_cluster_by_its_id(
+    http: httpx.Client, world: World
+) -> None:
+    cookie = session_cookie(http, world.member)
+    project = get(http, f"/console/p/{world.member.project_id}", cookie)
+    assert "this action needs an admin key" in project.text
+    opened = get(http, f"/console/p/{world.member.project_id}/open?kind=mongodb"
+                       f"&id={world.cluster_id}", cookie)
+    assert opened.headers["location"].endswith(resource_path(world))
+    assert "MongoDB cluster orders" in get(http, resource_path(world), cookie).text
+
+
+def test_a_cluster_or_project_outside_the_keys_projects_is_not_found(
+    http: httpx.Client, world: World
+) -> None:
+    cookie = session_cookie(http, world.member)
+    hidden = get(http, f"/console/r/{world.member.project_id}/mongodb/{world.other_cluster_id}",
+                 cookie)
+    assert hidden.status_code == 404
+    assert f"ClusterId &#39;{world.other_cluster_id}&#39; not found" in hidden.text
+    elsewhere = get(http, "/console/p/org-elsewhere", cookie)
+    assert elsewhere.status_code == 404
+    assert "not found or not granted to this key" in elsewhere.text
+
+
+def resource_path(world: World) -> str:
+    return f"/console/r/{world.admin.project_id}/mongodb/{world.cluster_id}"
+
+
+def test_deleting_a_key_ends_its_console_sessions(http: httpx.Client, world: World) -> None:
+    client = ApiClient(world.server)
+    try:
+        doomed = KeyPair.of(_ok(client.call("CreateAccessKey", world.admin, {})))
+        cookie = session_cookie(http, doomed)
+        assert get(http, f"/console/p/{doomed.project_id}", cookie).status_code == 200
+        _ok(client.call("DeleteAccessKey", world.admin, {"TargetPublicKey": doomed.public_key}))
+    finally:
+        client.close()
+    response = get(http, f"/console/p/{doomed.project_id}", cookie)
+    assert response.status_code == 303
+    assert response.headers["location"].endswith("/console/signin")
