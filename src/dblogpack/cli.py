@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import re
+import signal
 import sys
 import time
 import uuid
@@ -73,6 +74,10 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
         switch: dict[str, Any] = {"nargs": "?", "const": "true"} if setting.kind is bool else {}
         parser.add_argument(setting.flag, dest=setting.name, metavar="VALUE", **switch,
                             help=f"{setting.help} (default: {setting.default!r})")
+        if setting.kind is bool:
+            parser.add_argument("--no-" + setting.flag[2:], dest=setting.name,
+                                action="store_const", const="false",
+                                help=f"same as {setting.flag} false")
 
 
 def _server_settings(args: argparse.Namespace) -> Settings:
@@ -99,11 +104,25 @@ def run_serve(args: argparse.Namespace) -> int:
     settings = _server_settings(args)
     configure_logging(settings)
     services = open_services(settings)
+    # uvicorn re-raises the SIGTERM it shut down on once it is done; as an exception, the
+    # finally blocks still run (workers' grace, the demo's PostgreSQL) and the exit status is 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    demo = None
+    if settings.demo:
+        from dblogpack.demo import launch_demo
+
+        demo = launch_demo(services)  # starts once /healthz answers, then prints the tour
     try:
         run_server(services, settings)
     finally:
+        if demo is not None:
+            demo.stop()  # the demo's PostgreSQL, workload and feeders end with the server
         services.close()
     return 0
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def add_worker(subparsers: Any) -> None:
