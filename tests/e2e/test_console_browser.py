@@ -26,6 +26,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expec
 from tests.support.acceptance import generate_node_logs, recent_window, start_server
 from tests.support.apiserver import ApiClient, ApiServer, KeyPair
 
+from dblogpack.synth import Plan, build, generate
+
 REPO = Path(__file__).resolve().parents[2]
 OUTPUT = REPO / "test-output" / "console"
 SCREENSHOT = REPO / "docs" / "console.png"
@@ -45,6 +47,8 @@ class World:
     cluster_id: str
     node_id: str
     window: tuple[float, float]
+    instance_id: str
+    pg_files: list[str]
 
 
 def _ok(answer: Any) -> dict[str, Any]:
@@ -67,9 +71,18 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "ClusterId": cluster["ClusterId"], "Role": "primary", "SourceType": "dir",
             "LogDir": str(node_dir), "LogPattern": "mongod.log*",
         }))
+        pg_dir = tmp_path_factory.mktemp("console-pg")
+        pg_plan = Plan(start=logs_begin, end=logs_end, size=300_000, seed=5, rotate_bytes=120_000)
+        generate(build("pg-stderr", timezone="UTC"), pg_dir / "postgresql.log", pg_plan)
+        instance = _ok(client.call("RegisterUPgSQLInstance", admin, {
+            "Name": "billing", "SourceType": "dir", "LogDir": str(pg_dir),
+            "LogPattern": "postgresql*.log", "LogFormat": "pg-stderr",
+            "LogLinePrefix": "%m [%p] ", "LogTimezone": "UTC",
+        }))
         assert window.begin is not None and window.end is not None
         yield World(server, admin, cluster["ClusterId"], node["NodeId"],
-                    (window.begin, window.end))
+                    (window.begin, window.end), instance["InstanceID"],
+                    sorted(path.name for path in pg_dir.iterdir()))
     finally:
         client.close()
         server.stop()
@@ -221,6 +234,34 @@ def test_a_window_longer_than_24_hours_shows_the_apis_message(page: Page, world:
     # The form keeps what was typed, so the user can correct it.
     expect(page.get_by_label("Name", exact=True)).to_have_value("too-long")
     expect(package_row(page, "too-long")).to_have_count(0)
+
+
+def test_a_postgresql_error_package_of_chosen_files_succeeds(page: Page, world: World) -> None:
+    sign_in(page, world)
+    page.get_by_role("link", name=world.instance_id).click()
+    files = page.get_by_role("group", name="Log files").get_by_role("checkbox")
+    expect(files).to_have_count(len(world.pg_files))
+    chosen = world.pg_files[0]
+    page.get_by_role("checkbox", name=chosen).check()
+    page.get_by_label("Name", exact=True).fill("pg-errors")
+    page.get_by_label("Log type").select_option("error")
+    page.get_by_role("button", name="Create package").click()
+    row = package_row(page, "pg-errors")
+    expect(row.locator(".badge")).to_have_text("Package_Success")
+    entries = int(row.locator('[data-field="entries"]').inner_text())
+    assert entries > 0
+
+
+def test_a_postgresql_package_without_files_shows_the_apis_message(
+    page: Page, world: World
+) -> None:
+    sign_in(page, world)
+    page.get_by_role("link", name=world.instance_id).click()
+    page.get_by_label("Name", exact=True).fill("no-files")
+    page.get_by_role("button", name="Create package").click()
+    expect(page.get_by_role("alert")).to_have_text(
+        "Missing parameter BackupFile: name one or more log files"
+    )
 
 
 def read_manifest(data: bytes) -> dict[str, Any]:

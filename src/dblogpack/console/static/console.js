@@ -37,9 +37,15 @@ function watchPackages(section) {
   const running = () => section.querySelectorAll('tr[data-final="no"]');
   if (!running().length) return;
   const poll = async () => {
-    const response = await fetch(section.dataset.progressUrl, { credentials: "same-origin" });
-    if (!response.ok) return;
-    const { packages } = await response.json();
+    let packages;
+    try {
+      const response = await fetch(section.dataset.progressUrl, { credentials: "same-origin" });
+      // Anything but JSON (a signed-out session lands on the sign-in page): try again later.
+      if (!response.ok || !response.headers.get("content-type")?.includes("json")) return;
+      ({ packages } = await response.json());
+    } catch (error) {
+      return; // the server is restarting or unreachable: the next tick tries again
+    }
     let finished = false;
     for (const p of packages) {
       const row = section.querySelector(`tr[data-package="${p.id}"]`);
