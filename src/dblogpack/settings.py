@@ -89,7 +89,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("url_valid_seconds_max", 604800, "Longest `ValidTime` a caller may ask for."),
     Setting("compress_level", 1, "gzip level of packages, 1 (fastest) to 9 (smallest)."),
     Setting("demo", False,
-            "Reserved for the console's demo mode (demo resources, sample logs); no effect yet."),
+            "Demo mode of `serve` (`make run` turns it on, `--no-demo` off): a throwaway "
+            "PostgreSQL 15 with a workload and a MongoDB cluster fed with live logs, kept in "
+            "`<data_dir>/demo` and registered in the admin's default project (docs/demo.md)."),
     Setting("endpoint", "http://127.0.0.1:8080/", "API endpoint the client commands call."),
     Setting("public_key", "", "PublicKey the client commands sign with."),
     Setting("private_key", "", "PrivateKey the client commands sign with.", secret=True),
