@@ -7,6 +7,8 @@ APT_PACKAGES := postgresql-15 openssh-server openssh-client isal time chromium
 DATA_DIR ?= ./dblogpack-data
 HOST ?= 127.0.0.1
 PORT ?= 8080
+# The tour: a demo PostgreSQL and MongoDB cluster beside the server (docs/demo.md); DEMO=0 turns it off.
+DEMO ?= 1
 
 .PHONY: install apt-packages run test lint typecheck unit bench clean
 
@@ -27,7 +29,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 run: install
-	$(VENV)/bin/dblogpack --data-dir $(DATA_DIR) serve --host $(HOST) --port $(PORT)
+	$(VENV)/bin/dblogpack --data-dir $(DATA_DIR) serve --host $(HOST) --port $(PORT) --demo $(DEMO)
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench
