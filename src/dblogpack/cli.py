@@ -137,6 +137,7 @@ def add_worker(subparsers: Any) -> None:
 def run_worker(args: argparse.Namespace) -> int:
     from dblogpack.app import build_worker_pool, configure_logging, open_services
     from dblogpack.jobs import run_until_signalled
+    from dblogpack.server import serve_worker_metrics
 
     settings = _server_settings(args)
     configure_logging(settings)
@@ -144,6 +145,7 @@ def run_worker(args: argparse.Namespace) -> int:
     services = open_services(settings, bootstrap=False)
     try:
         services.store.check()
+        serve_worker_metrics(services, settings)
         log.info("worker started with %d thread(s)", max(1, settings.workers))
         run_until_signalled(build_worker_pool(services, max(1, settings.workers)), 30.0)
     finally:

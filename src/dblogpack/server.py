@@ -1,7 +1,7 @@
 """The HTTP surface of `dblogpack serve`: `/healthz`, `/metrics`, downloads and the API at `/`.
 
 `build_http_app` assembles it from ready-made services; `run_server` runs it with the in-process
-workers. The CLI only parses flags and calls these.
+workers; `serve_worker_metrics` gives a `dblogpack worker` its `/metrics`. The CLI calls these.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import uvicorn
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -24,7 +24,7 @@ from starlette.routing import Mount, Route
 from dblogpack.api import ApiOptions, create_asgi_app, download_routes
 from dblogpack.app import Services, build_worker_pool
 from dblogpack.console import console_routes
-from dblogpack.errors import StoreError
+from dblogpack.errors import ConfigError, StoreError
 from dblogpack.metrics import CatalogCollector, install_catalog_collector
 from dblogpack.settings import Settings
 
@@ -36,9 +36,7 @@ STORE_PROBE_TTL = 5.0  # seconds a successful store write probe is trusted
 def build_http_app(services: Services, settings: Settings) -> Starlette:
     """The whole HTTP surface of `serve`: `/healthz`, `/metrics`, downloads, then the API at `/`."""
     health = HealthCheck(services)
-    install_catalog_collector(CatalogCollector(
-        _answer_or(services.jobs.state_counts, {}), _answer_or(services.jobs.depth, 0)
-    ))
+    _collect_catalog_gauges(services)
 
     def healthz(request: Request) -> JSONResponse:
         # A sync endpoint: Starlette runs it in the thread pool, where blocking is fine.
@@ -56,6 +54,27 @@ def build_http_app(services: Services, settings: Settings) -> Starlette:
         *console_routes(services),
         Mount("/", app=create_asgi_app(services.service, options)),
     ])
+
+
+def serve_worker_metrics(services: Services, settings: Settings) -> None:
+    """For `dblogpack worker`: `/metrics` on `host:metrics_port` from a daemon thread (0: none)."""
+    if settings.metrics_port <= 0:
+        return
+    _collect_catalog_gauges(services)
+    try:
+        start_http_server(settings.metrics_port, addr=settings.host)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot serve /metrics on {settings.host}:{settings.metrics_port}: {exc.strerror}"
+            " (choose another metrics_port)"
+        ) from exc
+    log.info("metrics at http://%s:%d/metrics", settings.host, settings.metrics_port)
+
+
+def _collect_catalog_gauges(services: Services) -> None:
+    install_catalog_collector(CatalogCollector(
+        _answer_or(services.jobs.state_counts, {}), _answer_or(services.jobs.depth, 0)
+    ))
 
 
 class HealthCheck:

@@ -83,6 +83,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("rate_limit", 50.0,
             "API requests per second allowed per PublicKey (bursts of twice that); 0 disables."),
     Setting("log_level", "INFO", "Level of the structured JSON log: DEBUG, INFO, WARNING, ERROR."),
+    Setting("metrics_port", 0,
+            "TCP port (on `host`) where `dblogpack worker` serves `/metrics`; 0: none. `serve` "
+            "serves `/metrics` on its own port."),
     Setting("default_region", "cn-bj2", "Region given to resources registered without `Region`."),
     Setting("default_zone", "cn-bj2-01", "Zone given to resources registered without `Zone`."),
     Setting("url_valid_seconds", 3600, "Lifetime of a download link when `ValidTime` is omitted."),
@@ -123,6 +126,7 @@ class Settings:
     max_body_bytes: int
     rate_limit: float
     log_level: str
+    metrics_port: int
     default_region: str
     default_zone: str
     url_valid_seconds: int

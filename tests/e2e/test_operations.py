@@ -18,8 +18,9 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from tests.support.acceptance import start_server
+from tests.support.acceptance import WorkerProcess, start_server
 from tests.support.apiserver import DBLOGPACK, Answer, ApiClient, ApiServer, KeyPair
+from tests.support.pgcluster import free_port
 
 from dblogpack.cli import build_parser
 from dblogpack.cli_examples import command_parsers
@@ -75,9 +76,13 @@ def ok(answer: Answer) -> dict[str, Any]:
 def scrape(server: ApiServer) -> Samples:
     response = httpx.get(server.url + "metrics", timeout=10)
     assert response.status_code == 200
+    return parse(response.text)
+
+
+def parse(text: str) -> Samples:
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(response.text)
+        for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
 
@@ -162,7 +167,7 @@ def test_a_built_package_moves_bytes_durations_and_package_states(
     assert value(after, "dblogpack_queue_depth") == 0
 
 
-def test_without_workers_packages_wait_in_the_queue_and_a_broken_store_fails_health(
+def test_queued_packages_a_worker_process_with_its_own_metrics_and_a_broken_store(
     tmp_path: Path,
 ) -> None:
     idle = start_server(tmp_path / "data", {"DBLOGPACK_WORKERS": "0"})
@@ -176,8 +181,10 @@ def test_without_workers_packages_wait_in_the_queue_and_a_broken_store_fails_hea
         node_id = ok(idle_client.call("RegisterUMongoDBNode", idle.admin, {
             "ClusterId": cluster_id, "Role": "primary", "SourceType": "dir",
             "LogDir": str(node_dir)}))["NodeId"]
-        ok(backup(idle_client, idle, (cluster_id, node_id), "waiting-1"))
+        package_id = ok(backup(idle_client, idle, (cluster_id, node_id), "waiting-1"))[
+            "PackageId"]
         samples = scrape(idle)
+        worker_metrics = build_with_a_worker_process(idle, idle_client, cluster_id, package_id)
         health = httpx.get(idle.url + "healthz", timeout=10)
         assert health.status_code == 200
         assert health.json() == {"status": "ok", "database": "ok", "store": "ok"}
@@ -190,10 +197,31 @@ def test_without_workers_packages_wait_in_the_queue_and_a_broken_store_fails_hea
         idle.stop()
     assert value(samples, "dblogpack_queue_depth") == 1
     assert value(samples, "dblogpack_packages", state="Package_Running") == 1
+    # The worker process counted the package it built and sees the shared catalog.
+    size, worker_samples = worker_metrics
+    assert value(worker_samples, "dblogpack_package_bytes_written_total") == size > 0
+    assert value(worker_samples, "dblogpack_job_duration_seconds_count", outcome="success") == 1
+    assert value(worker_samples, "dblogpack_packages", state="Package_Success") == 1
+    assert value(worker_samples, "dblogpack_queue_depth") == 0
     # The metadata database still answers: the report names the store, and says why.
     assert unhealthy["status"] == "unavailable"
     assert unhealthy["database"] == "ok"
     assert str(store) in unhealthy["store"] and "Not a directory" in unhealthy["store"]
+
+
+def build_with_a_worker_process(
+    server: ApiServer, client: ApiClient, cluster_id: str, package_id: str
+) -> tuple[int, Samples]:
+    """Run `dblogpack worker` with metrics_port until it built `package_id`: (Size, its metrics)."""
+    port = free_port()
+    worker = WorkerProcess(server.data_dir, {"DBLOGPACK_METRICS_PORT": str(port)}, 0).start()
+    try:
+        info = wait_built(client, server, cluster_id, package_id)
+        response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+    finally:
+        worker.stop()
+    assert response.status_code == 200, worker.log_path.read_text()
+    return info["Size"], parse(response.text)
 
 
 def wait_for_status(server: ApiServer, status: int) -> Any:
