@@ -199,3 +199,27 @@ def test_deleting_a_key_ends_its_console_sessions(http: httpx.Client, world: Wor
     response = get(http, f"/console/p/{doomed.project_id}", cookie)
     assert response.status_code == 303
     assert response.headers["location"].endswith("/console/signin")
+
+
+def test_sign_ins_and_package_changes_leave_audit_records(
+    http: httpx.Client, world: World
+) -> None:
+    http.post("/console/signin",
+              data={"public_key": world.admin.public_key, "private_key": "0" * 40})
+    cookie = session_cookie(http, world.admin)
+    page = get(http, resource_path(world), cookie)
+    refused = http.post(resource_path(world), headers={"Cookie": f"{COOKIE}={cookie}"}, data={
+        "csrf": csrf_of(page), "name": "audited", "log_type": "ErrorLog", "node": world.node_id,
+        "begin": "1", "end": "2",
+    })
+    assert refused.status_code == 400
+    client = ApiClient(world.server)
+    try:
+        records = _ok(client.call("ListAuditRecords", world.admin, {
+            "TargetPublicKey": world.admin.public_key, "Limit": 100,
+        }))["DataSet"]
+    finally:
+        client.close()
+    seen = {(r["Action"], r["ResourceId"], r["RetCode"]) for r in records}
+    assert {("Console.SignIn", None, 171), ("Console.SignIn", None, 0),
+            ("Console.BackupUMongoDBLog", world.cluster_id, 230)} <= seen

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import hmac
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -27,13 +28,27 @@ from dblogpack.console.resources import (
     resource_view,
 )
 from dblogpack.console.session import COOKIE_NAME, SESSION_SECONDS, Session, SessionSealer
-from dblogpack.errors import DblogpackError, NotFound, ProjectNotFound, UnknownPublicKey
+from dblogpack.errors import (
+    BadSignature,
+    DblogpackError,
+    InternalError,
+    MissingParameter,
+    NotFound,
+    ProjectNotFound,
+    UnknownPublicKey,
+)
 from dblogpack.model import PackageState, ResourceKind
 from dblogpack.service import PACKAGE_TYPES, Caller, Service
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 PAGE_SIZE = 100
+T = TypeVar("T")
+# Audit actions of the console: the API's action names, marked as made through the console.
+_BACKUP_ACTIONS = {ResourceKind.MONGODB: "BackupUMongoDBLog", ResourceKind.PGSQL: "BackupUPgSQLLog"}
+_DELETE_ACTIONS = {
+    ResourceKind.MONGODB: "DeleteUMongoDBLogPackage", ResourceKind.PGSQL: "DeleteUPgSQLLogPackage"
+}
 
 
 def _utc(ts: float | None) -> str:
@@ -119,7 +134,9 @@ class Console:
         form = await request.form()
         public_key = str(form.get("public_key", "")).strip()
         private_key = str(form.get("private_key", "")).strip()
-        problem = await run_in_threadpool(self._check_pair, public_key, private_key)
+        problem, ret_code = await run_in_threadpool(self._check_pair, public_key, private_key)
+        if public_key:
+            await run_in_threadpool(self._record, request, public_key, "SignIn", None, ret_code)
         if problem:
             context = _signin_context(request, public_key, problem)
             return _render(request, "signin.html", context, 401)
@@ -131,17 +148,17 @@ class Console:
         )
         return response
 
-    def _check_pair(self, public_key: str, private_key: str) -> str:
-        """Why this key pair cannot sign in, or "" when it can."""
+    def _check_pair(self, public_key: str, private_key: str) -> tuple[str, int]:
+        """Why this key pair cannot sign in ("" when it can), and the RetCode the API would give."""
         if not public_key or not private_key:
-            return "enter both the PublicKey and the PrivateKey"
+            return "enter both the PublicKey and the PrivateKey", MissingParameter.ret_code
         try:
             _, expected = self.service.authenticate(public_key)
         except UnknownPublicKey as exc:
-            return exc.message
+            return exc.message, exc.ret_code
         if not hmac.compare_digest(expected.encode(), private_key.encode()):
-            return "this PrivateKey does not belong to this PublicKey"
-        return ""
+            return "this PrivateKey does not belong to this PublicKey", BadSignature.ret_code
+        return "", 0
 
     async def signout(self, request: Request, visitor: Visitor) -> Response:
         response = RedirectResponse(request.url_for("console:signin"), 303)
@@ -183,8 +200,11 @@ class Console:
         fields = await request.form()
         form = PackageForm.of(_text_fields(fields), [str(v) for v in fields.getlist("file")])
         try:
-            package = await run_in_threadpool(
-                submit_package, self.service, visitor.caller, project, kind, resource_id, form
+            package = await self._audited(
+                request, visitor.caller.public_key, _BACKUP_ACTIONS[kind], resource_id,
+                lambda: submit_package(
+                    self.service, visitor.caller, project, kind, resource_id, form
+                ),
             )
         except DblogpackError as exc:
             return await self._resource_page(request, visitor, form, exc.message, 400)
@@ -225,9 +245,12 @@ class Console:
 
     async def delete(self, request: Request, visitor: Visitor) -> Response:
         project, kind, resource_id = self._resource_path(request, visitor)
-        final = await run_in_threadpool(
-            self.service.remove_package, visitor.caller, project, None, None, kind, resource_id,
-            request.path_params["package_id"],
+        package_id = request.path_params["package_id"]
+        final = await self._audited(
+            request, visitor.caller.public_key, _DELETE_ACTIONS[kind], package_id,
+            lambda: self.service.remove_package(
+                visitor.caller, project, None, None, kind, resource_id, package_id
+            ),
         )
         url = request.url_for("console:resource", project=project, kind=kind.value,
                               resource_id=resource_id)
@@ -250,6 +273,33 @@ class Console:
         return self.service.get_package(*args), self.service.package_summary(*args)
 
     # -- helpers ---------------------------------------------------------------------------
+
+    async def _audited(
+        self, request: Request, public_key: str, action: str, resource_id: str,
+        call: Callable[[], T],
+    ) -> T:
+        """Run a changing operation and leave the audit record a signed API call would."""
+        ret_code = InternalError.ret_code  # unless the call answers or says what went wrong
+        try:
+            result = await run_in_threadpool(call)
+            ret_code = 0
+            return result
+        except DblogpackError as exc:
+            ret_code = exc.ret_code
+            raise
+        finally:
+            await run_in_threadpool(self._record, request, public_key, action, resource_id,
+                                    ret_code)
+
+    def _record(
+        self, request: Request, public_key: str, action: str, resource_id: str | None,
+        ret_code: int,
+    ) -> None:
+        self.service.record_audit(
+            request_uuid=str(uuid.uuid4()), public_key=public_key[:128],
+            action=f"Console.{action}", resource_id=resource_id[:128] if resource_id else None,
+            ret_code=ret_code, remote_addr=request.client.host if request.client else None,
+        )
 
     def _project(self, request: Request, visitor: Visitor) -> str:
         return self.service.resolve_project(visitor.caller, request.path_params["project"])
