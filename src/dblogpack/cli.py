@@ -789,6 +789,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DblogpackError as exc:
         print(f"dblogpack {args.command}: {exc.message}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # A file or directory of this machine (data dir, --out, a key file): one line, no trace.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"dblogpack {args.command}: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

@@ -350,3 +350,11 @@ def test_help_imports_no_server_or_network_library() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           timeout=60, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_local_file_problem_is_one_line_without_a_traceback() -> None:
+    # /proc refuses new directories even to root: the data directory cannot be made.
+    done = subprocess.run([str(DBLOGPACK), "--data-dir", "/proc/1/dblogpack", "keys", "create"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip() == "dblogpack keys: /proc/1/dblogpack: No such file or directory"
