@@ -167,6 +167,28 @@ def test_a_wrong_private_key_is_refused_and_the_right_pair_signs_in(
     assert world.admin.private_key not in cookie["value"]
 
 
+def test_signing_in_and_opening_a_cluster_work_from_the_keyboard(
+    page: Page, world: World
+) -> None:
+    page.goto(world.server.url + "console/")
+    expect(page.get_by_label("PublicKey")).to_be_focused()
+    page.keyboard.type(world.admin.public_key)
+    page.keyboard.press("Tab")
+    page.keyboard.type(world.admin.private_key)
+    page.keyboard.press("Enter")
+    cluster_link = page.get_by_role("link", name=world.cluster_id)
+    expect(cluster_link).to_be_visible()
+    for _ in range(20):
+        page.keyboard.press("Tab")
+        if cluster_link.evaluate("link => link === document.activeElement"):
+            break
+    expect(cluster_link).to_be_focused()
+    # The focus ring is drawn, not left to the browser's default (which some resets remove).
+    assert cluster_link.evaluate("link => getComputedStyle(link).outlineStyle") == "solid"
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_contain_text(world.cluster_id)
+
+
 def test_the_project_page_shows_the_cluster_with_its_nodes(page: Page, world: World) -> None:
     sign_in(page, world)
     row = page.locator("tr", has=page.get_by_role("link", name=world.cluster_id))

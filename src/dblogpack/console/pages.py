@@ -43,6 +43,7 @@ from dblogpack.service import PACKAGE_TYPES, Caller, Service
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 PAGE_SIZE = 100
+MAX_FORM_BYTES = 256 * 1024
 T = TypeVar("T")
 # Audit actions of the console: the API's action names, marked as made through the console.
 _BACKUP_ACTIONS = {ResourceKind.MONGODB: "BackupUMongoDBLog", ResourceKind.PGSQL: "BackupUPgSQLLog"}
@@ -108,8 +109,8 @@ class Console:
         """`page` for signed-in visitors whose POSTs carry their CSRF token; others sign in."""
 
         async def endpoint(request: Request) -> Response:
-            if not _same_origin(request):
-                return _refused(request)
+            if refusal := _refusal(request):
+                return _refused(request, refusal)
             visitor = await run_in_threadpool(self.visitor, request)
             if visitor is None:
                 return RedirectResponse(request.url_for("console:signin"), 303)
@@ -129,8 +130,8 @@ class Console:
         return _render(request, "signin.html", _signin_context(request, "", ""))
 
     async def signin(self, request: Request) -> Response:
-        if not _same_origin(request):
-            return _refused(request)
+        if refusal := _refusal(request):
+            return _refused(request, refusal)
         form = await request.form()
         public_key = str(form.get("public_key", "")).strip()
         private_key = str(form.get("private_key", "")).strip()
@@ -336,8 +337,19 @@ def _same_origin(request: Request) -> bool:
     return origin == f"{request.url.scheme}://{request.url.netloc}"
 
 
-def _refused(request: Request) -> Response:
-    return _render(request, "error.html", {"message": "cross-site request refused"}, 403)
+def _refusal(request: Request) -> str:
+    """Why a request is refused before it is read ("" when it is not)."""
+    if not _same_origin(request):
+        return "cross-site request refused"
+    # The console's forms are small; a large body is not one of them (browsers send its length).
+    length = request.headers.get("content-length", "0")
+    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
+        return f"request refused: the console's forms are smaller than {MAX_FORM_BYTES} bytes"
+    return ""
+
+
+def _refused(request: Request, message: str) -> Response:
+    return _render(request, "error.html", {"message": message}, 403)
 
 
 def _signin_context(request: Request, public_key: str, error: str) -> dict[str, Any]:
