@@ -5,6 +5,7 @@ and a collector that reads package states from the catalog at scrape time.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from functools import cache
 
 from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -36,8 +37,15 @@ UNKNOWN_ACTION = "(unknown)"
 
 def observe_api_call(action: str, ret_code: int, seconds: float) -> None:
     """Count one answered call and its latency (`action` already checked against the known)."""
-    API_REQUESTS.labels(action=action, ret_code=str(ret_code)).inc()
-    API_REQUEST_SECONDS.labels(action=action).observe(seconds)
+    requests, latency = _api_series(action, ret_code)
+    requests.inc()
+    latency.observe(seconds)
+
+
+@cache  # bounded: known actions x RetCodes; labels() would take its lock on every call
+def _api_series(action: str, ret_code: int) -> tuple[Counter, Histogram]:
+    return (API_REQUESTS.labels(action=action, ret_code=str(ret_code)),
+            API_REQUEST_SECONDS.labels(action=action))
 
 
 def observe_package(outcome: str, seconds: float, bytes_scanned: int, bytes_written: int) -> None:
