@@ -179,7 +179,13 @@ def test_a_package_of_a_demo_node_for_the_last_minutes_holds_fed_entries(
 ) -> None:
     cluster = the_demo_cluster(demo)
     primary = next(n["NodeId"] for n in cluster["Nodes"] if n["Role"] == "primary")
-    time.sleep(max(0.0, demo.tour_at + 3.0 - time.time()))  # a few seconds of fed entries
+    scope = {"ClusterId": cluster["ClusterId"], "NodeId": primary}
+    deadline = time.monotonic() + 20
+    # Entries arrive at random, a few a second: wait until one of this type has been fed.
+    while not demo.call("GetUMongoDBLog", {**scope, "Begin": int(demo.tour_at) - 60,
+                                           "LogType": log_type, "MaxLine": 1})["Log"]:
+        assert time.monotonic() < deadline, f"no {log_type} entry fed to the primary in 20 s"
+        time.sleep(0.5)
     now = int(time.time())
     package = demo.call("BackupUMongoDBLog", {
         "ClusterId": cluster["ClusterId"], "NodeId": primary, "Name": f"demo-{log_type}",

@@ -20,7 +20,7 @@ ENTRIES_PER_SECOND = 4.0
 ROTATE_BYTES = 1 << 20
 KEEP_ROTATED = 20
 # Richer in what the demo is about than a real node (where slow queries are ~5 % of the log).
-DEMO_MIX = Mix(slow=0.25, error=0.1, other=0.65)
+DEMO_MIX = Mix(slow=0.25, error=0.25, other=0.5)
 
 
 @dataclass(frozen=True, slots=True)
