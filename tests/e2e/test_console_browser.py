@@ -126,7 +126,7 @@ def page(context: BrowserContext, request: pytest.FixtureRequest) -> Iterator[Pa
 
 
 def sign_in(page: Page, world: World, private_key: str | None = None) -> None:
-    page.goto(world.server.url + "console/")
+    page.goto(world.server.url + "console")  # as typed: no trailing slash
     page.get_by_label("PublicKey").fill(world.admin.public_key)
     page.get_by_label("PrivateKey").fill(private_key or world.admin.private_key)
     page.get_by_role("button", name="Sign in").click()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -40,4 +42,12 @@ def console_routes(services: Services) -> list[BaseRoute]:
         Route(_PACKAGE + "/summary", page(console.summary), name="summary"),
         Mount("/static", app=StaticFiles(directory=_STATIC), name="static"),
     ]
-    return [Mount("/console", routes=routes, name="console")]
+    return [
+        # `/console` itself, typed by hand: the API's catch-all mount would otherwise take it.
+        Route("/console", _to_console_root, methods=["GET"]),
+        Mount("/console", routes=routes, name="console"),
+    ]
+
+
+async def _to_console_root(request: Request) -> Response:
+    return RedirectResponse(request.url_for("console:home"), 307)
