@@ -255,16 +255,18 @@ class DemoLauncher:
 
 def server_answers(settings: Settings) -> bool:
     """Whether this process's server answers /healthz on its listening address yet."""
-    import httpx
+    # http.client, not httpx: httpx logs every request at INFO, and this polls until ready.
+    from http.client import HTTPConnection, HTTPException
 
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    if ":" in host:
-        host = f"[{host}]"  # an IPv6 address in a URL
-    url = f"http://{host}:{settings.port}/healthz"
+    connection = HTTPConnection(host, settings.port, timeout=2.0)
     try:
-        return httpx.get(url, timeout=2.0).status_code == 200
-    except httpx.HTTPError:
+        connection.request("GET", "/healthz")
+        return connection.getresponse().status == 200
+    except (OSError, HTTPException):
         return False  # not listening yet
+    finally:
+        connection.close()
 
 
 def print_tour(services: Services, demo: Demo) -> None:
