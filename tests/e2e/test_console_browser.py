@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import tarfile
 import time
 from collections.abc import Iterator
@@ -49,6 +50,8 @@ class World:
     window: tuple[float, float]
     instance_id: str
     pg_files: list[str]
+    broken_cluster_id: str
+    gone_node_id: str
 
 
 def _ok(answer: Any) -> dict[str, Any]:
@@ -62,7 +65,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     logs_begin, logs_end, window = recent_window(time.time())
     node_dir = tmp_path_factory.mktemp("console-node")
     generate_node_logs(node_dir, "mongo-json", logs_begin, logs_end, seed=7, size=600_000)
-    server = start_server(tmp_path_factory.mktemp("console") / "data", {"DBLOGPACK_WORKERS": "2"})
+    # One attempt: a package of a node whose logs are gone fails at once, with its message.
+    server = start_server(tmp_path_factory.mktemp("console") / "data",
+                          {"DBLOGPACK_WORKERS": "2", "DBLOGPACK_JOB_ATTEMPTS": "1"})
     client = ApiClient(server)
     try:
         admin = server.admin
@@ -71,6 +76,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "ClusterId": cluster["ClusterId"], "Role": "primary", "SourceType": "dir",
             "LogDir": str(node_dir), "LogPattern": "mongod.log*",
         }))
+        broken = _ok(client.call("RegisterUMongoDBCluster", admin, {"Name": "retired"}))
+        gone_dir = tmp_path_factory.mktemp("console-gone")
+        (gone_dir / "mongod.log").write_bytes(b"")
+        gone = _ok(client.call("RegisterUMongoDBNode", admin, {
+            "ClusterId": broken["ClusterId"], "Role": "mongos", "SourceType": "dir",
+            "LogDir": str(gone_dir), "LogPattern": "mongod.log*",
+        }))
+        shutil.rmtree(gone_dir)  # the node's logs vanish after registration
         pg_dir = tmp_path_factory.mktemp("console-pg")
         pg_plan = Plan(start=logs_begin, end=logs_end, size=300_000, seed=5, rotate_bytes=120_000)
         generate(build("pg-stderr", timezone="UTC"), pg_dir / "postgresql.log", pg_plan)
@@ -82,7 +95,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         assert window.begin is not None and window.end is not None
         yield World(server, admin, cluster["ClusterId"], node["NodeId"],
                     (window.begin, window.end), instance["InstanceID"],
-                    sorted(path.name for path in pg_dir.iterdir()))
+                    sorted(path.name for path in pg_dir.iterdir()),
+                    broken["ClusterId"], gone["NodeId"])
     finally:
         client.close()
         server.stop()
@@ -241,6 +255,18 @@ def test_an_error_log_package_is_created_watched_downloaded_summarised_and_delet
     package_row(page, "console-errors").get_by_role("button", name="Delete").click()
     expect(page.locator(".notice")).to_have_text("Package console-errors deleted.")
     expect(package_row(page, "console-errors")).to_have_count(0)
+
+
+def test_a_package_that_fails_shows_its_failure_message(page: Page, world: World) -> None:
+    sign_in(page, world)
+    page.get_by_role("link", name=world.broken_cluster_id).click()
+    begin, end = world.window
+    fill_package_form(page, "from-gone-logs", begin, end)
+    page.get_by_role("button", name="Create package").click()
+    row = package_row(page, "from-gone-logs")
+    expect(row.locator(".badge")).to_have_text("Package_Failed")
+    expect(row.locator(".failure")).to_contain_text(world.gone_node_id)
+    expect(row.get_by_role("link", name="Download")).to_have_count(0)
 
 
 def test_a_window_longer_than_24_hours_shows_the_apis_message(page: Page, world: World) -> None:

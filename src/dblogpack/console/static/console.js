@@ -55,6 +55,10 @@ function watchPackages(section) {
       if (bar) bar.value = p.progress;
       const pct = row.querySelector('[data-field="progress"]');
       if (pct) pct.textContent = `${p.progress}%`;
+      // A running package may carry a message too: the attempt that failed and is retried.
+      const message = row.querySelector('[data-field="message"]');
+      message.textContent = p.message;
+      message.hidden = !p.message;
       if (p.final) finished = true;
     }
     if (finished) window.location.reload();
