@@ -5,6 +5,7 @@ thread keeps the lease, publish it atomically, record it; and the pool of worker
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import random
@@ -61,8 +62,10 @@ class Heartbeat:
         self._progress = 1
         self._written = 1
         self._renew_every = queue.policy.lease_seconds / 3
+        # The thread runs in a copy of this context, so its log lines carry the package id too.
         self._thread = threading.Thread(
-            target=self._run, name=f"heartbeat-{claim.package.id}", daemon=True
+            target=contextvars.copy_context().run, args=(self._run,),
+            name=f"heartbeat-{claim.package.id}", daemon=True,
         )
 
     def __enter__(self) -> Heartbeat:
