@@ -257,6 +257,25 @@ def test_an_error_log_package_is_created_watched_downloaded_summarised_and_delet
     expect(package_row(page, "console-errors")).to_have_count(0)
 
 
+def test_a_slow_log_summary_ranks_query_fingerprints_by_total_duration(
+    page: Page, world: World
+) -> None:
+    sign_in(page, world)
+    open_cluster(page, world)
+    begin, end = world.window
+    fill_package_form(page, "console-slow", begin, end)
+    page.get_by_label("Log type").select_option("SlowLog")
+    page.get_by_role("button", name="Create package").click()
+    row = package_row(page, "console-slow")
+    expect(row.locator(".badge")).to_have_text("Package_Success")
+    row.get_by_role("link", name="Summary").click()
+    rows = page.locator("#fingerprints tbody tr")
+    expect(rows.first).to_be_visible()
+    totals = [float(text) for text in rows.locator("td:nth-child(2)").all_inner_texts()]
+    assert totals == sorted(totals, reverse=True) and totals[0] > 0
+    expect(rows.first.locator("code.statement")).not_to_be_empty()
+
+
 def test_a_package_that_fails_shows_its_failure_message(page: Page, world: World) -> None:
     sign_in(page, world)
     page.get_by_role("link", name=world.broken_cluster_id).click()
