@@ -223,3 +223,13 @@ def test_sign_ins_and_package_changes_leave_audit_records(
     seen = {(r["Action"], r["ResourceId"], r["RetCode"]) for r in records}
     assert {("Console.SignIn", None, 171), ("Console.SignIn", None, 0),
             ("Console.BackupUMongoDBLog", world.cluster_id, 230)} <= seen
+
+
+def test_signing_out_removes_the_cookie(http: httpx.Client, world: World) -> None:
+    cookie = session_cookie(http, world.admin)
+    page = get(http, resource_path(world), cookie)
+    response = http.post("/console/signout", data={"csrf": csrf_of(page)},
+                         headers={"Cookie": f"{COOKIE}={cookie}"})
+    assert response.status_code == 303
+    assert response.headers["location"].endswith("/console/signin")
+    assert re.match(rf'{COOKIE}="?"?; .*Max-Age=0', response.headers["set-cookie"])
