@@ -233,3 +233,22 @@ def test_signing_out_removes_the_cookie(http: httpx.Client, world: World) -> Non
     assert response.status_code == 303
     assert response.headers["location"].endswith("/console/signin")
     assert re.match(rf'{COOKIE}="?"?; .*Max-Age=0', response.headers["set-cookie"])
+
+
+def test_the_progress_endpoint_reports_each_package_for_the_pages_script(
+    http: httpx.Client, world: World
+) -> None:
+    cookie = session_cookie(http, world.admin)
+    page = get(http, resource_path(world), cookie)
+    now = int(time.time())
+    created = http.post(resource_path(world), headers={"Cookie": f"{COOKIE}={cookie}"}, data={
+        "csrf": csrf_of(page), "name": "queued-only", "log_type": "SlowLog",
+        "node": world.node_id, "begin": str(now - 600), "end": str(now - 60),
+    })
+    package_id = created.headers["location"].split("created=")[1]
+    progress = get(http, resource_path(world) + "/progress", cookie)
+    assert progress.headers["content-type"] == "application/json"
+    rows = {row["id"]: row for row in progress.json()["packages"]}
+    # This server runs no workers: the package waits in the queue.
+    assert rows[package_id] == {"id": package_id, "state": "Package_Running", "progress": 0,
+                                "message": "", "size": "", "entries": None, "final": False}
