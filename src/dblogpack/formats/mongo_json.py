@@ -7,17 +7,15 @@ errors have `"s"` of W, E or F. `t.$date` is ISO 8601 with an offset or
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterator
 from typing import Any
 
-from dblogpack.formats.base import ScanResult
 from dblogpack.formats.framing import find_all
 from dblogpack.formats.json_lines import JsonLinesScanner, dump_json, load_document
-from dblogpack.formats.scanner import Candidate, DetailGroups, count_selected, window_bounds
+from dblogpack.formats.scanner import Candidate, window_bounds
 from dblogpack.formats.timestamps import IsoSecondsCache, with_fraction
-from dblogpack.model import EntryDetail, FormatConfig, LogKind, Query, TimeWindow
+from dblogpack.model import EntryDetail, FormatConfig, LogKind, TimeWindow
 
 SLOW_QUERY_ID = 51803
 
@@ -47,47 +45,6 @@ class MongoJsonFormat(JsonLinesScanner):
     def _timestamp_at(self, buf: bytes, start: int) -> float | None:
         found = _TIME.match(buf, start)
         return None if found is None else self._time(found[1], found[2])
-
-    def _scan_kind(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
-        if query.kind is LogKind.SLOW:
-            self._scan_slow(buf, first, query, result)
-        else:
-            super()._scan_kind(buf, first, query, result)
-
-    def _scan_slow(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
-        """The hot loop of slow packages, in one function: per `"id":51803,` hit one rfind,
-        one match of the entry's own fields, one find of its end."""
-        earliest, latest = window_bounds(query.window)
-        least, hi = query.min_duration_ms or 0.0, len(buf)
-        find, rfind, head_match, spans = buf.find, buf.rfind, _HEAD.match, result.spans
-        groups = DetailGroups(self, buf, result.details) if query.details else None
-        count, low, high = 0, math.inf, -math.inf
-        at = find(_SLOW_NEEDLE, first, hi)
-        while at >= 0:
-            start = rfind(b"\n", first, at) + 1 or first
-            head = head_match(buf, start)
-            if head is None or head.start("id") != at + 5:
-                at = find(_SLOW_NEEDLE, at + 1, hi)
-                continue  # the words sit inside attr, not in the entry's own fields
-            newline = find(b"\n", at, hi)
-            end = hi if newline < 0 else newline + 1
-            ts = self._head_time(head)
-            duration = self._duration_ms(buf, start, end)
-            if ts is not None and earliest <= ts < latest and duration is not None:
-                if duration >= least:
-                    if spans and spans[-1][1] == start:
-                        spans[-1] = (spans[-1][0], end)
-                    else:
-                        spans.append((start, end))
-                    count += 1
-                    if ts < low:
-                        low = ts
-                    if ts > high:
-                        high = ts
-                    if groups is not None:
-                        groups.add(start, end, ts, duration, None)
-            at = find(_SLOW_NEEDLE, end, hi)  # later hits on this line are inside attr
-        count_selected(result, count, low, high)
 
     def _candidates(
         self, buf: bytes, kind: LogKind, window: TimeWindow, lo: int, hi: int
