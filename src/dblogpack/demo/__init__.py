@@ -34,7 +34,7 @@ log = logging.getLogger("dblogpack.demo")
 
 PGSQL_NAME = "demo-postgresql"
 MONGODB_NAME = "demo-mongodb"
-KEEP_PG_LOGS = 30  # per destination (.log, .csv, .json): ~30 MB each at 1 MB rotation
+KEEP_PG_LOGS = 30  # ~30 MB at 1 MB rotation
 JANITOR_PERIOD_S = 60.0
 
 
@@ -90,8 +90,7 @@ class Demo:
         """Keep the demo's log directories bounded however long it runs."""
         for node in self.feeders.nodes:
             prune_oldest(node.log_dir, node.log_name + ".*", KEEP_ROTATED)
-        for suffix in ("log", "csv", "json"):
-            prune_oldest(self.cluster.log_dir, f"postgresql-*.{suffix}", KEEP_PG_LOGS)
+        prune_oldest(self.cluster.log_dir, "postgresql-*.log", KEEP_PG_LOGS)
 
     def _janitor(self) -> None:
         while not self._janitor_stop.wait(JANITOR_PERIOD_S):

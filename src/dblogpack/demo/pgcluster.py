@@ -29,11 +29,12 @@ READER_ROLE = "dblogpack_reader"
 LOG_LINE_PREFIX = "%m [%p] %q%u@%d "
 CONNECT_TIMEOUT_S = 10
 
-# Managed services log like this: the collector writes every destination into log/, statements
-# slower than 200 ms are logged with their duration, files rotate by size so there are several.
+# Managed services log like this: the collector writes log/, statements slower than 200 ms are
+# logged with their duration, files rotate by size so there are several. One destination only:
+# csvlog/jsonlog would repeat every entry in files that a package of "every file" takes too.
 MANAGED_LOGGING = {
     "logging_collector": "on",
-    "log_destination": "stderr,csvlog,jsonlog",
+    "log_destination": "stderr",
     "log_directory": "log",
     "log_filename": "postgresql-%Y-%m-%d_%H%M%S.log",
     "log_rotation_size": "1MB",

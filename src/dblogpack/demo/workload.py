@@ -28,11 +28,12 @@ _SCHEMA = (
 _SLOW = (
     "SELECT c.email, count(o.id), sum(o.total), pg_sleep({sleep})"
     " FROM customers c LEFT JOIN orders o ON o.customer_id = c.id"
-    " WHERE c.id = {n} GROUP BY c.email",
+    " WHERE c.id = {small} GROUP BY c.email",
     "WITH recent AS (SELECT pg_sleep({sleep}))\nSELECT status, count(*)\n  FROM orders, recent"
     "\n WHERE created_at > now() - interval '1 hour'\n GROUP BY status",
-    "UPDATE orders SET status = 'shipped' WHERE id IN"
-    " (SELECT id FROM orders WHERE status = 'open' AND pg_sleep({sleep}) IS NOT NULL LIMIT 5)",
+    # The pause is a CTE joined once: a pg_sleep in the WHERE would sleep once per row.
+    "WITH pause AS (SELECT pg_sleep({sleep})) UPDATE orders SET status = 'shipped' FROM pause"
+    " WHERE id IN (SELECT id FROM orders WHERE status = 'open' ORDER BY id LIMIT 5)",
 )
 _ERRORS = (
     # unique_violation: DETAIL names the key
