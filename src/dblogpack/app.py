@@ -200,3 +200,6 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
+    # Alembic announces each of its autogenerate plugins at INFO on every start; only the
+    # migrations it runs are worth a line in an operator's log.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
