@@ -10,7 +10,7 @@ from zoneinfo import available_timezones
 
 from pydantic import field_validator
 
-from dblogpack.api.params import ActionParams, choice, flag, integer, text, texts
+from dblogpack.api.params import ActionParams, choice, flag, integer, resource_id, text, texts
 from dblogpack.api.registry import PLACEMENT, ActionRegistry, Answer, CallContext
 from dblogpack.catalog.audit import AuditFilter
 from dblogpack.errors import MissingParameter
@@ -18,16 +18,11 @@ from dblogpack.model import FormatConfig, SourceConfig, SourceType
 
 ACTIONS = ActionRegistry()
 
-_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-_ID_ALLOWED = "1-64 characters of [A-Za-z0-9._-], starting with a letter or digit"
 _NAME = r"^[^\x00-\x1f\x7f]{1,64}$"
 _NAME_ALLOWED = "1-64 printable characters"
 _PLACE = f"^{PLACEMENT.pattern}$"
 _SOURCE_TYPES = ["postgres", "dir", "ssh"]
 
-
-def _resource_id(required: bool = False) -> Any:
-    return text(_ID_ALLOWED, pattern=_ID, max_length=64, required=required)
 
 
 def _place(example: str) -> Any:
@@ -147,7 +142,7 @@ def delete_access_key(context: CallContext, params: DeleteAccessKey) -> Answer:
 
 
 class RegisterUPgSQLInstance(_Placement, _SourceSettings):
-    InstanceID: str | None = _resource_id()
+    InstanceID: str | None = resource_id(required=False)
     Name: str = text(_NAME_ALLOWED, pattern=_NAME, max_length=64, required=True)
     LogFormat: Literal["auto", "pg-stderr", "pg-csv", "pg-json"] = choice(_PG_FORMATS, "auto")
 
@@ -170,7 +165,7 @@ def register_pgsql_instance(context: CallContext, params: RegisterUPgSQLInstance
 
 
 class DeregisterUPgSQLInstance(ActionParams):
-    InstanceID: str = _resource_id(required=True)
+    InstanceID: str = resource_id(required=True)
 
 
 @ACTIONS.action(
@@ -215,7 +210,7 @@ def list_pgsql_instances(context: CallContext, params: ListUPgSQLInstance) -> An
 
 
 class RegisterUMongoDBCluster(_Placement):
-    ClusterId: str | None = _resource_id()
+    ClusterId: str | None = resource_id(required=False)
     Name: str = text(_NAME_ALLOWED, pattern=_NAME, max_length=64, required=True)
 
 
@@ -231,8 +226,8 @@ def register_mongodb_cluster(context: CallContext, params: RegisterUMongoDBClust
 
 
 class RegisterUMongoDBNode(_SourceSettings):
-    ClusterId: str = _resource_id(required=True)
-    NodeId: str | None = _resource_id()
+    ClusterId: str = resource_id(required=True)
+    NodeId: str | None = resource_id(required=False)
     Role: Literal["primary", "secondary", "arbiter", "mongos", "configsvr"] = choice(
         _ROLES, required=True
     )
@@ -252,7 +247,7 @@ def register_mongodb_node(context: CallContext, params: RegisterUMongoDBNode) ->
 
 
 class DeregisterUMongoDBCluster(ActionParams):
-    ClusterId: str = _resource_id(required=True)
+    ClusterId: str = resource_id(required=True)
 
 
 @ACTIONS.action(

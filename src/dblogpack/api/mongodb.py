@@ -4,8 +4,6 @@ DescribeUMongoDBBackupURL, DeleteUMongoDBLogPackage and GetUMongoDBLog.
 
 from __future__ import annotations
 
-from typing import Any
-
 from dblogpack.api.package_info import (
     Page,
     excerpt_answer,
@@ -14,26 +12,21 @@ from dblogpack.api.package_info import (
     unix_seconds,
     unix_time,
 )
-from dblogpack.api.params import ActionParams, integer, text
+from dblogpack.api.params import ActionParams, integer, resource_id, text
 from dblogpack.api.registry import ActionRegistry, Answer, CallContext
 from dblogpack.model import ResourceKind
 from dblogpack.service import MAX_LINE_CAP, mongodb_log_kind
 
 ACTIONS = ActionRegistry()
 
-_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-_ID_ALLOWED = "1-64 characters of [A-Za-z0-9._-], starting with a letter or digit"
 _LOG_TYPE = "SlowLog or ErrorLog (any case; Slow_Log and Error_Log are accepted too)"
 MONGODB = ResourceKind.MONGODB
 
 
-def _resource_id(required: bool = True) -> Any:
-    return text(_ID_ALLOWED, pattern=_ID, max_length=64, required=required)
-
 
 class BackupUMongoDBLog(ActionParams):
-    ClusterId: str = _resource_id()
-    NodeId: str = _resource_id()
+    ClusterId: str = resource_id(required=True)
+    NodeId: str = resource_id(required=True)
     # Checked by the service, which says what is allowed (1-64 of [A-Za-z0-9._-]).
     Name: str = text("1-64 characters of [A-Za-z0-9._-]", max_length=256, required=True)
     Begin: int = unix_seconds(required=True)
@@ -53,8 +46,8 @@ def backup_mongodb_log(context: CallContext, params: BackupUMongoDBLog) -> Answe
 
 
 class ListUMongoDBLogPackage(Page):
-    ClusterId: str = _resource_id()
-    NodeId: str | None = _resource_id(required=False)
+    ClusterId: str = resource_id(required=True)
+    NodeId: str | None = resource_id(required=False)
 
 
 @ACTIONS.action("ListUMongoDBLogPackage", ListUMongoDBLogPackage, resource_field="ClusterId")
@@ -67,8 +60,8 @@ def list_mongodb_log_packages(context: CallContext, params: ListUMongoDBLogPacka
 
 
 class DescribeUMongoDBBackupURL(ActionParams):
-    ClusterId: str = _resource_id()
-    PackageId: str = _resource_id()
+    ClusterId: str = resource_id(required=True)
+    PackageId: str = resource_id(required=True)
     ValidTime: int | None = integer(1, 1_000_000_000)
 
 
@@ -84,8 +77,8 @@ def describe_mongodb_backup_url(context: CallContext, params: DescribeUMongoDBBa
 
 
 class DeleteUMongoDBLogPackage(ActionParams):
-    ClusterId: str = _resource_id()
-    PackageId: str = _resource_id()
+    ClusterId: str = resource_id(required=True)
+    PackageId: str = resource_id(required=True)
 
 
 @ACTIONS.action("DeleteUMongoDBLogPackage", DeleteUMongoDBLogPackage, resource_field="PackageId")
@@ -98,8 +91,8 @@ def delete_mongodb_log_package(context: CallContext, params: DeleteUMongoDBLogPa
 
 
 class GetUMongoDBLog(ActionParams):
-    ClusterId: str = _resource_id()
-    NodeId: str = _resource_id()
+    ClusterId: str = resource_id(required=True)
+    NodeId: str = resource_id(required=True)
     Begin: float = unix_time(required=True)
     End: float | None = unix_time()
     LogType: str = text(_LOG_TYPE, max_length=64, required=True)

@@ -162,6 +162,15 @@ def text(
     return Field(default, max_length=max_length, pattern=pattern, json_schema_extra=extra)
 
 
+_RESOURCE_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+_RESOURCE_ID_ALLOWED = "1-64 characters of [A-Za-z0-9._-], starting with a letter or digit"
+
+
+def resource_id(*, required: bool) -> Any:
+    """An InstanceID, ClusterId, NodeId or PackageId: the one id shape of every action."""
+    return text(_RESOURCE_ID_ALLOWED, pattern=_RESOURCE_ID, max_length=64, required=required)
+
+
 def choice(options: Iterable[str], default: str | None = None, required: bool = False) -> Any:
     """One of a fixed set of words (the field's type is the matching Literal)."""
     extra = _allowed("one of " + ", ".join(options))

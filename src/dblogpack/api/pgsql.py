@@ -4,8 +4,6 @@ GetUPgSQLLogPackageURL, DeleteUPgSQLLogPackage and GetUPgSQLInstanceLog.
 
 from __future__ import annotations
 
-from typing import Any
-
 from dblogpack.api.package_info import (
     Page,
     excerpt_answer,
@@ -14,25 +12,20 @@ from dblogpack.api.package_info import (
     unix_seconds,
     unix_time,
 )
-from dblogpack.api.params import ActionParams, integer, text, texts
+from dblogpack.api.params import ActionParams, integer, resource_id, text, texts
 from dblogpack.api.registry import ActionRegistry, Answer, CallContext
 from dblogpack.model import ResourceKind
 from dblogpack.service import MAX_LINE_CAP, pgsql_log_kind
 
 ACTIONS = ActionRegistry()
 
-_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-_ID_ALLOWED = "1-64 characters of [A-Za-z0-9._-], starting with a letter or digit"
 _LOG_TYPE = "slow or error (omitted: every entry)"
 PGSQL = ResourceKind.PGSQL
 
 
-def _resource_id(required: bool = True) -> Any:
-    return text(_ID_ALLOWED, pattern=_ID, max_length=64, required=required)
-
 
 class BackupUPgSQLLog(ActionParams):
-    InstanceID: str = _resource_id()
+    InstanceID: str = resource_id(required=True)
     # Checked by the service, which says what is allowed (1-64 of [A-Za-z0-9._-]).
     BackupName: str = text("1-64 characters of [A-Za-z0-9._-]", max_length=256, required=True)
     BackupFile: list[str] = texts("log file names as ListUPgSQLLog gives them", max_items=1000)
@@ -53,7 +46,7 @@ def backup_pgsql_log(context: CallContext, params: BackupUPgSQLLog) -> Answer:
 
 
 class ListUPgSQLLog(ActionParams):
-    InstanceID: str = _resource_id()
+    InstanceID: str = resource_id(required=True)
     BeginTime: int | None = unix_seconds()
     EndTime: int | None = unix_seconds()
 
@@ -77,7 +70,7 @@ def list_pgsql_logs(context: CallContext, params: ListUPgSQLLog) -> Answer:
 
 
 class ListUPgSQLLogPackage(Page):
-    InstanceID: str | None = _resource_id(required=False)
+    InstanceID: str | None = resource_id(required=False)
 
 
 @ACTIONS.action("ListUPgSQLLogPackage", ListUPgSQLLogPackage, resource_field="InstanceID")
@@ -90,8 +83,8 @@ def list_pgsql_log_packages(context: CallContext, params: ListUPgSQLLogPackage) 
 
 
 class GetUPgSQLLogPackageURL(ActionParams):
-    InstanceID: str = _resource_id()
-    BackupID: str = _resource_id()
+    InstanceID: str = resource_id(required=True)
+    BackupID: str = resource_id(required=True)
     ValidTime: int | None = integer(1, 1_000_000_000)
 
 
@@ -105,8 +98,8 @@ def get_pgsql_log_package_url(context: CallContext, params: GetUPgSQLLogPackageU
 
 
 class DeleteUPgSQLLogPackage(ActionParams):
-    InstanceID: str = _resource_id()
-    BackupID: str = _resource_id()
+    InstanceID: str = resource_id(required=True)
+    BackupID: str = resource_id(required=True)
 
 
 @ACTIONS.action("DeleteUPgSQLLogPackage", DeleteUPgSQLLogPackage, resource_field="BackupID")
@@ -119,7 +112,7 @@ def delete_pgsql_log_package(context: CallContext, params: DeleteUPgSQLLogPackag
 
 
 class GetUPgSQLInstanceLog(ActionParams):
-    InstanceID: str = _resource_id()
+    InstanceID: str = resource_id(required=True)
     LogType: str | None = text(_LOG_TYPE, max_length=64)
     BeginTime: float | None = unix_time()
     EndTime: float | None = unix_time()
