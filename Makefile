@@ -10,7 +10,7 @@ PORT ?= 8080
 # The tour: a demo PostgreSQL and MongoDB cluster beside the server (docs/demo.md); DEMO=0 turns it off.
 DEMO ?= 1
 
-.PHONY: install apt-packages run test lint typecheck unit bench clean
+.PHONY: install apt-packages run test lint typecheck bench clean
 
 install: apt-packages $(VENV)/.installed
 
