@@ -15,7 +15,14 @@ from typing import Any
 
 from dblogpack.synth.generate import EntryTemplate
 from dblogpack.synth.record import ERROR, SLOW
-from dblogpack.synth.timestamps import MinuteCachedStamp, MinuteParts, local, utc_offset, zone
+from dblogpack.synth.timestamps import (
+    MinuteCachedStamp,
+    MinuteParts,
+    local,
+    mongod_rotated_name,
+    utc_offset,
+    zone,
+)
 from dblogpack.synth.workload import (
     Operation,
     client_address,
@@ -88,8 +95,7 @@ class MongoJsonFormat:
         return str(ts_ms).encode()
 
     def rotated_name(self, live: Path, ts_ms: int) -> str:
-        # mongod's logRotate "rename": <logpath>.<UTC time of the rotation>
-        return f"{live.name}.{local(ts_ms // 1000, zone('UTC')).strftime('%Y-%m-%dT%H-%M-%S')}"
+        return mongod_rotated_name(live, ts_ms)
 
     def templates(self, rng: random.Random) -> list[EntryTemplate]:
         pool: list[EntryTemplate] = []

@@ -13,7 +13,14 @@ from typing import Any
 
 from dblogpack.synth.generate import EntryTemplate
 from dblogpack.synth.record import ERROR, SLOW
-from dblogpack.synth.timestamps import MinuteCachedStamp, MinuteParts, local, utc_offset, zone
+from dblogpack.synth.timestamps import (
+    MinuteCachedStamp,
+    MinuteParts,
+    local,
+    mongod_rotated_name,
+    utc_offset,
+    zone,
+)
 from dblogpack.synth.workload import Operation, client_address, operations, slow_duration
 
 TIME_FORMATS = ("iso8601-local", "iso8601-utc", "ctime")
@@ -69,7 +76,7 @@ class MongoLegacyFormat:
         return moment.strftime("%Y-%m-%dT%H:%M:").encode(), offset.encode()
 
     def rotated_name(self, live: Path, ts_ms: int) -> str:
-        return f"{live.name}.{local(ts_ms // 1000, zone('UTC')).strftime('%Y-%m-%dT%H-%M-%S')}"
+        return mongod_rotated_name(live, ts_ms)
 
     def line(self, severity: str, component: str, ctx: str, msg: str) -> str:
         """Everything after the timestamp."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 # Indexed by milliseconds within the minute: b"SS.mmm" and b"SS".
@@ -23,6 +24,11 @@ def zone(name: str | None) -> ZoneInfo:
 
 def local(sec: int, tz: ZoneInfo) -> datetime:
     return datetime.fromtimestamp(sec, UTC).astimezone(tz)
+
+
+def mongod_rotated_name(live: Path, ts_ms: int) -> str:
+    """mongod's logRotate "rename": <logpath>.<UTC time of the rotation>."""
+    return f"{live.name}.{local(ts_ms // 1000, zone('UTC')).strftime('%Y-%m-%dT%H-%M-%S')}"
 
 
 def utc_offset(moment: datetime, colon: bool) -> str:
