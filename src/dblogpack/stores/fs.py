@@ -23,6 +23,17 @@ from dblogpack.stores.base import PackageStore
 PACKAGE_MODE = 0o640
 
 
+@contextmanager
+def _store_errors(verb: str, path: Path) -> Iterator[None]:
+    """OSErrors become StoreErrors naming the package; a missing file stays FileNotFoundError."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise StoreError(f"cannot {verb} package {path}: {exc.strerror}") from exc
+
+
 class FileStore(PackageStore):
     """Packages as files under `root` (created when missing); keys map to relative paths."""
 
@@ -55,28 +66,18 @@ class FileStore(PackageStore):
 
     def open(self, key: str) -> BinaryIO:
         path = self.path_of(key)
-        try:
+        with _store_errors("open", path):
             return path.open("rb")
-        except FileNotFoundError:
-            raise
-        except OSError as exc:
-            raise StoreError(f"cannot open package {path}: {exc.strerror}") from exc
 
     def size(self, key: str) -> int:
         path = self.path_of(key)
-        try:
+        with _store_errors("stat", path):
             return path.stat().st_size
-        except FileNotFoundError:
-            raise
-        except OSError as exc:
-            raise StoreError(f"cannot stat package {path}: {exc.strerror}") from exc
 
     def delete(self, key: str) -> None:
         path = self.path_of(key)
-        try:
+        with _store_errors("delete", path):
             path.unlink(missing_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot delete package {path}: {exc.strerror}") from exc
         self._prune_empty_dirs(path.parent)
 
     def presigned_url(self, key: str, valid_seconds: int, filename: str) -> str | None:
