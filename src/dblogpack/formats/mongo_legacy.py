@@ -16,8 +16,8 @@ import time
 from collections.abc import Iterator
 from datetime import date, datetime
 
-from dblogpack.formats.framing import count_matches, find_all, find_any, last_match_start
-from dblogpack.formats.scanner import Candidate, EntryScanner, window_bounds
+from dblogpack.formats.framing import find_all, find_any
+from dblogpack.formats.scanner import Candidate, LineStartScanner, window_bounds
 from dblogpack.formats.timestamps import (
     IsoSecondsCache,
     load_zone,
@@ -51,10 +51,12 @@ _WEEKDAYS = {d: i for i, d in enumerate(b"Mon Tue Wed Thu Fri Sat Sun".split())}
 _CALENDAR_CYCLE_YEARS = 28
 
 
-class MongoLegacyFormat(EntryScanner):
+class MongoLegacyFormat(LineStartScanner):
     """MongoDB legacy text log; slow = COMMAND/WRITE/QUERY lines ending in `<N>ms`."""
 
     name = "mongo-legacy"
+    _line_start = _HEAD
+    _next_start = _NEXT_START
 
     def __init__(self, config: FormatConfig) -> None:
         self._zone = load_zone(config.timezone)
@@ -64,18 +66,6 @@ class MongoLegacyFormat(EntryScanner):
 
     # ---- primitives ------------------------------------------------------------------------
 
-    def _start_at_or_after(self, buf: bytes, pos: int, hi: int) -> int | None:
-        if pos < hi and (pos == 0 or buf[pos - 1] == 10) and _HEAD.match(buf, pos):
-            return pos
-        found = _NEXT_START.search(buf, pos)
-        return found.start() + 1 if found is not None and found.start() + 1 < hi else None
-
-    def _last_start_before(self, buf: bytes, hi: int) -> int | None:
-        found = last_match_start(_NEXT_START, buf, 0, hi)
-        if found is not None:
-            return found + 1
-        return 0 if hi > 0 and _HEAD.match(buf, 0) else None
-
     def _timestamp_at(self, buf: bytes, start: int) -> float | None:
         head = _HEAD.match(buf, start)
         return None if head is None else self._time(head["ts"])
@@ -83,10 +73,6 @@ class MongoLegacyFormat(EntryScanner):
     def _entry_end(self, buf: bytes, start: int, hi: int) -> int:
         found = _NEXT_START.search(buf, start, hi)
         return hi if found is None else found.start() + 1
-
-    def _count_entries(self, buf: bytes, lo: int, hi: int) -> int:
-        count = count_matches(_NEXT_START, buf, max(lo - 1, 0), hi)
-        return count + (1 if lo == 0 and _HEAD.match(buf, 0) else 0)
 
     def _candidates(
         self, buf: bytes, kind: LogKind, window: TimeWindow, lo: int, hi: int

@@ -19,14 +19,12 @@ from collections.abc import Iterator
 from dblogpack.formats.framing import (
     Buffer,
     as_bytes,
-    count_matches,
     csv_record_end,
     find_all,
     find_any,
-    last_match_start,
 )
 from dblogpack.formats.pg_message import duration_ms, logged_statement
-from dblogpack.formats.scanner import Candidate, EntryScanner, window_bounds
+from dblogpack.formats.scanner import Candidate, LineStartScanner, window_bounds
 from dblogpack.formats.timestamps import LocalSecondsCache, load_zone, with_fraction
 from dblogpack.model import EntryDetail, FormatConfig, LogKind, TimeWindow
 
@@ -49,10 +47,12 @@ _SLOW_NEEDLE = b',"duration: '
 _ERROR_NEEDLES = (b",WARNING,", b",ERROR,", b",FATAL,", b",PANIC,")
 
 
-class PgCsvFormat(EntryScanner):
+class PgCsvFormat(LineStartScanner):
     """PostgreSQL csvlog of any supported version; times read in `log_timezone`."""
 
     name = "pg-csv"
+    _line_start = _TIME
+    _next_start = _NEXT_START
 
     def __init__(self, config: FormatConfig) -> None:
         self._seconds = LocalSecondsCache(load_zone(config.timezone))
@@ -66,18 +66,6 @@ class PgCsvFormat(EntryScanner):
         return start or 0
 
     # ---- primitives ------------------------------------------------------------------------
-
-    def _start_at_or_after(self, buf: bytes, pos: int, hi: int) -> int | None:
-        if pos < hi and (pos == 0 or buf[pos - 1] == 10) and _TIME.match(buf, pos):
-            return pos
-        found = _NEXT_START.search(buf, pos)
-        return found.start() + 1 if found is not None and found.start() + 1 < hi else None
-
-    def _last_start_before(self, buf: bytes, hi: int) -> int | None:
-        found = last_match_start(_NEXT_START, buf, 0, hi)
-        if found is not None:
-            return found + 1
-        return 0 if hi > 0 and _TIME.match(buf, 0) else None
 
     def _timestamp_at(self, buf: bytes, start: int) -> float | None:
         found = _TIME.match(buf, start)
@@ -95,10 +83,6 @@ class PgCsvFormat(EntryScanner):
         # Stray lines up to the next record belong to this one, as in the other text formats.
         following = self._start_at_or_after(buf, end, hi)
         return hi if following is None else following
-
-    def _count_entries(self, buf: bytes, lo: int, hi: int) -> int:
-        count = count_matches(_NEXT_START, buf, max(lo - 1, 0), hi)
-        return count + (1 if lo == 0 and _TIME.match(buf, 0) else 0)
 
     def _candidates(
         self, buf: bytes, kind: LogKind, window: TimeWindow, lo: int, hi: int

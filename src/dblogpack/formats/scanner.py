@@ -8,11 +8,13 @@ only for selected entries and for entries near the window edges.
 from __future__ import annotations
 
 import math
+import re
 from abc import abstractmethod
 from collections.abc import Iterator
+from typing import ClassVar
 
 from dblogpack.formats.base import LogFormat, ScanResult
-from dblogpack.formats.framing import Buffer, as_bytes
+from dblogpack.formats.framing import Buffer, as_bytes, count_matches, last_match_start
 from dblogpack.model import DetailGroup, EntryDetail, LogKind, LogWarning, Query, TimeWindow
 
 # Entries are assumed out of order by at most this much (writers race for the
@@ -240,6 +242,32 @@ class EntryScanner(LogFormat):
             if ts is not None and ts >= when:
                 return start
         return len(buf)
+
+
+class LineStartScanner(EntryScanner):
+    """Entry starts found by two compiled patterns, for the text formats whose entries start a line.
+
+    `_line_start` matches at an entry's first byte; `_next_start` matches the newline before one.
+    """
+
+    _line_start: ClassVar[re.Pattern[bytes]]
+    _next_start: ClassVar[re.Pattern[bytes]]
+
+    def _start_at_or_after(self, buf: bytes, pos: int, hi: int) -> int | None:
+        if pos < hi and (pos == 0 or buf[pos - 1] == 10) and self._line_start.match(buf, pos):
+            return pos
+        found = self._next_start.search(buf, pos)
+        return found.start() + 1 if found is not None and found.start() + 1 < hi else None
+
+    def _last_start_before(self, buf: bytes, hi: int) -> int | None:
+        found = last_match_start(self._next_start, buf, 0, hi)
+        if found is not None:
+            return found + 1
+        return 0 if hi > 0 and self._line_start.match(buf, 0) else None
+
+    def _count_entries(self, buf: bytes, lo: int, hi: int) -> int:
+        count = count_matches(self._next_start, buf, max(lo - 1, 0), hi)
+        return count + (1 if lo == 0 and self._line_start.match(buf, 0) else 0)
 
 
 def window_bounds(window: TimeWindow) -> tuple[float, float]:
