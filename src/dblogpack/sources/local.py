@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import stat
 from collections.abc import Iterable, Sequence
 
 from dblogpack.errors import SourceError
@@ -21,11 +22,7 @@ def _stat_regular(path: str) -> os.stat_result | None:
         return None
     except OSError as exc:
         raise SourceError(f"cannot stat {path}: {exc.strerror}") from exc
-    return st if _is_regular(st) else None
-
-
-def _is_regular(st: os.stat_result) -> bool:
-    return (st.st_mode & 0o170000) == 0o100000
+    return st if stat.S_ISREG(st.st_mode) else None
 
 
 def _pread(path: str, offset: int, size: int) -> bytes:
