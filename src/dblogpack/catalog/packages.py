@@ -29,6 +29,12 @@ from dblogpack.model import LogKind, PackageSpec, PackageState, ResourceKind, Ti
 
 RUNNING = PackageState.RUNNING.value
 DELETING = PackageState.DELETING.value
+# The states a deletion may start from: the package's job has ended.
+DELETABLE = (
+    PackageState.SUCCESS.value,
+    PackageState.FAILED.value,
+    PackageState.DELETE_FAILED.value,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -470,13 +476,7 @@ def start_deleting(
         update(packages)
         .where(
             packages.c.id == package_id,
-            packages.c.state.in_(
-                [
-                    PackageState.SUCCESS.value,
-                    PackageState.FAILED.value,
-                    PackageState.DELETE_FAILED.value,
-                ]
-            ),
+            packages.c.state.in_(DELETABLE),
         )
         .values(state=DELETING, lease_owner=token, lease_expires_at=lease_until)
     )
@@ -502,13 +502,7 @@ def finish_deleting(
 def sweepable_ids(conn: Connection, now: float, limit: int) -> list[str]:
     """Packages the sweeper should delete: past their expiry, or a deletion whose deleter died."""
     expired = and_(
-        packages.c.state.in_(
-            [
-                PackageState.SUCCESS.value,
-                PackageState.FAILED.value,
-                PackageState.DELETE_FAILED.value,
-            ]
-        ),
+        packages.c.state.in_(DELETABLE),
         packages.c.expires_at < now,
     )
     abandoned = and_(packages.c.state == DELETING, packages.c.lease_expires_at < now)
