@@ -16,7 +16,6 @@ from dblogpack.errors import SourceError
 from dblogpack.model import FileResult, FormatConfig, LogFile, PackageResult, PackageSpec, Query
 from dblogpack.packer import TarGzWriter, json_bytes, manifest, span_bytes
 from dblogpack.planning import (
-    HEAD,
     FilePlan,
     Meter,
     Progress,
@@ -24,7 +23,7 @@ from dblogpack.planning import (
     detected,
     dialect,
     dialect_of,
-    gzip_head,
+    file_head,
     plan_file,
     reader,
     vanished,
@@ -86,7 +85,7 @@ def detect_kind(source: LogSource, fmt: FormatConfig) -> str:
         for file in source.list_files():
             if file.size:
                 read = reader(source, file.name, source.local_path(file.name))
-                head = gzip_head(read, file) if file.compressed else read(0, HEAD)
+                head = file_head(read, file)
                 if head:
                     return dialect_of(detected(head, fmt, file.name))
     return dialect_of(fmt)

@@ -124,7 +124,7 @@ def _plan_range(
 ) -> None:
     file, path = plan.file, plan.path
     read = reader(source, file.name, path)
-    head = gzip_head(read, file) if file.compressed else read(0, HEAD)
+    head = file_head(read, file)
     if head is None:
         detail = "not a valid gzip file; it was skipped"
         result.warnings.append(LogWarning(file.name, 0, "corrupt", detail))
@@ -181,6 +181,11 @@ def _split(
             cuts.append(found[0])
     cuts.append(scan.stop)
     return list(pairwise(cuts))
+
+
+def file_head(read: Callable[[int, int], bytes], file: LogFile) -> bytes | None:
+    """The first bytes of a file, decompressed for a .gz; None when a .gz is not gzip at all."""
+    return gzip_head(read, file) if file.compressed else read(0, HEAD)
 
 
 def gzip_head(read: Callable[[int, int], bytes], file: LogFile) -> bytes | None:
