@@ -169,7 +169,7 @@ class JobQueue:
 
     def claim(self, worker_name: str) -> Claim | None:
         """Lease the oldest job a node has room for; None when there is nothing to do."""
-        token = f"{worker_name}#{uuid.uuid4().hex[:8]}"
+        token = _lease_token(worker_name)
         with self.catalog.write() as conn:
             package = rows.claim_next(
                 conn,
@@ -220,7 +220,7 @@ class JobQueue:
         if attempts >= limit:
             done = self.fail(claim, exhausted_message(attempts, error))
             return PackageState.FAILED if done else None
-        message = f"attempt {attempts} of {limit} failed, retrying: {error}"
+        message = retrying_message(attempts, limit, error)
         not_before = self.clock() + self.policy.retry_delay_seconds * attempts
         with self.catalog.write() as conn:
             done = rows.requeue(conn, claim.package.id, claim.token, message, not_before=not_before)
@@ -246,10 +246,7 @@ class JobQueue:
                         conn, stalled, message, now=now, expires_at=self._expiry(now)
                     )
                 else:
-                    message = (
-                        f"attempt {stalled.attempts} of {self.policy.max_attempts} "
-                        f"failed, retrying: {error}"
-                    )
+                    message = retrying_message(stalled.attempts, self.policy.max_attempts, error)
                     done = rows.requeue_stalled(conn, stalled, message)
                 touched += done
         return touched
@@ -265,7 +262,7 @@ class JobQueue:
         NotFound when there is no such live package; StateConflict (1003) while it is still
         being built or already being deleted.
         """
-        token = f"{deleter}#{uuid.uuid4().hex[:8]}"
+        token = _lease_token(deleter)
         with self.catalog.write() as conn:
             if rows.start_deleting(conn, package_id, token, lease_until=self._deletion_lease()):
                 return token
@@ -278,7 +275,7 @@ class JobQueue:
         taken: list[tuple[str, str]] = []
         with self.catalog.write() as conn:
             for package_id in rows.sweepable_ids(conn, now, limit):
-                token = f"{deleter}#{uuid.uuid4().hex[:8]}"
+                token = _lease_token(deleter)
                 lease = self._deletion_lease()
                 if rows.start_deleting(conn, package_id, token, lease_until=lease) or (
                     rows.take_over_deletion(conn, package_id, token, now=now, lease_until=lease)
@@ -303,6 +300,15 @@ class JobQueue:
 
 def exhausted_message(attempts: int, error: str) -> str:
     return f"attempted {attempts} time(s); the last attempt failed: {error}"
+
+
+def retrying_message(attempts: int, limit: int, error: str) -> str:
+    return f"attempt {attempts} of {limit} failed, retrying: {error}"
+
+
+def _lease_token(owner: str) -> str:
+    """A lease's identity, unique per lease: its owner's name, then `#` and a random tag."""
+    return f"{owner}#{uuid.uuid4().hex[:8]}"
 
 
 def _worker_of(token: str | None) -> str:
