@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, delete, func, insert, select
+from sqlalchemy import Connection, Row, Select, Table, delete, func, insert, select
 
 from dblogpack.catalog.records import MongoCluster, MongoNode, PgsqlInstance
 from dblogpack.catalog.tables import mongodb_clusters, mongodb_nodes, pgsql_instances
@@ -112,9 +112,10 @@ def _pgsql_record(row: Row[Any]) -> PgsqlInstance:
     )
 
 
-def _scoped(query: Select[Any], table: Any, project_ids: Sequence[str],
+def _scoped(table: Table, project_ids: Sequence[str],
             region: str | None, zone: str | None) -> Select[Any]:
-    query = query.where(table.c.project_id.in_(project_ids))
+    """The rows of `table` in the caller's projects, narrowed to a region and zone if given."""
+    query = select(table).where(table.c.project_id.in_(project_ids))
     if region is not None:
         query = query.where(table.c.region == region)
     if zone is not None:
@@ -122,33 +123,44 @@ def _scoped(query: Select[Any], table: Any, project_ids: Sequence[str],
     return query
 
 
+def _page(
+    conn: Connection, table: Table, query: Select[Any], offset: int, limit: int
+) -> tuple[list[Row[Any]], int]:
+    """One page of `query`'s rows, oldest first, and how many rows there are in all."""
+    total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    page = query.order_by(table.c.created_at, table.c.id).offset(offset).limit(limit)
+    return list(conn.execute(page)), total
+
+
+def _stored_source(
+    conn: Connection, box: SecretBox, table: Table, row_id: str
+) -> SourceConfig | None:
+    row = conn.execute(select(table).where(table.c.id == row_id)).one_or_none()
+    if row is None:
+        return None
+    return open_source(row.source_type, row.source_settings, row.source_secrets, box)
+
+
 def get_pgsql_instance(
     conn: Connection, instance_id: str, project_ids: Sequence[str],
     region: str | None = None, zone: str | None = None,
 ) -> PgsqlInstance | None:
-    query = _scoped(select(pgsql_instances), pgsql_instances, project_ids, region, zone)
+    query = _scoped(pgsql_instances, project_ids, region, zone)
     row = conn.execute(query.where(pgsql_instances.c.id == instance_id)).one_or_none()
     return None if row is None else _pgsql_record(row)
 
 
 def pgsql_source(conn: Connection, box: SecretBox, instance_id: str) -> SourceConfig | None:
     """The decrypted source of an instance, for the worker that reads its logs."""
-    row = conn.execute(
-        select(pgsql_instances).where(pgsql_instances.c.id == instance_id)
-    ).one_or_none()
-    if row is None:
-        return None
-    return open_source(row.source_type, row.source_settings, row.source_secrets, box)
+    return _stored_source(conn, box, pgsql_instances, instance_id)
 
 
 def list_pgsql_instances(
     conn: Connection, project_ids: Sequence[str], region: str | None, zone: str | None,
     offset: int, limit: int,
 ) -> tuple[list[PgsqlInstance], int]:
-    base = _scoped(select(pgsql_instances), pgsql_instances, project_ids, region, zone)
-    total = conn.execute(select(func.count()).select_from(base.subquery())).scalar_one()
-    page = base.order_by(pgsql_instances.c.created_at, pgsql_instances.c.id)
-    rows = conn.execute(page.offset(offset).limit(limit))
+    query = _scoped(pgsql_instances, project_ids, region, zone)
+    rows, total = _page(conn, pgsql_instances, query, offset, limit)
     return [_pgsql_record(r) for r in rows], total
 
 
@@ -210,7 +222,7 @@ def get_mongodb_cluster(
     conn: Connection, cluster_id: str, project_ids: Sequence[str],
     region: str | None = None, zone: str | None = None,
 ) -> MongoCluster | None:
-    query = _scoped(select(mongodb_clusters), mongodb_clusters, project_ids, region, zone)
+    query = _scoped(mongodb_clusters, project_ids, region, zone)
     row = conn.execute(query.where(mongodb_clusters.c.id == cluster_id)).one_or_none()
     if row is None:
         return None
@@ -221,20 +233,15 @@ def list_mongodb_clusters(
     conn: Connection, project_ids: Sequence[str], region: str | None, zone: str | None,
     offset: int, limit: int,
 ) -> tuple[list[MongoCluster], int]:
-    base = _scoped(select(mongodb_clusters), mongodb_clusters, project_ids, region, zone)
-    total = conn.execute(select(func.count()).select_from(base.subquery())).scalar_one()
-    page = base.order_by(mongodb_clusters.c.created_at, mongodb_clusters.c.id)
-    rows = list(conn.execute(page.offset(offset).limit(limit)))
+    query = _scoped(mongodb_clusters, project_ids, region, zone)
+    rows, total = _page(conn, mongodb_clusters, query, offset, limit)
     nodes = _nodes_of(conn, [r.id for r in rows])
     return [_cluster_record(r, nodes[r.id]) for r in rows], total
 
 
 def mongodb_node_source(conn: Connection, box: SecretBox, node_id: str) -> SourceConfig | None:
     """The decrypted source of a node, for the worker that reads its logs."""
-    row = conn.execute(select(mongodb_nodes).where(mongodb_nodes.c.id == node_id)).one_or_none()
-    if row is None:
-        return None
-    return open_source(row.source_type, row.source_settings, row.source_secrets, box)
+    return _stored_source(conn, box, mongodb_nodes, node_id)
 
 
 def delete_mongodb_cluster(conn: Connection, cluster_id: str) -> None:
