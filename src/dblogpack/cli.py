@@ -80,29 +80,40 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
                                 help=f"same as {setting.flag} false")
 
 
-def _server_settings(args: argparse.Namespace) -> Settings:
+def _add_server_command(
+    subparsers: Any, name: str, help: str, run: Callable[[argparse.Namespace], int]
+) -> None:
+    """A server command (`serve`, `worker`): the common flags and every server setting."""
+    parser = subparsers.add_parser(name, parents=[COMMON], help=help)
+    _add_setting_flags(parser)
+    parser.set_defaults(run=run)
+
+
+def _server_start(args: argparse.Namespace) -> Settings:
+    """The settings of a server command (its flags over env and TOML), logging configured."""
+    from dblogpack.app import configure_logging
     from dblogpack.settings import SETTINGS
 
-    return load(args, **{
+    settings = load(args, **{
         s.name: getattr(args, s.name) for s in SETTINGS if s.name not in _NOT_SERVE_FLAGS
     })
+    configure_logging(settings)
+    return settings
 
 
 def add_serve(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "serve", parents=[COMMON],
-        help="run the API server and `workers` package workers (answers /healthz once ready)",
+    _add_server_command(
+        subparsers, "serve",
+        "run the API server and `workers` package workers (answers /healthz once ready)",
+        run_serve,
     )
-    _add_setting_flags(parser)
-    parser.set_defaults(run=run_serve)
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from dblogpack.app import configure_logging, open_services
+    from dblogpack.app import open_services
     from dblogpack.server import run_server
 
-    settings = _server_settings(args)
-    configure_logging(settings)
+    settings = _server_start(args)
     services = open_services(settings)
     # uvicorn re-raises the SIGTERM it shut down on once it is done; as an exception, the
     # finally blocks still run (workers' grace, the demo's PostgreSQL) and the exit status is 0.
@@ -126,21 +137,19 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 
 
 def add_worker(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "worker", parents=[COMMON],
-        help="build packages from the shared metadata database and store (`workers` threads)",
+    _add_server_command(
+        subparsers, "worker",
+        "build packages from the shared metadata database and store (`workers` threads)",
+        run_worker,
     )
-    _add_setting_flags(parser)
-    parser.set_defaults(run=run_worker)
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    from dblogpack.app import build_worker_pool, configure_logging, open_services
+    from dblogpack.app import build_worker_pool, open_services
     from dblogpack.jobs import run_until_signalled
     from dblogpack.server import serve_worker_metrics
 
-    settings = _server_settings(args)
-    configure_logging(settings)
+    settings = _server_start(args)
     # bootstrap=False: admin keys are made by `serve`; a worker only builds.
     services = open_services(settings, bootstrap=False)
     try:
