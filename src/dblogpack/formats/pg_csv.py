@@ -103,7 +103,10 @@ class PgCsvFormat(LineStartScanner):
                 continue
             ts = self._timestamp_at(buf, start)
             if ts is not None and earliest <= ts < latest:
-                yield start, self._entry_end(buf, start, hi), ts, None, None
+                # A slow hit's message starts with `"duration: `: read it from this match.
+                message = head.start("message"), head.end("message")
+                known = duration_ms(buf, *message) if slow else None
+                yield start, self._entry_end(buf, start, hi), ts, known, None
 
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
         head = _HEAD.match(buf, start)
