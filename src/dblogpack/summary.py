@@ -130,13 +130,8 @@ class SummaryBuilder:
     codes: dict[str, _Tally] = field(default_factory=dict)
 
     def add(self, detail: EntryDetail) -> None:
-        self.entries += 1
-        _tally(self.severities, detail.severity, detail.message)
-        if detail.code:
-            _tally(self.codes, detail.code, detail.message)
-        if detail.duration_ms is not None and detail.statement:
-            key, duration = self._fingerprint(detail.statement), detail.duration_ms
-            self._add_fingerprint(key, detail, 1, duration, duration)
+        duration = detail.duration_ms or 0.0
+        self.add_group(DetailGroup(detail, 1, duration, duration))
 
     def add_group(self, group: DetailGroup) -> None:
         """`group.count` entries that share the first one's statement, severity and code."""
@@ -146,20 +141,20 @@ class SummaryBuilder:
         if detail.code:
             _tally(self.codes, detail.code, detail.message, group.count)
         if detail.duration_ms is not None and detail.statement:
-            key = self._fingerprint(detail.statement)
-            self._add_fingerprint(key, detail, group.count, group.total_ms, group.max_ms)
+            key, example = self._fingerprint(detail.statement), _example(detail.statement)
+            self._add_fingerprint(key, example, group.count, group.total_ms, group.max_ms)
 
     def _fingerprint(self, statement: str) -> str:
         return fingerprint_sql(statement) if self.dialect == "sql" else fingerprint_mongo(statement)
 
     def _add_fingerprint(
-        self, key: str, detail: EntryDetail, count: int, total_ms: float, max_ms: float
+        self, key: str, example: str, count: int, total_ms: float, max_ms: float
     ) -> None:
         entry = self.fingerprints.get(key)
         if entry is None:
             if len(self.fingerprints) >= self.max_fingerprints:
                 self._prune()
-            entry = self.fingerprints[key] = _Fingerprint(example=_example(detail.statement))
+            entry = self.fingerprints[key] = _Fingerprint(example=example)
         entry.count += count
         entry.total_ms += total_ms
         entry.max_ms = max(entry.max_ms, max_ms)
@@ -175,15 +170,7 @@ class SummaryBuilder:
         self.entries += other.entries
         self.overflow += other.overflow
         for key, fp in other.fingerprints.items():
-            mine = self.fingerprints.get(key)
-            if mine is None:
-                if len(self.fingerprints) >= self.max_fingerprints:
-                    self._prune()
-                self.fingerprints[key] = _Fingerprint(fp.count, fp.total_ms, fp.max_ms, fp.example)
-            else:
-                mine.count += fp.count
-                mine.total_ms += fp.total_ms
-                mine.max_ms = max(mine.max_ms, fp.max_ms)
+            self._add_fingerprint(key, fp.example, fp.count, fp.total_ms, fp.max_ms)
         _merge_tallies(self.severities, other.severities)
         _merge_tallies(self.codes, other.codes)
 
