@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dblogpack.model import LogFile
@@ -16,6 +17,12 @@ class LoggingSettings:
     log_line_prefix: str | None = None
     log_timezone: str | None = None
     log_directory: str | None = None
+
+
+def oldest_first(files: Iterable[LogFile]) -> list[LogFile]:
+    """`files` in the order `list_files` returns them: by mtime, the name breaking ties
+    (PostgreSQL's rotation names sort by time too)."""
+    return sorted(files, key=lambda f: (f.mtime or 0.0, f.name))
 
 
 class LogSource(ABC):

@@ -7,11 +7,11 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from dblogpack.errors import SourceError
 from dblogpack.model import LogFile
-from dblogpack.sources.base import LogSource
+from dblogpack.sources.base import LogSource, oldest_first
 
 
 def _stat_regular(path: str) -> os.stat_result | None:
@@ -59,11 +59,6 @@ def _pread_fd(fd: int, offset: int, size: int) -> bytes:
     return b"".join(parts)
 
 
-def _sorted_oldest_first(files: Iterable[LogFile]) -> list[LogFile]:
-    # mtime first; the name breaks ties (PostgreSQL's rotation names sort by time too).
-    return sorted(files, key=lambda f: (f.mtime or 0.0, f.name))
-
-
 class DirSource(LogSource):
     """The files of one directory whose names match a glob (not recursive).
 
@@ -95,7 +90,7 @@ class DirSource(LogSource):
             st = _stat_regular(path) if self._inside(path) else None
             if st is not None:
                 files.append(LogFile(name=name, size=st.st_size, mtime=st.st_mtime))
-        return _sorted_oldest_first(files)
+        return oldest_first(files)
 
     def read(self, name: str, offset: int, size: int) -> bytes:
         return _pread(self.local_path(name), offset, size)
@@ -139,7 +134,7 @@ class PathsSource(LogSource):
             if st is None:
                 raise SourceError(f"log file vanished: {path}")
             files.append(LogFile(name=name, size=st.st_size, mtime=st.st_mtime))
-        return _sorted_oldest_first(files)
+        return oldest_first(files)
 
     def read(self, name: str, offset: int, size: int) -> bytes:
         return _pread(self.local_path(name), offset, size)

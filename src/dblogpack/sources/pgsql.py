@@ -17,7 +17,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from dblogpack.errors import SourceError
 from dblogpack.model import LogFile
-from dblogpack.sources.base import LoggingSettings, LogSource
+from dblogpack.sources.base import LoggingSettings, LogSource, oldest_first
 
 LIST_SQL = b"SELECT name, size, extract(epoch FROM modification) FROM pg_ls_logdir()"
 # One read is sent as rows of PIECE bytes: the server and libpq move a stream of moderate rows
@@ -69,11 +69,10 @@ class PostgresSource(LogSource):
 
     def list_files(self) -> list[LogFile]:
         rows = self._query("list", LIST_SQL)
-        files = [
+        files = oldest_first(
             LogFile(name=str(name), size=int(size), mtime=float(mtime))
             for name, size, mtime in rows
-        ]
-        files.sort(key=lambda f: (f.mtime or 0.0, f.name))
+        )
         self._names = frozenset(f.name for f in files)
         return files
 

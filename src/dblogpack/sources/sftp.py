@@ -20,7 +20,7 @@ import asyncssh
 
 from dblogpack.errors import FileVanishedError, SourceError
 from dblogpack.model import LogFile
-from dblogpack.sources.base import LogSource
+from dblogpack.sources.base import LogSource, oldest_first
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ class SftpSource(LogSource):
 
     def list_files(self) -> list[LogFile]:
         files = self._run(self._call(self._list), what=f"listing {self.log_dir}", missing=_NO_DIR)
-        return sorted(files, key=lambda f: (f.mtime or 0.0, f.name))
+        return oldest_first(files)
 
     def read(self, name: str, offset: int, size: int) -> bytes:
         path = self._path_of(name)
