@@ -117,8 +117,9 @@ class Console:
             if request.method == "POST":
                 form = await request.form()
                 if not self.sealer.csrf_valid(visitor.session, str(form.get("csrf", ""))):
-                    message = "this form has expired: reload the page and submit it again"
-                    return _render(request, "error.html", {"message": message}, 403)
+                    return _refused(
+                        request, "this form has expired: reload the page and submit it again"
+                    )
             try:
                 return await page(request, visitor)
             except DblogpackError as exc:
@@ -297,8 +298,9 @@ class Console:
         ret_code: int,
     ) -> None:
         self.service.record_audit(
-            request_uuid=str(uuid.uuid4()), public_key=public_key[:128],
-            action=f"Console.{action}", resource_id=resource_id[:128] if resource_id else None,
+            # The catalog fits each value to its column (audit._fit): nothing to cut here.
+            request_uuid=str(uuid.uuid4()), public_key=public_key,
+            action=f"Console.{action}", resource_id=resource_id or None,
             ret_code=ret_code, remote_addr=request.client.host if request.client else None,
         )
 
@@ -365,8 +367,7 @@ def _context(visitor: Visitor, project: str, extra: dict[str, Any]) -> dict[str,
 
 def _error_page(request: Request, visitor: Visitor, exc: DblogpackError) -> Response:
     status = 404 if isinstance(exc, NotFound | ProjectNotFound) else 400
-    context = {"message": exc.message, "visitor": visitor,
-               "projects": sorted(visitor.caller.project_ids), "project": ""}
+    context = _context(visitor, "", {"message": exc.message})
     return _render(request, "error.html", context, status)
 
 
