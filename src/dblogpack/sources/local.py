@@ -84,10 +84,11 @@ class DirSource(LogSource):
             names = os.listdir(self.log_dir)
         except OSError as exc:
             raise SourceError(f"cannot list log directory {self.log_dir}: {exc.strerror}") from exc
+        root = os.path.realpath(self.log_dir)  # resolved once per listing, not once per file
         files = []
         for name in fnmatch.filter(names, self.pattern):
             path = os.path.join(self.log_dir, name)
-            st = _stat_regular(path) if self._inside(path) else None
+            st = _stat_regular(path) if _resolves_into(root, path) else None
             if st is not None:
                 files.append(LogFile(name=name, size=st.st_size, mtime=st.st_mtime))
         return oldest_first(files)
@@ -102,13 +103,14 @@ class DirSource(LogSource):
         if not fnmatch.fnmatch(name, self.pattern):
             raise SourceError(f"log file {name!r} does not match the pattern {self.pattern!r}")
         path = os.path.join(self.log_dir, name)
-        if not self._inside(path):
+        if not _resolves_into(os.path.realpath(self.log_dir), path):
             raise SourceError(f"log file {name!r} links outside {self.log_dir}")
         return path
 
-    def _inside(self, path: str) -> bool:
-        root = os.path.realpath(self.log_dir)
-        return os.path.dirname(os.path.realpath(path)) == root
+
+def _resolves_into(root: str, path: str) -> bool:
+    """Whether `path`, symlinks resolved, is a file directly inside the resolved `root`."""
+    return os.path.dirname(os.path.realpath(path)) == root
 
 
 class PathsSource(LogSource):
