@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 
 REQUEST_UUID: ContextVar[str | None] = ContextVar("dblogpack_request_uuid", default=None)
@@ -14,23 +14,22 @@ PACKAGE_ID: ContextVar[str | None] = ContextVar("dblogpack_package_id", default=
 
 
 @contextmanager
-def request_scope(request_uuid: str) -> Iterator[None]:
+def _bound(variable: ContextVar[str | None], value: str) -> Iterator[None]:
+    token = variable.set(value)
+    try:
+        yield
+    finally:
+        variable.reset(token)
+
+
+def request_scope(request_uuid: str) -> AbstractContextManager[None]:
     """Log lines written inside carry `request_uuid` (threads started with its context too)."""
-    token = REQUEST_UUID.set(request_uuid)
-    try:
-        yield
-    finally:
-        REQUEST_UUID.reset(token)
+    return _bound(REQUEST_UUID, request_uuid)
 
 
-@contextmanager
-def package_scope(package_id: str) -> Iterator[None]:
+def package_scope(package_id: str) -> AbstractContextManager[None]:
     """Log lines written inside carry `package_id`."""
-    token = PACKAGE_ID.set(package_id)
-    try:
-        yield
-    finally:
-        PACKAGE_ID.reset(token)
+    return _bound(PACKAGE_ID, package_id)
 
 
 class ContextFilter(logging.Filter):
