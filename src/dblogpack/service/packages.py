@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import re
 import tarfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, TypeVar
@@ -240,12 +241,8 @@ class PackageOperations(ResourceOperations):
         return wanted
 
     def _list_source_files(self, instance_id: str) -> list[LogFile]:
-        label = f"instance {instance_id}"
-        try:
-            with self._source_factory(self.pgsql_source(instance_id)) as source:
-                return source.list_files()
-        except (SourceError, ConfigError) as exc:
-            raise _source_unavailable(label, exc) from exc
+        with self._open_source(self.pgsql_source(instance_id), f"instance {instance_id}") as source:
+            return source.list_files()
 
     def list_pgsql_logs(
         self, caller: Caller, project_id: str, region: str | None, zone: str | None,
@@ -440,9 +437,15 @@ class PackageOperations(ResourceOperations):
     def _read_source(
         self, config: SourceConfig, label: str, read: Callable[[LogSource, FormatConfig], T]
     ) -> T:
+        with self._open_source(config, label) as source:
+            return read(source, logview.resolved_format(config, source))
+
+    @contextmanager
+    def _open_source(self, config: SourceConfig, label: str) -> Iterator[LogSource]:
+        """The source `config` describes, open; its failures (inside too) as InvalidParameter."""
         try:
             with self._source_factory(config) as source:
-                return read(source, logview.resolved_format(config, source))
+                yield source
         except (SourceError, ConfigError) as exc:
             raise _source_unavailable(label, exc) from exc
 
