@@ -406,9 +406,10 @@ def record_failure(
 
 
 def requeue(
-    conn: Connection, package_id: str, token: str, message: str, *, not_before: float
+    conn: Connection, package_id: str, token: str, message: str, *, not_before: float | None
 ) -> bool:
-    """Back to the queue, claimable from `not_before`; False when the lease was lost."""
+    """Back to the queue, claimable from `not_before` (None: at once); False when the lease
+    was lost."""
     changed = conn.execute(
         update(packages)
         .where(_held(package_id, token))
@@ -457,12 +458,7 @@ def fail_stalled(
 def requeue_stalled(conn: Connection, stalled: PackageRecord, message: str) -> bool:
     """Back to the queue (claimable at once), unless someone claimed it meanwhile."""
     assert stalled.lease_owner is not None
-    changed = conn.execute(
-        update(packages)
-        .where(_held(stalled.id, stalled.lease_owner))
-        .values(message=message, progress=0, lease_owner=None, lease_expires_at=None)
-    )
-    return changed.rowcount == 1
+    return requeue(conn, stalled.id, stalled.lease_owner, message, not_before=None)
 
 
 # -- deleting ---------------------------------------------------------------------------------
