@@ -53,6 +53,10 @@ class _Outcome:
     answer: Answer | None = None
     error: DblogpackError | None = None
 
+    @property
+    def ret_code(self) -> int:
+        return self.error.ret_code if self.error is not None else 0
+
 
 class ApiEndpoint:
     """The request handler of `/` (GET and POST): `handle` is the Starlette endpoint."""
@@ -78,8 +82,7 @@ class ApiEndpoint:
     def _observe(self, outcome: _Outcome, seconds: float) -> None:
         # Only registered names become label values: callers choose the Action text.
         action = outcome.action if outcome.action in self._action_names else UNKNOWN_ACTION
-        ret_code = outcome.error.ret_code if outcome.error is not None else 0
-        observe_api_call(action, ret_code, seconds)
+        observe_api_call(action, outcome.ret_code, seconds)
 
     async def _outcome(self, request: Request, request_uuid: str) -> _Outcome:
         outcome = _Outcome()
@@ -249,7 +252,7 @@ def _internal_message(request_uuid: str) -> str:
 
 
 def _log_call(outcome: _Outcome, request_uuid: str, seconds: float) -> None:
-    ret_code = outcome.error.ret_code if outcome.error is not None else 0
+    ret_code = outcome.ret_code
     logger.info(
         "api %s RetCode=%d RequestUUID=%s %.1fms",
         _printable(outcome.action) or "-",
