@@ -41,7 +41,8 @@ class Page(ActionParams):
     Limit: int = integer(1, 1000, default=20)
 
 
-def _seconds(value: float | None) -> int:
+def whole_seconds(value: float | None) -> int:
+    """A time as the wire shows it: whole unix seconds, 0 when not (yet) known."""
     return int(value) if value is not None else 0
 
 
@@ -58,11 +59,11 @@ def package_info(package: PackageRecord) -> dict[str, object]:
         resource: package.resource_id,
         "NodeId": package.node_id or "",
         "Role": package.role or "",
-        "Begin": _seconds(package.begin),
-        "End": _seconds(package.end),
-        "CreateTime": _seconds(package.created_at),
-        "FinishTime": _seconds(package.finished_at),
-        "ExpireTime": _seconds(package.expires_at),
+        "Begin": whole_seconds(package.begin),
+        "End": whole_seconds(package.end),
+        "CreateTime": whole_seconds(package.created_at),
+        "FinishTime": whole_seconds(package.finished_at),
+        "ExpireTime": whole_seconds(package.expires_at),
         "Message": package.message,
         "EntryCount": package.entry_count or 0,
         "Checksum": package.checksum or "",

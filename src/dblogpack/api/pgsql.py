@@ -11,6 +11,7 @@ from dblogpack.api.package_info import (
     package_info,
     unix_seconds,
     unix_time,
+    whole_seconds,
 )
 from dblogpack.api.params import ActionParams, integer, resource_id, text, texts
 from dblogpack.api.registry import ActionRegistry, Answer, CallContext
@@ -60,8 +61,8 @@ def list_pgsql_logs(context: CallContext, params: ListUPgSQLLog) -> Answer:
     data_set = [
         {
             "Name": f.name,
-            "BeginTime": int(f.first_ts) if f.first_ts is not None else 0,
-            "EndTime": int(f.last_ts) if f.last_ts is not None else 0,
+            "BeginTime": whole_seconds(f.first_ts),
+            "EndTime": whole_seconds(f.last_ts),
             "Size": f.size,
         }
         for f in files
