@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, get_args, get_origin
 from urllib.parse import parse_qsl
 
@@ -220,6 +221,7 @@ def _field_input(model: type[ActionParams], name: str, flat: Mapping[str, str]) 
     return [value for _, value in indexed] if indexed else None
 
 
+@cache  # bounded: the actions' schema fields; asked for every field of every call
 def _is_array(model: type[ActionParams], name: str) -> bool:
     annotation = model.model_fields[name].annotation
     candidates = (annotation, *get_args(annotation))
