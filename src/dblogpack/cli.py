@@ -81,10 +81,10 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_server_command(
-    subparsers: Any, name: str, help: str, run: Callable[[argparse.Namespace], int]
+    subparsers: Any, name: str, help_text: str, run: Callable[[argparse.Namespace], int]
 ) -> None:
     """A server command (`serve`, `worker`): the common flags and every server setting."""
-    parser = subparsers.add_parser(name, parents=[COMMON], help=help)
+    parser = subparsers.add_parser(name, parents=[COMMON], help=help_text)
     _add_setting_flags(parser)
     parser.set_defaults(run=run)
 
