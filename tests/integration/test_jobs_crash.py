@@ -18,17 +18,15 @@ import pytest
 from tests.support.jobs import (
     SECRET_ENV,
     JobWorld,
-    create_world,
     metadata_database,
     mongo_log,
+    open_world,
 )
 
 from dblogpack.app import build_source
-from dblogpack.catalog import open_catalog
 from dblogpack.catalog.packages import PackageRecord
 from dblogpack.jobs import JobPolicy, JobQueue, Worker
 from dblogpack.model import PackageState
-from dblogpack.secretbox import SecretBox
 
 REPO = Path(__file__).resolve().parents[2]
 LEASE_SECONDS = 2.0
@@ -36,8 +34,7 @@ LEASE_SECONDS = 2.0
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    cluster = None if request.param == "sqlite" else request.getfixturevalue("pg_metadata_cluster")
-    yield from metadata_database(request.param, tmp_path, cluster)
+    yield from metadata_database(request, tmp_path)
 
 
 @pytest.fixture
@@ -47,9 +44,7 @@ def secret() -> bytes:
 
 @pytest.fixture
 def world(database_url: str, secret: bytes, tmp_path: Path) -> Iterator[JobWorld]:
-    catalog = open_catalog(database_url, SecretBox(secret))
-    yield create_world(catalog, tmp_path)
-    catalog.close()
+    yield from open_world(database_url, tmp_path, secret)
 
 
 def start_worker_process(

@@ -4,34 +4,28 @@ on SQLite and on a real PostgreSQL alike (DESIGN §2).
 
 from __future__ import annotations
 
-import secrets
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.support.jobs import JobWorld, create_world, metadata_database
+from tests.support.jobs import JobWorld, metadata_database, open_world
 
-from dblogpack.catalog import Catalog, open_catalog
 from dblogpack.catalog.packages import BuiltPackage
 from dblogpack.errors import NameConflict, NodeBusy, NotFound, StateConflict
 from dblogpack.jobs import Claim, JobPolicy, JobQueue
 from dblogpack.model import LogKind, PackageState
-from dblogpack.secretbox import SecretBox
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty metadata database: a SQLite file, or a fresh database on the shared cluster."""
-    cluster = None if request.param == "sqlite" else request.getfixturevalue("pg_metadata_cluster")
-    yield from metadata_database(request.param, tmp_path, cluster)
+    yield from metadata_database(request, tmp_path)
 
 
 @pytest.fixture
 def world(database_url: str, tmp_path: Path) -> Iterator[JobWorld]:
-    catalog: Catalog = open_catalog(database_url, SecretBox(secrets.token_bytes(32)))
-    yield create_world(catalog, tmp_path)
-    catalog.close()
+    yield from open_world(database_url, tmp_path)
 
 
 class Clock:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 import shutil
 import subprocess
 import tarfile
@@ -16,10 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.support.jobs import JobWorld, create_world, metadata_database, mongo_log, slow_factory
+from tests.support.jobs import JobWorld, metadata_database, mongo_log, open_world, slow_factory
 
 from dblogpack.app import build_source
-from dblogpack.catalog import Catalog, open_catalog
 from dblogpack.catalog.packages import PackageRecord
 from dblogpack.jobs import (
     JobPolicy,
@@ -31,20 +29,16 @@ from dblogpack.jobs import (
     package_prefix,
 )
 from dblogpack.model import PackageState
-from dblogpack.secretbox import SecretBox
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    cluster = None if request.param == "sqlite" else request.getfixturevalue("pg_metadata_cluster")
-    yield from metadata_database(request.param, tmp_path, cluster)
+    yield from metadata_database(request, tmp_path)
 
 
 @pytest.fixture
 def world(database_url: str, tmp_path: Path) -> Iterator[JobWorld]:
-    catalog: Catalog = open_catalog(database_url, SecretBox(secrets.token_bytes(32)))
-    yield create_world(catalog, tmp_path)
-    catalog.close()
+    yield from open_world(database_url, tmp_path)
 
 
 class Clock:

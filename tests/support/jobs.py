@@ -9,15 +9,16 @@ slowly; it touches MARKER once it has started reading a package.
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import insert
-from tests.support.pgcluster import PgCluster
 
 from dblogpack.catalog import Catalog, open_catalog, resources
 from dblogpack.catalog.tables import projects
@@ -42,6 +43,10 @@ from dblogpack.secretbox import SecretBox
 from dblogpack.sources.base import LogSource
 from dblogpack.sources.local import DirSource
 from dblogpack.stores.fs import FileStore
+
+if TYPE_CHECKING:
+    import pytest
+    from tests.support.pgcluster import PgCluster
 
 SECRET_ENV = "DBLOGPACK_TEST_JOBS_SECRET"
 CLUSTER = "umongodb-jobs"
@@ -114,16 +119,25 @@ class JobWorld:
         return JobQueue(self.catalog, policy, clock=clock)
 
 
-def metadata_database(kind: str, tmp_path: Path, cluster: PgCluster | None) -> Iterator[str]:
-    """An empty metadata database: a SQLite file, or a fresh database on `cluster`."""
-    if kind == "sqlite":
+def metadata_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty metadata database of the kind `request.param` names: a SQLite file, or a fresh
+    database on the session's `pg_metadata_cluster`."""
+    if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'jobs.sqlite3'}"
         return
-    assert cluster is not None
+    cluster: PgCluster = request.getfixturevalue("pg_metadata_cluster")
     name = f"jobs_{uuid.uuid4().hex[:12]}"
     cluster.execute(f'CREATE DATABASE "{name}"')
     yield cluster.sqlalchemy_url(dbname=name)
     cluster.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def open_world(database_url: str, base: Path, secret: bytes | None = None) -> Iterator[JobWorld]:
+    """A world (`create_world`) on a catalog opened for it and closed afterwards."""
+    box = SecretBox(secrets.token_bytes(32) if secret is None else secret)
+    catalog = open_catalog(database_url, box)
+    yield create_world(catalog, base)
+    catalog.close()
 
 
 def create_world(catalog: Catalog, base: Path) -> JobWorld:
