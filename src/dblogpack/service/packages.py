@@ -40,7 +40,7 @@ from dblogpack.model import (
     TimeWindow,
 )
 from dblogpack.service import logview
-from dblogpack.service.accounts import Caller, new_id
+from dblogpack.service.accounts import Caller, _storable, new_id
 from dblogpack.service.logview import Excerpt
 from dblogpack.service.resources import ResourceOperations
 from dblogpack.sources.base import LogSource
@@ -322,7 +322,7 @@ class PackageOperations(ResourceOperations):
     ) -> PackageRecord:
         """A package of this resource in the caller's project (deleted ones included)."""
         project = self._resource(caller, project_id, region, zone, kind, resource_id)
-        package = self.jobs.get(package_id) if "\x00" not in package_id else None
+        package = self.jobs.get(package_id) if _storable(package_id) else None
         if (
             package is None
             or package.project_id != project
