@@ -26,10 +26,9 @@ from tests.support.acceptance import (
     generate_node_logs,
     recent_window,
     sdk,
-    start_server,
     wait_for_package,
 )
-from tests.support.apiserver import DBLOGPACK, ApiServer, KeyPair
+from tests.support.apiserver import DBLOGPACK, ApiServer, KeyPair, start_server
 from tests.support.sshd import Sshd
 from ucloud.client import Client
 from ucloud.core.exc import RetCodeException

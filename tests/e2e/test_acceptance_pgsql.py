@@ -12,15 +12,16 @@ import re
 import secrets
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from tests.support.acceptance import Package, download, sdk, start_server, wait_for_package
-from tests.support.apiserver import DBLOGPACK, ApiServer
+from tests.support.acceptance import Package, download, sdk, wait_for_package
+from tests.support.apiserver import DBLOGPACK, ApiServer, start_server
 from tests.support.pgcluster import PgCluster
+from tests.support.pgframing import FRAMING
 from tests.support.pgworkload import Event, WorkloadRecord, run_workload
 from ucloud.client import Client
 from ucloud.core.exc import RetCodeException
@@ -33,8 +34,6 @@ PACKAGE_TYPE = {"slow": "SlowLog", "error": "ErrorLog", "all": "All"}
 MARKER = re.compile(rb"wl:(\d+)\b")
 # Every destination starts an entry with the `%m` time, in UTC here.
 ENTRY_TIME = re.compile(rb"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) UTC")
-SEVERITY = re.compile(rb"^.*? ([A-Z]+[0-9]?):  ")
-BELONGS_TO_PREVIOUS = {b"DETAIL", b"HINT", b"CONTEXT", b"STATEMENT", b"QUERY", b"LOCATION"}
 
 
 @dataclass
@@ -81,43 +80,6 @@ def logged(
         yield LoggedCluster(pg_logging_cluster, record, server, client, instances)
     finally:
         server.stop()
-
-
-# -- the reference: the server's own files, framed simply, entries picked by marker ----------
-
-
-def stderr_entries(data: bytes) -> list[bytes]:
-    """A line, its TAB continuations and its DETAIL/HINT/… lines make one entry."""
-    entries: list[bytes] = []
-    for line in data.splitlines(keepends=True):
-        severity = SEVERITY.match(line)
-        continues = line.startswith(b"\t") or (
-            severity is not None and severity.group(1) in BELONGS_TO_PREVIOUS
-        )
-        if continues and entries:
-            entries[-1] += line
-        else:
-            entries.append(line)
-    return entries
-
-
-def csv_records(data: bytes) -> list[bytes]:
-    """Lines joined until the quotes balance (a doubled quote keeps the parity)."""
-    records: list[bytes] = []
-    pending = b""
-    for line in data.splitlines(keepends=True):
-        pending += line
-        if pending.count(b'"') % 2 == 0:
-            records.append(pending)
-            pending = b""
-    return records
-
-
-FRAMING: dict[str, Callable[[bytes], list[bytes]]] = {
-    "stderr": stderr_entries,
-    "csvlog": csv_records,
-    "jsonlog": lambda data: data.splitlines(keepends=True),
-}
 
 
 def _entry_time(entry: bytes) -> float:

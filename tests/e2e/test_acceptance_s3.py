@@ -19,9 +19,9 @@ from tests.support.acceptance import (
     recent_window,
     s3_store_env,
     sdk,
-    start_server,
     wait_for_package,
 )
+from tests.support.apiserver import start_server
 from tests.support.s3server import S3Server
 from ucloud.client import Client
 

@@ -21,9 +21,8 @@ from tests.support.acceptance import (
     generate_node_logs,
     recent_window,
     s3_store_env,
-    start_server,
 )
-from tests.support.apiserver import ApiClient, ApiServer, KeyPair
+from tests.support.apiserver import ApiClient, ApiServer, KeyPair, start_server
 from tests.support.pgcluster import PgCluster
 from tests.support.s3server import S3Server
 

@@ -17,16 +17,14 @@ from tests.support.apiserver import ApiClient, ApiServer, serve_for_test
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[ApiServer]:
-    api_server = serve_for_test(request, tmp_path_factory)
-    yield api_server
-    api_server.stop()
+    with serve_for_test(request, tmp_path_factory) as api_server:
+        yield api_server
 
 
 @pytest.fixture(scope="module")
 def client(server: ApiServer) -> Iterator[ApiClient]:
-    api_client = ApiClient(server)
-    yield api_client
-    api_client.close()
+    with ApiClient(server) as api_client:
+        yield api_client
 
 
 @contextmanager

@@ -47,16 +47,15 @@ KNOWN_RET_CODES = {0, 153, 160, 161, 170, 171, 172, 220, 230, 292, 299, 1001, 10
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[ApiServer]:
     # A limit high enough that fuzzing reaches the handlers instead of RetCode 153.
-    api_server = serve_for_test(request, tmp_path_factory, {"DBLOGPACK_RATE_LIMIT": "100000"})
-    yield api_server
-    api_server.stop()
+    limit = {"DBLOGPACK_RATE_LIMIT": "100000"}
+    with serve_for_test(request, tmp_path_factory, limit) as api_server:
+        yield api_server
 
 
 @pytest.fixture(scope="module")
 def client(server: ApiServer) -> Iterator[ApiClient]:
-    api_client = ApiClient(server)
-    yield api_client
-    api_client.close()
+    with ApiClient(server) as api_client:
+        yield api_client
 
 
 names = st.one_of(st.sampled_from(PARAMETER_NAMES), st.text(max_size=12))

@@ -24,8 +24,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
-from tests.support.acceptance import generate_node_logs, recent_window, start_server
-from tests.support.apiserver import ApiClient, ApiServer, KeyPair
+from tests.support.acceptance import generate_node_logs, recent_window
+from tests.support.apiserver import ApiClient, ApiServer, KeyPair, ok, start_server
 
 from dblogpack.synth import Plan, build, generate
 
@@ -54,32 +54,27 @@ class World:
     gone_node_id: str
 
 
-def _ok(answer: Any) -> dict[str, Any]:
-    assert answer.ret_code == 0, answer.body
-    body: dict[str, Any] = answer.body
-    return body
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     logs_begin, logs_end, window = recent_window(time.time())
     node_dir = tmp_path_factory.mktemp("console-node")
     generate_node_logs(node_dir, "mongo-json", logs_begin, logs_end, seed=7, size=600_000)
     # One attempt: a package of a node whose logs are gone fails at once, with its message.
-    server = start_server(tmp_path_factory.mktemp("console") / "data",
-                          {"DBLOGPACK_WORKERS": "2", "DBLOGPACK_JOB_ATTEMPTS": "1"})
-    client = ApiClient(server)
-    try:
+    env = {"DBLOGPACK_WORKERS": "2", "DBLOGPACK_JOB_ATTEMPTS": "1"}
+    with (
+        start_server(tmp_path_factory.mktemp("console") / "data", env) as server,
+        ApiClient(server) as client,
+    ):
         admin = server.admin
-        cluster = _ok(client.call("RegisterUMongoDBCluster", admin, {"Name": "orders"}))
-        node = _ok(client.call("RegisterUMongoDBNode", admin, {
+        cluster = ok(client.call("RegisterUMongoDBCluster", admin, {"Name": "orders"}))
+        node = ok(client.call("RegisterUMongoDBNode", admin, {
             "ClusterId": cluster["ClusterId"], "Role": "primary", "SourceType": "dir",
             "LogDir": str(node_dir), "LogPattern": "mongod.log*",
         }))
-        broken = _ok(client.call("RegisterUMongoDBCluster", admin, {"Name": "retired"}))
+        broken = ok(client.call("RegisterUMongoDBCluster", admin, {"Name": "retired"}))
         gone_dir = tmp_path_factory.mktemp("console-gone")
         (gone_dir / "mongod.log").write_bytes(b"")
-        gone = _ok(client.call("RegisterUMongoDBNode", admin, {
+        gone = ok(client.call("RegisterUMongoDBNode", admin, {
             "ClusterId": broken["ClusterId"], "Role": "mongos", "SourceType": "dir",
             "LogDir": str(gone_dir), "LogPattern": "mongod.log*",
         }))
@@ -87,7 +82,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         pg_dir = tmp_path_factory.mktemp("console-pg")
         pg_plan = Plan(start=logs_begin, end=logs_end, size=300_000, seed=5, rotate_bytes=120_000)
         generate(build("pg-stderr", timezone="UTC"), pg_dir / "postgresql.log", pg_plan)
-        instance = _ok(client.call("RegisterUPgSQLInstance", admin, {
+        instance = ok(client.call("RegisterUPgSQLInstance", admin, {
             "Name": "billing", "SourceType": "dir", "LogDir": str(pg_dir),
             "LogPattern": "postgresql*.log", "LogFormat": "pg-stderr",
             "LogLinePrefix": "%m [%p] ", "LogTimezone": "UTC",
@@ -97,9 +92,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                     (window.begin, window.end), instance["InstanceID"],
                     sorted(path.name for path in pg_dir.iterdir()),
                     broken["ClusterId"], gone["NodeId"])
-    finally:
-        client.close()
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,11 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import pytest
-from tests.support.acceptance import generate_node_logs, start_server
-from tests.support.apiserver import ApiClient, ApiServer, KeyPair
+from tests.support.acceptance import generate_node_logs
+from tests.support.apiserver import ApiClient, ApiServer, KeyPair, ok, start_server
 
 COOKIE = "dblogpack_console"
 
@@ -29,35 +28,25 @@ class World:
     other_cluster_id: str  # in a project the member is not granted
 
 
-def _ok(answer: Any) -> dict[str, Any]:
-    assert answer.ret_code == 0, answer.body
-    body: dict[str, Any] = answer.body
-    return body
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     node_dir = tmp_path_factory.mktemp("sessions-node")
     now = time.time()
     generate_node_logs(node_dir, "mongo-json", now - 3600, now - 60, seed=3, size=50_000)
-    server = start_server(tmp_path_factory.mktemp("sessions") / "data", {"DBLOGPACK_WORKERS": "0"})
-    client = ApiClient(server)
-    try:
+    data_dir = tmp_path_factory.mktemp("sessions") / "data"
+    with start_server(data_dir, {"DBLOGPACK_WORKERS": "0"}) as server, ApiClient(server) as client:
         admin = server.admin
-        member = KeyPair.of(_ok(client.call("CreateAccessKey", admin, {"Description": "dba"})))
-        other = _ok(client.call("CreateProject", admin, {"Name": "elsewhere"}))["ProjectId"]
+        member = KeyPair.of(ok(client.call("CreateAccessKey", admin, {"Description": "dba"})))
+        other = ok(client.call("CreateProject", admin, {"Name": "elsewhere"}))["ProjectId"]
         clusters = [
-            _ok(client.call("RegisterUMongoDBCluster", admin, {"Name": name, **scope}))["ClusterId"]
+            ok(client.call("RegisterUMongoDBCluster", admin, {"Name": name, **scope}))["ClusterId"]
             for name, scope in (("orders", {}), ("hidden", {"ProjectId": other}))
         ]
-        node = _ok(client.call("RegisterUMongoDBNode", admin, {
+        node = ok(client.call("RegisterUMongoDBNode", admin, {
             "ClusterId": clusters[0], "Role": "primary", "SourceType": "dir",
             "LogDir": str(node_dir), "LogPattern": "mongod.log*",
         }))["NodeId"]
         yield World(server, admin, member, clusters[0], node, clusters[1])
-    finally:
-        client.close()
-        server.stop()
 
 
 @pytest.fixture
@@ -188,14 +177,11 @@ def resource_path(world: World) -> str:
 
 
 def test_deleting_a_key_ends_its_console_sessions(http: httpx.Client, world: World) -> None:
-    client = ApiClient(world.server)
-    try:
-        doomed = KeyPair.of(_ok(client.call("CreateAccessKey", world.admin, {})))
+    with ApiClient(world.server) as client:
+        doomed = KeyPair.of(ok(client.call("CreateAccessKey", world.admin, {})))
         cookie = session_cookie(http, doomed)
         assert get(http, f"/console/p/{doomed.project_id}", cookie).status_code == 200
-        _ok(client.call("DeleteAccessKey", world.admin, {"TargetPublicKey": doomed.public_key}))
-    finally:
-        client.close()
+        ok(client.call("DeleteAccessKey", world.admin, {"TargetPublicKey": doomed.public_key}))
     response = get(http, f"/console/p/{doomed.project_id}", cookie)
     assert response.status_code == 303
     assert response.headers["location"].endswith("/console/signin")
@@ -213,13 +199,10 @@ def test_sign_ins_and_package_changes_leave_audit_records(
         "begin": "1", "end": "2",
     })
     assert refused.status_code == 400
-    client = ApiClient(world.server)
-    try:
-        records = _ok(client.call("ListAuditRecords", world.admin, {
+    with ApiClient(world.server) as client:
+        records = ok(client.call("ListAuditRecords", world.admin, {
             "TargetPublicKey": world.admin.public_key, "Limit": 100,
         }))["DataSet"]
-    finally:
-        client.close()
     seen = {(r["Action"], r["ResourceId"], r["RetCode"]) for r in records}
     assert {("Console.SignIn", None, 171), ("Console.SignIn", None, 0),
             ("Console.BackupUMongoDBLog", world.cluster_id, 230)} <= seen

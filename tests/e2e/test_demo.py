@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.apiserver import ApiClient, ApiServer, KeyPair
+from tests.support.apiserver import ApiClient, ApiServer, KeyPair, ok
 from tests.support.pgcluster import free_port
 
 TOUR_HEADLINE = "dblogpack demo is running"
@@ -49,13 +49,8 @@ class DemoServer:
         return self.output.read_text(errors="replace")
 
     def call(self, action: str, params: dict[str, object] | None = None) -> dict[str, Any]:
-        client = ApiClient(self.api)
-        try:
-            answer = client.call(action, self.admin, params)
-        finally:
-            client.close()
-        assert answer.ret_code == 0, answer.body
-        return answer.body
+        with ApiClient(self.api) as client:
+            return ok(client.call(action, self.admin, params))
 
     def stop(self, signum: int) -> int:
         self.process.send_signal(signum)

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.support.apiserver import DBLOGPACK, Answer, ApiClient, ApiServer, serve_for_test
+from tests.support.apiserver import DBLOGPACK, Answer, ApiClient, ApiServer, ok, serve_for_test
 
 from dblogpack.synth import Plan, build, generate
 
@@ -33,26 +33,19 @@ class Package:
     data: bytes
 
 
-def ok(answer: Answer) -> dict[str, Any]:
-    assert answer.ret_code == 0, answer.body
-    return answer.body
-
-
 @pytest.fixture(scope="module")
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiServer]:
-    request.param = "sqlite"  # type: ignore[attr-defined]
-    api_server = serve_for_test(request, tmp_path_factory)  # no in-process workers
-    yield api_server
-    api_server.stop()
+    # serve_for_test starts no in-process workers
+    with serve_for_test(request, tmp_path_factory, backend="sqlite") as api_server:
+        yield api_server
 
 
 @pytest.fixture(scope="module")
 def client(server: ApiServer) -> Iterator[ApiClient]:
-    api_client = ApiClient(server)
-    yield api_client
-    api_client.close()
+    with ApiClient(server) as api_client:
+        yield api_client
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,16 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from tests.support.acceptance import WorkerProcess, start_server
-from tests.support.apiserver import DBLOGPACK, Answer, ApiClient, ApiServer, KeyPair
+from tests.support.acceptance import WorkerProcess
+from tests.support.apiserver import (
+    DBLOGPACK,
+    Answer,
+    ApiClient,
+    ApiServer,
+    KeyPair,
+    ok,
+    start_server,
+)
 from tests.support.pgcluster import free_port
 
 from dblogpack.cli import build_parser
@@ -32,16 +40,14 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     data_dir = tmp_path_factory.mktemp("operations") / "data"
-    api_server = start_server(data_dir, {"DBLOGPACK_WORKERS": "1"})
-    yield api_server
-    api_server.stop()
+    with start_server(data_dir, {"DBLOGPACK_WORKERS": "1"}) as api_server:
+        yield api_server
 
 
 @pytest.fixture(scope="module")
 def client(server: ApiServer) -> Iterator[ApiClient]:
-    api_client = ApiClient(server)
-    yield api_client
-    api_client.close()
+    with ApiClient(server) as api_client:
+        yield api_client
 
 
 @pytest.fixture(scope="module")
@@ -66,11 +72,6 @@ def cluster(
 def user(server: ApiServer, client: ApiClient) -> KeyPair:
     """A key without admin rights."""
     return KeyPair.of(ok(client.call("CreateAccessKey", server.admin, {"Description": "user"})))
-
-
-def ok(answer: Answer) -> dict[str, Any]:
-    assert answer.ret_code == 0, answer.body
-    return answer.body
 
 
 def scrape(server: ApiServer) -> Samples:
@@ -170,9 +171,10 @@ def test_a_built_package_moves_bytes_durations_and_package_states(
 def test_queued_packages_a_worker_process_with_its_own_metrics_and_a_broken_store(
     tmp_path: Path,
 ) -> None:
-    idle = start_server(tmp_path / "data", {"DBLOGPACK_WORKERS": "0"})
-    idle_client = ApiClient(idle)
-    try:
+    with (
+        start_server(tmp_path / "data", {"DBLOGPACK_WORKERS": "0"}) as idle,
+        ApiClient(idle) as idle_client,
+    ):
         node_dir = tmp_path / "logs"
         node_dir.mkdir()
         (node_dir / "mongod.log").write_text("")
@@ -192,9 +194,6 @@ def test_queued_packages_a_worker_process_with_its_own_metrics_and_a_broken_stor
         shutil.rmtree(store)
         store.write_text("a file where the package directory should be")
         unhealthy = wait_for_status(idle, 503)
-    finally:
-        idle_client.close()
-        idle.stop()
     assert value(samples, "dblogpack_queue_depth") == 1
     assert value(samples, "dblogpack_packages", state="Package_Running") == 1
     # The worker process counted the package it built and sees the shared catalog.

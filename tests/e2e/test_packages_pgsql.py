@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.support.apiserver import Answer, ApiClient, ApiServer, KeyPair, serve_for_test
+from tests.support.apiserver import ApiClient, ApiServer, KeyPair, ok, serve_for_test
 from ucloud.client import Client
 from ucloud.core.exc import RetCodeException
 
@@ -60,22 +60,15 @@ class Instance:
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiServer]:
-    request.param = "sqlite"  # type: ignore[attr-defined]
-    api_server = serve_for_test(request, tmp_path_factory, {"DBLOGPACK_WORKERS": "2"})
-    yield api_server
-    api_server.stop()
+    workers = {"DBLOGPACK_WORKERS": "2"}
+    with serve_for_test(request, tmp_path_factory, workers, backend="sqlite") as api_server:
+        yield api_server
 
 
 @pytest.fixture(scope="module")
 def client(server: ApiServer) -> Iterator[ApiClient]:
-    api_client = ApiClient(server)
-    yield api_client
-    api_client.close()
-
-
-def ok(answer: Answer) -> dict[str, Any]:
-    assert answer.ret_code == 0, answer.body
-    return answer.body
+    with ApiClient(server) as api_client:
+        yield api_client
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from tests.support.apiserver import DBLOGPACK, ApiServer, ApiServerError, KeyPair
+from tests.support.apiserver import DBLOGPACK, ApiServer, KeyPair
+from tests.support.processes import terminate
 from ucloud.client import Client
 
 from dblogpack.model import LogKind, TimeWindow
@@ -31,18 +31,6 @@ FINAL_STATES = {"Package_Success", "Package_Failed", "Package_Deleted", "Package
 # Big enough to rotate into several files, small enough to build in a fraction of a second.
 NODE_LOG_BYTES = 1_500_000
 NODE_ROTATE_BYTES = 400_000
-
-
-def start_server(
-    data_dir: Path, env: dict[str, str], database_url: str | None = None
-) -> ApiServer:
-    """A started `dblogpack serve` (env overrides its settings); the test fails if it cannot."""
-    server = ApiServer(data_dir, database_url, env)
-    try:
-        return server.start()
-    except ApiServerError as exc:
-        server.stop()
-        pytest.fail(str(exc), pytrace=False)
 
 
 def sdk(server: ApiServer, key: KeyPair) -> Client:
@@ -176,11 +164,5 @@ class WorkerProcess:
         """SIGTERM (the worker hands unfinished packages back), then its exit status."""
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        terminate(self.process, timeout=40, kill_timeout=10)
         return self.process.returncode

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 from tests.support.pgcluster import free_port
+from tests.support.processes import terminate
 
 from dblogpack.api.signing import signature_of_pairs, signed
 
@@ -59,6 +60,12 @@ class Answer:
     @property
     def message(self) -> str:
         return str(self.body["Message"])
+
+
+def ok(answer: Answer) -> dict[str, Any]:
+    """The body of an answer that must have succeeded (RetCode 0)."""
+    assert answer.ret_code == 0, answer.body
+    return answer.body
 
 
 @dataclass(slots=True)
@@ -121,33 +128,43 @@ class ApiServer:
             return False  # not listening yet
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=15)
+        if self.process is not None:
+            terminate(self.process, timeout=15, kill_timeout=15)
+
+    def __enter__(self) -> ApiServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
 
 def serve_for_test(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     env: dict[str, str] | None = None,
+    backend: str | None = None,
 ) -> ApiServer:
-    """A started server on the metadata backend `request.param` names (sqlite | postgresql).
+    """A started server on the metadata backend `backend` names (sqlite | postgresql), by default
+    the one `request.param` names.
 
     PostgreSQL metadata gets a fresh database on the session's `pg_metadata_cluster`.
     """
+    backend = backend or request.param
     database_url = None
-    if request.param == "postgresql":
+    if backend == "postgresql":
         cluster = request.getfixturevalue("pg_metadata_cluster")
         database = f"api_{secrets.token_hex(6)}"
         cluster.execute(f"CREATE DATABASE {database}")
         database_url = cluster.sqlalchemy_url(dbname=database)
-    data_dir = tmp_path_factory.mktemp(f"api-{request.param}") / "data"
-    server = ApiServer(data_dir, database_url, env or {})
+    data_dir = tmp_path_factory.mktemp(f"api-{backend}") / "data"
+    return start_server(data_dir, env or {}, database_url)
+
+
+def start_server(
+    data_dir: Path, env: dict[str, str], database_url: str | None = None
+) -> ApiServer:
+    """A started `dblogpack serve` (env overrides its settings); the test fails if it cannot."""
+    server = ApiServer(data_dir, database_url, env)
     try:
         return server.start()
     except ApiServerError as exc:
@@ -164,6 +181,12 @@ class ApiClient:
 
     def close(self) -> None:
         self.http.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def call(
         self,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import boto3
 import httpx
 from tests.support.pgcluster import free_port
+from tests.support.processes import terminate
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -67,13 +68,8 @@ class S3Server:
         return name
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        if self._process is not None:
+            terminate(self._process, timeout=10)
         self._process = None
 
     def _wait_ready(self, within: float) -> None:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from tests.support.pgcluster import free_port
+from tests.support.processes import terminate
 
 SSHD = Path(os.environ.get("DBLOGPACK_TEST_SSHD", "/usr/sbin/sshd"))
 SSH_KEYGEN = shutil.which("ssh-keygen") or "/usr/bin/ssh-keygen"
@@ -106,13 +107,8 @@ class Sshd:
         return len(pids)
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        if self._process is not None:
+            terminate(self._process, timeout=10)
         self._process = None
 
     def destroy(self) -> None:
