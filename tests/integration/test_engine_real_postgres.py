@@ -27,6 +27,8 @@ from tests.support.pgcluster import (
     PgClusterError,
     managed_logging_settings,
 )
+from tests.support.pgframing import FRAMING as REFERENCE_FRAMING
+from tests.support.pgframing import csv_records
 from tests.support.pgworkload import Event, WorkloadRecord, run_workload
 
 from dblogpack import pipeline
@@ -44,12 +46,7 @@ DESTINATIONS = {
 MIN_DURATION_MS = 300.0  # between the workload's short (110 ms) and long (350 ms) sleeps
 WINDOWS = {"every-phase": (0, -1), "middle-phases": (1, 3), "one-phase": (2, 3)}
 MARKER = re.compile(rb"wl:(\d+)\b")
-SEVERITY = re.compile(
-    rb"^.*? (LOG|ERROR|WARNING|FATAL|PANIC|NOTICE|INFO|DEBUG[1-5]?|DETAIL|HINT|CONTEXT|STATEMENT"
-    rb"|QUERY|LOCATION):  "
-)
 DURATION = re.compile(rb"duration: (\d+(?:\.\d+)?) ms")
-BELONGS_TO_PREVIOUS = {b"DETAIL", b"HINT", b"CONTEXT", b"STATEMENT", b"QUERY", b"LOCATION"}
 
 
 @dataclass
@@ -114,42 +111,14 @@ def pgbadger_run() -> Iterator[LoggedRun]:
 # -- the reference: what a package must hold, by the record and simple framing -------------
 
 
-def stderr_entries(data: bytes) -> list[bytes]:
-    """Entries of a stderr log: a line, its TAB continuations and its DETAIL/HINT/... lines."""
-    entries: list[bytes] = []
-    for line in data.splitlines(keepends=True):
-        severity = SEVERITY.match(line)
-        continues = line.startswith(b"\t") or (
-            severity is not None and severity.group(1) in BELONGS_TO_PREVIOUS
-        )
-        if continues and entries:
-            entries[-1] += line
-        else:
-            entries.append(line)
-    return entries
-
-
-def csv_records(data: bytes) -> list[bytes]:
-    """Records of a csvlog: lines joined until the quotes balance (doubled quotes keep parity)."""
-    records: list[bytes] = []
-    pending = b""
-    for line in data.splitlines(keepends=True):
-        pending += line
-        if pending.count(b'"') % 2 == 0:
-            records.append(pending)
-            pending = b""
-    assert not pending, "csvlog ends inside a quoted field"
+def complete_csv_records(data: bytes) -> list[bytes]:
+    records = csv_records(data)
+    assert sum(map(len, records)) == len(data), "csvlog ends inside a quoted field"
     return records
 
 
-def json_records(data: bytes) -> list[bytes]:
-    return data.splitlines(keepends=True)
-
-
 FRAMING: dict[str, Callable[[bytes], list[bytes]]] = {
-    "stderr": stderr_entries,
-    "csvlog": csv_records,
-    "jsonlog": json_records,
+    **REFERENCE_FRAMING, "csvlog": complete_csv_records
 }
 
 
