@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
-from tests.support.apiserver import ApiClient, ApiServer, KeyPair, serve_for_test
+from tests.support.apiserver import ApiClient, ApiServer, KeyPair, ok, serve_for_test
 from ucloud.client import Client
 from ucloud.core.exc import RetCodeException
 
@@ -61,16 +61,14 @@ def sdk(server: ApiServer, key: KeyPair, *, private_key: str | None = None) -> C
 
 
 def new_key(client: ApiClient, admin: KeyPair, *projects: str, is_admin: bool = True) -> KeyPair:
-    answer = client.call("CreateAccessKey", admin,
-                         {"ProjectId": list(projects), "Admin": is_admin, "Description": "t"})
-    assert answer.ret_code == 0, answer.body
-    return KeyPair.of(answer.body)
+    return KeyPair.of(ok(client.call(
+        "CreateAccessKey", admin,
+        {"ProjectId": list(projects), "Admin": is_admin, "Description": "t"})))
 
 
 def new_project(client: ApiClient, admin: KeyPair) -> str:
-    answer = client.call("CreateProject", admin, {"Name": f"p-{secrets.token_hex(3)}"})
-    assert answer.ret_code == 0, answer.body
-    return str(answer.body["ProjectId"])
+    return str(ok(client.call("CreateProject", admin, {"Name": f"p-{secrets.token_hex(3)}"}))[
+        "ProjectId"])
 
 
 def dir_source(log_dir: Path) -> dict[str, object]:
