@@ -12,8 +12,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from dblogpack.cli_examples import attach_examples
 from dblogpack.cli_pack import add_pack
@@ -453,8 +452,7 @@ _FINAL_STATES = ("Package_Success", "Package_Failed", "Package_Deleting", "Packa
                  "Package_DeleteFailed")
 
 
-@dataclass(frozen=True, slots=True)
-class PackageActions:
+class PackageActions(NamedTuple):
     """The actions and answer fields of one resource kind (DESIGN §4)."""
 
     backup: str

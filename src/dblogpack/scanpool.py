@@ -8,8 +8,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, NamedTuple
 
 from dblogpack import formats
 from dblogpack.errors import InternalError, SourceError
@@ -59,17 +58,21 @@ def open_pool(workers: int) -> Executor:
 
 
 
-@dataclass(slots=True)
 class Scanned:
-    """What scanning one file (or one piece of it) found; spans are absolute file offsets."""
+    """What scanning one file (or one piece of it) found; spans are absolute file offsets.
 
-    spans: SpanList = field(default_factory=SpanList)
-    entries: int = 0
-    first_ts: float | None = None
-    last_ts: float | None = None
-    bytes_scanned: int = 0
-    warnings: list[LogWarning] = field(default_factory=list)
-    summary: SummaryBuilder | None = None
+    A plain slotted class (pickled back from workers), cheaper to create than a dataclass.
+    """
+
+    __slots__ = ("bytes_scanned", "entries", "first_ts", "last_ts", "spans", "summary", "warnings")
+
+    def __init__(self, summary: SummaryBuilder | None = None) -> None:
+        self.spans = SpanList()
+        self.entries = self.bytes_scanned = 0
+        self.first_ts: float | None = None
+        self.last_ts: float | None = None
+        self.warnings: list[LogWarning] = []
+        self.summary = summary
 
     def add(self, other: Scanned) -> None:
         self.spans.extend(other.spans)
@@ -93,8 +96,7 @@ def _max(a: float | None, b: float | None) -> float | None:
     return b if a is None else a if b is None else max(a, b)
 
 
-@dataclass(frozen=True, slots=True)
-class _PieceTask:
+class _PieceTask(NamedTuple):
     path: str
     name: str
     config: FormatConfig
