@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from dblogpack.cli_examples import attach_examples
 from dblogpack.cli_pack import add_pack
@@ -702,6 +703,25 @@ def _parser_for(argv: Sequence[str]) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     given = sys.argv[1:] if argv is None else list(argv)
     args = _parser_for(given).parse_args(given)
+    code = _run(args)
+    if argv is None and args.command == "pack":
+        _end_process(code)
+    return code
+
+
+def _end_process(code: int) -> NoReturn:
+    """End a `pack` process whose package is written and closed, skipping the interpreter's
+    teardown (freeing every module and object one by one): ~10 ms of a 1-hour window's ~140.
+
+    Only for the process's own command line (a caller passing argv gets its return), and
+    only once pack's threads, worker processes and files are closed, as run_pack leaves them.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.run(args))
     except CallFailedError as exc:
