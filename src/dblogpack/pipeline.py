@@ -56,7 +56,10 @@ def run(
     """
     result = PackageResult()
     query = Query(spec.window, spec.log_type, spec.min_duration_ms, details=wants_details(spec))
-    plans = [plan_file(source, f, fmt, query, result) for f in chosen_files(source, spec, result)]
+    plans = [
+        plan_file(source, f, fmt, query, result, workers)
+        for f in chosen_files(source, spec, result)
+    ]
     total = sum(p.cost for p in plans) or 1
     meter = Meter(total, progress)
     pool = open_pool(workers) if wants_pool(plans, workers) else None

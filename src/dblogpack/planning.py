@@ -99,14 +99,20 @@ def _pread(path: str, offset: int, size: int) -> bytes:
 
 
 def plan_file(
-    source: LogSource, file: LogFile, fmt: FormatConfig, query: Query, result: PackageResult
+    source: LogSource,
+    file: LogFile,
+    fmt: FormatConfig,
+    query: Query,
+    result: PackageResult,
+    workers: int = 1,
 ) -> FilePlan:
+    """Where to read `file` for `query`, cut into pieces for `workers` processes when big."""
     path = source.local_path(file.name)
     plan = FilePlan(file, fmt, path=path)
     if file.size == 0:
         return plan
     try:
-        _plan_range(plan, source, fmt, query, result)
+        _plan_range(plan, source, fmt, query, result, workers)
     except SourceError:
         if not vanished(source, file.name):
             raise
@@ -125,7 +131,12 @@ def vanished_warning(name: str, offset: int) -> LogWarning:
 
 
 def _plan_range(
-    plan: FilePlan, source: LogSource, fmt: FormatConfig, query: Query, result: PackageResult
+    plan: FilePlan,
+    source: LogSource,
+    fmt: FormatConfig,
+    query: Query,
+    result: PackageResult,
+    workers: int,
 ) -> None:
     file, path = plan.file, plan.path
     read = reader(source, file.name, path)
@@ -148,7 +159,7 @@ def _plan_range(
     if plan.range.warning is not None:
         result.warnings.append(plan.range.warning)
     if path is not None and plan.range.size >= PARALLEL_MIN:
-        plan.pieces = _split(read, file.size, plan.range, framing)
+        plan.pieces = _split(read, file.size, plan.range, framing, workers)
 
 
 def detected(head: bytes, fmt: FormatConfig, name: str) -> FormatConfig:
@@ -175,10 +186,13 @@ def format_of(config: FormatConfig) -> LogFormat:
 
 
 def _split(
-    read: Callable[[int, int], bytes], size: int, scan: ScanRange, framing: Framing
+    read: Callable[[int, int], bytes], size: int, scan: ScanRange, framing: Framing, workers: int
 ) -> list[tuple[int, int]]:
-    """Cut a range into worker pieces at entry boundaries."""
+    """Cut a range into worker pieces at entry boundaries, as many for each worker: with one
+    piece more than a multiple, one worker would scan it alone while the other waits (17 pieces
+    of a 1.1 GB file on 2 workers: ~0.2 s of one idle core)."""
     count = max(2, -(-scan.size // PIECE))
+    count = -(-count // max(1, workers)) * max(1, workers)
     cuts = [scan.start]
     for i in range(1, count):
         found = entry_at_or_after(read, size, scan.start + scan.size * i // count, framing, 16384)
