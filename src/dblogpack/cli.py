@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from dblogpack.cli_examples import attach_examples
 from dblogpack.cli_pack import add_pack
-from dblogpack.cli_pack import package_id as new_id
 from dblogpack.errors import ConfigError, DblogpackError
 
 if TYPE_CHECKING:
@@ -528,7 +527,7 @@ def run_package(args: argparse.Namespace) -> int:
 
     settings = load(args)
     actions = PACKAGE_ACTIONS[args.package_kind]
-    name = args.name or time.strftime("cli-%Y%m%d-%H%M%S-", time.gmtime()) + new_id()[:6]
+    name = args.name or time.strftime("cli-%Y%m%d-%H%M%S-", time.gmtime()) + os.urandom(3).hex()
     if not _PACKAGE_NAME.fullmatch(name):
         raise ConfigError(f"--name must be 1 to 64 of A-Z a-z 0-9 . _ -, got {name!r}")
     scope = {**_params_from(args, _PLACEMENT_FLAGS), **_package_scope(args)}
