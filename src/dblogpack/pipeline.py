@@ -9,7 +9,6 @@ of remote or gzip files spooled to a temporary file (the tar header needs a memb
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
 from dblogpack.errors import SourceError
@@ -57,7 +56,10 @@ def run(
     """
     result = PackageResult()
     query = Query(spec.window, spec.log_type, spec.min_duration_ms, details=wants_details(spec))
-    plans = [plan_file(source, f, fmt, query, result) for f in chosen_files(source, spec, result)]
+    plans = [
+        plan_file(source, f, fmt, query, result, workers)
+        for f in chosen_files(source, spec, result)
+    ]
     total = sum(p.cost for p in plans) or 1
     meter = Meter(total, progress)
     pool = open_pool(workers) if wants_pool(plans, workers) else None
@@ -107,16 +109,22 @@ def _member_name(file: LogFile) -> str:
     return f"logs/{name}"
 
 
-@dataclass(slots=True)
 class _Packing:
     """What packing each file needs, gathered once per package."""
 
-    tar: TarGzWriter
-    source: LogSource
-    query: Query
-    result: PackageResult
-    summary: SummaryBuilder
-    meter: Meter
+    __slots__ = ("meter", "query", "result", "source", "summary", "tar")
+
+    def __init__(
+        self,
+        tar: TarGzWriter,
+        source: LogSource,
+        query: Query,
+        result: PackageResult,
+        summary: SummaryBuilder,
+        meter: Meter,
+    ) -> None:
+        self.tar, self.source, self.query = tar, source, query
+        self.result, self.summary, self.meter = result, summary, meter
 
     def file(self, plan: FilePlan, scanned: Scanned | None) -> FileResult:
         row = FileResult(name=plan.file.name, format=plan.config.name)

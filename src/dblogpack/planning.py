@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import TYPE_CHECKING, cast
 
@@ -43,13 +42,19 @@ MARGINS = Margins()
 Progress = Callable[[float], None]
 
 
-@dataclass(slots=True)
 class FilePlan:
-    file: LogFile
-    config: FormatConfig
-    range: ScanRange | None = None  # None: nothing to scan (empty, or outside the window)
-    path: str | None = None  # local path: read with os.pread, in worker processes if big
-    pieces: list[tuple[int, int]] = field(default_factory=list)
+    """One file's plan: its format, the range to scan and its worker pieces.
+
+    A plain slotted class, not a dataclass: cheaper to create at every `pack` start.
+    """
+
+    __slots__ = ("config", "file", "path", "pieces", "range")
+
+    def __init__(self, file: LogFile, config: FormatConfig, path: str | None = None) -> None:
+        self.file, self.config = file, config
+        self.range: ScanRange | None = None  # None: nothing to scan (empty, or outside the window)
+        self.path = path  # local path: read with os.pread, in worker processes if big
+        self.pieces: list[tuple[int, int]] = []
 
     @property
     def cost(self) -> int:
@@ -94,14 +99,20 @@ def _pread(path: str, offset: int, size: int) -> bytes:
 
 
 def plan_file(
-    source: LogSource, file: LogFile, fmt: FormatConfig, query: Query, result: PackageResult
+    source: LogSource,
+    file: LogFile,
+    fmt: FormatConfig,
+    query: Query,
+    result: PackageResult,
+    workers: int = 1,
 ) -> FilePlan:
+    """Where to read `file` for `query`, cut into pieces for `workers` processes when big."""
     path = source.local_path(file.name)
     plan = FilePlan(file, fmt, path=path)
     if file.size == 0:
         return plan
     try:
-        _plan_range(plan, source, fmt, query, result)
+        _plan_range(plan, source, fmt, query, result, workers)
     except SourceError:
         if not vanished(source, file.name):
             raise
@@ -120,7 +131,12 @@ def vanished_warning(name: str, offset: int) -> LogWarning:
 
 
 def _plan_range(
-    plan: FilePlan, source: LogSource, fmt: FormatConfig, query: Query, result: PackageResult
+    plan: FilePlan,
+    source: LogSource,
+    fmt: FormatConfig,
+    query: Query,
+    result: PackageResult,
+    workers: int,
 ) -> None:
     file, path = plan.file, plan.path
     read = reader(source, file.name, path)
@@ -143,7 +159,7 @@ def _plan_range(
     if plan.range.warning is not None:
         result.warnings.append(plan.range.warning)
     if path is not None and plan.range.size >= PARALLEL_MIN:
-        plan.pieces = _split(read, file.size, plan.range, framing)
+        plan.pieces = _split(read, file.size, plan.range, framing, workers)
 
 
 def detected(head: bytes, fmt: FormatConfig, name: str) -> FormatConfig:
@@ -170,10 +186,13 @@ def format_of(config: FormatConfig) -> LogFormat:
 
 
 def _split(
-    read: Callable[[int, int], bytes], size: int, scan: ScanRange, framing: Framing
+    read: Callable[[int, int], bytes], size: int, scan: ScanRange, framing: Framing, workers: int
 ) -> list[tuple[int, int]]:
-    """Cut a range into worker pieces at entry boundaries."""
+    """Cut a range into worker pieces at entry boundaries, as many for each worker: with one
+    piece more than a multiple, one worker would scan it alone while the other waits (17 pieces
+    of a 1.1 GB file on 2 workers: ~0.2 s of one idle core)."""
     count = max(2, -(-scan.size // PIECE))
+    count = -(-count // max(1, workers)) * max(1, workers)
     cuts = [scan.start]
     for i in range(1, count):
         found = entry_at_or_after(read, size, scan.start + scan.size * i // count, framing, 16384)

@@ -21,8 +21,8 @@ How a file's range is chosen (see docs/engine.md):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from itertools import pairwise
+from typing import NamedTuple
 
 from dblogpack.model import LogWarning, TimeWindow
 
@@ -30,16 +30,18 @@ Reader = Callable[[int, int], bytes]
 """Read up to `size` bytes of the file from `offset`: (offset, size) -> bytes."""
 
 
-@dataclass(frozen=True, slots=True)
-class Framing:
+# The value types are NamedTuples, not dataclasses: a `pack` process creates its classes at
+# every start, and a frozen dataclass costs about twice as much to create.
+
+
+class Framing(NamedTuple):
     """The two framing functions of a log format that the selector needs."""
 
     next_entry: Callable[[bytes, int], tuple[int, float] | None]
     last_timestamp: Callable[[bytes], float | None]
 
 
-@dataclass(frozen=True, slots=True)
-class Margins:
+class Margins(NamedTuple):
     """How much disorder is tolerated, and how much a bisection probe reads."""
 
     seconds: float = 5.0
@@ -49,8 +51,10 @@ class Margins:
     edge_max: int = 8 * 1024 * 1024  # a tail chunk grows up to this to meet an entry start
 
 
-@dataclass(frozen=True, slots=True)
-class ScanRange:
+DEFAULT_MARGINS = Margins()
+
+
+class ScanRange(NamedTuple):
     """Bytes [start, stop) of a file to scan; both are entry boundaries (or the file's ends)."""
 
     start: int
@@ -92,7 +96,7 @@ def file_edges(
     read: Reader,
     size: int,
     framing: Framing,
-    margins: Margins = Margins(),
+    margins: Margins = DEFAULT_MARGINS,
     head: bytes | None = None,
 ) -> tuple[float | None, float | None]:
     """First and last entry timestamps of a file, from a head and a tail chunk (None: unknown).
@@ -119,7 +123,7 @@ def _last_timestamp(read: Reader, size: int, framing: Framing, margins: Margins)
 
 
 def may_overlap(
-    window: TimeWindow, first: float | None, last: float | None, margins: Margins = Margins()
+    window: TimeWindow, first: float | None, last: float | None, margins: Margins = DEFAULT_MARGINS
 ) -> bool:
     """Whether a file spanning [first, last] may hold window entries, disorder margin included.
 
@@ -134,16 +138,17 @@ def may_overlap(
     return True
 
 
-@dataclass(slots=True)
 class _Bisection:
     """One file's bisection state; `probes` records every (offset, timestamp) seen."""
 
-    name: str
-    read: Reader
-    size: int
-    framing: Framing
-    margins: Margins
-    probes: list[tuple[int, float]] = field(default_factory=list)
+    __slots__ = ("framing", "margins", "name", "probes", "read", "size")
+
+    def __init__(
+        self, name: str, read: Reader, size: int, framing: Framing, margins: Margins
+    ) -> None:
+        self.name, self.read, self.size = name, read, size
+        self.framing, self.margins = framing, margins
+        self.probes: list[tuple[int, float]] = []
 
     def first_offset_not_before(self, target: float) -> tuple[int, int]:
         """(lo, hi): entries starting before `lo` are before `target`; from `hi` on, not before.
@@ -199,7 +204,7 @@ def plan_range(
     framing: Framing,
     window: TimeWindow,
     edges: tuple[float | None, float | None] = (None, None),
-    margins: Margins = Margins(),
+    margins: Margins = DEFAULT_MARGINS,
 ) -> ScanRange:
     """The range of an uncompressed file to scan for `window`, found by bisection.
 

@@ -100,3 +100,28 @@ def test_help_shows_an_example_and_loads_no_server_or_engine_modules() -> None:
     heavy = {"sqlalchemy", "starlette", "boto3", "isal", "dblogpack.pipeline", "dblogpack.formats",
              "asyncssh", "httpx", "multiprocessing"}
     assert not loaded & heavy
+
+
+def test_a_caller_passing_its_arguments_gets_the_exit_status_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Only the process's own command line ends the process early after a pack (no teardown).
+    from dblogpack.cli import main
+
+    write_log(tmp_path / "a.log", mixed(BASE_MS, 5))
+    out = tmp_path / "o.tar.gz"
+
+    code = main(["pack", str(tmp_path / "a.log"), "--type", "all", "--out", str(out)])
+
+    assert code == 0 and out.exists()
+    assert capsys.readouterr().out.startswith(f"{out}: 5 entries from 1 of 1 files")
+
+
+def test_package_ids_are_version_4_uuids() -> None:
+    import uuid
+
+    from dblogpack.cli_pack import package_id
+
+    ids = {package_id() for _ in range(100)}
+    assert len(ids) == 100
+    assert all(uuid.UUID(hex=i).version == 4 and uuid.UUID(hex=i).hex == i for i in ids)
