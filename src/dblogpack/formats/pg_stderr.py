@@ -10,18 +10,17 @@ follow-up line of another process starts an entry of its own.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterator
 
 from dblogpack.formats.base import ScanResult
 from dblogpack.formats.framing import count_matches, find_all, last_match_start
 from dblogpack.formats.pg_prefix import DEFAULT_PREFIX, CompiledPrefix, compile_prefix
+from dblogpack.formats.pg_slow import SlowScan, slow_entry_pattern
+from dblogpack.formats.pg_times import StampSpan
 from dblogpack.formats.scanner import (
     Candidate,
-    DetailGroups,
     EntryScanner,
-    count_selected,
     window_bounds,
 )
 from dblogpack.formats.timestamps import LocalSecondsCache, load_zone
@@ -49,6 +48,8 @@ _STATEMENT_LEAD = re.compile(
     rb"(?:statement|(?:execute|parse|bind) [^:\n]*|fastpath function call): |plan:\n\tQuery Text: "
 )
 _GROUP_NAME = re.compile(rb"\(\?P<\w+>")
+# Where the zone abbreviation starts in a timestamp's text (%n has none: it is epoch seconds).
+_ZONE_AT = {"ts_m": 24, "ts_t": 20, "ts_n": None}
 # Longer slow entries (plans, huge statements) are not grouped: their keys would copy them.
 _MAX_KEY = 4096
 
@@ -82,6 +83,10 @@ class PgStderrFormat(EntryScanner):
         if guard is not None and re.match(guard, b"\t"):
             guard = None
         self._guarded_line = None if guard is None else re.compile(rb"\n(?=" + guard + b")")
+        primary = unnamed + b"(?!" + _FOLLOW_UP + b")" + _ANY_LEVEL
+        pattern = slow_entry_pattern(self.prefix, primary, self._guarded_line is None)
+        span = StampSpan(self._seconds, _ZONE_AT[self.prefix.timestamp_group], self._read_time)
+        self._slow = SlowScan(self, pattern, span)
 
     # ---- primitives ------------------------------------------------------------------------
 
@@ -153,47 +158,9 @@ class PgStderrFormat(EntryScanner):
 
     def _scan_kind(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
         if query.kind is LogKind.SLOW:
-            self._scan_slow(buf, first, query, result)
+            self._slow.scan(buf, first, query, result)
         else:
             super()._scan_kind(buf, first, query, result)
-
-    def _scan_slow(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
-        """The hot loop of slow packages, in one function: per `LOG:  duration: ` hit one
-        rfind, one match for prefix, level and duration, and one match to see the next line
-        start another entry (the common case) before the general end search."""
-        earliest, latest = window_bounds(query.window)
-        least, hi = query.min_duration_ms or 0.0, len(buf)
-        slow_line, next_primary = self._slow_line.match, self._next_primary.match
-        find, rfind, spans = buf.find, buf.rfind, result.spans
-        groups = DetailGroups(self, buf, result.details) if query.details else None
-        coded = "sqlstate" in self._slow_line.groupindex
-        count, low, high = 0, math.inf, -math.inf
-        at = find(_SLOW_NEEDLE, first, hi)
-        while at >= 0:
-            start = rfind(b"\n", first, at) + 1 or first
-            head = slow_line(buf, start)
-            if head is not None and head.start("level") == at:
-                ts = self._timestamp(head)
-                duration = float(head["duration"])
-                if ts is not None and earliest <= ts < latest and duration >= least:
-                    newline = find(b"\n", at, hi)
-                    if 0 <= newline < hi - 1 and next_primary(buf, newline):
-                        end = newline + 1
-                    else:
-                        end = self._end_after(buf, start, self._process(head), hi)
-                    if spans and spans[-1][1] == start:
-                        spans[-1] = (spans[-1][0], end)
-                    else:
-                        spans.append((start, end))
-                    count += 1
-                    if ts < low:
-                        low = ts
-                    if ts > high:
-                        high = ts
-                    if groups is not None:
-                        groups.add(start, end, ts, duration, self._slow_key(buf, head, end, coded))
-            at = find(_SLOW_NEEDLE, at + 1, hi)
-        count_selected(result, count, low, high)
 
     def _slow_key(self, buf: bytes, head: re.Match[bytes], end: int, coded: bool) -> bytes | None:
         """What follows `duration: N ms` (statement and follow-up lines), plus the SQLSTATE
@@ -206,7 +173,7 @@ class PgStderrFormat(EntryScanner):
     def _slow_candidates(
         self, buf: bytes, window: TimeWindow, lo: int, hi: int
     ) -> Iterator[Candidate]:
-        # The generic form of _scan_slow (which the scan itself uses, for speed).
+        # The generic form of the slow scan (pg_slow, which the scan itself uses, for speed).
         earliest, latest = window_bounds(window)
         coded = "sqlstate" in self._slow_line.groupindex
         for at in find_all(buf, _SLOW_NEEDLE, lo, hi):
