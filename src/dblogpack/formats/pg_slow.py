@@ -4,7 +4,8 @@ Per `LOG:  duration: ` hit, one compiled match reads the prefix, the duration, t
 statement and, in the common shapes (the entry is its line and TAB continuations, or those plus
 one follow-up line of its process, then another entry), where the entry ends; other shapes take
 the general end search. The window is judged once per chunk from the extreme timestamp texts
-(pg_times) unless the chunk straddles an edge. Summary groups are keyed by SQLSTATE and statement.
+(pg_times) unless the chunk straddles an edge. Summary groups gather the entries of one SQLSTATE
+and statement fingerprint, found from each entry's statement text by a per-process cache.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import re
 from collections import defaultdict
 from itertools import repeat
 from operator import itemgetter, methodcaller
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from dblogpack.formats.base import ScanResult
 from dblogpack.formats.pg_prefix import CompiledPrefix
 from dblogpack.formats.pg_times import StampSpan
 from dblogpack.formats.scanner import count_selected, window_bounds
 from dblogpack.model import DetailGroup, EntryDetail, Query
+from dblogpack.sqlshape import fingerprint_sql
 
 if TYPE_CHECKING:
     from dblogpack.formats.pg_stderr import PgStderrFormat
@@ -41,8 +43,10 @@ _NEEDLE = re.compile(re.escape(NEEDLE))
 _START = re.Match.start
 _NEXT = (1).__add__
 
-# A group key: the text that decides the statement, with the SQLSTATE when the prefix has one.
+# An entry's key: the text that decides its statement, with the SQLSTATE when the prefix has one.
 _Key = bytes | tuple[bytes, bytes]
+# What the summary counts an entry as: its SQLSTATE and its statement's fingerprint.
+_Kind = tuple[str | None, str | None]
 
 
 def slow_entry_pattern(prefix: CompiledPrefix, primary: bytes, tabs_start_entries: bool) -> bytes:
@@ -74,8 +78,8 @@ class SlowScan:
         self._stamp = prefix.timestamp_group
         self._process = prefix.process_group
         self._coded = "sqlstate" in prefix.line.groupindex
-        # Statement and SQLSTATE by group key, across chunks: a statement is parsed once.
-        self._known: dict[_Key, tuple[str | None, str | None]] = {}
+        # (SQLSTATE, fingerprint) by key, across chunks: a statement is parsed once.
+        self._known: dict[_Key, _Kind] = {}
 
     def scan(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
         heads = self._heads(buf, first)
@@ -156,22 +160,42 @@ class SlowScan:
         times: list[float] | None,
         groups: list[DetailGroup],
     ) -> None:
-        """Summary groups in order of first entry: entries alike (same SQLSTATE and statement, or
-        the same whole tail when no statement follows the duration) share one parse."""
-        keys = self._keys(buf, heads, ends)
+        """Summary groups in order of first entry: entries the summary counts alike (same SQLSTATE
+        and statement fingerprint) share one group, its details those of its first entry."""
         durations = list(map(float, map(_DURATION, heads)))
-        values: defaultdict[_Key, list[float]] = defaultdict(list)
-        for key, ms in zip(keys, durations, strict=True):
-            values[key].append(ms)
-        # Each key's first index: later (reversed) pairs overwrite, so the smallest one stays.
-        firsts = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1), strict=True))
-        for key, index in sorted(firsts.items(), key=itemgetter(1)):
-            head = heads[index]
-            ts = times[index] if times is not None else self._format._timestamp(head)
-            assert ts is not None  # selected entries have a valid timestamp
-            detail = self._detail(buf, head, ends[index], ts, durations[index], key)
-            alike = values[key]  # summed in entry order, as one at a time would
+        kinds = self._kinds(buf, heads, ends, times, durations)
+        values: defaultdict[_Kind, list[float]] = defaultdict(list)
+        for kind, ms in zip(kinds, durations, strict=True):
+            values[kind].append(ms)
+        # Each kind's first index: later (reversed) pairs overwrite, so the smallest one stays.
+        firsts = dict(zip(reversed(kinds), range(len(kinds) - 1, -1, -1), strict=True))
+        for kind, index in sorted(firsts.items(), key=itemgetter(1)):
+            ts = self._time(heads, times, index)
+            detail = self._format._detail(
+                buf, heads[index].start(), ends[index], ts, durations[index]
+            )
+            alike = values[kind]  # summed in entry order, as one at a time would
             groups.append(DetailGroup(detail, len(alike), sum(alike), max(alike)))
+
+    def _kinds(
+        self,
+        buf: bytes,
+        heads: list[re.Match[bytes]],
+        ends: list[int],
+        times: list[float] | None,
+        durations: list[float],
+    ) -> list[_Kind]:
+        """Each entry's (SQLSTATE, fingerprint) from its key; a key is parsed once per process."""
+        keys = self._keys(buf, heads, ends)
+        kinds = list(map(self._known.get, keys))
+        if None in kinds:
+            for index, kind in enumerate(kinds):
+                if kind is None:
+                    ts = self._time(heads, times, index)
+                    start, end = heads[index].start(), ends[index]
+                    detail = self._format._detail(buf, start, end, ts, durations[index])
+                    kinds[index] = self._learn(keys[index], detail)
+        return cast(list[_Kind], kinds)
 
     def _keys(self, buf: bytes, heads: list[re.Match[bytes]], ends: list[int]) -> list[_Key]:
         """What decides an entry's statement and SQLSTATE: the text after the duration up to the
@@ -184,23 +208,19 @@ class SlowScan:
             return [(head["sqlstate"], key) for head, key in zip(heads, keys, strict=True)]
         return keys
 
-    def _detail(
-        self, buf: bytes, head: re.Match[bytes], end: int, ts: float, ms: float, key: _Key
-    ) -> EntryDetail:
-        """The entry's details; the statement and code of a key seen before are reused."""
-        known = self._known.get(key)
-        if known is None:
-            detail = self._format._detail(buf, head.start(), end, ts, ms)
-            if len(key if isinstance(key, bytes) else key[1]) <= _MAX_KEY:
-                if len(self._known) >= _KNOWN_LIMIT:
-                    self._known.clear()
-                self._known[key] = detail.statement, detail.code
-            return detail
-        body = head.end("level") + 3  # after `LOG:  `, where _detail's message starts
-        line_end = buf.find(b"\n", body, end)
-        message = buf[body : end if line_end < 0 else line_end].decode("utf-8", "replace")
-        statement, code = known
-        return EntryDetail(ts, "LOG", ms, statement, code, message)
+    def _learn(self, key: _Key, detail: EntryDetail) -> _Kind:
+        statement = detail.statement
+        kind = detail.code, fingerprint_sql(statement) if statement else None
+        if len(key if isinstance(key, bytes) else key[1]) <= _MAX_KEY:
+            if len(self._known) >= _KNOWN_LIMIT:
+                self._known.clear()
+            self._known[key] = kind
+        return kind
+
+    def _time(self, heads: list[re.Match[bytes]], times: list[float] | None, index: int) -> float:
+        ts = times[index] if times is not None else self._format._timestamp(heads[index])
+        assert ts is not None  # selected entries have a valid timestamp
+        return ts
 
 
 def _add_spans(spans: list[tuple[int, int]], heads: list[re.Match[bytes]], ends: list[int]) -> None:
