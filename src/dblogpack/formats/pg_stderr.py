@@ -15,8 +15,10 @@ from collections.abc import Callable, Iterator
 
 from dblogpack.formats.base import ScanResult
 from dblogpack.formats.framing import count_matches, find_all, last_match_start
+from dblogpack.formats.pg_batch import end_pattern
+from dblogpack.formats.pg_errors import ErrorScan, error_pattern
 from dblogpack.formats.pg_prefix import DEFAULT_PREFIX, CompiledPrefix, compile_prefix
-from dblogpack.formats.pg_slow import SlowScan, slow_entry_pattern
+from dblogpack.formats.pg_slow import SlowScan, slow_pattern
 from dblogpack.formats.pg_times import StampSpan
 from dblogpack.formats.scanner import (
     Candidate,
@@ -83,10 +85,12 @@ class PgStderrFormat(EntryScanner):
         if guard is not None and re.match(guard, b"\t"):
             guard = None
         self._guarded_line = None if guard is None else re.compile(rb"\n(?=" + guard + b")")
+        # When a TAB line may parse as a prefixed one, the general search finds every end.
         primary = unnamed + b"(?!" + _FOLLOW_UP + b")" + _ANY_LEVEL
-        pattern = slow_entry_pattern(self.prefix, primary, self._guarded_line is None)
+        ends = b"" if self._guarded_line is None else end_pattern(self.prefix, primary)
         span = StampSpan(self._seconds, _ZONE_AT[self.prefix.timestamp_group], self._read_time)
-        self._slow = SlowScan(self, pattern, span)
+        self._slow = SlowScan(self, slow_pattern(self.prefix, ends), span)
+        self._errors = ErrorScan(self, error_pattern(self.prefix, ends), span)
 
     # ---- primitives ------------------------------------------------------------------------
 
@@ -157,10 +161,8 @@ class PgStderrFormat(EntryScanner):
         return self._error_candidates(buf, window, lo, hi)
 
     def _scan_kind(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
-        if query.kind is LogKind.SLOW:
-            self._slow.scan(buf, first, query, result)
-        else:
-            super()._scan_kind(buf, first, query, result)
+        scan = self._slow if query.kind is LogKind.SLOW else self._errors
+        scan.scan(buf, first, query, result)
 
     def _slow_key(self, buf: bytes, head: re.Match[bytes], end: int, coded: bool) -> bytes | None:
         """What follows `duration: N ms` (statement and follow-up lines), plus the SQLSTATE

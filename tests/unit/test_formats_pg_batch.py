@@ -1,6 +1,6 @@
-"""The batched slow scan of pg-stderr (one match per hit, the window judged per chunk, summary
-groups by statement) selects and summarises exactly like the generic per-entry scan over
-`_slow_candidates`, on the sample logs and on generated ones full of odd shapes."""
+"""The batched slow and error scans of pg-stderr (one match per hit, the window judged per chunk,
+summary groups by what the summary counts) select and summarise exactly like the generic
+per-entry scan over `_candidates`, on the sample logs and on generated ones full of odd shapes."""
 
 from __future__ import annotations
 
@@ -79,8 +79,8 @@ def test_samples_scan_as_the_generic_path_does(sample: str) -> None:
     last = fmt.last_timestamp(buf)
     edges = [None] if first is None or last is None else [None, first[1], (first[1] + last) / 2]
     for begin in edges:
-        for least in (None, 0.5, 100.0):
-            query = Query(TimeWindow(begin, None), LogKind.SLOW, least, details=True)
+        for kind, least in ((LogKind.SLOW, None), (LogKind.SLOW, 100.0), (LogKind.ERROR, None)):
+            query = Query(TimeWindow(begin, None), kind, least, details=True)
             assert_same_as_generic(fmt, buf, query)
 
 
@@ -121,6 +121,7 @@ MESSAGES = [
     "duration: 5 ms  bind foo",
     "duration: 2 ms  statement: SELECT 'LOG:  duration: 1 ms  statement: x'",
     "connection received: host=[local]",
+    "deadlock detected ERROR:  twice on a line",
     "statement: SELECT 1",
 ]
 FOLLOW_UPS = ["DETAIL:  parameters: $1 = '1'", "STATEMENT:  SELECT 9", "HINT:  try again"]
@@ -133,9 +134,9 @@ def pg_logs(draw: st.DrawFn) -> str:
     for _ in range(draw(st.integers(1, 12))):
         stamp = draw(st.sampled_from(stamps))
         pid = draw(st.sampled_from(["11", "12"]))
-        level = draw(st.sampled_from(["LOG", "LOG", "LOG", "ERROR"]))
+        level = draw(st.sampled_from(["LOG", "LOG", "LOG", "ERROR", "WARNING", "FATAL", "XERROR"]))
         lines.append(f"{stamp} [{pid}] app@db {level}:  {draw(st.sampled_from(MESSAGES))}")
-        for _ in range(draw(st.integers(0, 2))):
+        for _ in range(draw(st.integers(0, 5))):
             other = draw(st.sampled_from(["11", "12"]))
             lines.append(f"{stamp} [{other}] app@db {draw(st.sampled_from(FOLLOW_UPS))}")
         if draw(st.integers(0, 9)) == 0:
@@ -175,13 +176,19 @@ ZONE_EDGES = [None, 1730615400.0, 1730619000.0, 1709183400.0, 1710057600.0]
     prefix=st.sampled_from(["debian", "default", "coded", "app-first", "no-process", "epoch"]),
     begin=st.sampled_from(ZONE_EDGES),
     end=st.sampled_from(ZONE_EDGES),
+    kind=st.sampled_from([LogKind.SLOW, LogKind.ERROR]),
     least=st.sampled_from([None, 4.0]),
 )
 def test_generated_logs_scan_as_the_generic_path_does(
-    log: str, prefix: str, begin: float | None, end: float | None, least: float | None
+    log: str,
+    prefix: str,
+    begin: float | None,
+    end: float | None,
+    kind: LogKind,
+    least: float | None,
 ) -> None:
     if begin is not None and end is not None and begin >= end:
         end = None
     fmt = pg_stderr(FormatConfig("pg-stderr", PREFIXES[prefix], "America/Chicago"))
-    query = Query(TimeWindow(begin, end), LogKind.SLOW, least, details=True)
+    query = Query(TimeWindow(begin, end), kind, least, details=True)
     assert_same_as_generic(fmt, rendered(log, prefix), query)
