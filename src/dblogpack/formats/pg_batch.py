@@ -10,8 +10,9 @@ chunk from the extreme timestamp texts (pg_times) unless the chunk straddles an 
 from __future__ import annotations
 
 import re
-from itertools import repeat
-from typing import TYPE_CHECKING
+from itertools import chain, compress, repeat
+from operator import eq, ne
+from typing import TYPE_CHECKING, cast
 
 from dblogpack.formats.base import ScanResult
 from dblogpack.formats.pg_prefix import CompiledPrefix
@@ -28,8 +29,14 @@ MESSAGE = rb"[^\n]*+(?:\n\t[^\n]*+)*+"
 FOLLOW_UPS = 3
 _NAMED_GROUP = re.compile(rb"\(\?P<(\w+)>")
 _NEXT = (1).__add__
+_START = re.Match.start
 
 Heads = list[re.Match[bytes]]
+
+
+def total(pattern: bytes) -> bytes:
+    """`pattern` or, where it fails, an empty match (all groups unset): `map` needs no None."""
+    return b"(?:" + pattern + b"|)"
 
 
 def end_pattern(prefix: CompiledPrefix, primary: bytes) -> bytes:
@@ -48,25 +55,48 @@ def end_pattern(prefix: CompiledPrefix, primary: bytes) -> bytes:
 class BatchScan:
     """Selection of matched heads in one chunk: window, spans and entry ends."""
 
-    __slots__ = ("_follow_ups", "_format", "_match", "_process", "_span", "_stamp")
+    __slots__ = (
+        "_follow_ups",
+        "_format",
+        "_level",
+        "_match",
+        "_message",
+        "_process",
+        "_span",
+        "_stamp",
+    )
 
     def __init__(self, log_format: PgStderrFormat, pattern: bytes, span: StampSpan) -> None:
         self._format, self._span = log_format, span
-        self._match = re.compile(pattern).match
-        prefix = log_format.prefix
-        self._stamp = prefix.timestamp_group
-        self._process = prefix.process_group
+        compiled = re.compile(total(pattern))
+        self._match = compiled.match
+        # Groups are read by number: a name costs a dictionary lookup per entry.
+        groups, prefix = compiled.groupindex, log_format.prefix
+        self._stamp, self._level, self._message = (
+            groups[prefix.timestamp_group],
+            groups["level"],
+            groups["message"],
+        )
+        process = prefix.process_group
+        self._process = None if process is None else groups[process]
         # The process groups of the follow-up lines a match may read (FOLLOW_UPS of them, or
         # none when TAB lines may parse as prefixed and the general search finds every end).
-        names = [f"f{n}_{self._process}" for n in range(1, FOLLOW_UPS + 1)]
-        groups = re.compile(pattern).groupindex
-        self._follow_ups = tuple(name for name in names if name in groups)
+        names = [f"f{n}_{process}" for n in range(1, FOLLOW_UPS + 1)]
+        self._follow_ups = tuple(groups[name] for name in names if name in groups)
 
-    def _matched(self, buf: bytes, first: int, hits: list[int]) -> list[re.Match[bytes] | None]:
-        """The match at the start of each hit's line (`first` starts a line, so the newline
-        before it, if any, bounds the backward search). Calls are mapped in C."""
+    def _matched(self, buf: bytes, first: int, hits: list[int], edge: str) -> Heads:
+        """The matches at the start of each hit's line whose level starts (edge "start") or ends
+        (edge "end") at the hit."""
+        # `first` starts a line, so the newline before it (if any) bounds the backward search.
         newlines = map(buf.rfind, repeat(b"\n"), repeat(max(first - 1, 0)), hits)
-        return list(map(self._match, repeat(buf), map(_NEXT, newlines)))
+        heads = cast(Heads, list(map(self._match, repeat(buf), map(_NEXT, newlines))))
+        # A line that does not parse matches the pattern's empty alternative: its level is at -1.
+        level = self._level
+        if edge == "start":
+            levels = [head.start(level) for head in heads]
+        else:
+            levels = [head.end(level) for head in heads]
+        return list(compress(heads, map(eq, levels, hits)))
 
     def _select(
         self, buf: bytes, heads: Heads, window: TimeWindow, result: ScanResult
@@ -76,7 +106,8 @@ class BatchScan:
         if not heads:
             return [], [], None
         earliest, latest = window_bounds(window)
-        span = self._span.span([head[self._stamp] for head in heads])
+        stamp = self._stamp
+        span = self._span.span([head.group(stamp) for head in heads])
         times: list[float] | None = None
         if span is not None and span[0] >= earliest and span[1] < latest:
             low, high = span
@@ -106,12 +137,19 @@ class BatchScan:
     def _ends(self, buf: bytes, heads: Heads) -> list[int]:
         """Where each entry ends: from its match when it found the end and every follow-up line
         it read is of the entry's process, else from the general search."""
-        end_after, hi, process = self._format._end_after, len(buf), self._process
-        follow_ups = self._follow_ups if process is not None else ()
+        end_after, hi, message = self._format._end_after, len(buf), self._message
+        process = self._process or 0  # group numbers start at 1
+        follow_ups = self._follow_ups if process else ()
+        first_follow_up = follow_ups[0] if follow_ups else 0
         ends = []
         for head in heads:
-            end, own = head.end(), head[process] if process is not None else None
-            if end == head.end("message") or (follow_ups and _others(head.group(*follow_ups), own)):
+            end = head.end()
+            if end == head.end(message) or (
+                first_follow_up
+                and head.start(first_follow_up) >= 0
+                and _others(head, follow_ups, process)
+            ):
+                own = head.group(process) if process else None
                 end = end_after(buf, head.start(), own, hi)
             ends.append(end)
         return ends
@@ -122,15 +160,20 @@ class BatchScan:
         return ts
 
 
-def _others(processes: tuple[bytes | None, ...], own: bytes | None) -> bool:
-    """Whether a follow-up line the match read is of another process (None: not read)."""
+def _others(head: re.Match[bytes], follow_ups: tuple[int, ...], process: int) -> bool:
+    """Whether a follow-up line the match read is of another process than the entry's."""
+    processes, own = head.group(*follow_ups), head.group(process)
     return processes.count(None) + processes.count(own) != len(processes)
 
 
 def _add_spans(spans: list[tuple[int, int]], heads: Heads, ends: list[int]) -> None:
-    for head, end in zip(heads, ends, strict=True):
-        start = head.start()
-        if spans and spans[-1][1] == start:
-            spans[-1] = (spans[-1][0], end)
-        else:
-            spans.append((start, end))
+    """Spans of the entries, adjacent ones merged (mapped in C)."""
+    starts = list(map(_START, heads))
+    if spans and spans[-1][1] == starts[0]:
+        starts[0] = spans.pop()[0]
+    # A run of adjacent entries starts where the entry before did not end, and ends where the
+    # entry after does not start.
+    apart = list(map(ne, starts[1:], ends[:-1]))
+    run_starts = compress(starts, chain((True,), apart))
+    run_ends = compress(ends, chain(apart, (True,)))
+    spans.extend(zip(run_starts, run_ends, strict=True))

@@ -50,11 +50,8 @@ class ErrorScan(BatchScan):
     def _heads(self, buf: bytes, first: int) -> Heads:
         """Matches at the line starts of the hits whose line's level ends at the tag."""
         tags = list(map(_START, _TAG.finditer(buf, first)))
-        return [
-            head
-            for head, at in zip(self._matched(buf, first, tags), tags, strict=True)
-            if head is not None and head.end("level") == at and head["level"] in LEVELS
-        ]
+        heads = self._matched(buf, first, tags, "end")
+        return [head for head in heads if head["level"] in LEVELS]
 
     def _group(
         self,

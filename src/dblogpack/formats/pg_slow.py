@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from operator import itemgetter, methodcaller
+from itertools import compress, repeat
+from operator import is_
 from typing import TYPE_CHECKING, cast
 
 from dblogpack.formats.base import ScanResult
@@ -30,7 +31,6 @@ _LEAD = (
 # Statements parsed in earlier chunks are remembered up to this many, each up to _MAX_KEY bytes.
 _KNOWN_LIMIT = 4096
 _MAX_KEY = 4096
-_DURATION = methodcaller("group", "duration")
 _NEEDLE = re.compile(re.escape(NEEDLE))
 _START = re.Match.start
 
@@ -50,19 +50,24 @@ def slow_pattern(prefix: CompiledPrefix, ends: bytes) -> bytes:
 class SlowScan(BatchScan):
     """The slow-entry scan of one chunk for a `PgStderrFormat` (built once per format)."""
 
-    __slots__ = ("_coded", "_known")
+    __slots__ = ("_duration", "_key", "_known", "_lead", "_numbers", "_sqlstate")
 
     def __init__(self, log_format: PgStderrFormat, pattern: bytes, span: StampSpan) -> None:
         super().__init__(log_format, pattern, span)
-        self._coded = "sqlstate" in log_format.prefix.line.groupindex
-        # (SQLSTATE, fingerprint) by key, across chunks: a statement is parsed once.
-        self._known: dict[_Key, _Kind] = {}
+        groups = re.compile(pattern).groupindex
+        self._duration, self._key, self._lead = groups["duration"], groups["key"], groups["lead"]
+        self._sqlstate = groups.get("sqlstate")
+        # Kinds, (SQLSTATE, fingerprint), are numbered; their numbers by key, across chunks, so
+        # a statement is parsed once. (Numbers stay few: fingerprints fold literals.)
+        self._known: dict[_Key, int] = {}
+        self._numbers: dict[_Kind, int] = {}
 
     def scan(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
         heads = self._heads(buf, first)
         least = query.min_duration_ms or 0.0
         if least > 0:
-            heads = [head for head in heads if float(head["duration"]) >= least]
+            duration = self._duration
+            heads = [head for head in heads if float(head.group(duration)) >= least]
         heads, ends, times = self._select(buf, heads, query.window, result)
         if heads and query.details:
             self._group(buf, heads, ends, times, result.details)
@@ -70,11 +75,7 @@ class SlowScan(BatchScan):
     def _heads(self, buf: bytes, first: int) -> Heads:
         """Matches at the line starts of the hits whose `LOG` is the line's level."""
         hits = list(map(_START, _NEEDLE.finditer(buf, first)))
-        return [
-            head
-            for head, at in zip(self._matched(buf, first, hits), hits, strict=True)
-            if head is not None and head.start("level") == at
-        ]
+        return self._matched(buf, first, hits, "start")
 
     def _group(
         self,
@@ -86,20 +87,21 @@ class SlowScan(BatchScan):
     ) -> None:
         """Summary groups in order of first entry: entries the summary counts alike (same SQLSTATE
         and statement fingerprint) share one group, its details those of its first entry."""
-        durations = list(map(float, map(_DURATION, heads)))
+        duration = self._duration
+        durations = [float(head.group(duration)) for head in heads]
         kinds = self._kinds(buf, heads, ends, times, durations)
-        values: defaultdict[_Kind, list[float]] = defaultdict(list)
+        alike: defaultdict[int, list[float]] = defaultdict(list)
         for kind, ms in zip(kinds, durations, strict=True):
-            values[kind].append(ms)
-        # Each kind's first index: later (reversed) pairs overwrite, so the smallest one stays.
+            alike[kind].append(ms)  # summed below in entry order, as one by one
+        # Each kind's first entry: later (reversed) pairs overwrite, so the smallest index stays.
         firsts = dict(zip(reversed(kinds), range(len(kinds) - 1, -1, -1), strict=True))
-        for kind, index in sorted(firsts.items(), key=itemgetter(1)):
+        for index, kind in sorted(zip(firsts.values(), firsts, strict=True)):
+            count, total_ms, max_ms = len(alike[kind]), sum(alike[kind]), max(alike[kind])
             ts = self._time(heads, times, index)
             detail = self._format._detail(
                 buf, heads[index].start(), ends[index], ts, durations[index]
             )
-            alike = values[kind]  # summed in entry order, as one at a time would
-            groups.append(DetailGroup(detail, len(alike), sum(alike), max(alike)))
+            groups.append(DetailGroup(detail, count, total_ms, max_ms))
 
     def _kinds(
         self,
@@ -108,35 +110,38 @@ class SlowScan(BatchScan):
         ends: list[int],
         times: list[float] | None,
         durations: list[float],
-    ) -> list[_Kind]:
-        """Each entry's (SQLSTATE, fingerprint) from its key; a key is parsed once per process."""
+    ) -> list[int]:
+        """Each entry's kind: the number of its (SQLSTATE, fingerprint), from its key; a key is
+        parsed once per process."""
         keys = self._keys(buf, heads, ends)
         kinds = list(map(self._known.get, keys))
         if None in kinds:
-            for index, kind in enumerate(kinds):
-                if kind is None:
-                    ts = self._time(heads, times, index)
-                    start, end = heads[index].start(), ends[index]
-                    detail = self._format._detail(buf, start, end, ts, durations[index])
-                    kinds[index] = self._learn(keys[index], detail)
-        return cast(list[_Kind], kinds)
+            for index in compress(range(len(kinds)), map(is_, kinds, repeat(None))):
+                ts = self._time(heads, times, index)
+                start, end = heads[index].start(), ends[index]
+                detail = self._format._detail(buf, start, end, ts, durations[index])
+                kinds[index] = self._learn(keys[index], detail)
+        return cast(list[int], kinds)
 
     def _keys(self, buf: bytes, heads: Heads, ends: list[int]) -> list[_Key]:
         """What decides an entry's statement and SQLSTATE: the text after the duration up to the
         message's end when a statement leads it, else up to the entry's end (a STATEMENT line)."""
-        keys = [
-            head["key"] if head.start("lead") >= 0 else buf[head.start("key") : end]
+        key, lead = self._key, self._lead
+        keys: list[_Key] = [
+            head.group(key) if head.start(lead) >= 0 else buf[head.start(key) : end]
             for head, end in zip(heads, ends, strict=True)
         ]
-        if self._coded:
-            return [(head["sqlstate"], key) for head, key in zip(heads, keys, strict=True)]
+        if self._sqlstate is not None:
+            sqlstate = self._sqlstate
+            return [(head.group(sqlstate), text) for head, text in zip(heads, keys, strict=True)]  # type: ignore[misc]
         return keys
 
-    def _learn(self, key: _Key, detail: EntryDetail) -> _Kind:
+    def _learn(self, key: _Key, detail: EntryDetail) -> int:
         statement = detail.statement
         kind = detail.code, fingerprint_sql(statement) if statement else None
+        number = self._numbers.setdefault(kind, len(self._numbers))
         if len(key if isinstance(key, bytes) else key[1]) <= _MAX_KEY:
             if len(self._known) >= _KNOWN_LIMIT:
                 self._known.clear()
-            self._known[key] = kind
-        return kind
+            self._known[key] = number
+        return number

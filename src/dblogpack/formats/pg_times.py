@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from operator import itemgetter
 
 from dblogpack.formats.timestamps import LocalSecondsCache
 
@@ -17,7 +18,7 @@ from dblogpack.formats.timestamps import LocalSecondsCache
 # refuses them), so the chunk is judged entry by entry.
 _BAD_CLOCK = re.compile(rb":[6-9]")
 # `YYYY-MM-DD HH`: the part of a local time whose UTC offset is checked once.
-_HOUR = 13
+_HOUR = itemgetter(slice(0, 13))
 
 
 class StampSpan:
@@ -42,7 +43,7 @@ class StampSpan:
         joined = b"\n".join(texts) + b"\n"
         if joined.count(b" " + zone + b"\n") != len(texts) or _BAD_CLOCK.search(joined):
             return None
-        if not self._steady_hours({text[:_HOUR] for text in texts}, zone):
+        if not self._steady_hours(set(map(_HOUR, texts)), zone):
             return None
         try:
             return self._read(earliest), self._read(latest)
