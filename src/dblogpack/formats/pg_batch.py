@@ -10,6 +10,7 @@ chunk from the extreme timestamp texts (pg_times) unless the chunk straddles an 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from itertools import chain, compress, repeat
 from operator import eq, ne
 from typing import TYPE_CHECKING, cast
@@ -45,11 +46,30 @@ def end_pattern(prefix: CompiledPrefix, primary: bytes) -> bytes:
     groups `f1_`, `f2_`... for the caller to compare) and then a primary line. Each branch is tried
     only when the one before failed, so a follow-up line is never a primary one."""
     pattern = b"\n(?=" + primary + b")"
+    process = {prefix.process_group} - {None}
     for n in range(FOLLOW_UPS, 0, -1):
-        follow_up = _NAMED_GROUP.sub(b"(?P<f%d_\\1>" % n, prefix.line.pattern)
+        follow_up = captured(prefix.line.pattern, process, f"f{n}_")
         pattern = b"\n(?=" + primary + b")|\n(?>" + follow_up + b")" + MESSAGE + b"(?:" + pattern
         pattern += b")"
     return b"(?:" + pattern + b"|)"
+
+
+def head_pattern(prefix: CompiledPrefix) -> bytes:
+    """A line's prefix and level as `_line.match` parses it first (an atomic group), capturing
+    only what the scans read: the timestamp, the process, the level and the SQLSTATE."""
+    read = {prefix.timestamp_group, prefix.process_group, "level", "sqlstate"} - {None}
+    return b"(?>" + captured(prefix.line.pattern, read) + b")"
+
+
+def captured(pattern: bytes, names: Collection[str | None], rename: str = "") -> bytes:
+    """`pattern` with only the groups `names` captured (`rename` put before their names), the
+    others non-capturing: sre records fewer groups."""
+
+    def group(found: re.Match[bytes]) -> bytes:
+        name = found[1].decode()
+        return f"(?P<{rename}{name}>".encode() if name in names else b"(?:"
+
+    return _NAMED_GROUP.sub(group, pattern)
 
 
 class BatchScan:

@@ -11,7 +11,7 @@ from operator import itemgetter, methodcaller
 from typing import TYPE_CHECKING
 
 from dblogpack.formats.base import ScanResult
-from dblogpack.formats.pg_batch import MESSAGE, BatchScan, Heads
+from dblogpack.formats.pg_batch import MESSAGE, BatchScan, Heads, head_pattern
 from dblogpack.formats.pg_prefix import CompiledPrefix
 from dblogpack.formats.pg_times import StampSpan
 from dblogpack.model import DetailGroup, Query
@@ -30,7 +30,7 @@ _LEVEL = methodcaller("group", "level")
 
 def error_pattern(prefix: CompiledPrefix, ends: bytes) -> bytes:
     """An error hit's match: the line's prefix and level, the message and `ends`."""
-    return b"(?>" + prefix.line.pattern + b")(?P<message>" + MESSAGE + b")" + ends
+    return head_pattern(prefix) + b"(?P<message>" + MESSAGE + b")" + ends
 
 
 class ErrorScan(BatchScan):

@@ -45,6 +45,7 @@ _ESCAPES: dict[str, tuple[str, bytes]] = {
 _TIMESTAMP_PREFERENCE = ("ts_m", "ts_n", "ts_t")
 
 _ESCAPE_RE = re.compile(r"%(-?\d*)([A-Za-z%])")
+_GROUP = re.compile(rb"\(\?P<\w+>")
 
 LEVEL = rb"(?P<level>[A-Z]+[1-5]?):  "
 
@@ -78,6 +79,13 @@ def compile_prefix(prefix: str) -> CompiledPrefix:
     process = "pid" if "pid" in groups else "session" if "session" in groups else None
     line = re.compile(pattern + LEVEL)
     return CompiledPrefix(prefix, pattern, line, timestamp, process, _guard(prefix))
+
+
+def probe(pattern: bytes) -> bytes:
+    """A prefix pattern for lookaheads, which only ask whether some parse exists: groups unnamed
+    and names matched greedily (the same parses, which sre finds sooner; never for a match whose
+    groups or end are read, as `[^\n ]*?` picks the first parse)."""
+    return _GROUP.sub(b"(?:", pattern).replace(_NAME, _NAME[:-1])
 
 
 def _translate(prefix: str) -> tuple[bytes, set[str]]:

@@ -12,7 +12,7 @@ from operator import is_
 from typing import TYPE_CHECKING, cast
 
 from dblogpack.formats.base import ScanResult
-from dblogpack.formats.pg_batch import MESSAGE, BatchScan, Heads
+from dblogpack.formats.pg_batch import MESSAGE, BatchScan, Heads, head_pattern
 from dblogpack.formats.pg_prefix import CompiledPrefix
 from dblogpack.formats.pg_times import StampSpan
 from dblogpack.model import DetailGroup, EntryDetail, Query
@@ -43,7 +43,7 @@ _Kind = tuple[str | None, str | None]
 def slow_pattern(prefix: CompiledPrefix, ends: bytes) -> bytes:
     """A slow hit's match: the line's prefix and level, the duration, the statement after its
     lead, the message and `ends` (pg_batch.end_pattern, or nothing)."""
-    head = b"(?>" + prefix.line.pattern + rb")duration: (?P<duration>\d+(?:\.\d+)?) ms"
+    head = head_pattern(prefix) + rb"duration: (?P<duration>\d+(?:\.\d+)?) ms"
     return head + b"(?P<key>(?:  (?P<lead>" + _LEAD + b")|)(?P<message>" + MESSAGE + b"))" + ends
 
 

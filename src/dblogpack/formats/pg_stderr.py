@@ -17,7 +17,7 @@ from dblogpack.formats.base import ScanResult
 from dblogpack.formats.framing import count_matches, find_all, last_match_start
 from dblogpack.formats.pg_batch import end_pattern
 from dblogpack.formats.pg_errors import ErrorScan, error_pattern
-from dblogpack.formats.pg_prefix import DEFAULT_PREFIX, CompiledPrefix, compile_prefix
+from dblogpack.formats.pg_prefix import DEFAULT_PREFIX, CompiledPrefix, compile_prefix, probe
 from dblogpack.formats.pg_slow import SlowScan, slow_pattern
 from dblogpack.formats.pg_times import StampSpan
 from dblogpack.formats.scanner import (
@@ -72,9 +72,8 @@ class PgStderrFormat(EntryScanner):
         self._read_time = readers[self.prefix.timestamp_group]
         unnamed = _GROUP_NAME.sub(b"(?:", self.prefix.pattern)
         self._line = self.prefix.line
-        self._next_primary = re.compile(
-            b"\n(?=" + unnamed + b"(?!" + _FOLLOW_UP + b")" + _ANY_LEVEL + b")"
-        )
+        primary = probe(self.prefix.pattern) + b"(?!" + _FOLLOW_UP + b")" + _ANY_LEVEL
+        self._next_primary = re.compile(b"\n(?=" + primary + b")")
         self._next_statement = re.compile(b"\n" + unnamed + rb"STATEMENT:  ")
         # The atomic group commits to the parse `_line.match` finds first, so a slow line is
         # read (prefix, level and duration) in one match with exactly that line's meaning.
@@ -86,7 +85,6 @@ class PgStderrFormat(EntryScanner):
             guard = None
         self._guarded_line = None if guard is None else re.compile(rb"\n(?=" + guard + b")")
         # When a TAB line may parse as a prefixed one, the general search finds every end.
-        primary = unnamed + b"(?!" + _FOLLOW_UP + b")" + _ANY_LEVEL
         ends = b"" if self._guarded_line is None else end_pattern(self.prefix, primary)
         span = StampSpan(self._seconds, _ZONE_AT[self.prefix.timestamp_group], self._read_time)
         self._slow = SlowScan(self, slow_pattern(self.prefix, ends), span)
