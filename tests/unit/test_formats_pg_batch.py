@@ -29,6 +29,7 @@ PREFIXES = {
     "epoch": "%n [%p] ",
     "app-first": "%a %m [%p] ",  # a TAB line may parse as prefixed: every end is searched
     "no-process": "%m ",
+    "optional-process": "%m %q[%p] ",  # process 12 writes no session part
 }
 
 
@@ -160,6 +161,7 @@ def rendered(log: str, prefix: str) -> bytes:
             "coded": f"{stamp} {pid} 42P01 ",
             "app-first": f"psql {stamp} {pid} ",
             "no-process": f"{stamp} ",
+            "optional-process": f"{stamp} " + (f"{pid} " if pid != "[12]" else ""),
             "epoch": f"1730{stamp[14:16]}{stamp[17:19]}00.{stamp[20:23]} {pid} ",
         }[prefix]
         out.append(head + rest)
@@ -173,7 +175,9 @@ ZONE_EDGES = [None, 1730615400.0, 1730619000.0, 1709183400.0, 1710057600.0]
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     log=pg_logs(),
-    prefix=st.sampled_from(["debian", "default", "coded", "app-first", "no-process", "epoch"]),
+    prefix=st.sampled_from(
+        ["debian", "default", "coded", "app-first", "no-process", "epoch", "optional-process"]
+    ),
     begin=st.sampled_from(ZONE_EDGES),
     end=st.sampled_from(ZONE_EDGES),
     kind=st.sampled_from([LogKind.SLOW, LogKind.ERROR]),

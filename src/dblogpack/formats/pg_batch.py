@@ -16,7 +16,7 @@ from operator import eq, ne
 from typing import TYPE_CHECKING, cast
 
 from dblogpack.formats.base import ScanResult
-from dblogpack.formats.pg_prefix import CompiledPrefix
+from dblogpack.formats.pg_prefix import CompiledPrefix, always_set
 from dblogpack.formats.pg_times import StampSpan
 from dblogpack.formats.scanner import count_selected, window_bounds
 from dblogpack.model import TimeWindow
@@ -46,8 +46,12 @@ def end_pattern(prefix: CompiledPrefix, primary: bytes) -> bytes:
     groups `f1_`, `f2_`... for the caller to compare) and then a primary line. Each branch is tried
     only when the one before failed, so a follow-up line is never a primary one."""
     pattern = b"\n(?=" + primary + b")"
-    process = {prefix.process_group} - {None}
-    for n in range(FOLLOW_UPS, 0, -1):
+    name = prefix.process_group
+    process = set() if name is None else {name}
+    # The caller takes an unset process group for "no follow-up line read": when the process may
+    # be unset (its escape comes after %q), follow-up lines are left to the general search.
+    follow_ups = FOLLOW_UPS if name is None or always_set(prefix, name) else 0
+    for n in range(follow_ups, 0, -1):
         follow_up = captured(prefix.line.pattern, process, f"f{n}_")
         pattern = b"\n(?=" + primary + b")|\n(?>" + follow_up + b")" + MESSAGE + b"(?:" + pattern
         pattern += b")"

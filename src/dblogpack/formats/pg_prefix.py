@@ -81,6 +81,18 @@ def compile_prefix(prefix: str) -> CompiledPrefix:
     return CompiledPrefix(prefix, pattern, line, timestamp, process, _guard(prefix))
 
 
+def always_set(prefix: CompiledPrefix, group: str) -> bool:
+    """Whether `group` is set by every match of `prefix.line`: not when its escape comes after
+    %q, whose part non-session processes omit."""
+    optional = False
+    for match in _ESCAPE_RE.finditer(prefix.source):
+        letter = match.group(2)
+        optional = optional or letter == "q"
+        if letter in _ESCAPES and _ESCAPES[letter][0] == group:
+            return not optional  # the first escape of a group is the one that names it
+    return False
+
+
 def probe(pattern: bytes) -> bytes:
     """A prefix pattern for lookaheads, which only ask whether some parse exists: groups unnamed
     and names matched greedily (the same parses, which sre finds sooner; never for a match whose
