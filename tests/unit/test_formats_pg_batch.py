@@ -125,6 +125,8 @@ MESSAGES = [
     "deadlock detected ERROR:  twice on a line",
     "statement: SELECT 1",
 ]
+# %u@%d words: several @ (the user ends at the first), and a LOG: where the name should be.
+USERS = ["app@db", "a@b@db", "[unknown]@[unknown]", "LOG:@x"]
 FOLLOW_UPS = ["DETAIL:  parameters: $1 = '1'", "STATEMENT:  SELECT 9", "HINT:  try again"]
 
 
@@ -136,10 +138,11 @@ def pg_logs(draw: st.DrawFn) -> str:
         stamp = draw(st.sampled_from(stamps))
         pid = draw(st.sampled_from(["11", "12"]))
         level = draw(st.sampled_from(["LOG", "LOG", "LOG", "ERROR", "WARNING", "FATAL", "XERROR"]))
-        lines.append(f"{stamp} [{pid}] app@db {level}:  {draw(st.sampled_from(MESSAGES))}")
+        user = draw(st.sampled_from(USERS))
+        lines.append(f"{stamp} [{pid}] {user} {level}:  {draw(st.sampled_from(MESSAGES))}")
         for _ in range(draw(st.integers(0, 5))):
             other = draw(st.sampled_from(["11", "12"]))
-            lines.append(f"{stamp} [{other}] app@db {draw(st.sampled_from(FOLLOW_UPS))}")
+            lines.append(f"{stamp} [{other}] {user} {draw(st.sampled_from(FOLLOW_UPS))}")
         if draw(st.integers(0, 9)) == 0:
             lines.append(draw(st.sampled_from(["a stray line", "\tLOG:  duration: 1 ms", ""])))
     return "\n".join(lines) + draw(st.sampled_from(["\n", ""]))

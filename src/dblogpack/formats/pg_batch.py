@@ -16,7 +16,7 @@ from operator import eq, ne
 from typing import TYPE_CHECKING, cast
 
 from dblogpack.formats.base import ScanResult
-from dblogpack.formats.pg_prefix import CompiledPrefix, always_set
+from dblogpack.formats.pg_prefix import CompiledPrefix, always_set, unread_names
 from dblogpack.formats.pg_times import StampSpan
 from dblogpack.formats.scanner import count_selected, window_bounds
 from dblogpack.model import TimeWindow
@@ -52,7 +52,7 @@ def end_pattern(prefix: CompiledPrefix, primary: bytes) -> bytes:
     # be unset (its escape comes after %q), follow-up lines are left to the general search.
     follow_ups = FOLLOW_UPS if name is None or always_set(prefix, name) else 0
     for n in range(follow_ups, 0, -1):
-        follow_up = captured(prefix.line.pattern, process, f"f{n}_")
+        follow_up = unread_names(captured(prefix.line.pattern, process, f"f{n}_"))
         pattern = b"\n(?=" + primary + b")|\n(?>" + follow_up + b")" + MESSAGE + b"(?:" + pattern
         pattern += b")"
     return b"(?:" + pattern + b"|)"
@@ -62,7 +62,7 @@ def head_pattern(prefix: CompiledPrefix) -> bytes:
     """A line's prefix and level as `_line.match` parses it first (an atomic group), capturing
     only what the scans read: the timestamp, the process, the level and the SQLSTATE."""
     read = {prefix.timestamp_group, prefix.process_group, "level", "sqlstate"} - {None}
-    return b"(?>" + captured(prefix.line.pattern, read) + b")"
+    return b"(?>" + unread_names(captured(prefix.line.pattern, read)) + b")"
 
 
 def captured(pattern: bytes, names: Collection[str | None], rename: str = "") -> bytes:

@@ -46,6 +46,7 @@ _TIMESTAMP_PREFERENCE = ("ts_m", "ts_n", "ts_t")
 
 _ESCAPE_RE = re.compile(r"%(-?\d*)([A-Za-z%])")
 _GROUP = re.compile(rb"\(\?P<\w+>")
+_USER_AT_DATABASE = b"(?:" + _NAME + b")@(?:" + _NAME + rb")\ "
 
 LEVEL = rb"(?P<level>[A-Z]+[1-5]?):  "
 
@@ -97,7 +98,14 @@ def probe(pattern: bytes) -> bytes:
     """A prefix pattern for lookaheads, which only ask whether some parse exists: groups unnamed
     and names matched greedily (the same parses, which sre finds sooner; never for a match whose
     groups or end are read, as `[^\n ]*?` picks the first parse)."""
-    return _GROUP.sub(b"(?:", pattern).replace(_NAME, _NAME[:-1])
+    return unread_names(_GROUP.sub(b"(?:", pattern)).replace(_NAME, _NAME[:-1])
+
+
+def unread_names(pattern: bytes) -> bytes:
+    """`pattern` (a prefix whose user and database groups are unnamed, so never read) with
+    `%u@%d ` matched without backtracking: any parse of it spans the same text, the word up to
+    its first space (names hold no space), and only the user/database split differs."""
+    return pattern.replace(_USER_AT_DATABASE, rb"[^\n @]*+@[^\n ]*+\ ")
 
 
 def _translate(prefix: str) -> tuple[bytes, set[str]]:
