@@ -11,8 +11,7 @@ from functools import lru_cache
 
 # One pass over a statement replaces every literal; strings come first so their content is not
 # mistaken for numbers or parameters. Numbers glued to identifiers (t1, col_2) are kept. Every
-# branch starts with a consuming character (lookbehinds come after it), so the regex engine can
-# skip most positions with a quick first-character test.
+# branch starts with a consuming character (lookbehinds come after it).
 _SQL_LITERALS = re.compile(
     r"""
       (?:[eEbBxXnN]'(?<!\w..)|')(?:[^']|'')*'?            # 'string', E'...', B'0101'
@@ -23,9 +22,26 @@ _SQL_LITERALS = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
+# The same on ASCII text, where \d is [0-9], with every branch starting with one literal
+# character: then sre skips the positions no branch starts at with a table lookup each, instead
+# of trying every branch at every position (2.5x faster on statements and plans).
+_STRING = r"'(?:[^']|'')*'?"
+_NUMBER = r"(?<![\w$]\d)(?<![\w$]-\d)\d*(?:\.\d+)?(?:[eE][+-]?\d+)?"  # after its first digit
+_ASCII_SQL_LITERALS = re.compile(
+    "|".join(
+        [
+            *(f"{letter}'(?<!\\w..){_STRING[1:]}" for letter in "eEbBxXnN"),
+            _STRING,
+            r"\$(?P<tag>[A-Za-z_]*)\$.*?\$(?P=tag)\$",
+            r"\$\d+",
+            *(first + _NUMBER for first in ("-\\d", *"0123456789")),  # -?\d, one branch each
+            r"\.\d(?<![\w$.]\.\d)\d*",
+        ]
+    ),
+    re.DOTALL,
+)
 _SQL_LISTS = re.compile(r"\(\s*\?(?:\s*,\s*\?)+\s*\)")  # IN (?, ?, ?) and VALUES rows
 _SQL_ROWS = re.compile(r"\(\.\.\.\)(?:\s*,\s*\(\.\.\.\))+")
-_SPACES = re.compile(r"\s+")
 
 # Statements repeat (prepared statements, ORMs): a cache spares the regex most of the time.
 _CACHE_SIZE = 4096
@@ -36,7 +52,9 @@ FINGERPRINT_CHARS = 2000
 @lru_cache(maxsize=_CACHE_SIZE)
 def fingerprint_sql(statement: str) -> str:
     """The statement with literals, parameters and lists folded, spaces collapsed, lower case."""
-    text = _SQL_LITERALS.sub("?", statement[:FINGERPRINT_CHARS])
+    head = statement[:FINGERPRINT_CHARS]
+    text = (_ASCII_SQL_LITERALS if head.isascii() else _SQL_LITERALS).sub("?", head)
     text = _SQL_LISTS.sub("(...)", text)
     text = _SQL_ROWS.sub("(...)", text)
-    return _SPACES.sub(" ", text).strip().rstrip(";").strip().lower()
+    # str.split() splits at runs of the whitespace \s matches and drops them at both ends.
+    return " ".join(text.split()).rstrip(";").strip().lower()
