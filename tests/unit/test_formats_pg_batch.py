@@ -1,6 +1,7 @@
 """The batched slow and error scans of pg-stderr (one match per hit, the window judged per chunk,
 summary groups by what the summary counts) select and summarise exactly like the generic
-per-entry scan over `_candidates`, on the sample logs and on generated ones full of odd shapes."""
+per-entry scan over `_candidates`, on the sample logs and on generated ones full of odd shapes;
+the last entry start of a chunk is found walking back as the window search finds it."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from dblogpack.formats import build
 from dblogpack.formats.base import ScanResult
+from dblogpack.formats.framing import last_match_start
 from dblogpack.formats.pg_stderr import PgStderrFormat
 from dblogpack.formats.scanner import EntryScanner
 from dblogpack.model import FormatConfig, LogKind, Query, TimeWindow
@@ -199,3 +201,15 @@ def test_generated_logs_scan_as_the_generic_path_does(
     fmt = pg_stderr(FormatConfig("pg-stderr", PREFIXES[prefix], "America/Chicago"))
     query = Query(TimeWindow(begin, end), kind, least, details=True)
     assert_same_as_generic(fmt, rendered(log, prefix), query)
+
+
+@settings(max_examples=200, deadline=None)
+@given(log=pg_logs(), tabs=st.integers(0, 40), cut=st.integers(0, 2000))
+def test_last_entry_start_is_found_walking_back_as_by_the_window_search(
+    log: str, tabs: int, cut: int
+) -> None:
+    fmt = pg_stderr(FormatConfig("pg-stderr", PREFIXES["debian"], "America/Chicago"))
+    buf = (log + "\t more\n" * tabs).encode()
+    hi = min(cut, len(buf))
+    found = last_match_start(fmt._next_primary, buf, 0, hi)
+    assert fmt._last_primary_newline(buf, hi) == found

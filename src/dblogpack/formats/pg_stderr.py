@@ -50,6 +50,8 @@ _STATEMENT_LEAD = re.compile(
     rb"(?:statement|(?:execute|parse|bind) [^:\n]*|fastpath function call): |plan:\n\tQuery Text: "
 )
 _GROUP_NAME = re.compile(rb"\(\?P<\w+>")
+# Lines _last_primary_newline tries one by one before searching a window.
+_BACK_LINES = 32
 # Where the zone abbreviation starts in a timestamp's text (%n has none: it is epoch seconds).
 _ZONE_AT = {"ts_m": 24, "ts_t": 20, "ts_n": None}
 # Longer slow entries (plans, huge statements) are not grouped: their keys would copy them.
@@ -99,10 +101,24 @@ class PgStderrFormat(EntryScanner):
         return found.start() + 1 if found is not None and found.start() + 1 < hi else None
 
     def _last_start_before(self, buf: bytes, hi: int) -> int | None:
-        found = last_match_start(self._next_primary, buf, 0, hi)
+        found = self._last_primary_newline(buf, hi)
         if found is not None:
             return found + 1
         return 0 if hi > 0 and self._starts_entry(buf, 0) else None
+
+    def _last_primary_newline(self, buf: bytes, hi: int) -> int | None:
+        """The last newline in buf[:hi] before a primary line (read no further than `hi`).
+
+        It is nearly always among the last lines, tried one by one (every chunk asks); past
+        _BACK_LINES of them, one backward regex search over widening windows."""
+        match, newline = self._next_primary.match, hi
+        for _ in range(_BACK_LINES):
+            newline = buf.rfind(b"\n", 0, newline)
+            if newline < 0:
+                return None
+            if match(buf, newline, hi):
+                return newline
+        return last_match_start(self._next_primary, buf, 0, hi)
 
     def _timestamp_at(self, buf: bytes, start: int) -> float | None:
         head = self._line.match(buf, start)

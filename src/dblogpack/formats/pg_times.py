@@ -43,7 +43,10 @@ class StampSpan:
         joined = b"\n".join(texts) + b"\n"
         if joined.count(b" " + zone + b"\n") != len(texts) or _BAD_CLOCK.search(joined):
             return None
-        if not self._steady_hours(set(map(_HOUR, texts)), zone):
+        # Texts sorted between two of one hour are of that hour (a chunk often spans one).
+        first_hour, last_hour = _HOUR(earliest), _HOUR(latest)
+        hours = {first_hour} if first_hour == last_hour else set(map(_HOUR, texts))
+        if not self._steady_hours(hours, zone):
             return None
         try:
             return self._read(earliest), self._read(latest)
