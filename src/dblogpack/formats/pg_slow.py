@@ -15,7 +15,7 @@ from dblogpack.formats.base import ScanResult
 from dblogpack.formats.pg_batch import MESSAGE, BatchScan, Heads, head_pattern
 from dblogpack.formats.pg_prefix import CompiledPrefix
 from dblogpack.formats.pg_times import StampSpan
-from dblogpack.model import DetailGroup, EntryDetail, Query
+from dblogpack.model import DetailGroup, Query
 from dblogpack.sqlshape import fingerprint_sql
 
 if TYPE_CHECKING:
@@ -50,13 +50,15 @@ def slow_pattern(prefix: CompiledPrefix, ends: bytes) -> bytes:
 class SlowScan(BatchScan):
     """The slow-entry scan of one chunk for a `PgStderrFormat` (built once per format)."""
 
-    __slots__ = ("_duration", "_key", "_known", "_lead", "_numbers", "_sqlstate")
+    __slots__ = ("_duration", "_inner_messages", "_key", "_known", "_lead", "_numbers", "_sqlstate")
 
     def __init__(self, log_format: PgStderrFormat, pattern: bytes, span: StampSpan) -> None:
         super().__init__(log_format, pattern, span)
         groups = re.compile(pattern).groupindex
         self._duration, self._key, self._lead = groups["duration"], groups["key"], groups["lead"]
         self._sqlstate = groups.get("sqlstate")
+        # When no TAB line can parse as prefixed, an entry holds its whole message.
+        self._inner_messages = log_format._guarded_line is not None
         # Kinds, (SQLSTATE, fingerprint), are numbered; their numbers by key, across chunks, so
         # a statement is parsed once. (Numbers stay few: fingerprints fold literals.)
         self._known: dict[_Key, int] = {}
@@ -117,11 +119,28 @@ class SlowScan(BatchScan):
         kinds = list(map(self._known.get, keys))
         if None in kinds:
             for index in compress(range(len(kinds)), map(is_, kinds, repeat(None))):
-                ts = self._time(heads, times, index)
-                start, end = heads[index].start(), ends[index]
-                detail = self._format._detail(buf, start, end, ts, durations[index])
-                kinds[index] = self._learn(keys[index], detail)
+                kind = self._known.get(keys[index])  # learnt from an entry before in the chunk?
+                if kind is None:
+                    statement, code = self._parsed(buf, heads[index], ends[index], times, index)
+                    kind = self._learn(keys[index], statement, code)
+                kinds[index] = kind
         return cast(list[int], kinds)
+
+    def _parsed(
+        self, buf: bytes, head: re.Match[bytes], end: int, times: list[float] | None, index: int
+    ) -> tuple[str | None, str | None]:
+        """An entry's statement and SQLSTATE as `_detail` reads them: when a statement follows the
+        duration and the message lies inside the entry (no TAB line parses as prefixed), they are
+        the message and the SQLSTATE group of its match."""
+        if self._inner_messages and head.start(self._lead) >= 0:
+            code = head.group(self._sqlstate) if self._sqlstate is not None else None
+            message = head.group(self._message).replace(b"\n\t", b"\n")
+            return message.decode("utf-8", "replace"), code.decode(
+                "ascii", "replace"
+            ) if code else None
+        ts = self._time([head], None if times is None else [times[index]], 0)
+        detail = self._format._detail(buf, head.start(), end, ts, float(head.group(self._duration)))
+        return detail.statement, detail.code
 
     def _keys(self, buf: bytes, heads: Heads, ends: list[int]) -> list[_Key]:
         """What decides an entry's statement and SQLSTATE: the text after the duration up to the
@@ -136,9 +155,8 @@ class SlowScan(BatchScan):
             return [(head.group(sqlstate), text) for head, text in zip(heads, keys, strict=True)]  # type: ignore[misc]
         return keys
 
-    def _learn(self, key: _Key, detail: EntryDetail) -> int:
-        statement = detail.statement
-        kind = detail.code, fingerprint_sql(statement) if statement else None
+    def _learn(self, key: _Key, statement: str | None, code: str | None) -> int:
+        kind = code, fingerprint_sql(statement) if statement else None
         number = self._numbers.setdefault(kind, len(self._numbers))
         if len(key if isinstance(key, bytes) else key[1]) <= _MAX_KEY:
             if len(self._known) >= _KNOWN_LIMIT:
