@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dblogpack.formats import build
+from dblogpack.formats import build, pg_slow
 from dblogpack.formats.base import ScanResult
 from dblogpack.formats.framing import last_match_start
 from dblogpack.formats.pg_stderr import PgStderrFormat
@@ -213,3 +213,14 @@ def test_last_entry_start_is_found_walking_back_as_by_the_window_search(
     hi = min(cut, len(buf))
     found = last_match_start(fmt._next_primary, buf, 0, hi)
     assert fmt._last_primary_newline(buf, hi) == found
+
+
+def test_slow_summary_is_the_same_when_the_statement_cache_keeps_clearing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(pg_slow, "_KNOWN_LIMIT", 2)
+    sample = "pg15-debian-chicago.log"
+    fmt = pg_stderr(FormatConfig(**EXPECTED[sample]["config"]))
+    buf = (LOGS / sample).read_bytes()
+    query = Query(TimeWindow(), LogKind.SLOW, None, details=True)
+    assert_same_as_generic(fmt, buf + buf, query)

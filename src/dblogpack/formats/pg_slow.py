@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from itertools import compress, repeat
+from itertools import compress, count, repeat
 from operator import is_
 from typing import TYPE_CHECKING, cast
 
@@ -50,7 +50,16 @@ def slow_pattern(prefix: CompiledPrefix, ends: bytes) -> bytes:
 class SlowScan(BatchScan):
     """The slow-entry scan of one chunk for a `PgStderrFormat` (built once per format)."""
 
-    __slots__ = ("_duration", "_inner_messages", "_key", "_known", "_lead", "_numbers", "_sqlstate")
+    __slots__ = (
+        "_counter",
+        "_duration",
+        "_inner_messages",
+        "_key",
+        "_known",
+        "_lead",
+        "_numbers",
+        "_sqlstate",
+    )
 
     def __init__(self, log_format: PgStderrFormat, pattern: bytes, span: StampSpan) -> None:
         super().__init__(log_format, pattern, span)
@@ -60,9 +69,10 @@ class SlowScan(BatchScan):
         # When no TAB line can parse as prefixed, an entry holds its whole message.
         self._inner_messages = log_format._guarded_line is not None
         # Kinds, (SQLSTATE, fingerprint), are numbered; their numbers by key, across chunks, so
-        # a statement is parsed once. (Numbers stay few: fingerprints fold literals.)
+        # a statement is parsed once (both caches bounded by _KNOWN_LIMIT).
         self._known: dict[_Key, int] = {}
         self._numbers: dict[_Kind, int] = {}
+        self._counter = count()
 
     def scan(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
         heads = self._heads(buf, first)
@@ -91,27 +101,22 @@ class SlowScan(BatchScan):
         and statement fingerprint) share one group, its details those of its first entry."""
         duration = self._duration
         durations = [float(head.group(duration)) for head in heads]
-        kinds = self._kinds(buf, heads, ends, times, durations)
+        kinds = self._kinds(buf, heads, ends, times)
         alike: defaultdict[int, list[float]] = defaultdict(list)
         for kind, ms in zip(kinds, durations, strict=True):
             alike[kind].append(ms)  # summed below in entry order, as one by one
         # Each kind's first entry: later (reversed) pairs overwrite, so the smallest index stays.
         firsts = dict(zip(reversed(kinds), range(len(kinds) - 1, -1, -1), strict=True))
         for index, kind in sorted(zip(firsts.values(), firsts, strict=True)):
-            count, total_ms, max_ms = len(alike[kind]), sum(alike[kind]), max(alike[kind])
+            entries, total_ms, max_ms = len(alike[kind]), sum(alike[kind]), max(alike[kind])
             ts = self._time(heads, times, index)
             detail = self._format._detail(
                 buf, heads[index].start(), ends[index], ts, durations[index]
             )
-            groups.append(DetailGroup(detail, count, total_ms, max_ms))
+            groups.append(DetailGroup(detail, entries, total_ms, max_ms))
 
     def _kinds(
-        self,
-        buf: bytes,
-        heads: Heads,
-        ends: list[int],
-        times: list[float] | None,
-        durations: list[float],
+        self, buf: bytes, heads: Heads, ends: list[int], times: list[float] | None
     ) -> list[int]:
         """Each entry's kind: the number of its (SQLSTATE, fingerprint), from its key; a key is
         parsed once per process."""
@@ -121,26 +126,24 @@ class SlowScan(BatchScan):
             for index in compress(range(len(kinds)), map(is_, kinds, repeat(None))):
                 kind = self._known.get(keys[index])  # learnt from an entry before in the chunk?
                 if kind is None:
-                    statement, code = self._parsed(buf, heads[index], ends[index], times, index)
+                    ts = self._time(heads, times, index)
+                    statement, code = self._parsed(buf, heads[index], ends[index], ts)
                     kind = self._learn(keys[index], statement, code)
                 kinds[index] = kind
         return cast(list[int], kinds)
 
     def _parsed(
-        self, buf: bytes, head: re.Match[bytes], end: int, times: list[float] | None, index: int
+        self, buf: bytes, head: re.Match[bytes], end: int, ts: float
     ) -> tuple[str | None, str | None]:
         """An entry's statement and SQLSTATE as `_detail` reads them: when a statement follows the
         duration and the message lies inside the entry (no TAB line parses as prefixed), they are
         the message and the SQLSTATE group of its match."""
-        if self._inner_messages and head.start(self._lead) >= 0:
-            code = head.group(self._sqlstate) if self._sqlstate is not None else None
-            message = head.group(self._message).replace(b"\n\t", b"\n")
-            return message.decode("utf-8", "replace"), code.decode(
-                "ascii", "replace"
-            ) if code else None
-        ts = self._time([head], None if times is None else [times[index]], 0)
-        detail = self._format._detail(buf, head.start(), end, ts, float(head.group(self._duration)))
-        return detail.statement, detail.code
+        if not self._inner_messages or head.start(self._lead) < 0:
+            detail = self._format._detail(buf, head.start(), end, ts, None)
+            return detail.statement, detail.code
+        code = head.group(self._sqlstate) if self._sqlstate is not None else None
+        statement = head.group(self._message).replace(b"\n\t", b"\n").decode("utf-8", "replace")
+        return statement, code.decode("ascii", "replace") if code else None
 
     def _keys(self, buf: bytes, heads: Heads, ends: list[int]) -> list[_Key]:
         """What decides an entry's statement and SQLSTATE: the text after the duration up to the
@@ -156,10 +159,14 @@ class SlowScan(BatchScan):
         return keys
 
     def _learn(self, key: _Key, statement: str | None, code: str | None) -> int:
+        if len(self._known) >= _KNOWN_LIMIT or len(self._numbers) >= _KNOWN_LIMIT:
+            self._known.clear()
+            self._numbers.clear()
         kind = code, fingerprint_sql(statement) if statement else None
-        number = self._numbers.setdefault(kind, len(self._numbers))
+        number = self._numbers.get(kind)
+        if number is None:
+            # Numbers are never reused, so clearing the caches cannot merge two kinds in a chunk.
+            number = self._numbers[kind] = next(self._counter)
         if len(key if isinstance(key, bytes) else key[1]) <= _MAX_KEY:
-            if len(self._known) >= _KNOWN_LIMIT:
-                self._known.clear()
             self._known[key] = number
         return number
