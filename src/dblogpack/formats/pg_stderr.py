@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from functools import cached_property
 
 from dblogpack.formats.base import ScanResult
 from dblogpack.formats.framing import count_matches, find_all, last_match_start
@@ -87,10 +88,20 @@ class PgStderrFormat(EntryScanner):
             guard = None
         self._guarded_line = None if guard is None else re.compile(rb"\n(?=" + guard + b")")
         # When a TAB line may parse as a prefixed one, the general search finds every end.
-        ends = b"" if self._guarded_line is None else end_pattern(self.prefix, primary)
-        span = StampSpan(self._seconds, _ZONE_AT[self.prefix.timestamp_group], self._read_time)
-        self._slow = SlowScan(self, slow_pattern(self.prefix, ends), span)
-        self._errors = ErrorScan(self, error_pattern(self.prefix, ends), span)
+        self._ends = b"" if self._guarded_line is None else end_pattern(self.prefix, primary)
+        self._span = StampSpan(
+            self._seconds, _ZONE_AT[self.prefix.timestamp_group], self._read_time
+        )
+
+    # Built on first use: their patterns take ~15 ms to compile, which an all-entries package of
+    # a small window (a whole process in tens of ms) does not need.
+    @cached_property
+    def _slow(self) -> SlowScan:
+        return SlowScan(self, slow_pattern(self.prefix, self._ends), self._span)
+
+    @cached_property
+    def _errors(self) -> ErrorScan:
+        return ErrorScan(self, error_pattern(self.prefix, self._ends), self._span)
 
     # ---- primitives ------------------------------------------------------------------------
 
