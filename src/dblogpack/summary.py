@@ -12,25 +12,10 @@ from functools import lru_cache
 from typing import Any
 
 from dblogpack.model import DetailGroup, EntryDetail
+from dblogpack.sqlshape import fingerprint_sql as fingerprint_sql
 
 EXAMPLE_CHARS = 500
 
-# One pass over a statement replaces every literal; strings come first so their content is not
-# mistaken for numbers or parameters. Numbers glued to identifiers (t1, col_2) are kept. Every
-# branch starts with a consuming character (lookbehinds come after it), so the regex engine can
-# skip most positions with a quick first-character test.
-_SQL_LITERALS = re.compile(
-    r"""
-      (?:[eEbBxXnN]'(?<!\w..)|')(?:[^']|'')*'?            # 'string', E'...', B'0101'
-    | \$(?P<tag>[A-Za-z_]*)\$.*?\$(?P=tag)\$              # $$dollar-quoted$$
-    | \$\d+                                               # $1 bind parameters
-    | -?\d(?<![\w$]\d)(?<![\w$]-\d)\d*(?:\.\d+)?(?:[eE][+-]?\d+)?  # numbers, not in names
-    | \.\d(?<![\w$.]\.\d)\d*                              # .5
-    """,
-    re.VERBOSE | re.DOTALL,
-)
-_SQL_LISTS = re.compile(r"\(\s*\?(?:\s*,\s*\?)+\s*\)")  # IN (?, ?, ?) and VALUES rows
-_SQL_ROWS = re.compile(r"\(\.\.\.\)(?:\s*,\s*\(\.\.\.\))+")
 _SPACES = re.compile(r"\s+")
 _MONGO_VALUES = re.compile(
     r"""(?P<key>[:,\[]\s*)(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|-?\d+(?:\.\d+)?|true|false|null"""
@@ -46,19 +31,8 @@ _EXTENDED_JSON_SCALARS = frozenset(
 _MONGO_NOISE = frozenset({"lsid", "$clusterTime", "$db", "txnNumber", "$readPreference", "comment"})
 
 
-# Statements repeat (prepared statements, ORMs): a cache spares the regex most of the time.
+# Commands repeat (drivers, ORMs): a cache spares the parse most of the time.
 _CACHE_SIZE = 4096
-# Only a statement's head is fingerprinted: it bounds the cost of huge statements and plans.
-FINGERPRINT_CHARS = 2000
-
-
-@lru_cache(maxsize=_CACHE_SIZE)
-def fingerprint_sql(statement: str) -> str:
-    """The statement with literals, parameters and lists folded, spaces collapsed, lower case."""
-    text = _SQL_LITERALS.sub("?", statement[:FINGERPRINT_CHARS])
-    text = _SQL_LISTS.sub("(...)", text)
-    text = _SQL_ROWS.sub("(...)", text)
-    return _SPACES.sub(" ", text).strip().rstrip(";").strip().lower()
 
 
 @lru_cache(maxsize=_CACHE_SIZE)

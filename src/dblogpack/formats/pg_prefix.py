@@ -45,6 +45,8 @@ _ESCAPES: dict[str, tuple[str, bytes]] = {
 _TIMESTAMP_PREFERENCE = ("ts_m", "ts_n", "ts_t")
 
 _ESCAPE_RE = re.compile(r"%(-?\d*)([A-Za-z%])")
+_GROUP = re.compile(rb"\(\?P<\w+>")
+_USER_AT_DATABASE = b"(?:" + _NAME + b")@(?:" + _NAME + rb")\ "
 
 LEVEL = rb"(?P<level>[A-Z]+[1-5]?):  "
 
@@ -80,6 +82,32 @@ def compile_prefix(prefix: str) -> CompiledPrefix:
     return CompiledPrefix(prefix, pattern, line, timestamp, process, _guard(prefix))
 
 
+def always_set(prefix: CompiledPrefix, group: str) -> bool:
+    """Whether `group` is set by every match of `prefix.line`: not when its escape comes after
+    %q, whose part non-session processes omit."""
+    optional = False
+    for match in _ESCAPE_RE.finditer(prefix.source):
+        letter = match.group(2)
+        optional = optional or letter == "q"
+        if letter in _ESCAPES and _ESCAPES[letter][0] == group:
+            return not optional  # the first escape of a group is the one that names it
+    return False
+
+
+def probe(pattern: bytes) -> bytes:
+    """A prefix pattern for lookaheads, which only ask whether some parse exists: groups unnamed
+    and names matched greedily (the same parses, which sre finds sooner; never for a match whose
+    groups or end are read, as `[^\n ]*?` picks the first parse)."""
+    return unread_names(_GROUP.sub(b"(?:", pattern)).replace(_NAME, _NAME[:-1])
+
+
+def unread_names(pattern: bytes) -> bytes:
+    """`pattern` (a prefix whose user and database groups are unnamed, so never read) with
+    `%u@%d ` matched without backtracking: any parse of it spans the same text, the word up to
+    its first space (names hold no space), and only the user/database split differs."""
+    return pattern.replace(_USER_AT_DATABASE, rb"[^\n @]*+@[^\n ]*+\ ")
+
+
 def _translate(prefix: str) -> tuple[bytes, set[str]]:
     head: list[bytes] = []
     rest: list[bytes] | None = None  # after %q
@@ -98,7 +126,7 @@ def _translate(prefix: str) -> tuple[bytes, set[str]]:
     target.append(re.escape(prefix[pos:].encode()))
     pattern = b"".join(head)
     if rest is not None:
-        pattern += b"(?:" + b"".join(rest) + b")?"
+        pattern += b"(?:" + b"".join(rest) + b"|)"  # an optional part: a cheaper branch than `?`
     return pattern, groups
 
 

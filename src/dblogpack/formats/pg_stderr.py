@@ -10,18 +10,20 @@ follow-up line of another process starts an entry of its own.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterator
+from functools import cached_property
 
 from dblogpack.formats.base import ScanResult
 from dblogpack.formats.framing import count_matches, find_all, last_match_start
-from dblogpack.formats.pg_prefix import DEFAULT_PREFIX, CompiledPrefix, compile_prefix
+from dblogpack.formats.pg_batch import end_pattern
+from dblogpack.formats.pg_errors import ErrorScan, error_pattern
+from dblogpack.formats.pg_prefix import DEFAULT_PREFIX, CompiledPrefix, compile_prefix, probe
+from dblogpack.formats.pg_slow import SlowScan, slow_pattern
+from dblogpack.formats.pg_times import StampSpan
 from dblogpack.formats.scanner import (
     Candidate,
-    DetailGroups,
     EntryScanner,
-    count_selected,
     window_bounds,
 )
 from dblogpack.formats.timestamps import LocalSecondsCache, load_zone
@@ -49,6 +51,10 @@ _STATEMENT_LEAD = re.compile(
     rb"(?:statement|(?:execute|parse|bind) [^:\n]*|fastpath function call): |plan:\n\tQuery Text: "
 )
 _GROUP_NAME = re.compile(rb"\(\?P<\w+>")
+# Lines _last_primary_newline tries one by one before searching a window.
+_BACK_LINES = 32
+# Where the zone abbreviation starts in a timestamp's text (%n has none: it is epoch seconds).
+_ZONE_AT = {"ts_m": 24, "ts_t": 20, "ts_n": None}
 # Longer slow entries (plans, huge statements) are not grouped: their keys would copy them.
 _MAX_KEY = 4096
 
@@ -69,9 +75,8 @@ class PgStderrFormat(EntryScanner):
         self._read_time = readers[self.prefix.timestamp_group]
         unnamed = _GROUP_NAME.sub(b"(?:", self.prefix.pattern)
         self._line = self.prefix.line
-        self._next_primary = re.compile(
-            b"\n(?=" + unnamed + b"(?!" + _FOLLOW_UP + b")" + _ANY_LEVEL + b")"
-        )
+        primary = probe(self.prefix.pattern) + b"(?!" + _FOLLOW_UP + b")" + _ANY_LEVEL
+        self._next_primary = re.compile(b"\n(?=" + primary + b")")
         self._next_statement = re.compile(b"\n" + unnamed + rb"STATEMENT:  ")
         # The atomic group commits to the parse `_line.match` finds first, so a slow line is
         # read (prefix, level and duration) in one match with exactly that line's meaning.
@@ -82,6 +87,21 @@ class PgStderrFormat(EntryScanner):
         if guard is not None and re.match(guard, b"\t"):
             guard = None
         self._guarded_line = None if guard is None else re.compile(rb"\n(?=" + guard + b")")
+        # When a TAB line may parse as a prefixed one, the general search finds every end.
+        self._ends = b"" if self._guarded_line is None else end_pattern(self.prefix, primary)
+        self._span = StampSpan(
+            self._seconds, _ZONE_AT[self.prefix.timestamp_group], self._read_time
+        )
+
+    # Built on first use: their patterns take ~15 ms to compile, which an all-entries package of
+    # a small window (a whole process in tens of ms) does not need.
+    @cached_property
+    def _slow(self) -> SlowScan:
+        return SlowScan(self, slow_pattern(self.prefix, self._ends), self._span)
+
+    @cached_property
+    def _errors(self) -> ErrorScan:
+        return ErrorScan(self, error_pattern(self.prefix, self._ends), self._span)
 
     # ---- primitives ------------------------------------------------------------------------
 
@@ -92,10 +112,24 @@ class PgStderrFormat(EntryScanner):
         return found.start() + 1 if found is not None and found.start() + 1 < hi else None
 
     def _last_start_before(self, buf: bytes, hi: int) -> int | None:
-        found = last_match_start(self._next_primary, buf, 0, hi)
+        found = self._last_primary_newline(buf, hi)
         if found is not None:
             return found + 1
         return 0 if hi > 0 and self._starts_entry(buf, 0) else None
+
+    def _last_primary_newline(self, buf: bytes, hi: int) -> int | None:
+        """The last newline in buf[:hi] before a primary line (read no further than `hi`).
+
+        It is nearly always among the last lines, tried one by one (every chunk asks); past
+        _BACK_LINES of them, one backward regex search over widening windows."""
+        match, newline = self._next_primary.match, hi
+        for _ in range(_BACK_LINES):
+            newline = buf.rfind(b"\n", 0, newline)
+            if newline < 0:
+                return None
+            if match(buf, newline, hi):
+                return newline
+        return last_match_start(self._next_primary, buf, 0, hi)
 
     def _timestamp_at(self, buf: bytes, start: int) -> float | None:
         head = self._line.match(buf, start)
@@ -152,48 +186,8 @@ class PgStderrFormat(EntryScanner):
         return self._error_candidates(buf, window, lo, hi)
 
     def _scan_kind(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
-        if query.kind is LogKind.SLOW:
-            self._scan_slow(buf, first, query, result)
-        else:
-            super()._scan_kind(buf, first, query, result)
-
-    def _scan_slow(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
-        """The hot loop of slow packages, in one function: per `LOG:  duration: ` hit one
-        rfind, one match for prefix, level and duration, and one match to see the next line
-        start another entry (the common case) before the general end search."""
-        earliest, latest = window_bounds(query.window)
-        least, hi = query.min_duration_ms or 0.0, len(buf)
-        slow_line, next_primary = self._slow_line.match, self._next_primary.match
-        find, rfind, spans = buf.find, buf.rfind, result.spans
-        groups = DetailGroups(self, buf, result.details) if query.details else None
-        coded = "sqlstate" in self._slow_line.groupindex
-        count, low, high = 0, math.inf, -math.inf
-        at = find(_SLOW_NEEDLE, first, hi)
-        while at >= 0:
-            start = rfind(b"\n", first, at) + 1 or first
-            head = slow_line(buf, start)
-            if head is not None and head.start("level") == at:
-                ts = self._timestamp(head)
-                duration = float(head["duration"])
-                if ts is not None and earliest <= ts < latest and duration >= least:
-                    newline = find(b"\n", at, hi)
-                    if 0 <= newline < hi - 1 and next_primary(buf, newline):
-                        end = newline + 1
-                    else:
-                        end = self._end_after(buf, start, self._process(head), hi)
-                    if spans and spans[-1][1] == start:
-                        spans[-1] = (spans[-1][0], end)
-                    else:
-                        spans.append((start, end))
-                    count += 1
-                    if ts < low:
-                        low = ts
-                    if ts > high:
-                        high = ts
-                    if groups is not None:
-                        groups.add(start, end, ts, duration, self._slow_key(buf, head, end, coded))
-            at = find(_SLOW_NEEDLE, at + 1, hi)
-        count_selected(result, count, low, high)
+        scan = self._slow if query.kind is LogKind.SLOW else self._errors
+        scan.scan(buf, first, query, result)
 
     def _slow_key(self, buf: bytes, head: re.Match[bytes], end: int, coded: bool) -> bytes | None:
         """What follows `duration: N ms` (statement and follow-up lines), plus the SQLSTATE
@@ -206,7 +200,7 @@ class PgStderrFormat(EntryScanner):
     def _slow_candidates(
         self, buf: bytes, window: TimeWindow, lo: int, hi: int
     ) -> Iterator[Candidate]:
-        # The generic form of _scan_slow (which the scan itself uses, for speed).
+        # The generic form of the slow scan (pg_slow, which the scan itself uses, for speed).
         earliest, latest = window_bounds(window)
         coded = "sqlstate" in self._slow_line.groupindex
         for at in find_all(buf, _SLOW_NEEDLE, lo, hi):

@@ -1,0 +1,203 @@
+"""What the batched pg-stderr scans of slow and error entries share.
+
+Per hit, one compiled match from the line start reads the prefix (`_line`'s first parse, atomic
+as `_line.match` reads it), the message with its TAB continuations and, in the common shapes (then
+a primary line, or up to FOLLOW_UPS follow-up lines of the same process and then a primary line),
+where the entry ends; other shapes take the general end search. The window is judged once per
+chunk from the extreme timestamp texts (pg_times) unless the chunk straddles an edge.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from itertools import chain, compress, repeat
+from operator import eq, ne
+from typing import TYPE_CHECKING, cast
+
+from dblogpack.formats.base import ScanResult
+from dblogpack.formats.pg_prefix import CompiledPrefix, always_set, unread_names
+from dblogpack.formats.pg_times import StampSpan
+from dblogpack.formats.scanner import count_selected, window_bounds
+from dblogpack.model import TimeWindow
+
+if TYPE_CHECKING:
+    from dblogpack.formats.pg_stderr import PgStderrFormat
+
+MESSAGE = rb"[^\n]*+(?:\n\t[^\n]*+)*+"
+# Follow-up lines (DETAIL, HINT, STATEMENT...) an entry's match reads before giving the end
+# search to the general loop (at least 2: match.group of several names returns a tuple).
+FOLLOW_UPS = 3
+_NAMED_GROUP = re.compile(rb"\(\?P<(\w+)>")
+_NEXT = (1).__add__
+_START = re.Match.start
+
+Heads = list[re.Match[bytes]]
+
+
+def total(pattern: bytes) -> bytes:
+    """`pattern` or, where it fails, an empty match (all groups unset): `map` needs no None."""
+    return b"(?:" + pattern + b"|)"
+
+
+def end_pattern(prefix: CompiledPrefix, primary: bytes) -> bytes:
+    """What follows a message when the match finds the entry's end: a newline before a primary
+    line (`primary`, a lookahead body), or up to FOLLOW_UPS follow-up lines (each one's process in
+    groups `f1_`, `f2_`... for the caller to compare) and then a primary line. Each branch is tried
+    only when the one before failed, so a follow-up line is never a primary one."""
+    pattern = b"\n(?=" + primary + b")"
+    name = prefix.process_group
+    process = set() if name is None else {name}
+    # The caller takes an unset process group for "no follow-up line read": when the process may
+    # be unset (its escape comes after %q), follow-up lines are left to the general search.
+    follow_ups = FOLLOW_UPS if name is None or always_set(prefix, name) else 0
+    for n in range(follow_ups, 0, -1):
+        follow_up = unread_names(captured(prefix.line.pattern, process, f"f{n}_"))
+        pattern = b"\n(?=" + primary + b")|\n(?>" + follow_up + b")" + MESSAGE + b"(?:" + pattern
+        pattern += b")"
+    return b"(?:" + pattern + b"|)"
+
+
+def head_pattern(prefix: CompiledPrefix) -> bytes:
+    """A line's prefix and level as `_line.match` parses it first (an atomic group), capturing
+    only what the scans read: the timestamp, the process, the level and the SQLSTATE."""
+    read = {prefix.timestamp_group, prefix.process_group, "level", "sqlstate"} - {None}
+    return b"(?>" + unread_names(captured(prefix.line.pattern, read)) + b")"
+
+
+def captured(pattern: bytes, names: Collection[str | None], rename: str = "") -> bytes:
+    """`pattern` with only the groups `names` captured (`rename` put before their names), the
+    others non-capturing: sre records fewer groups."""
+
+    def group(found: re.Match[bytes]) -> bytes:
+        name = found[1].decode()
+        return f"(?P<{rename}{name}>".encode() if name in names else b"(?:"
+
+    return _NAMED_GROUP.sub(group, pattern)
+
+
+class BatchScan:
+    """Selection of matched heads in one chunk: window, spans and entry ends."""
+
+    __slots__ = (
+        "_follow_ups",
+        "_format",
+        "_level",
+        "_match",
+        "_message",
+        "_process",
+        "_span",
+        "_stamp",
+    )
+
+    def __init__(self, log_format: PgStderrFormat, pattern: bytes, span: StampSpan) -> None:
+        self._format, self._span = log_format, span
+        compiled = re.compile(total(pattern))
+        self._match = compiled.match
+        # Groups are read by number: a name costs a dictionary lookup per entry.
+        groups, prefix = compiled.groupindex, log_format.prefix
+        self._stamp, self._level, self._message = (
+            groups[prefix.timestamp_group],
+            groups["level"],
+            groups["message"],
+        )
+        process = prefix.process_group
+        self._process = None if process is None else groups[process]
+        # The process groups of the follow-up lines a match may read (FOLLOW_UPS of them, or
+        # none when TAB lines may parse as prefixed and the general search finds every end).
+        names = [f"f{n}_{process}" for n in range(1, FOLLOW_UPS + 1)]
+        self._follow_ups = tuple(groups[name] for name in names if name in groups)
+
+    def _matched(self, buf: bytes, first: int, hits: list[int], edge: str) -> Heads:
+        """The matches at the start of each hit's line whose level starts (edge "start") or ends
+        (edge "end") at the hit."""
+        # `first` starts a line, so the newline before it (if any) bounds the backward search.
+        newlines = map(buf.rfind, repeat(b"\n"), repeat(max(first - 1, 0)), hits)
+        heads = cast(Heads, list(map(self._match, repeat(buf), map(_NEXT, newlines))))
+        # A line that does not parse matches the pattern's empty alternative: its level is at -1.
+        level = self._level
+        if edge == "start":
+            levels = [head.start(level) for head in heads]
+        else:
+            levels = [head.end(level) for head in heads]
+        return list(compress(heads, map(eq, levels, hits)))
+
+    def _select(
+        self, buf: bytes, heads: Heads, window: TimeWindow, result: ScanResult
+    ) -> tuple[Heads, list[int], list[float] | None]:
+        """The heads inside the window, their ends and (when judged one by one) their times;
+        adds their spans, count and time range to `result`."""
+        if not heads:
+            return [], [], None
+        earliest, latest = window_bounds(window)
+        stamp = self._stamp
+        span = self._span.span([head.group(stamp) for head in heads])
+        times: list[float] | None = None
+        if span is not None and span[0] >= earliest and span[1] < latest:
+            low, high = span
+        elif span is not None and (span[1] < earliest or span[0] >= latest):
+            return [], [], None
+        else:
+            heads, times = self._inside(heads, earliest, latest)
+            if not times:
+                return [], [], None
+            low, high = min(times), max(times)
+        ends = self._ends(buf, heads)
+        _add_spans(result.spans, heads, ends)
+        count_selected(result, len(heads), low, high)
+        return heads, ends, times
+
+    def _inside(self, heads: Heads, earliest: float, latest: float) -> tuple[Heads, list[float]]:
+        """Heads whose own timestamp is inside the window, and those timestamps."""
+        timestamp = self._format._timestamp
+        kept, times = [], []
+        for head in heads:
+            ts = timestamp(head)
+            if ts is not None and earliest <= ts < latest:
+                kept.append(head)
+                times.append(ts)
+        return kept, times
+
+    def _ends(self, buf: bytes, heads: Heads) -> list[int]:
+        """Where each entry ends: from its match when it found the end and every follow-up line
+        it read is of the entry's process, else from the general search."""
+        end_after, hi, message = self._format._end_after, len(buf), self._message
+        process = self._process or 0  # group numbers start at 1
+        follow_ups = self._follow_ups if process else ()
+        first_follow_up = follow_ups[0] if follow_ups else 0
+        ends = []
+        for head in heads:
+            end = head.end()
+            if end == head.end(message) or (
+                first_follow_up
+                and head.start(first_follow_up) >= 0
+                and _others(head, follow_ups, process)
+            ):
+                own = head.group(process) if process else None
+                end = end_after(buf, head.start(), own, hi)
+            ends.append(end)
+        return ends
+
+    def _time(self, heads: Heads, times: list[float] | None, index: int) -> float:
+        ts = times[index] if times is not None else self._format._timestamp(heads[index])
+        assert ts is not None  # selected entries have a valid timestamp
+        return ts
+
+
+def _others(head: re.Match[bytes], follow_ups: tuple[int, ...], process: int) -> bool:
+    """Whether a follow-up line the match read is of another process than the entry's."""
+    processes, own = head.group(*follow_ups), head.group(process)
+    return processes.count(None) + processes.count(own) != len(processes)
+
+
+def _add_spans(spans: list[tuple[int, int]], heads: Heads, ends: list[int]) -> None:
+    """Spans of the entries, adjacent ones merged (mapped in C)."""
+    starts = list(map(_START, heads))
+    if spans and spans[-1][1] == starts[0]:
+        starts[0] = spans.pop()[0]
+    # A run of adjacent entries starts where the entry before did not end, and ends where the
+    # entry after does not start.
+    apart = list(map(ne, starts[1:], ends[:-1]))
+    run_starts = compress(starts, chain((True,), apart))
+    run_ends = compress(ends, chain(apart, (True,)))
+    spans.extend(zip(run_starts, run_ends, strict=True))

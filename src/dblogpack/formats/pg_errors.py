@@ -1,0 +1,73 @@
+"""Error entries (WARNING or worse) of pg-stderr, a chunk at a time (pg_batch): levels are found
+from their `:  ` tag in one C pass, and each hit's line gets one match. Summary groups gather the
+entries of one level and SQLSTATE.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from operator import itemgetter, methodcaller
+from typing import TYPE_CHECKING
+
+from dblogpack.formats.base import ScanResult
+from dblogpack.formats.pg_batch import MESSAGE, BatchScan, Heads, head_pattern
+from dblogpack.formats.pg_prefix import CompiledPrefix
+from dblogpack.formats.pg_times import StampSpan
+from dblogpack.model import DetailGroup, Query
+
+if TYPE_CHECKING:
+    from dblogpack.formats.pg_stderr import PgStderrFormat
+
+LEVELS = frozenset({b"WARNING", b"ERROR", b"FATAL", b"PANIC"})
+# Levels are found from the `:  ` after them (a literal the regex engine skips to fast) and a
+# short lookbehind on their last letters; a hit is an error entry when the level its line's
+# prefix parse ends there is one of LEVELS.
+_TAG = re.compile(rb":  (?<=(?:NING|RROR|ATAL|ANIC):  )")
+_START = re.Match.start
+_LEVEL = methodcaller("group", "level")
+
+
+def error_pattern(prefix: CompiledPrefix, ends: bytes) -> bytes:
+    """An error hit's match: the line's prefix and level, the message and `ends`."""
+    return head_pattern(prefix) + b"(?P<message>" + MESSAGE + b")" + ends
+
+
+class ErrorScan(BatchScan):
+    """The error-entry scan of one chunk for a `PgStderrFormat` (built once per format)."""
+
+    __slots__ = ("_coded",)
+
+    def __init__(self, log_format: PgStderrFormat, pattern: bytes, span: StampSpan) -> None:
+        super().__init__(log_format, pattern, span)
+        self._coded = "sqlstate" in log_format.prefix.line.groupindex
+
+    def scan(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
+        heads, ends, times = self._select(buf, self._heads(buf, first), query.window, result)
+        if heads and query.details:
+            self._group(buf, heads, ends, times, result.details)
+
+    def _heads(self, buf: bytes, first: int) -> Heads:
+        """Matches at the line starts of the hits whose line's level ends at the tag."""
+        tags = list(map(_START, _TAG.finditer(buf, first)))
+        heads = self._matched(buf, first, tags, "end")
+        return [head for head in heads if head["level"] in LEVELS]
+
+    def _group(
+        self,
+        buf: bytes,
+        heads: Heads,
+        ends: list[int],
+        times: list[float] | None,
+        groups: list[DetailGroup],
+    ) -> None:
+        """Groups in order of first entry, one per level and SQLSTATE, with the first's details."""
+        kinds: list[object] = list(map(_LEVEL, heads))
+        if self._coded:
+            kinds = list(zip(kinds, map(methodcaller("group", "sqlstate"), heads), strict=True))
+        counts = Counter(kinds)
+        firsts = dict(zip(reversed(kinds), range(len(kinds) - 1, -1, -1), strict=True))
+        for kind, index in sorted(firsts.items(), key=itemgetter(1)):
+            ts = self._time(heads, times, index)
+            detail = self._format._detail(buf, heads[index].start(), ends[index], ts, None)
+            groups.append(DetailGroup(detail, counts[kind], 0.0, 0.0))

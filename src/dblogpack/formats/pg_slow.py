@@ -1,0 +1,172 @@
+"""Slow entries of pg-stderr, a chunk at a time (pg_batch): per `LOG:  duration: ` hit one
+match also reads the duration and the logged statement. Summary groups gather the entries of one
+SQLSTATE and statement fingerprint, found from each entry's statement text by a per-process cache.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from itertools import compress, count, repeat
+from operator import is_
+from typing import TYPE_CHECKING, cast
+
+from dblogpack.formats.base import ScanResult
+from dblogpack.formats.pg_batch import MESSAGE, BatchScan, Heads, head_pattern
+from dblogpack.formats.pg_prefix import CompiledPrefix
+from dblogpack.formats.pg_times import StampSpan
+from dblogpack.model import DetailGroup, Query
+from dblogpack.sqlshape import fingerprint_sql
+
+if TYPE_CHECKING:
+    from dblogpack.formats.pg_stderr import PgStderrFormat
+
+NEEDLE = b"LOG:  duration: "
+# What follows `duration: N ms  ` when the statement is logged with it (pg_stderr's
+# _STATEMENT_LEAD, anchored right after the duration).
+_LEAD = (
+    rb"(?:statement|(?:execute|parse|bind) [^:\n]*|fastpath function call): "
+    rb"|plan:\n\tQuery Text: "
+)
+# Statements parsed in earlier chunks are remembered up to this many, each up to _MAX_KEY bytes.
+_KNOWN_LIMIT = 4096
+_MAX_KEY = 4096
+_NEEDLE = re.compile(re.escape(NEEDLE))
+_START = re.Match.start
+
+# An entry's key: the text that decides its statement, with the SQLSTATE when the prefix has one.
+_Key = bytes | tuple[bytes, bytes]
+# What the summary counts an entry as: its SQLSTATE and its statement's fingerprint.
+_Kind = tuple[str | None, str | None]
+
+
+def slow_pattern(prefix: CompiledPrefix, ends: bytes) -> bytes:
+    """A slow hit's match: the line's prefix and level, the duration, the statement after its
+    lead, the message and `ends` (pg_batch.end_pattern, or nothing)."""
+    head = head_pattern(prefix) + rb"duration: (?P<duration>\d+(?:\.\d+)?) ms"
+    return head + b"(?P<key>(?:  (?P<lead>" + _LEAD + b")|)(?P<message>" + MESSAGE + b"))" + ends
+
+
+class SlowScan(BatchScan):
+    """The slow-entry scan of one chunk for a `PgStderrFormat` (built once per format)."""
+
+    __slots__ = (
+        "_counter",
+        "_duration",
+        "_inner_messages",
+        "_key",
+        "_known",
+        "_lead",
+        "_numbers",
+        "_sqlstate",
+    )
+
+    def __init__(self, log_format: PgStderrFormat, pattern: bytes, span: StampSpan) -> None:
+        super().__init__(log_format, pattern, span)
+        groups = re.compile(pattern).groupindex
+        self._duration, self._key, self._lead = groups["duration"], groups["key"], groups["lead"]
+        self._sqlstate = groups.get("sqlstate")
+        # When no TAB line can parse as prefixed, an entry holds its whole message.
+        self._inner_messages = log_format._guarded_line is not None
+        # Kinds, (SQLSTATE, fingerprint), are numbered; their numbers by key, across chunks, so
+        # a statement is parsed once (both caches bounded by _KNOWN_LIMIT).
+        self._known: dict[_Key, int] = {}
+        self._numbers: dict[_Kind, int] = {}
+        self._counter = count()
+
+    def scan(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
+        heads = self._heads(buf, first)
+        least = query.min_duration_ms or 0.0
+        if least > 0:
+            duration = self._duration
+            heads = [head for head in heads if float(head.group(duration)) >= least]
+        heads, ends, times = self._select(buf, heads, query.window, result)
+        if heads and query.details:
+            self._group(buf, heads, ends, times, result.details)
+
+    def _heads(self, buf: bytes, first: int) -> Heads:
+        """Matches at the line starts of the hits whose `LOG` is the line's level."""
+        hits = list(map(_START, _NEEDLE.finditer(buf, first)))
+        return self._matched(buf, first, hits, "start")
+
+    def _group(
+        self,
+        buf: bytes,
+        heads: Heads,
+        ends: list[int],
+        times: list[float] | None,
+        groups: list[DetailGroup],
+    ) -> None:
+        """Summary groups in order of first entry: entries the summary counts alike (same SQLSTATE
+        and statement fingerprint) share one group, its details those of its first entry."""
+        duration = self._duration
+        durations = [float(head.group(duration)) for head in heads]
+        kinds = self._kinds(buf, heads, ends, times)
+        alike: defaultdict[int, list[float]] = defaultdict(list)
+        for kind, ms in zip(kinds, durations, strict=True):
+            alike[kind].append(ms)  # summed below in entry order, as one by one
+        # Each kind's first entry: later (reversed) pairs overwrite, so the smallest index stays.
+        firsts = dict(zip(reversed(kinds), range(len(kinds) - 1, -1, -1), strict=True))
+        for index, kind in sorted(zip(firsts.values(), firsts, strict=True)):
+            entries, total_ms, max_ms = len(alike[kind]), sum(alike[kind]), max(alike[kind])
+            ts = self._time(heads, times, index)
+            detail = self._format._detail(
+                buf, heads[index].start(), ends[index], ts, durations[index]
+            )
+            groups.append(DetailGroup(detail, entries, total_ms, max_ms))
+
+    def _kinds(
+        self, buf: bytes, heads: Heads, ends: list[int], times: list[float] | None
+    ) -> list[int]:
+        """Each entry's kind: the number of its (SQLSTATE, fingerprint), from its key; a key is
+        parsed once per process."""
+        keys = self._keys(buf, heads, ends)
+        kinds = list(map(self._known.get, keys))
+        if None in kinds:
+            for index in compress(range(len(kinds)), map(is_, kinds, repeat(None))):
+                kind = self._known.get(keys[index])  # learnt from an entry before in the chunk?
+                if kind is None:
+                    ts = self._time(heads, times, index)
+                    statement, code = self._parsed(buf, heads[index], ends[index], ts)
+                    kind = self._learn(keys[index], statement, code)
+                kinds[index] = kind
+        return cast(list[int], kinds)
+
+    def _parsed(
+        self, buf: bytes, head: re.Match[bytes], end: int, ts: float
+    ) -> tuple[str | None, str | None]:
+        """An entry's statement and SQLSTATE as `_detail` reads them: when a statement follows the
+        duration and the message lies inside the entry (no TAB line parses as prefixed), they are
+        the message and the SQLSTATE group of its match."""
+        if not self._inner_messages or head.start(self._lead) < 0:
+            detail = self._format._detail(buf, head.start(), end, ts, None)
+            return detail.statement, detail.code
+        code = head.group(self._sqlstate) if self._sqlstate is not None else None
+        statement = head.group(self._message).replace(b"\n\t", b"\n").decode("utf-8", "replace")
+        return statement, code.decode("ascii", "replace") if code else None
+
+    def _keys(self, buf: bytes, heads: Heads, ends: list[int]) -> list[_Key]:
+        """What decides an entry's statement and SQLSTATE: the text after the duration up to the
+        message's end when a statement leads it, else up to the entry's end (a STATEMENT line)."""
+        key, lead = self._key, self._lead
+        keys: list[_Key] = [
+            head.group(key) if head.start(lead) >= 0 else buf[head.start(key) : end]
+            for head, end in zip(heads, ends, strict=True)
+        ]
+        if self._sqlstate is not None:
+            sqlstate = self._sqlstate
+            return [(head.group(sqlstate), text) for head, text in zip(heads, keys, strict=True)]  # type: ignore[misc]
+        return keys
+
+    def _learn(self, key: _Key, statement: str | None, code: str | None) -> int:
+        if len(self._known) >= _KNOWN_LIMIT or len(self._numbers) >= _KNOWN_LIMIT:
+            self._known.clear()
+            self._numbers.clear()
+        kind = code, fingerprint_sql(statement) if statement else None
+        number = self._numbers.get(kind)
+        if number is None:
+            # Numbers are never reused, so clearing the caches cannot merge two kinds in a chunk.
+            number = self._numbers[kind] = next(self._counter)
+        if len(key if isinstance(key, bytes) else key[1]) <= _MAX_KEY:
+            self._known[key] = number
+        return number
