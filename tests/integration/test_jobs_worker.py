@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import tarfile
@@ -29,6 +30,7 @@ from dblogpack.jobs import (
     package_prefix,
 )
 from dblogpack.model import PackageState
+from dblogpack.stores import PARTIAL_PREFIX
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -248,3 +250,26 @@ def test_the_sweeper_deletes_packages_past_their_retention(world: JobWorld) -> N
     assert current(queue, recent.id).state is PackageState.SUCCESS
     assert store_files(world) == [recent.store_key]
     assert Sweeper(queue, world.store).sweep_once().deleted == 0
+
+
+def test_the_sweeper_removes_what_a_worker_killed_while_publishing_left(world: JobWorld) -> None:
+    clock = Clock()
+    queue = world.queue(FAST, clock)
+    kept = built_package(world, queue, "n1")
+    assert kept.store_key is not None
+    directory = world.store.path_of(kept.store_key).parent
+    (directory / f"{PARTIAL_PREFIX}killed").write_bytes(b"half a package")
+    sweeper = Sweeper(queue, world.store)
+
+    assert sweeper.sweep_once().abandoned_writes == 0  # it may still be written to
+    clock.skipped += 7 * 3600
+    assert sweeper.sweep_once().abandoned_writes == 1
+    later = directory / f"{PARTIAL_PREFIX}killed-later"
+    later.write_bytes(b"half a package")
+    os.utime(later, (0, 0))
+    assert sweeper.sweep_once().abandoned_writes == 0  # the store is walked once an hour
+    clock.skipped += 3600
+    assert sweeper.sweep_once().abandoned_writes == 1
+
+    assert sorted(p.name for p in directory.iterdir()) == [Path(kept.store_key).name]
+    assert current(queue, kept.id).state is PackageState.SUCCESS

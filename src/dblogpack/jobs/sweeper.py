@@ -53,6 +53,14 @@ def _remove_objects(
 class SweepReport:
     deleted: int = 0
     delete_failed: int = 0
+    abandoned_writes: int = 0
+
+
+# An unfinished write untouched this long belongs to a dead writer (a live one writes all along;
+# S3 dates an upload by its start, and no package upload lasts hours).
+ABANDONED_WRITE_SECONDS = 6 * 3600
+# Looking for them walks the whole store: not at every sweep.
+ABANDONED_CHECK_SECONDS = 3600
 
 
 class Sweeper:
@@ -71,9 +79,11 @@ class Sweeper:
         self.name = name
         self.interval_seconds = interval_seconds
         self.batch = batch
+        self._abandoned_check_due = 0.0
 
     def sweep_once(self) -> SweepReport:
-        """Delete one batch of expired packages (and finish abandoned deletions)."""
+        """Delete one batch of expired packages (and finish abandoned deletions); now and then,
+        remove the unfinished writes of workers that died while publishing."""
         deleted = failed = 0
         for package_id, token in self.queue.take_over_sweepable(self.name, self.batch):
             final = _remove_objects(self.queue, self.store, package_id, token)
@@ -81,7 +91,18 @@ class Sweeper:
                 deleted += 1
             else:
                 failed += 1
-        return SweepReport(deleted, failed)
+        return SweepReport(deleted, failed, self._remove_abandoned_writes())
+
+    def _remove_abandoned_writes(self) -> int:
+        now = self.queue.clock()
+        if now < self._abandoned_check_due:
+            return 0
+        self._abandoned_check_due = now + ABANDONED_CHECK_SECONDS
+        try:
+            return self.store.remove_abandoned(now - ABANDONED_WRITE_SECONDS)
+        except StoreError as exc:
+            log.warning("sweeper cannot remove unfinished writes: %s", exc.message)
+            return 0
 
     def run_forever(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -93,5 +114,8 @@ class Sweeper:
             if report.deleted or report.delete_failed:
                 log.info("sweeper deleted %d package(s), %d refused by the store",
                          report.deleted, report.delete_failed)
+            if report.abandoned_writes:
+                log.info("sweeper removed %d unfinished write(s) of dead workers",
+                         report.abandoned_writes)
             if report.deleted < self.batch:  # a full batch deleted: more may be waiting
                 stop.wait(self.interval_seconds * random.uniform(0.9, 1.1))

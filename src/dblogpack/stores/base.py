@@ -42,3 +42,8 @@ class PackageStore(ABC):
     @abstractmethod
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Published keys under `prefix` (for sweeping, and to prove no partial object is left)."""
+
+    @abstractmethod
+    def remove_abandoned(self, idle_since: float) -> int:
+        """Remove the unfinished writes of writers that died (a SIGKILLed worker cannot clean
+        up): those untouched since `idle_since` (unix seconds). Returns how many."""

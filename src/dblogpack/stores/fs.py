@@ -111,6 +111,21 @@ class FileStore(PackageStore):
                 if key.startswith(prefix):
                     yield key
 
+    def remove_abandoned(self, idle_since: float) -> int:
+        # A live writer writes its partial file all along, so its mtime stays recent.
+        removed = 0
+        for dirpath, _, filenames in os.walk(self.root):
+            for name in filenames:
+                if not name.startswith(PARTIAL_PREFIX):
+                    continue
+                path = Path(dirpath) / name
+                with suppress(FileNotFoundError), _store_errors("remove the unfinished", path):
+                    if path.stat().st_mtime < idle_since:
+                        path.unlink()
+                        removed += 1
+                        self._prune_empty_dirs(path.parent)
+        return removed
+
     def _create_partial(self, target: Path) -> tuple[int, str]:
         try:
             try:

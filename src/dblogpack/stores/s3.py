@@ -136,6 +136,21 @@ class S3Store(PackageStore):
                 for item in page.get("Contents", []):
                     yield item["Key"][len(base) :]
 
+    def remove_abandoned(self, idle_since: float) -> int:
+        # S3 keeps the parts of an upload nobody completes or aborts (and bills them) forever.
+        base = f"{self.prefix}/" if self.prefix else ""
+        paginator = self._client.get_paginator("list_multipart_uploads")
+        removed = 0
+        with self._translated("list the unfinished uploads under", base):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=base):
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"].timestamp() < idle_since:
+                        self._client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                        removed += 1
+        return removed
+
     @contextmanager
     def _translated(self, action: str, object_key: str) -> Iterator[None]:
         """boto3's errors as FileNotFoundError (missing object) or StoreError (anything else)."""
