@@ -11,11 +11,13 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from dblogpack.formats.base import ScanResult
 from dblogpack.formats.framing import find_all
 from dblogpack.formats.json_lines import JsonLinesScanner, dump_json, load_document
+from dblogpack.formats.mongo_slow import SlowQueries
 from dblogpack.formats.scanner import Candidate, window_bounds
 from dblogpack.formats.timestamps import IsoSecondsCache, with_fraction
-from dblogpack.model import EntryDetail, FormatConfig, LogKind, TimeWindow
+from dblogpack.model import EntryDetail, FormatConfig, LogKind, Query, TimeWindow
 
 SLOW_QUERY_ID = 51803
 
@@ -41,6 +43,15 @@ class MongoJsonFormat(JsonLinesScanner):
     def __init__(self, config: FormatConfig) -> None:
         super().__init__()
         self._iso = IsoSecondsCache()
+        self._slow = SlowQueries(self._detail, self._head_time, self._iso.seconds)
+
+    def _scan_kind(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
+        # Slow queries are selected in batches (mongo_slow); errors are few, the generic loop is
+        # fast enough for them.
+        if query.kind is LogKind.SLOW:
+            self._slow.scan(buf, first, query, result)
+        else:
+            super()._scan_kind(buf, first, query, result)
 
     def _timestamp_at(self, buf: bytes, start: int) -> float | None:
         found = _TIME.match(buf, start)
