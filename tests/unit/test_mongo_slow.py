@@ -1,0 +1,242 @@
+"""The batched mongo-json slow-query scan selects and summarises exactly what the generic
+per-entry scan does: same spans, counts, times and summary, whatever the lines hold.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dblogpack import summary
+from dblogpack.formats.base import ScanResult
+from dblogpack.formats.mongo_json import MongoJsonFormat
+from dblogpack.formats.scanner import EntryScanner
+from dblogpack.formats.timestamps import IsoSecondsCache, _iso_seconds
+from dblogpack.model import FormatConfig, LogKind, Query, TimeWindow
+from dblogpack.summary import SummaryBuilder
+from dblogpack.synth import Plan, build, generate
+
+LOGS = Path(__file__).resolve().parents[1] / "logs"
+START = 1714564800.0  # 2024-05-01T12:00:00Z
+
+
+class PerEntryFormat(MongoJsonFormat):
+    """The reference: every candidate judged and parsed on its own by the generic loop."""
+
+    def _scan_kind(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
+        EntryScanner._scan_kind(self, buf, first, query, result)
+
+
+def scanned(fmt: MongoJsonFormat, data: bytes, query: Query) -> dict[str, Any]:
+    result = fmt.scan(data, query, "mongod.log", 0)
+    summary = SummaryBuilder("mongo")
+    for group in result.details:
+        summary.add_group(group)
+    return {
+        "spans": result.spans,
+        "entries": result.entries,
+        "first_ts": result.first_ts,
+        "last_ts": result.last_ts,
+        "summary": summary.to_json(top=1000),
+        "warnings": result.warnings,
+    }
+
+
+def assert_alike(data: bytes, window: TimeWindow | None = None, least: float | None = None) -> None:
+    query = Query(window or TimeWindow(), LogKind.SLOW, least, details=True)
+    fast = scanned(MongoJsonFormat(FormatConfig("mongo-json")), data, query)
+    reference = scanned(PerEntryFormat(FormatConfig("mongo-json")), data, query)
+    assert fast == reference
+
+
+def slow_line(
+    command: str,
+    *,
+    date: str = '"2024-05-01T12:00:01.000+00:00"',
+    severity: str = "I",
+    ns: str = "shop.orders",
+    tail: str = '"planSummary":"COLLSCAN","durationMillis":153',
+) -> bytes:
+    attr = f'{{"type":"command","ns":"{ns}","command":{command},{tail}}}'
+    return (
+        f'{{"t":{{"$date":{date}}},"s":"{severity}",  "c":"COMMAND",  "id":51803,   '
+        f'"ctx":"conn1","msg":"Slow query","attr":{attr}}}\n'
+    ).encode()
+
+
+def test_the_hand_written_samples_are_selected_and_summarised_alike() -> None:
+    data = (LOGS / "mongo44.json").read_bytes()
+    assert_alike(data)
+    assert_alike(data, TimeWindow(START + 1, START + 4))
+    assert_alike(data, least=1000)
+
+
+def test_generated_logs_in_every_time_style_are_selected_and_summarised_alike(
+    tmp_path: Path,
+) -> None:
+    for seed, style, zone in ((1, "iso-local", "Asia/Shanghai"), (2, "iso-utc", None),
+                              (3, "number-long", None)):
+        fmt = build("mongo-json", timezone=zone, style=style)
+        plan = Plan(start=START, end=START + 3600, size=400_000, seed=seed, disorder_ms=5,
+                    rotate_bytes=10_000_000)
+        path = tmp_path / f"{style}.log"
+        generate(fmt, path, plan)
+        data = path.read_bytes()
+        assert_alike(data)
+        assert_alike(data, TimeWindow(START + 600.5, START + 1800.25))
+        assert_alike(data, TimeWindow(START + 1799, START + 1800))
+        assert_alike(data, least=400)
+
+
+def test_lines_that_cannot_share_a_key_are_summarised_one_by_one() -> None:
+    cases = [
+        slow_line('{"find":"orders","filter":{"a":1}}'),
+        slow_line('{"find":"orders","filter":{"a":2}}'),  # same key as the first
+        slow_line('{"find":"orders2","filter":{"a":1}}'),  # digits in the collection
+        slow_line('{"find":"orders","filter":{"a1":1}}'),  # digits in a key
+        slow_line('{"find":"orders","filter":{"a2":1}}'),
+        slow_line('{"find":"orders","filter":{"a":"x\\"y"}}'),  # an escape
+        slow_line('{"find":"orders","filter":{"a":1.5}}'),  # a fraction
+        slow_line('{"find":"orders","filter":{"a":2.5}}'),
+        slow_line('{"find":"orders","filter":{"a":1e3}}'),
+        slow_line('{"find":"orders","filter":{"a":1}}', tail='"code":11000,"durationMillis":9'),
+        slow_line(
+            '{"find":"orders","filter":{"a":1}}',
+            tail='"planSummary":"X","error":{"code":2},"durationMillis":9',
+        ),
+        slow_line('{"find":"orders"}', tail='"durationMillis":12'),  # no planSummary
+        slow_line('{"find":"orders","planSummary":{"a":1}}'),  # the cut inside the command
+        slow_line('{"find":"orders","planSummary":{"a":2}}'),
+        slow_line('"find orders"'),  # a command that is not an object
+        slow_line('{"find":"orders","x":[1,{"b":2}]}', severity="W"),
+        slow_line('{"find":"orders","x":[1,{"b":2}]}', severity="I"),
+        slow_line('{"find":"orders"}', date='{"$numberLong":"1714564803000"}'),
+        slow_line('{"find":"orders"}', date='"2024-05-01T20:00:02.000+0800"'),
+        slow_line('{"find":"orders"}', date='"2024-05-01T12:00:02Z"'),
+        slow_line('{"find":"orders"}', date='"2024-13-01T12:00:02Z"'),  # not a time
+        slow_line('{"find":"orders"}', tail='"planSummary":"X","durationMillis":"slow"'),
+        slow_line('{"find":"orders"}', ns="db\\u0031.c"),
+        slow_line('{"find":"orders","n":123456789012345678901234}'),
+        slow_line('{"find":"orders","n":1}')[:-3] + b"\n",  # cut short
+        b'{"t":{"$date":"2024-05-01T12:00:05.000+00:00"},"s":"I",  "c":"COMMAND",  "id":20883,'
+        b'   "ctx":"conn3","msg":"x","attr":{"doc":{"id":51803,"s":"E"},"durationMillis":5}}\n',
+    ]
+    data = b"".join(cases)
+    assert_alike(data)
+    assert_alike(data, least=100)
+
+
+def test_lines_alike_but_for_their_digits_are_summarised_from_one_parse() -> None:
+    data = b"".join(
+        slow_line(f'{{"find":"orders","filter":{{"a":{n},"b":"x{n}"}},"lsid":{{"id":"{n}"}}}}',
+                  tail=f'"planSummary":"COLLSCAN","durationMillis":{n * 7}')
+        for n in range(100, 400)
+    )
+    query = Query(TimeWindow(), LogKind.SLOW, None, details=True)
+    result = MongoJsonFormat(FormatConfig("mongo-json")).scan(data, query, "mongod.log", 0)
+    assert [group.count for group in result.details] == [300]
+    assert_alike(data)
+
+
+_keys = st.text(alphabet="abcXY$_.019", min_size=0, max_size=4)
+_scalars = st.one_of(
+    st.integers(10, 99), st.text(alphabet="ab01\"\\ ", max_size=4), st.booleans(), st.none()
+)
+_values: st.SearchStrategy[Any] = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(_keys, inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_commands = st.dictionaries(
+    st.sampled_from(["find", "aggregate", "update", "q", "lsid", "$db", "a1"]),
+    st.one_of(st.sampled_from(["orders", "o1", "x"]), _values),
+    min_size=1,
+    max_size=4,
+)
+
+
+def _other_numbers(value: Any, draw: st.DrawFn) -> Any:
+    """`value` with each of its two-digit integers drawn anew: the same masked text."""
+    if isinstance(value, dict):
+        return {k: _other_numbers(v, draw) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_other_numbers(v, draw) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and 10 <= value <= 99:
+        return draw(st.integers(10, 99))
+    return value
+
+
+@st.composite
+def _entries(draw: st.DrawFn) -> list[tuple[dict[str, Any], int]]:
+    """Commands, some of them repeated with other numbers (so that they share a key)."""
+    templates = draw(st.lists(_commands, min_size=1, max_size=4))
+    picks = draw(st.lists(st.sampled_from(templates), min_size=1, max_size=12))
+    return [(_other_numbers(c, draw), draw(st.integers(0, 5000))) for c in picks]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_entries())
+def test_any_commands_are_summarised_as_the_per_entry_scan_does(
+    entries: list[tuple[dict[str, Any], int]],
+) -> None:
+    data = b"".join(
+        slow_line(
+            json.dumps(command, separators=(",", ":")),
+            tail=f'"planSummary":"COLLSCAN","durationMillis":{ms}',
+        )
+        for command, ms in entries
+    )
+    assert_alike(data)
+
+
+# Alike but for digits, yet shaped apart (digits in names), or not JSON at all (leading zeros).
+_ODD_COMMANDS = ['{"find":"o1"}', '{"find":"o2"}', '{"a1":1}', '{"a2":1}', '{"a":01}', '{"a":10}',
+                 '{"a":-01}', "{}"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(_entries(), st.lists(st.sampled_from(_ODD_COMMANDS)))
+def test_remembered_shapes_are_the_shapes_a_fresh_parse_gives(
+    entries: list[tuple[dict[str, Any], int]], odd: list[str]
+) -> None:
+    texts = [json.dumps(command, separators=(",", ":")) for command, _ in entries] + odd
+    fresh = []
+    for text in texts:
+        summary._MONGO_SHAPES.clear()
+        fresh.append(summary.fingerprint_mongo.__wrapped__(text))
+    summary._MONGO_SHAPES.clear()
+    assert [summary.fingerprint_mongo.__wrapped__(text) for text in texts] == fresh
+
+
+_stamps = st.builds(
+    "{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}".format,
+    st.sampled_from([1, 1970, 2024, 9999]), st.integers(0, 13), st.integers(0, 32),
+    st.integers(0, 25), st.integers(0, 61), st.integers(0, 61),
+)
+_offsets = st.sampled_from(
+    ["Z", "+00:00", "+08:00", "-05:30", "+0800", "+08", "", "+25:00", "+05:30:15", "+05:30:15.5"]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(_stamps, _offsets), min_size=1, max_size=20))
+def test_iso_seconds_from_the_hour_cache_are_those_of_a_full_parse(
+    times: list[tuple[str, str]],
+) -> None:
+    cache = IsoSecondsCache()
+    for stamp, offset in times:
+        try:
+            want: int | None = _iso_seconds((stamp + offset).encode())
+        except ValueError:
+            want = None
+        try:
+            got: int | None = cache.seconds(stamp.encode(), offset.encode())
+        except ValueError:
+            got = None
+        assert got == want, (stamp, offset)
