@@ -21,9 +21,10 @@ from dblogpack.model import DetailGroup, EntryDetail, Query
 
 NEEDLE = b'"id":51803,'
 # The head of a slow entry; `attr` (the offset of attr's opening brace) only in the standard
-# layout, where the summary key applies.
+# layout, where the summary key applies. Minutes and seconds past 59 are no time: such lines are
+# not selected, as a head whose time does not parse is not.
 _HEAD = re.compile(
-    rb'\{"t":\{"\$date":(?:"(?P<date>(?P<sec>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(?P<frac>\d++))?'
+    rb'\{"t":\{"\$date":(?:"(?P<date>(?P<sec>\d{4}-\d\d-\d\dT\d\d:[0-5]\d:[0-5]\d)(?:\.(?P<frac>\d++))?'
     rb'(?P<off>[^"\n]*+))"|\{"\$numberLong":"(?P<ms>-?\d+)"\})\},\s*+'
     rb'"s":"(?P<s>[A-Z]\d?)",\s*+"c":"[^"\n]*+",\s*+"id":51803,(?P<idend>)'
     rb'(?:\s*+"ctx":"[^"\\\n]*+",\s*+"msg":"(?P<msg>[^"\\\n]*+)",\s*+"attr":(?P<attr>)(?=\{))?'
@@ -66,8 +67,9 @@ class SlowQueries:
 
     def __init__(self, detail_of: DetailOf, time_of: TimeOf, seconds_of: SecondsOf) -> None:
         self._detail_of, self._time_of, self._seconds_of = detail_of, time_of, seconds_of
-        # masked key → whether its entries are summarised alike (see _learnable).
-        self._learnt: dict[bytes, bool] = {}
+        # masked key → severity and masked command when its entries are summarised alike (see
+        # _learnable), else None.
+        self._learnt: dict[bytes, bytes | None] = {}
 
     def scan(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
         lines = self._lines(buf, first, len(buf), query.min_duration_ms or 0.0, query.details)
@@ -138,8 +140,9 @@ class SlowQueries:
             return None
         offset = offsets.pop()
         try:
-            for second in {head["sec"] for head in heads}:
-                self._seconds_of(second, offset)  # each second parses (cached): all lines do
+            # Minutes and seconds are in range (_HEAD): a line's time parses when its hour does.
+            for hour in {date[:13] for date in dates}:
+                self._seconds_of(hour + b":00:00", offset)
         except ValueError:
             return None
         first, last = min(dates), max(dates)
@@ -156,33 +159,39 @@ class SlowQueries:
         chosen: range | list[int],
         times: list[float | None] | None,
     ) -> list[DetailGroup]:
-        """The chosen lines' details, lines of one learnt key in one group (first-seen order)."""
+        """The chosen lines' details in first-seen order; lines of learnt keys grouped by their
+        severity and masked command (attr's other members do not change a summary)."""
         groups: list[DetailGroup] = []
-        by_key: dict[bytes, DetailGroup] = {}
+        by_command: dict[bytes, DetailGroup] = {}
         for i in chosen:
             key, ms = lines.keys[i], lines.durations[i]
-            alike = key is not None and self._alike(buf, lines.heads[i], key)
-            group = by_key.get(key) if alike and key is not None else None
+            command = None if key is None else self._command_of(buf, lines.heads[i], key)
+            group = None if command is None else by_command.get(command)
             if group is None:
-                detail = self._first_detail(buf, lines, i, times, alike)
+                detail = self._first_detail(buf, lines, i, times, command is not None)
                 group = DetailGroup(detail, 0, 0.0, ms)
                 groups.append(group)
-                if alike and key is not None:
-                    by_key[key] = group
+                if command is not None:
+                    by_command[command] = group
             group.count += 1
             group.total_ms += ms
             if ms > group.max_ms:
                 group.max_ms = ms
         return groups
 
-    def _alike(self, buf: bytes, head: re.Match[bytes], key: bytes) -> bool:
-        alike = self._learnt.get(key)
-        if alike is None:
-            if len(self._learnt) >= _CACHE_LIMIT:
-                self._learnt.clear()
-            attr = head.start("attr")
-            alike = self._learnt[key] = _learnable(buf[attr : buf.find(_AFTER_COMMAND, attr)], key)
-        return alike
+    def _command_of(self, buf: bytes, head: re.Match[bytes], key: bytes) -> bytes | None:
+        """Severity and masked command of a learnt key (learnt now if new), None if not alike."""
+        if key in self._learnt:
+            return self._learnt[key]
+        if len(self._learnt) >= _CACHE_LIMIT:
+            self._learnt.clear()
+        attr = head.start("attr")
+        region = buf[attr : buf.find(_AFTER_COMMAND, attr)]
+        command = None
+        if _learnable(region, key):
+            command = head["s"] + region[region.find(_COMMAND) :].translate(_MASK)
+        self._learnt[key] = command
+        return command
 
     def _first_detail(
         self,
