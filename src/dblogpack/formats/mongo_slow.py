@@ -35,8 +35,6 @@ _NUMBER = re.compile(rb"\d+(?:\.\d+)?")
 _TAIL_BYTES = 64
 # In MongoDB's slow-query layout the command is followed by planSummary.
 _AFTER_COMMAND = b',"planSummary":'
-# attr members that give an entry an error code: they must not hide after the key's region.
-_DECIDING = (b'"code":', b'"error":')
 _COMMAND = b'"command":'
 _MASK = bytes.maketrans(b"0123456789", b"\0" * 10)
 # Masked numbers a JSON parser may refuse (past 64 bits) or write back differently (fractions,
@@ -226,12 +224,12 @@ def _key(buf: bytes, head: re.Match[bytes], start: int, end: int, plain: bool) -
         return None
     if not plain and (buf.find(b"\\", start, end) >= 0 or buf.find(b"\0", start, end) >= 0):
         return None
-    cut = buf.find(_AFTER_COMMAND, attr, end)
-    if cut < 0:
+    find = buf.find
+    cut = find(_AFTER_COMMAND, attr, end)
+    # No error code may hide after the key's region: attr's `code`, or its `error`'s (which
+    # holds `"code":` too; an escaped name holds a backslash).
+    if cut < 0 or find(b'"code":', cut, end) >= 0:
         return None
-    for member in _DECIDING:
-        if buf.find(member, cut, end) >= 0:
-            return None
     return head["s"] + buf[attr:cut].translate(_MASK)
 
 
