@@ -1,10 +1,12 @@
-"""The batched mongo-json slow-query scan selects and summarises exactly what the generic
-per-entry scan does: same spans, counts, times and summary, whatever the lines hold.
+"""The batched mongo-json slow-query scan, and error entries grouped by key, select and summarise
+exactly what the generic per-entry scan does: same spans, counts, times and summary, whatever the
+lines hold.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,9 @@ class PerEntryFormat(MongoJsonFormat):
     def _scan_kind(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
         EntryScanner._scan_kind(self, buf, first, query, result)
 
+    def _error_key(self, buf: bytes, head: re.Match[bytes], end: int) -> bytes | None:
+        return None
+
 
 def scanned(fmt: MongoJsonFormat, data: bytes, query: Query) -> dict[str, Any]:
     result = fmt.scan(data, query, "mongod.log", 0)
@@ -46,8 +51,13 @@ def scanned(fmt: MongoJsonFormat, data: bytes, query: Query) -> dict[str, Any]:
     }
 
 
-def assert_alike(data: bytes, window: TimeWindow | None = None, least: float | None = None) -> None:
-    query = Query(window or TimeWindow(), LogKind.SLOW, least, details=True)
+def assert_alike(
+    data: bytes,
+    window: TimeWindow | None = None,
+    least: float | None = None,
+    kind: LogKind = LogKind.SLOW,
+) -> None:
+    query = Query(window or TimeWindow(), kind, least, details=True)
     fast = scanned(MongoJsonFormat(FormatConfig("mongo-json")), data, query)
     reference = scanned(PerEntryFormat(FormatConfig("mongo-json")), data, query)
     assert fast == reference
@@ -73,6 +83,7 @@ def test_the_hand_written_samples_are_selected_and_summarised_alike() -> None:
     assert_alike(data)
     assert_alike(data, TimeWindow(START + 1, START + 4))
     assert_alike(data, least=1000)
+    assert_alike(data, kind=LogKind.ERROR)
 
 
 def test_generated_logs_in_every_time_style_are_selected_and_summarised_alike(
@@ -90,6 +101,8 @@ def test_generated_logs_in_every_time_style_are_selected_and_summarised_alike(
         assert_alike(data, TimeWindow(START + 600.5, START + 1800.25))
         assert_alike(data, TimeWindow(START + 1799, START + 1800))
         assert_alike(data, least=400)
+        assert_alike(data, kind=LogKind.ERROR)
+        assert_alike(data, TimeWindow(START + 600.5, START + 1800.25), kind=LogKind.ERROR)
 
 
 def test_lines_that_cannot_share_a_key_are_summarised_one_by_one() -> None:
@@ -240,3 +253,35 @@ def test_iso_seconds_from_the_hour_cache_are_those_of_a_full_parse(
         except ValueError:
             got = None
         assert got == want, (stamp, offset)
+
+
+def error_line(attr: str, severity: str = "E", msg: str = "failed") -> bytes:
+    head = '{"t":{"$date":"2024-05-01T12:00:01.000+00:00"},"s":"' + severity
+    line = f'{head}",  "c":"WRITE",    "id":23798,   "ctx":"conn1","msg":"{msg}","attr":{attr}}}'
+    return line.encode() + b"\n"
+
+
+def test_error_lines_are_grouped_only_when_their_codes_are_alike() -> None:
+    cases = [
+        error_line('{"error":{"code":11000,"errmsg":"dup key: { _id: 1 }"}}'),
+        error_line('{"error":{"code":11000,"errmsg":"dup key: { _id: 2 }"}}'),
+        error_line('{"error":{"code":11000,"errmsg":"dup key: { _id: 3 }"}}', msg="other"),
+        error_line('{"error":{"code":11001,"errmsg":"dup key: { _id: 1 }"}}'),
+        error_line('{"error":{"code":11000,"errmsg":"dup key: { _id: 1 }"}}', severity="W"),
+        error_line('{"x":{"code":5},"code":5}'),  # two codes that agree once...
+        error_line('{"x":{"code":5},"code":7}'),  # ...and not here
+        error_line('{"error":{"code":"E5"}}'),
+        error_line('{"error":{"code":"E6"}}'),
+        error_line('{"error":"lock timeout 5"}'),
+        error_line('{"error":"lock timeout 6"}', msg="m2"),
+        error_line('{"\\u0064ode":1}'),  # "dode"...
+        error_line('{"\\u0063ode":1}'),  # ..."code", spelt with an escape
+        error_line('{"error":{"code":11000}'),  # not JSON
+        error_line('{"error":{"code":12000}'),
+        error_line('{"error":{"code":-3}}', severity="F"),
+    ]
+    data = b"".join(cases)
+    assert_alike(data, kind=LogKind.ERROR)
+    query = Query(TimeWindow(), LogKind.ERROR, None, details=True)
+    result = MongoJsonFormat(FormatConfig("mongo-json")).scan(data, query, "mongod.log", 0)
+    assert result.details[0].count == 2

@@ -34,6 +34,10 @@ _HEAD = re.compile(
 _TIME = re.compile(rb'\{"t":\{"\$date":(?:"([^"\n]+)"|\{"\$numberLong":"(-?\d+)"\})')
 _DURATION = b'"durationMillis":'
 _NUMBER = re.compile(rb"\d+(?:\.\d+)?")
+_CODE = b'"code":'
+_INTEGER = re.compile(rb"-?\d+")
+_MASK = bytes.maketrans(b"0123456789", b"\0" * 10)
+_KEYS_LIMIT = 65536
 
 
 class MongoJsonFormat(JsonLinesScanner):
@@ -46,6 +50,8 @@ class MongoJsonFormat(JsonLinesScanner):
         super().__init__()
         self._iso = IsoSecondsCache()
         self._slow = SlowQueries(self._detail, self._head_time, self._iso.seconds)
+        # error key → whether its lines share severity and code (see _error_key)
+        self._error_keys: dict[bytes, bool] = {}
 
     def _scan_kind(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
         # Slow queries are selected in batches (mongo_slow); errors are few, the generic loop is
@@ -77,7 +83,39 @@ class MongoJsonFormat(JsonLinesScanner):
                 continue  # the words sit inside attr, not in the entry's own fields
             ts = self._head_time(head)
             if ts is not None and earliest <= ts < latest:
-                yield start, self._entry_end(buf, start, hi), ts, None, None
+                end = self._entry_end(buf, start, hi)
+                yield start, end, ts, None, None if slow else self._error_key(buf, head, end)
+
+    def _error_key(self, buf: bytes, head: re.Match[bytes], end: int) -> bytes | None:
+        """Severity, error code and the line after its id with digits masked, when lines with
+        this key share severity and code (all an error summary reads but time and message).
+
+        Lines of one key hold the same bytes but for digits; once one of them shows that its
+        code is the number after its only `"code":` (or that it has none), so do all.
+        """
+        rest = buf.find(_CODE, head.end(), end)
+        number = _INTEGER.match(buf, rest + len(_CODE)) if rest >= 0 else None
+        code = number[0] if number is not None else b""
+        key = head["s"] + b"\0" + code + b"\0" + buf[head.end() : end].translate(_MASK)
+        alike = self._error_keys.get(key)
+        if alike is None:
+            if len(self._error_keys) >= _KEYS_LIMIT:
+                self._error_keys.clear()
+            alike = self._error_keys[key] = self._codes_alike(buf, head, end, code)
+        return key if alike else None
+
+    def _codes_alike(self, buf: bytes, head: re.Match[bytes], end: int, code: bytes) -> bool:
+        rest = buf[head.end() : end]
+        if b"\\" in rest or b"\0" in rest:
+            return False  # an escape may spell a digit or a name
+        document = load_document(self._line_text(buf, head.start(), end))
+        if document is None:
+            return False
+        attr = document.get("attr")
+        expected = _error_code(attr if isinstance(attr, dict) else {})
+        if expected is None:
+            return True
+        return rest.count(_CODE) == 1 and code != b"" and expected == str(int(code))
 
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
         at = buf.rfind(_DURATION, start, end)
