@@ -14,7 +14,7 @@ from typing import Any
 from dblogpack.formats.base import ScanResult
 from dblogpack.formats.framing import find_all
 from dblogpack.formats.json_lines import JsonLinesScanner, dump_json, load_document
-from dblogpack.formats.mongo_slow import SlowQueries
+from dblogpack.formats.mongo_slow import MASK_DIGITS, SlowQueries
 from dblogpack.formats.scanner import Candidate, window_bounds
 from dblogpack.formats.timestamps import IsoSecondsCache, with_fraction
 from dblogpack.model import EntryDetail, FormatConfig, LogKind, Query, TimeWindow
@@ -36,8 +36,7 @@ _DURATION = b'"durationMillis":'
 _NUMBER = re.compile(rb"\d+(?:\.\d+)?")
 _CODE = b'"code":'
 _INTEGER = re.compile(rb"-?\d+")
-_MASK = bytes.maketrans(b"0123456789", b"\0" * 10)
-_KEYS_LIMIT = 65536
+_KEYS_LIMIT = 4096  # error keys are a few hundred bytes: a megabyte or two
 
 
 class MongoJsonFormat(JsonLinesScanner):
@@ -96,7 +95,7 @@ class MongoJsonFormat(JsonLinesScanner):
         rest = buf.find(_CODE, head.end(), end)
         number = _INTEGER.match(buf, rest + len(_CODE)) if rest >= 0 else None
         code = number[0] if number is not None else b""
-        key = head["s"] + b"\0" + code + b"\0" + buf[head.end() : end].translate(_MASK)
+        key = head["s"] + b"\0" + code + b"\0" + buf[head.end() : end].translate(MASK_DIGITS)
         alike = self._error_keys.get(key)
         if alike is None:
             if len(self._error_keys) >= _KEYS_LIMIT:

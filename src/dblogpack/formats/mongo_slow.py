@@ -36,11 +36,13 @@ _TAIL_BYTES = 64
 # In MongoDB's slow-query layout the command is followed by planSummary.
 _AFTER_COMMAND = b',"planSummary":'
 _COMMAND = b'"command":'
-_MASK = bytes.maketrans(b"0123456789", b"\0" * 10)
+# Every digit masked alike: lines differing only in digits get one key.
+MASK_DIGITS = bytes.maketrans(b"0123456789", b"\0" * 10)
 # Masked numbers a JSON parser may refuse (past 64 bits) or write back differently (fractions,
 # exponents): keys holding them are not learnt.
 _UNSAFE_NUMBERS = re.compile(rb"\0{19}|\0[.eE]")
-_CACHE_LIMIT = 65536
+# Keys are a few hundred bytes: 4096 of them stay a megabyte or two (RSS stays bounded).
+_CACHE_LIMIT = 4096
 
 # (first entry's detail) of one selected line: buf, start, end, timestamp, duration.
 DetailOf = Callable[[bytes, int, int, float, float | None], EntryDetail]
@@ -187,7 +189,7 @@ class SlowQueries:
         region = buf[attr : buf.find(_AFTER_COMMAND, attr)]
         command = None
         if _learnable(region, key):
-            command = head["s"] + region[region.find(_COMMAND) :].translate(_MASK)
+            command = head["s"] + region[region.find(_COMMAND) :].translate(MASK_DIGITS)
         self._learnt[key] = command
         return command
 
@@ -230,7 +232,7 @@ def _key(buf: bytes, head: re.Match[bytes], start: int, end: int, plain: bool) -
     # holds `"code":` too; an escaped name holds a backslash).
     if cut < 0 or find(b'"code":', cut, end) >= 0:
         return None
-    return head["s"] + buf[attr:cut].translate(_MASK)
+    return head["s"] + buf[attr:cut].translate(MASK_DIGITS)
 
 
 def _learnable(region: bytes, key: bytes) -> bool:
