@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from dblogpack.formats.base import ScanResult
@@ -29,6 +30,8 @@ _HEAD = re.compile(
     rb'"s":"(?P<s>[A-Z]\d?)",\s*+"c":"[^"\n]*+",\s*+"id":51803,(?P<idend>)'
     rb'(?:\s*+"ctx":"[^"\\\n]*+",\s*+"msg":"(?P<msg>[^"\\\n]*+)",\s*+"attr":(?P<attr>)(?=\{))?'
 )
+# Per-line fields taken at C speed (map) when a chunk's times are judged together.
+_DATE, _OFFSET, _HOUR = itemgetter("date"), itemgetter("off"), itemgetter(slice(0, 13))
 _DURATION = b'"durationMillis":'
 _NUMBER = re.compile(rb"\d+(?:\.\d+)?")
 # The duration is the last member of a slow entry's attr: it is looked for near the end first.
@@ -144,14 +147,14 @@ class SlowQueries:
         heads = lines.heads
         if not heads:
             return None
-        dates = [head["date"] for head in heads]
-        offsets = {head["off"] for head in heads}
+        dates = list(map(_DATE, heads))
+        offsets = set(map(_OFFSET, heads))
         if None in dates or len(offsets) != 1 or len(set(map(len, dates))) != 1:
             return None
         offset = offsets.pop()
         try:
             # Minutes and seconds are in range (_HEAD): a line's time parses when its hour does.
-            for hour in {date[:13] for date in dates}:
+            for hour in set(map(_HOUR, dates)):
                 self._seconds_of(hour + b":00:00", offset)
         except ValueError:
             return None
