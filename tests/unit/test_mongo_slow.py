@@ -135,6 +135,9 @@ def test_lines_that_cannot_share_a_key_are_summarised_one_by_one() -> None:
         slow_line('{"find":"orders"}', ns="db\\u0031.c"),
         slow_line('{"find":"orders","n":123456789012345678901234}'),
         slow_line('{"find":"orders","n":1}')[:-3] + b"\n",  # cut short
+        slow_line('{"find":"orders","n":1}').replace(b"Slow query", b"Slow \xff\xfequery"),
+        slow_line('{"find":"orders","n":2}', tail='"planSummary":"\xe9","durationMillis":5'),
+        slow_line('{"find":"orders","n":3}').replace(b"COLLSCAN", b"COLL\xe9SCAN"),
         b'{"t":{"$date":"2024-05-01T12:00:05.000+00:00"},"s":"I",  "c":"COMMAND",  "id":20883,'
         b'   "ctx":"conn3","msg":"x","attr":{"doc":{"id":51803,"s":"E"},"durationMillis":5}}\n',
     ]

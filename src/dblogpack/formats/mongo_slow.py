@@ -228,7 +228,8 @@ class SlowQueries:
             duration_ms=ms,
             statement=command.decode(),
             code=None,
-            message=head["msg"].decode(),
+            # As a parse would read it: invalid UTF-8 replaced (a quote ends any sequence).
+            message=head["msg"].decode("utf-8", "replace"),
         )
 
 
