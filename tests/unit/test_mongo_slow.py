@@ -268,16 +268,19 @@ def test_error_lines_are_grouped_only_when_their_codes_are_alike() -> None:
     cases = [
         error_line('{"error":{"code":11000,"errmsg":"dup key: { _id: 1 }"}}'),
         error_line('{"error":{"code":11000,"errmsg":"dup key: { _id: 2 }"}}'),
+        error_line('{"error":{"code":11000,"errmsg":"dup key: { _id: 4 }"}}'),
         error_line('{"error":{"code":11000,"errmsg":"dup key: { _id: 3 }"}}', msg="other"),
         error_line('{"error":{"code":11001,"errmsg":"dup key: { _id: 1 }"}}'),
         error_line('{"error":{"code":11000,"errmsg":"dup key: { _id: 1 }"}}', severity="W"),
-        error_line('{"x":{"code":5},"code":5}'),  # two codes that agree once...
+        error_line('{"x":{"code":5},"code":5}'),  # two codes that agree (a key is learnt
+        error_line('{"x":{"code":5},"code":5}'),  # from its second line)...
         error_line('{"x":{"code":5},"code":7}'),  # ...and not here
         error_line('{"error":{"code":"E5"}}'),
         error_line('{"error":{"code":"E6"}}'),
         error_line('{"error":"lock timeout 5"}'),
         error_line('{"error":"lock timeout 6"}', msg="m2"),
         error_line('{"\\u0064ode":1}'),  # "dode"...
+        error_line('{"\\u0064ode":1}'),
         error_line('{"\\u0063ode":1}'),  # ..."code", spelt with an escape
         error_line('{"error":{"code":11000}'),  # not JSON
         error_line('{"error":{"code":12000}'),
@@ -287,4 +290,5 @@ def test_error_lines_are_grouped_only_when_their_codes_are_alike() -> None:
     assert_alike(data, kind=LogKind.ERROR)
     query = Query(TimeWindow(), LogKind.ERROR, None, details=True)
     result = MongoJsonFormat(FormatConfig("mongo-json")).scan(data, query, "mongod.log", 0)
-    assert result.details[0].count == 2
+    # Met once, a key is parsed alone; from its second line on, its lines share a group.
+    assert [group.count for group in result.details[:2]] == [1, 2]

@@ -49,8 +49,8 @@ class MongoJsonFormat(JsonLinesScanner):
         super().__init__()
         self._iso = IsoSecondsCache()
         self._slow = SlowQueries(self._detail, self._head_time, self._iso.seconds)
-        # error key → whether its lines share severity and code (see _error_key)
-        self._error_keys: dict[bytes, bool] = {}
+        # error key → whether its lines share severity and code, None: met once (see _error_key)
+        self._error_keys: dict[bytes, bool | None] = {}
 
     def _scan_kind(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
         # Slow queries are selected in batches (mongo_slow); errors are few, the generic loop is
@@ -90,16 +90,20 @@ class MongoJsonFormat(JsonLinesScanner):
         this key share severity and code (all an error summary reads but time and message).
 
         Lines of one key hold the same bytes but for digits; once one of them shows that its
-        code is the number after its only `"code":` (or that it has none), so do all.
+        code is the number after its only `"code":` (or that it has none), so do all. A key is
+        learnt when met a second time: a line met once costs one parse, as it would alone.
         """
         rest = buf.find(_CODE, head.end(), end)
         number = _INTEGER.match(buf, rest + len(_CODE)) if rest >= 0 else None
         code = number[0] if number is not None else b""
         key = head["s"] + b"\0" + code + b"\0" + buf[head.end() : end].translate(MASK_DIGITS)
-        alike = self._error_keys.get(key)
-        if alike is None:
+        if key not in self._error_keys:
             if len(self._error_keys) >= _KEYS_LIMIT:
                 self._error_keys.clear()
+            self._error_keys[key] = None
+            return None
+        alike = self._error_keys[key]
+        if alike is None:
             alike = self._error_keys[key] = self._codes_alike(buf, head, end, code)
         return key if alike else None
 
