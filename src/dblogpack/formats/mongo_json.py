@@ -53,8 +53,8 @@ class MongoJsonFormat(JsonLinesScanner):
         self._error_keys: dict[bytes, bool | None] = {}
 
     def _scan_kind(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
-        # Slow queries are selected in batches (mongo_slow); errors are few, the generic loop is
-        # fast enough for them.
+        # Slow queries are selected in batches (mongo_slow); errors are few: the generic loop,
+        # their candidates keyed so that alike ones are parsed once (_error_key).
         if query.kind is LogKind.SLOW:
             self._slow.scan(buf, first, query, result)
         else:
