@@ -46,6 +46,8 @@ MASK_DIGITS = bytes.maketrans(b"0123456789", b"\0" * 10)
 _UNSAFE_NUMBERS = re.compile(rb"\0{19}|\0[.eE]")
 # Keys are a few hundred bytes: 4096 of them stay a megabyte or two (RSS stays bounded).
 _CACHE_LIMIT = 4096
+_UNSEEN = b"unseen"  # (never a command: a command starts with a severity and a quote)
+_MET_ONCE = b""
 
 # (first entry's detail) of one selected line: buf, start, end, timestamp, duration.
 DetailOf = Callable[[bytes, int, int, float, float | None], EntryDetail]
@@ -71,7 +73,7 @@ class SlowQueries:
     def __init__(self, detail_of: DetailOf, time_of: TimeOf, seconds_of: SecondsOf) -> None:
         self._detail_of, self._time_of, self._seconds_of = detail_of, time_of, seconds_of
         # masked key → severity and masked command when its entries are summarised alike (see
-        # _learnable), else None.
+        # _learnable), None when not, _MET_ONCE before it is learnt.
         self._learnt: dict[bytes, bytes | None] = {}
 
     def scan(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
@@ -193,17 +195,21 @@ class SlowQueries:
         return groups
 
     def _command_of(self, buf: bytes, head: re.Match[bytes], key: bytes) -> bytes | None:
-        """Severity and masked command of a learnt key (learnt now if new), None if not alike."""
-        if key in self._learnt:
-            return self._learnt[key]
-        if len(self._learnt) >= _CACHE_LIMIT:
-            self._learnt.clear()
-        attr = head.start("attr")
-        region = buf[attr : buf.find(_AFTER_COMMAND, attr)]
-        command = None
-        if _learnable(region, key):
-            command = head["s"] + region[region.find(_COMMAND) :].translate(MASK_DIGITS)
-        self._learnt[key] = command
+        """Severity and masked command of a learnt key, None if not alike. A key is learnt when
+        met a second time: a line whose key is met once costs one parse, as it would alone."""
+        command = self._learnt.get(key, _UNSEEN)
+        if command is _UNSEEN:
+            if len(self._learnt) >= _CACHE_LIMIT:
+                self._learnt.clear()
+            self._learnt[key] = _MET_ONCE
+            return None
+        if command is _MET_ONCE:
+            attr = head.start("attr")
+            region = buf[attr : buf.find(_AFTER_COMMAND, attr)]
+            command = None
+            if _learnable(region, key):
+                command = head["s"] + region[region.find(_COMMAND) :].translate(MASK_DIGITS)
+            self._learnt[key] = command
         return command
 
     def _first_detail(
