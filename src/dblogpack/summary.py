@@ -40,14 +40,43 @@ def fingerprint_mongo(command: str) -> str:
     """A MongoDB command's shape: keys kept, values replaced by "?", the collection name kept."""
     stripped = command.strip()
     if stripped.startswith("{"):
+        masked = _masked_digits(stripped)
+        known = _MONGO_SHAPES.get(masked) if masked is not None else None
+        if known is not None:
+            return known
         try:
             parsed = json.loads(stripped)
         except ValueError:
             parsed = None
         if isinstance(parsed, dict):
-            return json.dumps(_command_shape(parsed), separators=(",", ":"))
+            shape = json.dumps(_command_shape(parsed), separators=(",", ":"))
+            if masked is not None and not _HAS_DIGIT.search(shape):
+                _remember_shape(masked, shape)
+            return shape
     text = _MONGO_VALUES.sub(lambda m: m.group("key") + "?", stripped)
     return _SPACES.sub(" ", _MONGO_LISTS.sub("[?]", text))
+
+
+# Commands alike but for their digits (ids, numbers) share a shape when the shape holds no digit:
+# then every digit of the command was in a value, and values are replaced. Keyed by the command
+# with its digits masked. Not masked: commands with escapes (`\u0031` is a digit too) and with
+# what may be a number with a leading zero (not JSON, so not parsed alike).
+_MONGO_SHAPES: dict[str, str] = {}
+_DIGIT_MASK = str.maketrans("0123456789", "\0" * 10)
+_HAS_DIGIT = re.compile(r"\d")
+_LEADING_ZERO = re.compile(r"[:\[,]\s*-?0\d")
+
+
+def _masked_digits(command: str) -> str | None:
+    if "\\" in command or "\0" in command or _LEADING_ZERO.search(command):
+        return None
+    return command.translate(_DIGIT_MASK)
+
+
+def _remember_shape(masked: str, shape: str) -> None:
+    if len(_MONGO_SHAPES) >= _CACHE_SIZE:
+        _MONGO_SHAPES.clear()
+    _MONGO_SHAPES[masked] = shape
 
 
 def _command_shape(command: dict[str, Any]) -> dict[str, Any]:

@@ -119,12 +119,17 @@ def with_fraction(seconds: int, digits: bytes) -> float:
 
 
 class IsoSecondsCache:
-    """ISO 8601 with an explicit offset (`…T12:00:00.123+08:00`, `+0800`, `Z`) → unix seconds."""
+    """ISO 8601 with an explicit offset (`…T12:00:00.123+08:00`, `+0800`, `Z`) → unix seconds.
 
-    __slots__ = ("_cache",)
+    Memoized per second and per hour: a time is its hour's start plus minutes and seconds, so
+    a log with an entry every second parses one timestamp an hour, not one a second.
+    """
+
+    __slots__ = ("_cache", "_hours")
 
     def __init__(self) -> None:
         self._cache: dict[bytes, int] = {}
+        self._hours: dict[bytes, int | None] = {}
 
     def parse(self, text: bytes) -> float:
         """Raises ValueError when `text` is not such a timestamp."""
@@ -139,14 +144,43 @@ class IsoSecondsCache:
         key = stamp + offset
         value = self._cache.get(key)
         if value is None:
-            value = _iso_seconds(key)
+            value = self._compute(key)
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
             self._cache[key] = value
         return value
 
+    def _compute(self, text: bytes) -> int:
+        if not _WHOLE_SECONDS.match(text):
+            return _iso_seconds(text)  # an unusual form: parsed as a whole
+        hour_key = text[:13] + text[19:]
+        if hour_key in self._hours:
+            start = self._hours[hour_key]
+        else:
+            start = self._hour_start(text)
+            if len(self._hours) >= _CACHE_LIMIT:
+                self._hours.clear()
+            self._hours[hour_key] = start
+        if start is None:
+            return _iso_seconds(text)
+        return start + int(text[14:16]) * 60 + int(text[17:19])
+
+    @staticmethod
+    def _hour_start(text: bytes) -> int | None:
+        """The hour's start, or None when that is not a whole second (an offset with a fraction)."""
+        try:
+            parsed = datetime.fromisoformat((text[:13] + b":00:00" + text[19:]).decode("ascii"))
+        except ValueError:
+            return None  # then the timestamp itself raises, as it would have alone
+        if parsed.tzinfo is None:
+            return None
+        stamp = parsed.timestamp()
+        return int(stamp) if stamp == int(stamp) else None
+
 
 _DIGITS = re.compile(rb"\d+")
+# A whole-second time whose minutes and seconds are in range: its hour decides the rest.
+_WHOLE_SECONDS = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:[0-5]\d:[0-5]\d(?![\d.,])")
 
 
 def _iso_seconds(text: bytes) -> int:
