@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
-from dblogpack.errors import SourceError
+from dblogpack.errors import InternalError, SourceError
 from dblogpack.model import FileResult, FormatConfig, LogFile, PackageResult, PackageSpec, Query
-from dblogpack.packer import TarGzWriter, json_bytes, manifest, span_bytes
+from dblogpack.packer import CompressedMember, TarGzWriter, json_bytes, manifest, span_bytes
 from dblogpack.planning import (
     FilePlan,
     Meter,
@@ -65,7 +65,7 @@ def run(
     pool = open_pool(workers) if wants_pool(plans, workers) else None
     summary = SummaryBuilder(dialect(plans, fmt))
     try:
-        scanned_files = scans(plans, query, pool, meter)
+        scanned_files = scans(plans, query, pool, meter, compresslevel)
         with TarGzWriter(out, compresslevel=compresslevel, threads=_threads(workers, total)) as tar:
             packing = _Packing(tar, source, query, result, summary, meter)
             for plan, scanned in zip(plans, scanned_files, strict=True):
@@ -134,6 +134,8 @@ class _Packing:
             return self._streamed(plan, row)
         assert plan.path is not None  # scanned locally, so it has a path
         size = scanned.spans.total()
+        if scanned.member is not None:
+            return self._compressed(row, plan.file, scanned, scanned.member)
         try:
             if scanned.entries and size:
                 with open(plan.path, "rb", buffering=0) as f:
@@ -146,6 +148,27 @@ class _Packing:
             # Rotated away between scanning and packing: nothing of it is in the package.
             self.result.warnings.append(vanished_warning(plan.file.name, 0))
         finally:
+            scanned.spans.close()
+        return row
+
+    def _compressed(
+        self, row: FileResult, file: LogFile, scanned: Scanned, member: CompressedMember
+    ) -> FileResult:
+        """A file whose scanning workers compressed its selected bytes and this process hashed
+        them: their gzip members go into the package as they are."""
+        try:
+            self._record(row, scanned)
+            if scanned.entries and member.size:
+                if member.size != scanned.spans.total():
+                    raise InternalError(
+                        f"{file.name}: {member.size} bytes compressed, "
+                        f"{scanned.spans.total()} selected"
+                    )
+                row.member = _member_name(file)
+                self.tar.add_compressed_member(row.member, member)
+                row.sha256, row.bytes_written = member.hexdigest(), member.size
+        finally:
+            member.close()
             scanned.spans.close()
         return row
 

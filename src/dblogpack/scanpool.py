@@ -1,6 +1,6 @@
 """Scanning planned byte ranges: local files in bounded chunks (big ones in a pool of worker
-processes that send back spans, counts and partial summaries, never log bytes), remote and gzip
-files as streams whose selected bytes are spooled for the packer.
+processes that send back spans, counts, partial summaries and their selected bytes compressed as a
+gzip member), remote and gzip files as streams whose selected bytes are spooled for the packer.
 """
 
 from __future__ import annotations
@@ -8,12 +8,12 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
-from typing import IO, TYPE_CHECKING, NamedTuple
+from typing import IO, TYPE_CHECKING, BinaryIO, NamedTuple
 
 from dblogpack import formats
 from dblogpack.errors import InternalError, SourceError
 from dblogpack.model import FormatConfig, LogFile, LogWarning, Query
-from dblogpack.packer import SpanList
+from dblogpack.packer import CompressedMember, SpanList, gzip_member, span_bytes
 from dblogpack.planning import (
     FilePlan,
     Meter,
@@ -64,7 +64,10 @@ class Scanned:
     A plain slotted class (pickled back from workers), cheaper to create than a dataclass.
     """
 
-    __slots__ = ("bytes_scanned", "entries", "first_ts", "last_ts", "spans", "summary", "warnings")
+    __slots__ = (
+        "bytes_scanned", "compressed", "entries", "first_ts", "last_ts", "member", "spans",
+        "summary", "warnings",
+    )
 
     def __init__(self, summary: SummaryBuilder | None = None) -> None:
         self.spans = SpanList()
@@ -73,6 +76,10 @@ class Scanned:
         self.last_ts: float | None = None
         self.warnings: list[LogWarning] = []
         self.summary = summary
+        # A worker's piece: its selected bytes as one gzip member (when the task asks for it).
+        self.compressed: bytes | None = None
+        # The whole file in the parent: the pieces' gzip members with the bytes' sha256.
+        self.member: CompressedMember | None = None
 
     def add(self, other: Scanned) -> None:
         self.spans.extend(other.spans)
@@ -104,18 +111,21 @@ class _PieceTask(NamedTuple):
     start: int
     stop: int
     dialect: str
+    # gzip level at which the worker compresses the selected bytes itself, or None
+    level: int | None = None
 
 
 def scans(
-    plans: list[FilePlan], query: Query, pool: Executor | None, meter: Meter
+    plans: list[FilePlan], query: Query, pool: Executor | None, meter: Meter, level: int
 ) -> Iterator[Callable[[], Scanned | None]]:
     """Per plan, a function returning its local scan (None for streamed files, scanned later).
 
     With a pool, every piece of every file is queued at once, so workers scan the next file
-    while this process packs the previous one.
+    while this process packs the previous one; the workers also compress the bytes they
+    select (at gzip `level`), so compression runs on every core while scanning goes on.
     """
     tasks = [
-        _PieceTask(p.path, p.file.name, p.config, query, a, b, dialect([p], p.config))
+        _PieceTask(p.path, p.file.name, p.config, query, a, b, dialect([p], p.config), level)
         for p in plans
         if p.pieces and p.path is not None
         for a, b in p.pieces
@@ -144,18 +154,43 @@ def _local_scanner(
             return None
         language = dialect([plan], plan.config)
         if results is not None and plan.pieces:
-            total = Scanned()
-            for _ in plan.pieces:
-                piece = next(results)
-                meter.advance(piece.bytes_scanned)
-                total.add(piece)
-            return total
+            return _gathered(plan, results, meter)
         scan = plan.range
         name = plan.file.name
         task = _PieceTask(plan.path, name, plan.config, query, scan.start, scan.stop, language)
         return _scan_piece(task, meter.advance)
 
     return scanned
+
+
+def _gathered(plan: FilePlan, results: Iterator[Scanned], meter: Meter) -> Scanned:
+    """A file's pieces as the workers finish them, their gzip members spooled in order and the
+    bytes they hold hashed from the file meanwhile (this process is idle otherwise).
+
+    A file rotated away since its scan gets no member: the packer then reports it as gone.
+    """
+    assert plan.path is not None
+    total, member = Scanned(), CompressedMember()
+    try:
+        file: BinaryIO | None = open(plan.path, "rb", buffering=0)  # closed below
+    except FileNotFoundError:
+        file = None
+    try:
+        for _ in plan.pieces:  # every piece is taken, so the next file gets its own
+            piece = next(results)
+            meter.advance(piece.bytes_scanned)
+            if file is not None:
+                chunks = span_bytes(file.fileno(), piece.spans, CHUNK)
+                member.add(piece.compressed or b"", chunks)
+            total.add(piece)
+    finally:
+        if file is not None:
+            file.close()
+    if file is None:
+        member.close()
+    else:
+        total.member = member
+    return total
 
 
 def _scan_piece(task: _PieceTask, on_chunk: Callable[[int], None] | None = None) -> Scanned:
@@ -172,8 +207,9 @@ def _scan_piece(task: _PieceTask, on_chunk: Callable[[int], None] | None = None)
         return scanned
     except OSError as exc:
         raise SourceError(f"cannot open {task.path}: {exc.strerror}") from exc
+    compress = None if task.level is None else gzip_member(task.level)
     try:
-        _scan_fd(fd, task, log_format, scanned, on_chunk)
+        _scan_fd(fd, task, log_format, scanned, on_chunk, compress)
     finally:
         os.close(fd)
     return scanned
@@ -185,7 +221,9 @@ def _scan_fd(
     log_format: LogFormat,
     scanned: Scanned,
     on_chunk: Callable[[int], None] | None,
+    compress: Callable[[bytes | memoryview | None], bytes] | None,
 ) -> None:
+    compressed: list[bytes] = []
     pos, chunk = task.start, CHUNK
     tail_framed = log_format.name in TAIL_FRAMED
     while pos < task.stop:
@@ -198,7 +236,7 @@ def _scan_fd(
                 scanned.warnings.append(
                     LogWarning(task.name, pos, "truncated", "the file shrank while it was read")
                 )
-                return
+                break
             whole = _whole_length(log_format, buf, pos + len(buf) >= task.stop, chunk)
             if whole == 0:
                 chunk *= 2  # one entry longer than the chunk: read more of it at once
@@ -206,12 +244,27 @@ def _scan_fd(
         # The unfinished tail is not carried: the next read starts where it begins.
         whole_entries = buf if whole == len(buf) else buf[:whole]
         del buf  # one copy of the chunk in memory while it is scanned
-        _take(scanned, log_format.scan(whole_entries, task.query, task.name, pos), pos)
+        found = log_format.scan(whole_entries, task.query, task.name, pos)
+        if compress is not None and found.spans:
+            compressed.append(compress(_selected(whole_entries, found.spans)))
+        _take(scanned, found, pos)
         pos += whole
         scanned.bytes_scanned += whole
         if on_chunk is not None:
             on_chunk(whole)
         chunk = CHUNK
+    if compress is not None:
+        compressed.append(compress(None))
+        scanned.compressed = b"".join(compressed)
+
+
+def _selected(buf: bytes, spans: list[tuple[int, int]]) -> bytes | memoryview:
+    """The bytes of `spans` of `buf`: a view for one span (an all-entries chunk), else joined."""
+    view = memoryview(buf)
+    if len(spans) == 1:
+        start, end = spans[0]
+        return view[start:end]
+    return b"".join([view[start:end] for start, end in spans])
 
 
 # Formats whose complete_length is the last match of a forward-looking pattern (a line start
@@ -247,8 +300,7 @@ def _whole_length(log_format: LogFormat, buf: bytes, last: bool, chunk: int) -> 
 
 
 def _take(scanned: Scanned, found: formats.ScanResult, base: int) -> None:
-    for start, end in found.spans:
-        scanned.spans.append(base + start, base + end)
+    scanned.spans.append_all(found.spans, base)
     scanned.entries += found.entries
     scanned.first_ts = _min(scanned.first_ts, found.first_ts)
     scanned.last_ts = _max(scanned.last_ts, found.last_ts)

@@ -82,6 +82,24 @@ def test_span_list_merges_adjacent_ranges_and_spills_to_disk_past_its_bound() ->
     spans.close()
 
 
+def test_a_scan_s_spans_appended_at_once_are_those_appended_one_by_one() -> None:
+    one_by_one, at_once = SpanList(spill_at=8), SpanList(spill_at=8)
+    chunks = [[(0, 5), (7, 9)], [], [(0, 3), (4, 6), (10, 20)], [(1, 2)]]
+    bases = [100, 109, 109, 130]  # the second chunk's first span touches the first's last
+
+    for spans, base in zip(chunks, bases, strict=True):
+        for start, end in spans:
+            one_by_one.append(base + start, base + end)
+        at_once.append_all(spans, base)
+
+    assert list(at_once) == list(one_by_one) == [
+        (100, 105), (107, 112), (113, 115), (119, 129), (131, 132)
+    ]
+    assert at_once.total() == one_by_one.total() == 5 + 5 + 2 + 10 + 1
+    one_by_one.close()
+    at_once.close()
+
+
 def test_span_bytes_are_the_ranges_joined_whatever_the_read_window(tmp_path: Path) -> None:
     data = bytes(range(256)) * 400
     path = tmp_path / "f"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import subprocess
@@ -198,33 +199,45 @@ def test_progress_grows_by_bytes_scanned_to_100(
     assert len({round(p) for p in seen if 0 < p < 90}) >= 5
 
 
+@pytest.mark.parametrize("kind", [LogKind.SLOW, LogKind.ALL])
 @pytest.mark.parametrize("threaded", [False, True], ids=["fork", "forkserver-in-threaded-caller"])
 def test_worker_processes_make_the_same_package_as_one_process(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threaded: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threaded: bool, kind: LogKind
 ) -> None:
-    entries = mixed(BASE_MS, 20_000, step_ms=50)
-    write_log(tmp_path / "big.log", entries)
+    # Two files, so each file's member is made of its own pieces (the workers compress them).
+    logs = {
+        "big.log": mixed(BASE_MS, 20_000, step_ms=50),
+        "later.log": mixed(BASE_MS + 1_000_000, 8_000, step_ms=50),
+    }
+    for name, entries in logs.items():
+        write_log(tmp_path / name, entries)
     # Small pieces so a small file is split between the worker processes.
     monkeypatch.setattr(planning, "PARALLEL_MIN", 256 * 1024)
     monkeypatch.setattr(planning, "PIECE", 200 * 1024)
     monkeypatch.setattr(scanpool, "CHUNK", 64 * 1024)
-    spec = spec_for(LogKind.SLOW, BASE_MS + 1_234, BASE_MS + 950_321)
+    spec = spec_for(kind, BASE_MS + 1_234, BASE_MS + 1_250_321)
     # A server runs packages beside other threads: its workers are not forked from it.
     idle = threading.Event()
     other_thread = threading.Thread(target=idle.wait)
     if threaded:
         other_thread.start()
     try:
-        parallel, files, _ = pack(DirSource(tmp_path), spec, workers=2)
+        parallel, files, package = pack(DirSource(tmp_path), spec, workers=2)
     finally:
         idle.set()
     single, single_files, _ = pack(DirSource(tmp_path), spec, workers=1)
 
     window = TimeWindow(spec.window.begin, spec.window.end)
-    assert files["logs/big.log"] == reference(entries, window, LogKind.SLOW)
-    assert files["logs/big.log"] == single_files["logs/big.log"]
+    listed = {f["member"]: f["sha256"] for f in json.loads(files["manifest.json"])["files"]}
+    for name, entries in logs.items():
+        member = f"logs/{name}"
+        assert files[member] == reference(entries, window, kind)
+        assert files[member] == single_files[member]
+        assert listed[member] == hashlib.sha256(files[member]).hexdigest()
     assert files["summary.json"] == single_files["summary.json"]
     assert parallel.entries == single.entries
+    # The workers' gzip members and the package's own form one standard gzip stream.
+    assert subprocess.run(["gzip", "-t"], input=package, check=False).returncode == 0
 
 
 def test_an_all_entries_summary_counts_the_package_entries(tmp_path: Path) -> None:
