@@ -12,6 +12,7 @@ import queue
 import threading
 from array import array
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import suppress
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, BinaryIO
@@ -315,22 +316,19 @@ class SpanList:
 
 
 class CompressedMember:
-    """A member's bytes as gzip members made elsewhere, in order, spooled until the member's size
-    is known (a tar header comes first), with the size and sha256 of the bytes they hold.
-
-    The spool is a temporary file past a few MiB, so memory stays bounded.
+    """A member's bytes as gzip members that other processes wrote to files, in order, kept until
+    the member's size is known (its tar header comes first), with the size and sha256 of the bytes
+    they hold. Memory stays a read buffer whatever the member's size.
     """
 
     def __init__(self) -> None:
-        import tempfile
-
-        self._spool = tempfile.SpooledTemporaryFile(max_size=4 * COMPRESS_BLOCK)
+        self._files: list[str] = []
         self._digest = hashlib.sha256()
         self.size = 0
 
-    def add(self, compressed: bytes, content: Iterable[bytes | memoryview]) -> None:
-        """One gzip member and the bytes it holds (hashed here, in order)."""
-        self._spool.write(compressed)
+    def add(self, compressed_file: str, content: Iterable[bytes | memoryview]) -> None:
+        """The file of one gzip member and the bytes it holds (hashed here, in order)."""
+        self._files.append(compressed_file)
         for chunk in content:
             self._digest.update(chunk)
             self.size += len(chunk)
@@ -339,12 +337,17 @@ class CompressedMember:
         return self._digest.hexdigest()
 
     def compressed_chunks(self) -> Iterator[bytes]:
-        self._spool.seek(0)
-        while chunk := self._spool.read(COMPRESS_BLOCK):
-            yield chunk
+        for path in self._files:
+            with open(path, "rb") as file:
+                while chunk := file.read(COMPRESS_BLOCK):
+                    yield chunk
 
     def close(self) -> None:
-        self._spool.close()
+        """Remove the members' files (once copied into the package, or on failure)."""
+        for path in self._files:
+            with suppress(FileNotFoundError):
+                os.unlink(path)
+        self._files.clear()
 
 
 def gzip_member(level: int) -> Callable[[bytes | memoryview | None], bytes]:

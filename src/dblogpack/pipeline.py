@@ -36,6 +36,8 @@ from dblogpack.scanpool import raw_chunks as raw_chunks
 from dblogpack.summary import SummaryBuilder, render_text
 
 if TYPE_CHECKING:
+    import tempfile
+
     from dblogpack.sources.base import LogSource
 
 
@@ -64,8 +66,10 @@ def run(
     meter = Meter(total, progress)
     pool = open_pool(workers) if wants_pool(plans, workers) else None
     summary = SummaryBuilder(dialect(plans, fmt))
+    pieces = _piece_directory() if pool is not None else None
     try:
-        scanned_files = scans(plans, query, pool, meter, compresslevel)
+        compressed = None if pieces is None else (pieces.name, compresslevel)
+        scanned_files = scans(plans, query, pool, meter, compressed)
         with TarGzWriter(out, compresslevel=compresslevel, threads=_threads(workers, total)) as tar:
             packing = _Packing(tar, source, query, result, summary, meter)
             for plan, scanned in zip(plans, scanned_files, strict=True):
@@ -77,6 +81,8 @@ def run(
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+        if pieces is not None:
+            pieces.cleanup()
     meter.done()
     return result
 
@@ -92,6 +98,13 @@ def detect_kind(source: LogSource, fmt: FormatConfig) -> str:
                     return dialect_of(detected(head, fmt, file.name))
     return dialect_of(fmt)
 
+
+
+def _piece_directory() -> tempfile.TemporaryDirectory[str]:
+    """Where the workers' compressed pieces wait until their file's member is written."""
+    import tempfile  # only packages big enough for worker processes need it
+
+    return tempfile.TemporaryDirectory(prefix="dblogpack-pieces-")
 
 
 def _threads(workers: int, total: int) -> int:

@@ -76,8 +76,8 @@ class Scanned:
         self.last_ts: float | None = None
         self.warnings: list[LogWarning] = []
         self.summary = summary
-        # A worker's piece: its selected bytes as one gzip member (when the task asks for it).
-        self.compressed: bytes | None = None
+        # A worker's piece: the file holding its selected bytes as one gzip member (when asked).
+        self.compressed: str | None = None
         # The whole file in the parent: the pieces' gzip members with the bytes' sha256.
         self.member: CompressedMember | None = None
 
@@ -111,21 +111,31 @@ class _PieceTask(NamedTuple):
     start: int
     stop: int
     dialect: str
-    # gzip level at which the worker compresses the selected bytes itself, or None
-    level: int | None = None
+    # Where the worker writes the selected bytes compressed as one gzip member, and at which
+    # level; None: it does not compress.
+    piece_dir: str | None = None
+    level: int = 1
 
 
 def scans(
-    plans: list[FilePlan], query: Query, pool: Executor | None, meter: Meter, level: int
+    plans: list[FilePlan],
+    query: Query,
+    pool: Executor | None,
+    meter: Meter,
+    compressed: tuple[str, int] | None,
 ) -> Iterator[Callable[[], Scanned | None]]:
     """Per plan, a function returning its local scan (None for streamed files, scanned later).
 
     With a pool, every piece of every file is queued at once, so workers scan the next file
-    while this process packs the previous one; the workers also compress the bytes they
-    select (at gzip `level`), so compression runs on every core while scanning goes on.
+    while this process packs the previous one. With `compressed` (a directory and a gzip level),
+    the workers also compress the bytes they select into files there, so compression runs on
+    every core while scanning goes on.
     """
+    piece_dir, level = compressed if compressed is not None else (None, 1)
     tasks = [
-        _PieceTask(p.path, p.file.name, p.config, query, a, b, dialect([p], p.config), level)
+        _PieceTask(
+            p.path, p.file.name, p.config, query, a, b, dialect([p], p.config), piece_dir, level
+        )
         for p in plans
         if p.pieces and p.path is not None
         for a, b in p.pieces
@@ -164,7 +174,7 @@ def _local_scanner(
 
 
 def _gathered(plan: FilePlan, results: Iterator[Scanned], meter: Meter) -> Scanned:
-    """A file's pieces as the workers finish them, their gzip members spooled in order and the
+    """A file's pieces as the workers finish them: their gzip members' files kept in order, the
     bytes they hold hashed from the file meanwhile (this process is idle otherwise).
 
     A file rotated away since its scan gets no member: the packer then reports it as gone.
@@ -181,7 +191,9 @@ def _gathered(plan: FilePlan, results: Iterator[Scanned], meter: Meter) -> Scann
             meter.advance(piece.bytes_scanned)
             if file is not None:
                 chunks = span_bytes(file.fileno(), piece.spans, CHUNK)
-                member.add(piece.compressed or b"", chunks)
+                if piece.compressed is None:
+                    raise InternalError(f"a scanning worker compressed nothing of {plan.path}")
+                member.add(piece.compressed, chunks)
             total.add(piece)
     finally:
         if file is not None:
@@ -207,12 +219,41 @@ def _scan_piece(task: _PieceTask, on_chunk: Callable[[int], None] | None = None)
         return scanned
     except OSError as exc:
         raise SourceError(f"cannot open {task.path}: {exc.strerror}") from exc
-    compress = None if task.level is None else gzip_member(task.level)
+    piece = None if task.piece_dir is None else _CompressedPiece(task.piece_dir, task.level)
     try:
-        _scan_fd(fd, task, log_format, scanned, on_chunk, compress)
+        _scan_fd(fd, task, log_format, scanned, on_chunk, piece)
+        if piece is not None:
+            scanned.compressed = piece.finish()
     finally:
         os.close(fd)
+        if piece is not None:
+            piece.close()
     return scanned
+
+
+class _CompressedPiece:
+    """The selected bytes of one piece as one gzip member in a file of `directory` (a worker
+    writes it as it scans; a failed worker's file goes with the directory)."""
+
+    def __init__(self, directory: str, level: int) -> None:
+        import tempfile
+
+        self._file = tempfile.NamedTemporaryFile(
+            dir=directory, prefix="piece-", suffix=".gz", delete=False
+        )
+        self._compress = gzip_member(level)
+
+    def add(self, buf: bytes, spans: list[tuple[int, int]]) -> None:
+        if spans:
+            self._file.write(self._compress(_selected(buf, spans)))
+
+    def finish(self) -> str:
+        """End the gzip member; returns its file's path."""
+        self._file.write(self._compress(None))
+        return self._file.name
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def _scan_fd(
@@ -221,9 +262,8 @@ def _scan_fd(
     log_format: LogFormat,
     scanned: Scanned,
     on_chunk: Callable[[int], None] | None,
-    compress: Callable[[bytes | memoryview | None], bytes] | None,
+    piece: _CompressedPiece | None,
 ) -> None:
-    compressed: list[bytes] = []
     pos, chunk = task.start, CHUNK
     tail_framed = log_format.name in TAIL_FRAMED
     while pos < task.stop:
@@ -245,17 +285,14 @@ def _scan_fd(
         whole_entries = buf if whole == len(buf) else buf[:whole]
         del buf  # one copy of the chunk in memory while it is scanned
         found = log_format.scan(whole_entries, task.query, task.name, pos)
-        if compress is not None and found.spans:
-            compressed.append(compress(_selected(whole_entries, found.spans)))
+        if piece is not None:
+            piece.add(whole_entries, found.spans)
         _take(scanned, found, pos)
         pos += whole
         scanned.bytes_scanned += whole
         if on_chunk is not None:
             on_chunk(whole)
         chunk = CHUNK
-    if compress is not None:
-        compressed.append(compress(None))
-        scanned.compressed = b"".join(compressed)
 
 
 def _selected(buf: bytes, spans: list[tuple[int, int]]) -> bytes | memoryview:

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 
@@ -216,6 +217,9 @@ def test_worker_processes_make_the_same_package_as_one_process(
     monkeypatch.setattr(planning, "PIECE", 200 * 1024)
     monkeypatch.setattr(scanpool, "CHUNK", 64 * 1024)
     spec = spec_for(kind, BASE_MS + 1_234, BASE_MS + 1_250_321)
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
     # A server runs packages beside other threads: its workers are not forked from it.
     idle = threading.Event()
     other_thread = threading.Thread(target=idle.wait)
@@ -238,6 +242,8 @@ def test_worker_processes_make_the_same_package_as_one_process(
     assert parallel.entries == single.entries
     # The workers' gzip members and the package's own form one standard gzip stream.
     assert subprocess.run(["gzip", "-t"], input=package, check=False).returncode == 0
+    # The workers' compressed pieces are gone (multiprocessing's own pymp-* directory is not ours).
+    assert [p.name for p in temporary.iterdir() if p.name.startswith("dblogpack")] == []
 
 
 def test_an_all_entries_summary_counts_the_package_entries(tmp_path: Path) -> None:
