@@ -40,14 +40,24 @@ class CommandError(RuntimeError):
     pass
 
 
+# /usr/bin/time reports the peak RSS of the process it forks itself. A process this (large)
+# Python forks directly would report ours: Linux keeps the high-water RSS across exec, and the
+# child starts as a copy of us.
+TIME = "/usr/bin/time"
+
+
 def run(argv: list[str], *, stdout_path: str | None = None) -> Run:
-    """Run a process to completion: wall time and peak RSS from wait4 (no sampling)."""
-    with tempfile.TemporaryFile() as errors:
+    """Run a process to completion: wall time, and peak RSS as /usr/bin/time reports it."""
+    with tempfile.TemporaryFile() as errors, tempfile.NamedTemporaryFile("r") as rss:
         stdout = open(stdout_path, "wb") if stdout_path else None
         try:
             started = time.perf_counter()
-            process = subprocess.Popen(argv, stdout=stdout or subprocess.DEVNULL, stderr=errors)
-            _, status, usage = os.wait4(process.pid, 0)
+            process = subprocess.Popen(
+                [TIME, "-f", "%M", "-o", rss.name, *argv],
+                stdout=stdout or subprocess.DEVNULL,
+                stderr=errors,
+            )
+            _, status, _ = os.wait4(process.pid, 0)
             elapsed = time.perf_counter() - started
         finally:
             if stdout is not None:
@@ -57,7 +67,8 @@ def run(argv: list[str], *, stdout_path: str | None = None) -> Run:
             errors.seek(0)
             tail = errors.read().decode(errors="replace")[-500:]
             raise CommandError(f"{' '.join(argv)} exited {process.returncode}: {tail}")
-    return Run(elapsed, usage.ru_maxrss, process.returncode)
+        max_rss_kb = int(rss.read().split()[-1])
+    return Run(elapsed, max_rss_kb, process.returncode)
 
 
 def shell(command: str) -> list[str]:
@@ -85,7 +96,6 @@ def repeated(argv: list[str], repeats: int) -> list[Run]:
 
 @dataclass(slots=True)
 class Memory:
-    largest_rss_kb: int  # wait4's ru_maxrss: the largest single process of the tree
     tree_pss_kb: int  # peak of the summed PSS of the process and its descendants, sampled
 
 
@@ -95,7 +105,7 @@ def memory(argv: list[str], interval: float = 0.01) -> Memory:
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     peak = 0
     while True:
-        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        pid, status, _ = os.wait4(process.pid, os.WNOHANG)
         if pid:
             break
         peak = max(peak, sum(_pss_kb(member) for member in _tree(process.pid)))
@@ -103,7 +113,7 @@ def memory(argv: list[str], interval: float = 0.01) -> Memory:
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise CommandError(f"{' '.join(argv)} exited {process.returncode}")
-    return Memory(usage.ru_maxrss, peak)
+    return Memory(peak)
 
 
 def _tree(pid: int) -> list[int]:
