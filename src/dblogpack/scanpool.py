@@ -54,7 +54,30 @@ def open_pool(workers: int) -> Executor:
     if method == "forkserver":
         # The server process imports the engine once; each worker forked from it inherits it.
         context.set_forkserver_preload([__name__])
-    return ProcessPoolExecutor(workers, mp_context=context)
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=keep_freed_chunks)
+
+
+# glibc's mallopt parameters (malloc.h) and the values a scanning worker runs with.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD = 2 * MAX_CHUNK
+_TRIM_THRESHOLD = 4 * MAX_CHUNK
+
+
+def keep_freed_chunks() -> None:
+    """Let glibc reuse freed chunk buffers instead of handing them back to the kernel.
+
+    Every read is a fresh bytes object of about CHUNK bytes; glibc serves blocks that big with
+    mmap and unmaps them when freed, so each chunk's pages were faulted in anew: a third of a
+    scanning worker's system time on a 1.1 GB slow package (0.3-0.5 s -> 0.16-0.23 s with these
+    thresholds, wall 1.64-1.93 s -> 1.52-1.58 s). The heap then holds what the worker's two or
+    three live chunks need, as before. Elsewhere than glibc this does nothing.
+    """
+    import ctypes
+
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    if mallopt is not None:
+        mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+        mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
 
 
 
