@@ -31,7 +31,7 @@ from tests.support.apiserver import (
 from tests.support.pgcluster import free_port
 
 from dblogpack.cli import build_parser
-from dblogpack.cli_examples import command_parsers
+from dblogpack.cli.examples import command_parsers
 from dblogpack.synth import Mix, Plan, build, generate
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

@@ -120,7 +120,7 @@ def test_a_caller_passing_its_arguments_gets_the_exit_status_back(
 def test_package_ids_are_version_4_uuids() -> None:
     import uuid
 
-    from dblogpack.cli_pack import package_id
+    from dblogpack.cli.pack import package_id
 
     ids = {package_id() for _ in range(100)}
     assert len(ids) == 100

@@ -1,6 +1,6 @@
 """`dblogpack pack`: the engine on local files, offline (no server, no settings, no logging).
 
-Apart from cli.py's other commands because it is timed as a whole process (a 1-hour window
+Apart from the other commands because it is timed as a whole process (a 1-hour window
 must take < 50 ms): its import path holds argparse and the engine, nothing of the service.
 """
 
