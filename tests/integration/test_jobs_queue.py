@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from tests.support.jobs import JobWorld, metadata_database, open_world
 
-from dblogpack.catalog.packages import BuiltPackage
+from dblogpack.catalog.leases import BuiltPackage
 from dblogpack.errors import NameConflict, NodeBusy, NotFound, StateConflict
 from dblogpack.jobs import Claim, JobPolicy, JobQueue
 from dblogpack.model import LogKind, PackageState

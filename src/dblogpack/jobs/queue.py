@@ -1,6 +1,6 @@
 """Job operations on package rows: enqueue, claim, heartbeat, finish, fail, retry, release,
 requeue stalled jobs, and the deletion states. Policy (leases, attempts, retention) lives here;
-the SQL lives in catalog.packages.
+the SQL lives in catalog.packages and catalog.leases.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from dblogpack.catalog import Catalog, resources
+from dblogpack.catalog import Catalog, leases, resources
 from dblogpack.catalog import packages as rows
-from dblogpack.catalog.packages import BuiltPackage, PackageRecord
+from dblogpack.catalog.leases import BuiltPackage
+from dblogpack.catalog.packages import PackageRecord
 from dblogpack.errors import NameConflict, NodeBusy, NotFound, StateConflict
 from dblogpack.model import PackageSpec, PackageState, ResourceKind, SourceConfig
 
@@ -163,7 +164,7 @@ class JobQueue:
     def depth(self) -> int:
         """Packages waiting for a worker: Running, unleased, attempts left."""
         with self.catalog.read() as conn:
-            return rows.count_claimable(conn, self.clock(), self.policy.max_attempts)
+            return leases.count_claimable(conn, self.clock(), self.policy.max_attempts)
 
     # -- a worker's side ---------------------------------------------------------------------
 
@@ -171,7 +172,7 @@ class JobQueue:
         """Lease the oldest job a node has room for; None when there is nothing to do."""
         token = _lease_token(worker_name)
         with self.catalog.write() as conn:
-            package = rows.claim_next(
+            package = leases.claim_next(
                 conn,
                 token,
                 now=self.clock(),
@@ -184,7 +185,7 @@ class JobQueue:
     def heartbeat(self, claim: Claim, progress: int) -> bool:
         """Renew the lease and record progress (clamped to 1-99); False when the lease is lost."""
         with self.catalog.write() as conn:
-            return rows.renew_lease(
+            return leases.renew_lease(
                 conn,
                 claim.package.id,
                 claim.token,
@@ -199,7 +200,7 @@ class JobQueue:
         """
         now = self.clock()
         with self.catalog.write() as conn:
-            return rows.record_success(
+            return leases.record_success(
                 conn, claim.package.id, claim.token, built, now=now, expires_at=self._expiry(now)
             )
 
@@ -207,7 +208,7 @@ class JobQueue:
         """Package_Failed with `message` (a deterministic failure: no retry)."""
         now = self.clock()
         with self.catalog.write() as conn:
-            return rows.record_failure(
+            return leases.record_failure(
                 conn, claim.package.id, claim.token, message, now=now, expires_at=self._expiry(now)
             )
 
@@ -223,13 +224,15 @@ class JobQueue:
         message = retrying_message(attempts, limit, error)
         not_before = self.clock() + self.policy.retry_delay_seconds * attempts
         with self.catalog.write() as conn:
-            done = rows.requeue(conn, claim.package.id, claim.token, message, not_before=not_before)
+            done = leases.requeue(
+                conn, claim.package.id, claim.token, message, not_before=not_before
+            )
         return PackageState.RUNNING if done else None
 
     def release(self, claim: Claim) -> bool:
         """Give the job back without counting the attempt (a worker stopping gracefully)."""
         with self.catalog.write() as conn:
-            return rows.release_lease(conn, claim.package.id, claim.token)
+            return leases.release_lease(conn, claim.package.id, claim.token)
 
     def requeue_stalled(self) -> int:
         """Queue again (or fail, when attempts are spent) jobs whose worker stopped renewing its
@@ -238,16 +241,16 @@ class JobQueue:
         now = self.clock()
         touched = 0
         with self.catalog.write() as conn:
-            for stalled in rows.stalled_packages(conn, now):
+            for stalled in leases.stalled_packages(conn, now):
                 error = f"worker {_worker_of(stalled.lease_owner)} stopped renewing its lease"
                 if stalled.attempts >= self.policy.max_attempts:
                     message = exhausted_message(stalled.attempts, error)
-                    done = rows.fail_stalled(
+                    done = leases.fail_stalled(
                         conn, stalled, message, now=now, expires_at=self._expiry(now)
                     )
                 else:
                     message = retrying_message(stalled.attempts, self.policy.max_attempts, error)
-                    done = rows.requeue_stalled(conn, stalled, message)
+                    done = leases.requeue_stalled(conn, stalled, message)
                 touched += done
         return touched
 

@@ -23,7 +23,7 @@ from typing import BinaryIO
 from sqlalchemy.exc import SQLAlchemyError
 
 from dblogpack import pipeline
-from dblogpack.catalog.packages import BuiltPackage
+from dblogpack.catalog.leases import BuiltPackage
 from dblogpack.errors import DblogpackError, SourceError, StoreError
 from dblogpack.jobs.queue import Claim, JobQueue, LeaseLost, package_key, package_prefix
 from dblogpack.jobs.sweeper import Sweeper
