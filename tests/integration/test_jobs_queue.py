@@ -102,6 +102,9 @@ def test_packages_are_listed_newest_first_by_page(world: JobWorld) -> None:
     )
     assert total == 1 and only_n3[0].id == ids[2]
     assert queue.list_packages(["other-project"], world.spec("n1").kind) == ([], 0)
+    # A page past the end is empty yet still says how many there are.
+    past, total = queue.list_packages([world.project_id], world.spec("n1").kind, offset=5)
+    assert (past, total) == ([], 3)
 
 
 # -- claiming --------------------------------------------------------------------------------

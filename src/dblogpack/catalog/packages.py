@@ -192,14 +192,21 @@ def list_packages(
         where.append(packages.c.resource_id == resource_id)
     if node_id is not None:
         where.append(packages.c.node_id == node_id)
-    total = conn.execute(select(func.count()).select_from(packages).where(*where)).scalar_one()
+    # The total rides along with the page (one statement for the usual call); a page past the
+    # end has no row to carry it, so only then is it counted apart.
     rows = conn.execute(
-        select(packages)
+        select(packages, func.count().over().label("listed_total"))
         .where(*where)
         .order_by(packages.c.created_at.desc(), packages.c.id.desc())
         .offset(offset)
         .limit(limit)
     ).all()
+    if rows:
+        total = rows[0].listed_total
+    elif offset == 0:
+        total = 0
+    else:
+        total = conn.execute(select(func.count()).select_from(packages).where(*where)).scalar_one()
     return [record_of(r) for r in rows], int(total)
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Row, Select, Table, delete, func, insert, sel
 
 from dblogpack.catalog.records import MongoCluster, MongoNode, PgsqlInstance
 from dblogpack.catalog.tables import mongodb_clusters, mongodb_nodes, pgsql_instances
-from dblogpack.model import FormatConfig, SourceConfig, SourceType
+from dblogpack.model import FormatConfig, ResourceKind, SourceConfig, SourceType
 from dblogpack.secretbox import SecretBox
 
 AVAILABLE = "Available"
@@ -139,6 +139,18 @@ def _stored_source(
     if row is None:
         return None
     return open_source(row.source_type, row.source_settings, row.source_secrets, box)
+
+
+def visible_project(
+    conn: Connection, kind: ResourceKind, resource_id: str, project_ids: Sequence[str],
+    region: str | None = None, zone: str | None = None,
+) -> str | None:
+    """The project of an instance or cluster the caller may see, or None: one lookup, without
+    the nodes or the source (what every package call asks first)."""
+    table = pgsql_instances if kind is ResourceKind.PGSQL else mongodb_clusters
+    query = _scoped(table, project_ids, region, zone).where(table.c.id == resource_id)
+    row = conn.execute(query).one_or_none()
+    return None if row is None else str(row.project_id)
 
 
 def get_pgsql_instance(

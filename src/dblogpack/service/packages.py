@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, TypeVar
 
+from dblogpack.catalog import resources as resource_queries
 from dblogpack.catalog.packages import PackageRecord
 from dblogpack.catalog.records import MongoNode
 from dblogpack.errors import (
@@ -410,12 +411,19 @@ class PackageOperations(ResourceOperations):
         self, caller: Caller, project_id: str, region: str | None, zone: str | None,
         kind: ResourceKind, resource_id: str,
     ) -> str:
-        """The project of a visible instance or cluster; NotFound otherwise."""
-        if kind is ResourceKind.PGSQL:
-            found = self.get_pgsql_instance(caller, project_id, region, zone, resource_id)
-            return found.project_id
-        cluster = self.get_mongodb_cluster(caller, project_id, region, zone, resource_id)
-        return cluster.project_id
+        """The project of a visible instance or cluster; NotFound otherwise (named as
+        get_pgsql_instance and get_mongodb_cluster name it)."""
+        scope = self._scope(caller, project_id)
+        found = None
+        if _storable(resource_id):
+            with self.catalog.read() as conn:
+                found = resource_queries.visible_project(
+                    conn, kind, resource_id, scope, region, zone
+                )
+        if found is None:
+            parameter = "InstanceID" if kind is ResourceKind.PGSQL else "ClusterId"
+            raise NotFound(f"{parameter} {resource_id!r} not found")
+        return found
 
     def _excerpt(
         self, config: SourceConfig, label: str, window: TimeWindow, kind: LogKind, max_line: int,
