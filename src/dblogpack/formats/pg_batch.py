@@ -10,16 +10,16 @@ chunk from the extreme timestamp texts (pg_times) unless the chunk straddles an 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Hashable
 from itertools import chain, compress, repeat
-from operator import eq, ne
-from typing import TYPE_CHECKING, cast
+from operator import eq, itemgetter, ne
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from dblogpack.formats.base import ScanResult
 from dblogpack.formats.pg_prefix import CompiledPrefix, always_set, unread_names
 from dblogpack.formats.pg_times import StampSpan
 from dblogpack.formats.scanner import count_selected, window_bounds
-from dblogpack.model import TimeWindow
+from dblogpack.model import DetailGroup, Query, TimeWindow
 
 if TYPE_CHECKING:
     from dblogpack.formats.pg_stderr import PgStderrFormat
@@ -33,6 +33,7 @@ _NEXT = (1).__add__
 _START = re.Match.start
 
 Heads = list[re.Match[bytes]]
+_Kind = TypeVar("_Kind", bound=Hashable)
 
 
 def total(pattern: bytes) -> bytes:
@@ -76,6 +77,13 @@ def captured(pattern: bytes, names: Collection[str | None], rename: str = "") ->
     return _NAMED_GROUP.sub(group, pattern)
 
 
+def first_entries(kinds: list[_Kind]) -> list[tuple[int, _Kind]]:
+    """Each kind once with the index of its first entry, in order of first entry."""
+    # Later (reversed) pairs overwrite, so the smallest index stays.
+    firsts = dict(zip(reversed(kinds), range(len(kinds) - 1, -1, -1), strict=True))
+    return sorted(zip(firsts.values(), firsts, strict=True), key=itemgetter(0))
+
+
 class BatchScan:
     """Selection of matched heads in one chunk: window, spans and entry ends."""
 
@@ -107,6 +115,26 @@ class BatchScan:
         # none when TAB lines may parse as prefixed and the general search finds every end).
         names = [f"f{n}_{process}" for n in range(1, FOLLOW_UPS + 1)]
         self._follow_ups = tuple(groups[name] for name in names if name in groups)
+
+    def scan(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
+        heads, ends, times = self._select(buf, self._heads(buf, first, query), query.window, result)
+        if heads and query.details:
+            self._group(buf, heads, ends, times, result.details)
+
+    def _heads(self, buf: bytes, first: int, query: Query) -> Heads:
+        """Matches at the line starts of the chunk's entries of the scan's kind."""
+        raise NotImplementedError
+
+    def _group(
+        self,
+        buf: bytes,
+        heads: Heads,
+        ends: list[int],
+        times: list[float] | None,
+        groups: list[DetailGroup],
+    ) -> None:
+        """Adds the summary groups of the selected entries to `groups`, in order of first entry."""
+        raise NotImplementedError
 
     def _matched(self, buf: bytes, first: int, hits: list[int], edge: str) -> Heads:
         """The matches at the start of each hit's line whose level starts (edge "start") or ends

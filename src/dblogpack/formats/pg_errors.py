@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from operator import itemgetter, methodcaller
+from operator import methodcaller
 from typing import TYPE_CHECKING
 
-from dblogpack.formats.base import ScanResult
-from dblogpack.formats.pg_batch import MESSAGE, BatchScan, Heads, head_pattern
+from dblogpack.formats.pg_batch import MESSAGE, BatchScan, Heads, first_entries, head_pattern
 from dblogpack.formats.pg_prefix import CompiledPrefix
 from dblogpack.formats.pg_times import StampSpan
 from dblogpack.model import DetailGroup, Query
@@ -42,12 +41,7 @@ class ErrorScan(BatchScan):
         super().__init__(log_format, pattern, span)
         self._coded = "sqlstate" in log_format.prefix.line.groupindex
 
-    def scan(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
-        heads, ends, times = self._select(buf, self._heads(buf, first), query.window, result)
-        if heads and query.details:
-            self._group(buf, heads, ends, times, result.details)
-
-    def _heads(self, buf: bytes, first: int) -> Heads:
+    def _heads(self, buf: bytes, first: int, query: Query) -> Heads:
         """Matches at the line starts of the hits whose line's level ends at the tag."""
         tags = list(map(_START, _TAG.finditer(buf, first)))
         heads = self._matched(buf, first, tags, "end")
@@ -66,8 +60,7 @@ class ErrorScan(BatchScan):
         if self._coded:
             kinds = list(zip(kinds, map(methodcaller("group", "sqlstate"), heads), strict=True))
         counts = Counter(kinds)
-        firsts = dict(zip(reversed(kinds), range(len(kinds) - 1, -1, -1), strict=True))
-        for kind, index in sorted(firsts.items(), key=itemgetter(1)):
+        for index, kind in first_entries(kinds):
             ts = self._time(heads, times, index)
             detail = self._format._detail(buf, heads[index].start(), ends[index], ts, None)
             groups.append(DetailGroup(detail, counts[kind], 0.0, 0.0))

@@ -11,8 +11,7 @@ from itertools import compress, count, repeat
 from operator import is_
 from typing import TYPE_CHECKING, cast
 
-from dblogpack.formats.base import ScanResult
-from dblogpack.formats.pg_batch import MESSAGE, BatchScan, Heads, head_pattern
+from dblogpack.formats.pg_batch import MESSAGE, BatchScan, Heads, first_entries, head_pattern
 from dblogpack.formats.pg_prefix import CompiledPrefix
 from dblogpack.formats.pg_times import StampSpan
 from dblogpack.model import DetailGroup, Query
@@ -74,20 +73,16 @@ class SlowScan(BatchScan):
         self._numbers: dict[_Kind, int] = {}
         self._counter = count()
 
-    def scan(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
-        heads = self._heads(buf, first)
+    def _heads(self, buf: bytes, first: int, query: Query) -> Heads:
+        """Matches at the line starts of the hits whose `LOG` is the line's level, of entries
+        lasting at least the query's least duration."""
+        hits = list(map(_START, _NEEDLE.finditer(buf, first)))
+        heads = self._matched(buf, first, hits, "start")
         least = query.min_duration_ms or 0.0
         if least > 0:
             duration = self._duration
             heads = [head for head in heads if float(head.group(duration)) >= least]
-        heads, ends, times = self._select(buf, heads, query.window, result)
-        if heads and query.details:
-            self._group(buf, heads, ends, times, result.details)
-
-    def _heads(self, buf: bytes, first: int) -> Heads:
-        """Matches at the line starts of the hits whose `LOG` is the line's level."""
-        hits = list(map(_START, _NEEDLE.finditer(buf, first)))
-        return self._matched(buf, first, hits, "start")
+        return heads
 
     def _group(
         self,
@@ -105,9 +100,7 @@ class SlowScan(BatchScan):
         alike: defaultdict[int, list[float]] = defaultdict(list)
         for kind, ms in zip(kinds, durations, strict=True):
             alike[kind].append(ms)  # summed below in entry order, as one by one
-        # Each kind's first entry: later (reversed) pairs overwrite, so the smallest index stays.
-        firsts = dict(zip(reversed(kinds), range(len(kinds) - 1, -1, -1), strict=True))
-        for index, kind in sorted(zip(firsts.values(), firsts, strict=True)):
+        for index, kind in first_entries(kinds):
             entries, total_ms, max_ms = len(alike[kind]), sum(alike[kind]), max(alike[kind])
             ts = self._time(heads, times, index)
             detail = self._format._detail(
