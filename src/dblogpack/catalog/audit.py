@@ -6,8 +6,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, func, insert, select
+from sqlalchemy import ColumnElement, Connection, Row, insert, select
 
+from dblogpack.catalog.paging import page
 from dblogpack.catalog.records import AuditRecord
 from dblogpack.catalog.tables import audit_records
 
@@ -62,13 +63,9 @@ def list_audit_records(
     conn: Connection, where: AuditFilter, offset: int, limit: int
 ) -> tuple[list[AuditRecord], int]:
     """A page of the records `where` keeps, newest first, and how many it keeps in all."""
-    conditions = _conditions(where)
-    total = conn.execute(select(func.count()).select_from(audit_records).where(*conditions))
-    query = (
-        select(audit_records).where(*conditions)
-        .order_by(audit_records.c.id.desc()).offset(offset).limit(limit)
-    )
-    return [_record(row) for row in conn.execute(query)], int(total.scalar_one())
+    query = select(audit_records).where(*_conditions(where))
+    rows, total = page(conn, query, (audit_records.c.id.desc(),), offset, limit)
+    return [_record(row) for row in rows], total
 
 
 def _conditions(where: AuditFilter) -> list[ColumnElement[bool]]:

@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, Connection, Row, and_, func, not_, or_, se
 from dblogpack.catalog.packages import (
     RUNNING,
     PackageRecord,
+    count_packages,
     get_package,
     lock_for_update,
     record_of,
@@ -42,10 +43,7 @@ def _claimable(now: float, max_attempts: int) -> ColumnElement[bool]:
 
 def leased_on_node(conn: Connection, resource_id: str, node_id: str | None, now: float) -> int:
     """Packages of the node a live worker holds right now."""
-    query = select(func.count()).select_from(packages).where(
-        same_node(resource_id, node_id), _leased(now)
-    )
-    return int(conn.execute(query).scalar_one())
+    return count_packages(conn, same_node(resource_id, node_id), _leased(now))
 
 
 def claim_next(
@@ -255,5 +253,4 @@ def requeue_stalled(conn: Connection, stalled: PackageRecord, message: str) -> b
 
 def count_claimable(conn: Connection, now: float, max_attempts: int) -> int:
     """Packages Running that no worker holds and that may be claimed now: the queue's depth."""
-    query = select(func.count()).select_from(packages).where(_claimable(now, max_attempts))
-    return int(conn.execute(query).scalar_one())
+    return count_packages(conn, _claimable(now, max_attempts))

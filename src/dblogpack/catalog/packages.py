@@ -206,7 +206,7 @@ def list_packages(
     elif offset == 0:
         total = 0
     else:
-        total = conn.execute(select(func.count()).select_from(packages).where(*where)).scalar_one()
+        total = count_packages(conn, *where)
     return [record_of(r) for r in rows], int(total)
 
 
@@ -215,12 +215,14 @@ def same_node(resource_id: str, node_id: str | None) -> ColumnElement[bool]:
     return and_(packages.c.resource_id == resource_id, node)
 
 
+def count_packages(conn: Connection, *where: ColumnElement[bool]) -> int:
+    """How many package rows match all of `where`."""
+    return int(conn.execute(select(func.count()).select_from(packages).where(*where)).scalar_one())
+
+
 def count_running_on_node(conn: Connection, resource_id: str, node_id: str | None) -> int:
     """Packages of the node that are queued or being built (Package_Running)."""
-    query = select(func.count()).select_from(packages).where(
-        same_node(resource_id, node_id), packages.c.state == RUNNING
-    )
-    return int(conn.execute(query).scalar_one())
+    return count_packages(conn, same_node(resource_id, node_id), packages.c.state == RUNNING)
 
 
 def lock_for_update(conn: Connection, key: str) -> None:

@@ -11,8 +11,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, Table, delete, func, insert, select
+from sqlalchemy import ColumnElement, Connection, Row, Select, Table, delete, insert, select
 
+from dblogpack.catalog.paging import page
 from dblogpack.catalog.records import MongoCluster, MongoNode, PgsqlInstance
 from dblogpack.catalog.tables import mongodb_clusters, mongodb_nodes, pgsql_instances
 from dblogpack.model import FormatConfig, ResourceKind, SourceConfig, SourceType
@@ -123,13 +124,8 @@ def _scoped(table: Table, project_ids: Sequence[str],
     return query
 
 
-def _page(
-    conn: Connection, table: Table, query: Select[Any], offset: int, limit: int
-) -> tuple[list[Row[Any]], int]:
-    """One page of `query`'s rows, oldest first, and how many rows there are in all."""
-    total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    page = query.order_by(table.c.created_at, table.c.id).offset(offset).limit(limit)
-    return list(conn.execute(page)), total
+def _oldest_first(table: Table) -> tuple[ColumnElement[Any], ...]:
+    return (table.c.created_at, table.c.id)
 
 
 def _stored_source(
@@ -172,7 +168,7 @@ def list_pgsql_instances(
     offset: int, limit: int,
 ) -> tuple[list[PgsqlInstance], int]:
     query = _scoped(pgsql_instances, project_ids, region, zone)
-    rows, total = _page(conn, pgsql_instances, query, offset, limit)
+    rows, total = page(conn, query, _oldest_first(pgsql_instances), offset, limit)
     return [_pgsql_record(r) for r in rows], total
 
 
@@ -246,7 +242,7 @@ def list_mongodb_clusters(
     offset: int, limit: int,
 ) -> tuple[list[MongoCluster], int]:
     query = _scoped(mongodb_clusters, project_ids, region, zone)
-    rows, total = _page(conn, mongodb_clusters, query, offset, limit)
+    rows, total = page(conn, query, _oldest_first(mongodb_clusters), offset, limit)
     nodes = _nodes_of(conn, [r.id for r in rows])
     return [_cluster_record(r, nodes[r.id]) for r in rows], total
 
