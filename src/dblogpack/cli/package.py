@@ -30,8 +30,6 @@ examples:
 Without --file, pgsql packages every file ListUPgSQLLog lists for the window.
 """
 _PACKAGE_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_FINAL_STATES = ("Package_Success", "Package_Failed", "Package_Deleting", "Package_Deleted",
-                 "Package_DeleteFailed")
 
 
 class PackageActions(NamedTuple):
@@ -174,23 +172,26 @@ def _wait_for_package(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
+    from dblogpack.model import PackageState
+
+    final_states = {state.value for state in PackageState if state is not PackageState.RUNNING}
     deadline = time.monotonic() + args.timeout
     columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                TextColumn("{task.fields[state]}"))
     with Progress(*columns, console=Console(stderr=True)) as bar:
-        task = bar.add_task(package_id, total=100, state="Package_Running")
+        task = bar.add_task(package_id, total=100, state=PackageState.RUNNING.value)
         while True:
             info, request_uuid = _package_info(settings, actions, scope, package_id)
             bar.update(task, completed=int(info.get("Progress") or 0), state=info["State"])
-            if info["State"] in _FINAL_STATES:
+            if info["State"] in final_states:
                 break
             if time.monotonic() > deadline:
                 raise PackageFailedError(f"package {package_id} still {info['State']} after "
                                          f"{args.timeout:g} s (RequestUUID {request_uuid})")
             time.sleep(args.poll)
-        if info["State"] == "Package_Success":
+        if info["State"] == PackageState.SUCCESS:
             bar.update(task, completed=100)
-    if info["State"] != "Package_Success":
+    if info["State"] != PackageState.SUCCESS:
         reason = f": {info['Message']}" if info.get("Message") else ""
         raise PackageFailedError(
             f"package {package_id} ended {info['State']}{reason} (RequestUUID {request_uuid})")
