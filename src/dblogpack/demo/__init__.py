@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import threading
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dblogpack.app import save_private_json
 from dblogpack.demo.mongo import KEEP_ROTATED, DemoNode, MongoFeeders, demo_nodes, prune_oldest
 from dblogpack.demo.pgcluster import DemoPgCluster, PgCredentials, open_path_to_server_user
 from dblogpack.demo.workload import SHOP_DB, ShopWorkload
@@ -59,11 +59,7 @@ class DemoState:
         return cls(PgCredentials(**document.pop("pg")), **document)
 
     def save(self, path: Path) -> None:
-        partial = path.with_name(f".{path.name}.partial")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(asdict(self), fh, indent=2)
-        os.replace(partial, path)
+        save_private_json(path, asdict(self))
 
 
 @dataclass(slots=True)
