@@ -11,8 +11,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from dblogpack import pipeline
+from dblogpack.formats.base import ScanResult
 from dblogpack.model import (
     FormatConfig,
     LogFile,
@@ -23,6 +25,7 @@ from dblogpack.model import (
     TimeWindow,
 )
 from dblogpack.sources.base import LogSource
+from dblogpack.summary import SummaryBuilder
 
 BASE_MS = 1_714_550_400_000  # 2024-05-01T08:00:00Z
 PG_STDERR = FormatConfig("pg-stderr")
@@ -102,6 +105,20 @@ def reference(
         and (min_duration_ms is None or (e.duration_ms or 0) >= min_duration_ms)
     ]
     return b"".join(e.text() for e in kept)
+
+
+def scan_told(result: ScanResult, flavour: str, top: int = 50) -> dict[str, Any]:
+    """What a scan tells the package: spans, counts, times and the summary (its `top` groups)."""
+    summary = SummaryBuilder(flavour)
+    for group in result.details:
+        summary.add_group(group)
+    return {
+        "spans": result.spans,
+        "entries": result.entries,
+        "first_ts": result.first_ts,
+        "last_ts": result.last_ts,
+        "summary": summary.to_json(top=top),
+    }
 
 
 def members(package: bytes | Path) -> dict[str, bytes]:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.unit.engine_logs import scan_told
 
 from dblogpack.formats import build, pg_slow
 from dblogpack.formats.base import ScanResult
@@ -19,7 +20,6 @@ from dblogpack.formats.framing import last_match_start
 from dblogpack.formats.pg_stderr import PgStderrFormat
 from dblogpack.formats.scanner import EntryScanner
 from dblogpack.model import FormatConfig, LogKind, Query, TimeWindow
-from dblogpack.summary import SummaryBuilder
 
 LOGS = Path(__file__).resolve().parents[1] / "logs"
 EXPECTED: dict[str, dict[str, Any]] = json.loads((LOGS / "expected.json").read_text())
@@ -44,16 +44,7 @@ def scanned(fmt: PgStderrFormat, buf: bytes, query: Query, *, generic: bool) -> 
             EntryScanner._scan_kind(fmt, buf, first, query, result)
         else:
             fmt._scan_kind(buf, first, query, result)
-    summary = SummaryBuilder("sql")
-    for group in result.details:
-        summary.add_group(group)
-    return {
-        "spans": result.spans,
-        "entries": result.entries,
-        "first_ts": result.first_ts,
-        "last_ts": result.last_ts,
-        "summary": summary.to_json(),
-    }
+    return scan_told(result, "sql")
 
 
 def assert_same_as_generic(fmt: PgStderrFormat, buf: bytes, query: Query) -> None:

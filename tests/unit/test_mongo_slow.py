@@ -12,6 +12,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.unit.engine_logs import scan_told
 
 from dblogpack import summary
 from dblogpack.formats.base import ScanResult
@@ -19,7 +20,6 @@ from dblogpack.formats.mongo_json import MongoJsonFormat
 from dblogpack.formats.scanner import EntryScanner
 from dblogpack.formats.timestamps import IsoSecondsCache, _iso_seconds
 from dblogpack.model import FormatConfig, LogKind, Query, TimeWindow
-from dblogpack.summary import SummaryBuilder
 from dblogpack.synth import Plan, build, generate
 
 LOGS = Path(__file__).resolve().parents[1] / "logs"
@@ -38,17 +38,7 @@ class PerEntryFormat(MongoJsonFormat):
 
 def scanned(fmt: MongoJsonFormat, data: bytes, query: Query) -> dict[str, Any]:
     result = fmt.scan(data, query, "mongod.log", 0)
-    summary = SummaryBuilder("mongo")
-    for group in result.details:
-        summary.add_group(group)
-    return {
-        "spans": result.spans,
-        "entries": result.entries,
-        "first_ts": result.first_ts,
-        "last_ts": result.last_ts,
-        "summary": summary.to_json(top=1000),
-        "warnings": result.warnings,
-    }
+    return {**scan_told(result, "mongo", top=1000), "warnings": result.warnings}
 
 
 def assert_alike(
