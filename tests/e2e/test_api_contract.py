@@ -36,12 +36,6 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture(scope="module")
-def client(server: ApiServer) -> Iterator[ApiClient]:
-    with ApiClient(server) as api_client:
-        yield api_client
-
-
-@pytest.fixture(scope="module")
 def admin(server: ApiServer) -> KeyPair:
     return server.admin
 

@@ -21,12 +21,6 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         yield api_server
 
 
-@pytest.fixture(scope="module")
-def client(server: ApiServer) -> Iterator[ApiClient]:
-    with ApiClient(server) as api_client:
-        yield api_client
-
-
 @contextmanager
 def table_missing(server: ApiServer, table: str) -> Iterator[None]:
     """The server's `table` renamed away for the duration of the block."""

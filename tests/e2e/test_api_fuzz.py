@@ -52,12 +52,6 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         yield api_server
 
 
-@pytest.fixture(scope="module")
-def client(server: ApiServer) -> Iterator[ApiClient]:
-    with ApiClient(server) as api_client:
-        yield api_client
-
-
 names = st.one_of(st.sampled_from(PARAMETER_NAMES), st.text(max_size=12))
 scalars = st.one_of(st.sampled_from(ODD_VALUES), st.text(max_size=40))
 json_values = st.recursive(

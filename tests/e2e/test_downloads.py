@@ -43,12 +43,6 @@ def server(
 
 
 @pytest.fixture(scope="module")
-def client(server: ApiServer) -> Iterator[ApiClient]:
-    with ApiClient(server) as api_client:
-        yield api_client
-
-
-@pytest.fixture(scope="module")
 def cluster(server: ApiServer, client: ApiClient, tmp_path_factory: pytest.TempPathFactory) -> str:
     log_dir = tmp_path_factory.mktemp("mongo-downloads")
     now = int(time.time())

@@ -63,12 +63,6 @@ def server(
 
 
 @pytest.fixture(scope="module")
-def client(server: ApiServer) -> Iterator[ApiClient]:
-    with ApiClient(server) as api_client:
-        yield api_client
-
-
-@pytest.fixture(scope="module")
 def node(server: ApiServer, client: ApiClient, tmp_path_factory: pytest.TempPathFactory) -> Node:
     log_dir = tmp_path_factory.mktemp("mongo-node")
     now = int(time.time())

@@ -66,12 +66,6 @@ def server(
 
 
 @pytest.fixture(scope="module")
-def client(server: ApiServer) -> Iterator[ApiClient]:
-    with ApiClient(server) as api_client:
-        yield api_client
-
-
-@pytest.fixture(scope="module")
 def instance(
     server: ApiServer, client: ApiClient, tmp_path_factory: pytest.TempPathFactory
 ) -> Instance:
