@@ -94,14 +94,10 @@ def repeated(argv: list[str], repeats: int) -> list[Run]:
     return [run(argv) for _ in range(repeats)]
 
 
-@dataclass(slots=True)
-class Memory:
-    tree_pss_kb: int  # peak of the summed PSS of the process and its descendants, sampled
-
-
-def memory(argv: list[str], interval: float = 0.01) -> Memory:
-    """Peak memory of a process tree: shared pages are split between processes (PSS), so
-    forked workers are not counted twice. Sampling misses peaks shorter than `interval`."""
+def tree_pss_kb(argv: list[str], interval: float = 0.01) -> int:
+    """Peak memory of a process tree in kB: the summed PSS of the process and its descendants,
+    so shared pages are split between processes and forked workers are not counted twice.
+    Sampled: peaks shorter than `interval` are missed."""
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     peak = 0
     while True:
@@ -113,7 +109,7 @@ def memory(argv: list[str], interval: float = 0.01) -> Memory:
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise CommandError(f"{' '.join(argv)} exited {process.returncode}")
-    return Memory(peak)
+    return peak
 
 
 def _tree(pid: int) -> list[int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 
 from bench.groups import scan
-from bench.measure import CommandError, memory, repeated
+from bench.measure import CommandError, repeated, tree_pss_kb
 from bench.rows import DBLOGPACK, Context, Row, RowResult
 
 RSS_LIMIT_MB = 100.0
@@ -40,7 +40,7 @@ def peak_rss(ctx: Context) -> RowResult:
         return result
     with ctx.console.status("measuring the memory of dblogpack's process tree"):
         try:
-            trees = {key: memory(ctx.commands[key]).tree_pss_kb for key in rows}
+            trees = {key: tree_pss_kb(ctx.commands[key]) for key in rows}
         except CommandError as exc:
             result.note = str(exc)
             return result
