@@ -98,12 +98,14 @@ def node(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     return Node(directory, generate(fmt, directory / "mongod.log", plan), variant.config)
 
 
-def package(
-    node: Node, window: TimeWindow, kind: LogKind, min_duration: float | None = None
+def pack(
+    source: DirSource, config: FormatConfig, window: TimeWindow, kind: LogKind,
+    min_duration: float | None = None, name: str = "test",
 ) -> bytes:
+    """The archive the pipeline builds from `source` (closed afterwards)."""
     spec = PackageSpec(
         id="pkg-1",
-        name="test",
+        name=name,
         kind=ResourceKind.MONGODB,
         resource_id="cluster-1",
         node_id="node-1",
@@ -112,9 +114,15 @@ def package(
         min_duration_ms=min_duration,
     )
     out = io.BytesIO()
-    with DirSource(node.directory, "mongod.log*") as source:
-        pipeline.run(spec, source, node.config, out, workers=1)
+    with source:
+        pipeline.run(spec, source, config, out, workers=1)
     return out.getvalue()
+
+
+def package(
+    node: Node, window: TimeWindow, kind: LogKind, min_duration: float | None = None
+) -> bytes:
+    return pack(DirSource(node.directory, "mongod.log*"), node.config, window, kind, min_duration)
 
 
 def members(archive: bytes) -> tuple[dict[str, bytes], dict[str, object]]:
@@ -229,18 +237,7 @@ def test_hand_checked_samples_are_packed_line_for_line(sample: str, kind: str) -
     lines = (SAMPLES / sample).read_bytes().splitlines(keepends=True)
     wanted = b"".join(b"".join(lines[first - 1 : last]) for first, last in expectation[kind])
     config = FormatConfig(**expectation["config"])
-    spec = PackageSpec(
-        id="pkg-1",
-        name="sample",
-        kind=ResourceKind.MONGODB,
-        resource_id="cluster-1",
-        node_id="node-1",
-        log_type=LogKind(kind),
-        window=TimeWindow(),
-    )
-    out = io.BytesIO()
-    with DirSource(SAMPLES, sample) as source:
-        pipeline.run(spec, source, config, out, workers=1)
-    logs, manifest = members(out.getvalue())
+    archive = pack(DirSource(SAMPLES, sample), config, TimeWindow(), LogKind(kind), name="sample")
+    logs, manifest = members(archive)
     assert logs == ({sample: wanted} if wanted else {})
     assert manifest["totals"]["entries"] == len(expectation[kind])  # type: ignore[index]
