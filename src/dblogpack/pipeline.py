@@ -146,9 +146,9 @@ class _Packing:
         if scanned is None:
             return self._streamed(plan, row)
         assert plan.path is not None  # scanned locally, so it has a path
-        size = scanned.spans.total()
         if scanned.member is not None:
             return self._compressed(row, plan.file, scanned, scanned.member)
+        size = scanned.spans.total()
         try:
             if scanned.entries and size:
                 with open(plan.path, "rb", buffering=0) as f:

@@ -220,9 +220,7 @@ def _gathered(plan: FilePlan, results: Iterator[Scanned], meter: Meter) -> Scann
     finally:
         if file is not None:
             file.close()
-    if file is None:
-        member.close()
-    else:
+    if file is not None:  # else no piece was added to the member: it holds no file
         total.member = member
     return total
 
