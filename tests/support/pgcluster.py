@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,6 +16,8 @@ from urllib.parse import quote
 
 import psycopg
 from psycopg import sql as pgsql
+
+from dblogpack.demo.pgcluster import free_port
 
 PG_BIN = Path(os.environ.get("DBLOGPACK_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 SUPERUSER = "postgres"
@@ -36,14 +37,6 @@ FAST_SETTINGS: dict[str, str] = {
 
 class PgClusterError(RuntimeError):
     """The cluster could not be created, started or stopped; the message quotes the server."""
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _as_server_user(argv: Sequence[str]) -> list[str]:
