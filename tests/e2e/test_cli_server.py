@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import httpx
 import pytest
 from tests.support.pgcluster import PgCluster, free_port
 
-from dblogpack.app import open_services
+from dblogpack.app import Services, open_services
 from dblogpack.catalog.packages import PackageRecord
 from dblogpack.model import LogKind, PackageSpec, PackageState, ResourceKind, TimeWindow
 from dblogpack.settings import load_settings
@@ -266,23 +267,29 @@ SAMPLE_LOG = "".join(
 )
 
 
-def enqueue_package(data_dir: Path, instance: str, project: str, name: str) -> str:
-    """Queue a package straight in the data directory's catalog, as the packaging actions will."""
+@contextmanager
+def data_dir_services(data_dir: Path) -> Iterator[Services]:
+    """The services of `data_dir` opened in this process, as a server there would open them."""
     services = open_services(load_settings({"data_dir": str(data_dir)}, environ={}))
     try:
+        yield services
+    finally:
+        services.close()
+
+
+def enqueue_package(data_dir: Path, instance: str, project: str, name: str) -> str:
+    """Queue a package straight in the data directory's catalog, as the packaging actions will."""
+    with data_dir_services(data_dir) as services:
         spec = PackageSpec(
             id=f"pkg-{uuid.uuid4().hex[:8]}", name=name, kind=ResourceKind.PGSQL,
             resource_id=instance, node_id=None, log_type=LogKind.ALL, window=TimeWindow(),
         )
         return services.jobs.enqueue(spec, project_id=project).id
-    finally:
-        services.close()
 
 
 def wait_for_package(data_dir: Path, package_id: str) -> tuple[PackageRecord, int]:
     """The finished package row and the size of its published object."""
-    services = open_services(load_settings({"data_dir": str(data_dir)}, environ={}))
-    try:
+    with data_dir_services(data_dir) as services:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             record = services.jobs.get(package_id)
@@ -293,8 +300,6 @@ def wait_for_package(data_dir: Path, package_id: str) -> tuple[PackageRecord, in
                 return record, services.store.size(record.store_key)
             time.sleep(0.2)
         pytest.fail(f"package {package_id} still running after 60 s")
-    finally:
-        services.close()
 
 
 def test_worker_processes_and_serve_build_queued_packages(tmp_path: Path) -> None:
