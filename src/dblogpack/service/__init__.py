@@ -21,14 +21,12 @@ from dblogpack.service.accounts import (
 from dblogpack.service.logview import Excerpt
 from dblogpack.service.packages import (
     MAX_LINE_CAP,
-    PACKAGE_TYPES,
     LinkPolicy,
     PackageDownload,
     PackageLinks,
     PackageOperations,
-    mongodb_log_kind,
-    pgsql_log_kind,
 )
+from dblogpack.service.requests import PACKAGE_TYPES, mongodb_log_kind, pgsql_log_kind
 from dblogpack.stores.base import PackageStore
 
 __all__ = [

@@ -6,17 +6,14 @@ follow is checked here, so the API and the console refuse the same things in the
 from __future__ import annotations
 
 import json
-import re
 import tarfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, BinaryIO, TypeVar
 
 from dblogpack.catalog import resources as resource_queries
 from dblogpack.catalog.packages import PackageRecord
-from dblogpack.catalog.records import MongoNode
 from dblogpack.errors import (
     ConfigError,
     DblogpackError,
@@ -43,25 +40,21 @@ from dblogpack.model import (
 from dblogpack.service import logview
 from dblogpack.service.accounts import Caller, _storable, new_id
 from dblogpack.service.logview import Excerpt
+from dblogpack.service.requests import (
+    check_mongodb_window,
+    check_package_name,
+    check_window,
+    node_of,
+    refuse_slow_log_on_mongos,
+)
 from dblogpack.service.resources import ResourceOperations
 from dblogpack.sources.base import LogSource
 from dblogpack.stores.base import PackageStore
 
-PACKAGE_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
-MONGODB_MAX_AGE = 7 * 24 * 3600
-MONGODB_MAX_SPAN = 24 * 3600
 MAX_LINE_CAP = 10_000
 EXCERPT_MAX_BYTES = 2 * 1024 * 1024
 EXCERPT_SCAN_BUDGET = 128 * 1024 * 1024
-_MONGODB_LOG_TYPES = {
-    "slowlog": LogKind.SLOW,
-    "slow_log": LogKind.SLOW,
-    "errorlog": LogKind.ERROR,
-    "error_log": LogKind.ERROR,
-}
-_PGSQL_LOG_TYPES = {"slow": LogKind.SLOW, "error": LogKind.ERROR, "all": LogKind.ALL}
 T = TypeVar("T")
-PACKAGE_TYPES = {LogKind.SLOW: "SlowLog", LogKind.ERROR: "ErrorLog", LogKind.ALL: "All"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,85 +88,6 @@ class PackageDownload:
 
     def open(self) -> BinaryIO:
         return self.store.open(self.key)
-
-
-def mongodb_log_kind(text: str) -> LogKind:
-    """`SlowLog`/`ErrorLog`, any case, `Slow_Log`/`Error_Log` too; 230 otherwise."""
-    found = _MONGODB_LOG_TYPES.get(text.strip().lower())
-    if found is None:
-        raise InvalidParameter(
-            f"LogType must be SlowLog or ErrorLog (any case; Slow_Log and Error_Log are accepted "
-            f"too), got {text[:64]!r}"
-        )
-    return found
-
-
-def pgsql_log_kind(text: str | None) -> LogKind:
-    """`slow` or `error` (any case); omitted means every entry."""
-    if not text:
-        return LogKind.ALL
-    found = _PGSQL_LOG_TYPES.get(text.strip().lower())
-    if found is None:
-        raise InvalidParameter(
-            f"LogType must be slow or error (or omitted: all), got {text[:64]!r}"
-        )
-    return found
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _check_package_name(name: str, parameter: str) -> str:
-    if not PACKAGE_NAME.fullmatch(name):
-        raise InvalidParameter(
-            f"{parameter} must be 1 to 64 characters of A-Z a-z 0-9 . _ -, got {name[:80]!r}"
-        )
-    return name
-
-
-def _window(begin: float | None, end: float | None, names: tuple[str, str]) -> TimeWindow:
-    if begin is not None and end is not None and end <= begin:
-        raise InvalidParameter(
-            f"{names[1]} must be after {names[0]}: got {names[0]}={begin:g} ({_iso(begin)}), "
-            f"{names[1]}={end:g} ({_iso(end)})"
-        )
-    return TimeWindow(begin, end)
-
-
-def check_mongodb_window(begin: int, end: int, now: float) -> TimeWindow:
-    """BackupUMongoDBLog's window rules: at most 7 days back, End after Begin, at most 24 h."""
-    earliest = int(now) - MONGODB_MAX_AGE
-    if begin < earliest:
-        raise InvalidParameter(
-            f"Begin {begin} ({_iso(begin)}) is more than 7 days (604800 s) ago: the earliest "
-            f"Begin allowed now is {earliest} ({_iso(earliest)})"
-        )
-    window = _window(begin, end, ("Begin", "End"))
-    if end - begin > MONGODB_MAX_SPAN:
-        raise InvalidParameter(
-            f"End - Begin is {end - begin} s ({(end - begin) / 3600:.1f} h): one package covers "
-            f"at most 86400 s (24 h); split the window into several packages"
-        )
-    return window
-
-
-def _node_of(nodes: Sequence[MongoNode], node_id: str, cluster_id: str) -> MongoNode:
-    for node in nodes:
-        if node.node_id == node_id:
-            return node
-    known = ", ".join(n.node_id for n in nodes) or "none registered"
-    raise InvalidParameter(
-        f"NodeId {node_id[:64]!r} is not a node of cluster {cluster_id}: its nodes are {known}"
-    )
-
-
-def _refuse_slow_log_on_mongos(node: MongoNode, kind: LogKind) -> None:
-    if node.role == "mongos" and kind is LogKind.SLOW:
-        raise InvalidParameter(
-            f"SlowLog is not available on node {node.node_id}: it is a mongos router, which logs "
-            "no slow queries of its own; ask for ErrorLog, or for SlowLog of a shard's node"
-        )
 
 
 def _unfinished(package: PackageRecord, what: str) -> StateConflict:
@@ -217,8 +131,8 @@ class PackageOperations(ResourceOperations):
         The very same request again returns the same package (safe retries).
         """
         instance = self.get_pgsql_instance(caller, project_id, region, zone, instance_id)
-        name = _check_package_name(name, "BackupName")
-        window = _window(begin, end, ("BeginTime", "EndTime"))
+        name = check_package_name(name, "BackupName")
+        window = check_window(begin, end, ("BeginTime", "EndTime"))
         # Last: the only check that asks the instance's source.
         chosen = self._known_pgsql_files(instance.instance_id, files)
         spec = PackageSpec(
@@ -251,7 +165,7 @@ class PackageOperations(ResourceOperations):
     ) -> list[LogFile]:
         """The instance's log files whose entries overlap the window, with first/last times."""
         instance = self.get_pgsql_instance(caller, project_id, region, zone, instance_id)
-        window = _window(begin, end, ("BeginTime", "EndTime"))
+        window = check_window(begin, end, ("BeginTime", "EndTime"))
         config = self.pgsql_source(instance.instance_id)
         return self._read_source(
             config, f"instance {instance.instance_id}",
@@ -265,7 +179,7 @@ class PackageOperations(ResourceOperations):
     ) -> Excerpt:
         """The first `max_line` lines (capped) of the window's entries, read now."""
         instance = self.get_pgsql_instance(caller, project_id, region, zone, instance_id)
-        window = _window(begin, end, ("BeginTime", "EndTime"))
+        window = check_window(begin, end, ("BeginTime", "EndTime"))
         config = self.pgsql_source(instance.instance_id)
         return self._excerpt(config, f"instance {instance.instance_id}", window, log_type,
                              max_line, one_destination=True)
@@ -279,10 +193,10 @@ class PackageOperations(ResourceOperations):
     ) -> PackageRecord:
         """Queue a package of one node's log for a window of at most 24 h in the last 7 days."""
         cluster = self.get_mongodb_cluster(caller, project_id, region, zone, cluster_id)
-        name = _check_package_name(name, "Name")
+        name = check_package_name(name, "Name")
         window = check_mongodb_window(begin, end, self._clock())
-        node = _node_of(cluster.nodes, node_id, cluster.cluster_id)
-        _refuse_slow_log_on_mongos(node, log_type)
+        node = node_of(cluster.nodes, node_id, cluster.cluster_id)
+        refuse_slow_log_on_mongos(node, log_type)
         spec = PackageSpec(
             id=new_id("mglog-", 12), name=name, kind=ResourceKind.MONGODB,
             resource_id=cluster.cluster_id, node_id=node.node_id, log_type=log_type,
@@ -297,8 +211,8 @@ class PackageOperations(ResourceOperations):
     ) -> Excerpt:
         """The first `max_line` lines (capped) of a node's entries from `begin` (to now)."""
         cluster = self.get_mongodb_cluster(caller, project_id, region, zone, cluster_id)
-        node = _node_of(cluster.nodes, node_id, cluster.cluster_id)
-        window = _window(begin, self._clock() if end is None else end, ("Begin", "End"))
+        node = node_of(cluster.nodes, node_id, cluster.cluster_id)
+        window = check_window(begin, self._clock() if end is None else end, ("Begin", "End"))
         config = self.mongodb_node_source(node.node_id)
         label = f"node {node.node_id} (cluster {cluster.cluster_id})"
         return self._excerpt(config, label, window, log_type, max_line, one_destination=False)
