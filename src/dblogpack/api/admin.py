@@ -24,7 +24,6 @@ _PLACE = f"^{PLACEMENT.pattern}$"
 _SOURCE_TYPES = ["postgres", "dir", "ssh"]
 
 
-
 def _place(example: str) -> Any:
     return text(f"like {example}: 1-64 characters of [A-Za-z0-9_-]", pattern=_PLACE, max_length=64)
 

@@ -23,7 +23,6 @@ _LOG_TYPE = "SlowLog or ErrorLog (any case; Slow_Log and Error_Log are accepted 
 MONGODB = ResourceKind.MONGODB
 
 
-
 class BackupUMongoDBLog(ActionParams):
     ClusterId: str = resource_id(required=True)
     NodeId: str = resource_id(required=True)

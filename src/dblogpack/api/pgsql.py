@@ -24,7 +24,6 @@ _LOG_TYPE = "slow or error (omitted: every entry)"
 PGSQL = ResourceKind.PGSQL
 
 
-
 class BackupUPgSQLLog(ActionParams):
     InstanceID: str = resource_id(required=True)
     # Checked by the service, which says what is allowed (1-64 of [A-Za-z0-9._-]).
