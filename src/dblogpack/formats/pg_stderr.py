@@ -11,15 +11,15 @@ follow-up line of another process starts an entry of its own.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from functools import cached_property
 
 from dblogpack.formats.base import ScanResult
 from dblogpack.formats.framing import count_matches, find_all, last_match_start
 from dblogpack.formats.pg_batch import end_pattern
-from dblogpack.formats.pg_errors import ErrorScan, error_pattern
+from dblogpack.formats.pg_errors import LEVELS, TAG, ErrorScan, error_pattern
 from dblogpack.formats.pg_prefix import DEFAULT_PREFIX, CompiledPrefix, compile_prefix, probe
-from dblogpack.formats.pg_slow import SlowScan, slow_pattern
+from dblogpack.formats.pg_slow import NEEDLE, SlowScan, slow_pattern
 from dblogpack.formats.pg_times import StampSpan
 from dblogpack.formats.scanner import (
     Candidate,
@@ -33,12 +33,6 @@ FOLLOW_UP_LEVELS = frozenset({"DETAIL", "HINT", "CONTEXT", "STATEMENT", "QUERY",
 _FOLLOW_UP = rb"(?:DETAIL|HINT|CONTEXT|STATEMENT|QUERY|LOCATION):  "
 _ANY_LEVEL = rb"[A-Z]+[1-5]?:  "
 
-_SLOW_NEEDLE = b"LOG:  duration: "
-ERROR_LEVELS = (b"WARNING", b"ERROR", b"FATAL", b"PANIC")
-# Levels are found from the `:  ` after them (a literal the regex engine skips to
-# fast) and a short lookbehind on their last letters; measured 4-6x faster than
-# one bytes.find pass per level. Hits are then checked against the prefix.
-_ERROR_TAG = re.compile(rb":  (?<=(?:NING|RROR|ATAL|ANIC):  )")
 _FOLLOW_UP_TAG = re.compile(rb":  (?<=[LTYN]:  )")
 _FOLLOW_UP_BY_LAST_LETTER = {
     letter: tuple(level.encode() for level in FOLLOW_UP_LEVELS if level.endswith(chr(letter)))
@@ -203,7 +197,7 @@ class PgStderrFormat(EntryScanner):
         # The generic form of the slow scan (pg_slow, which the scan itself uses, for speed).
         earliest, latest = window_bounds(window)
         coded = "sqlstate" in self._slow_line.groupindex
-        for at in find_all(buf, _SLOW_NEEDLE, lo, hi):
+        for at in find_all(buf, NEEDLE, lo, hi):
             start = buf.rfind(b"\n", lo, at) + 1 or lo
             head = self._slow_line.match(buf, start)
             if head is not None and head.start("level") == at:
@@ -225,7 +219,7 @@ class PgStderrFormat(EntryScanner):
     ) -> Iterator[Candidate]:
         earliest, latest = window_bounds(window)
         coded = "sqlstate" in self._line.groupindex
-        for at in _level_starts(buf, _ERROR_TAG, lo, hi, ERROR_LEVELS):
+        for at in _level_starts(buf, TAG, lo, hi, LEVELS):
             start, head = self._head_at_level(buf, lo, at)
             if head is None:
                 continue
@@ -348,7 +342,7 @@ class PgStderrFormat(EntryScanner):
 
 
 def _level_starts(
-    buf: bytes, tag: re.Pattern[bytes], lo: int, hi: int, levels: tuple[bytes, ...]
+    buf: bytes, tag: re.Pattern[bytes], lo: int, hi: int, levels: Collection[bytes]
 ) -> Iterator[int]:
     """Where one of `levels` starts, for each `:  ` that `tag` finds after one."""
     for found in tag.finditer(buf, lo, hi):
