@@ -10,12 +10,11 @@ import time
 from collections.abc import Callable
 
 from dblogpack.catalog import Catalog
-from dblogpack.jobs import JobQueue
+from dblogpack.jobs import JobQueue, SourceFactory
 from dblogpack.service.accounts import (
     BOOTSTRAP_ACCOUNT_ID,
     MONGODB_ROLES,
     Caller,
-    SourceFactory,
     new_id,
 )
 from dblogpack.service.logview import Excerpt

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import secrets
 import string
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -27,11 +27,7 @@ from dblogpack.errors import (
     ProjectNotFound,
     UnknownPublicKey,
 )
-from dblogpack.model import SourceConfig
 from dblogpack.secretbox import SecretDecryptError
-from dblogpack.sources.base import LogSource
-
-SourceFactory = Callable[[SourceConfig], LogSource]
 
 MONGODB_ROLES = ("primary", "secondary", "arbiter", "mongos", "configsvr")
 BOOTSTRAP_ACCOUNT_ID = "acc-admin"

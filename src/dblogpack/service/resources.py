@@ -17,13 +17,13 @@ from dblogpack.errors import (
     NotFound,
     SourceError,
 )
+from dblogpack.jobs import SourceFactory
 from dblogpack.model import SourceConfig
 from dblogpack.service.accounts import (
     _RESOURCE_ID,
     MONGODB_ROLES,
     AccountOperations,
     Caller,
-    SourceFactory,
     _check_name,
     _id_race,
     _placement,
