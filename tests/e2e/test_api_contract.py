@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+from tests.support.acceptance import sdk
 from tests.support.apiserver import ApiClient, ApiServer, KeyPair, ok, serve_for_test
-from ucloud.client import Client
 from ucloud.core.exc import RetCodeException
 
 ADMIN_ACTIONS = [
@@ -46,12 +46,6 @@ def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (directory / "postgresql-2024-05-01.log").write_text(
         "2024-05-01 12:00:00.000 UTC [42] LOG:  duration: 1.5 ms  statement: SELECT 1\n")
     return directory
-
-
-def sdk(server: ApiServer, key: KeyPair, *, private_key: str | None = None) -> Client:
-    return Client({"base_url": server.url, "public_key": key.public_key,
-                   "private_key": private_key or key.private_key, "region": "cn-bj2",
-                   "project_id": key.project_id, "max_retries": 0, "timeout": 30})
 
 
 def new_key(client: ApiClient, admin: KeyPair, *projects: str, is_admin: bool = True) -> KeyPair:

@@ -23,7 +23,7 @@ from tests.support.processes import terminate
 from ucloud.client import Client
 
 from dblogpack.model import LogKind, TimeWindow
-from dblogpack.synth import Plan, Record, build, generate, select
+from dblogpack.synth import Plan, Record, build, generate, read_spans, select
 
 PACKAGE_TIMEOUT = 120.0
 POLL_SECONDS = 0.25
@@ -33,10 +33,11 @@ NODE_LOG_BYTES = 1_500_000
 NODE_ROTATE_BYTES = 400_000
 
 
-def sdk(server: ApiServer, key: KeyPair) -> Client:
-    """The official ucloud-sdk-python3 client, configured as a user would against `server`."""
+def sdk(server: ApiServer, key: KeyPair, *, private_key: str | None = None) -> Client:
+    """The official ucloud-sdk-python3 client, configured as a user would against `server`
+    (signing with `private_key` instead of the key's own, if given)."""
     return Client({"base_url": server.url, "public_key": key.public_key,
-                   "private_key": key.private_key, "region": "cn-bj2",
+                   "private_key": private_key or key.private_key, "region": "cn-bj2",
                    "project_id": key.project_id, "max_retries": 0, "timeout": 30})
 
 
@@ -95,16 +96,11 @@ class NodeLogs:
     def expected(self, window: TimeWindow, kind: LogKind) -> tuple[dict[str, bytes], int]:
         """Per file, the exact bytes a package of `window` and `kind` holds; and the entry count."""
         selection = select(self.files, self.record.blocks(), window, kind)
-        members = {}
-        for name, spans in selection.spans.items():
-            with (self.directory / name).open("rb") as handle:
-                members[name] = b"".join(_span(handle, offset, length) for offset, length in spans)
+        members = {
+            name: b"".join(read_spans(self.directory / name, spans))
+            for name, spans in selection.spans.items()
+        }
         return members, selection.entries
-
-
-def _span(handle: io.BufferedReader, offset: int, length: int) -> bytes:
-    handle.seek(offset)
-    return handle.read(length)
 
 
 def generate_node_logs(
