@@ -17,7 +17,15 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.support.apiserver import Answer, ApiClient, ApiServer, KeyPair, ok, serve_for_test
+from tests.support.apiserver import (
+    Answer,
+    ApiClient,
+    ApiServer,
+    KeyPair,
+    ok,
+    serve_for_test,
+    wait_built,
+)
 
 from dblogpack.model import LogKind, TimeWindow
 from dblogpack.synth import Mix, Plan, build, generate, read_spans, select
@@ -91,14 +99,7 @@ def backup(client: ApiClient, key: KeyPair, node: Node, **params: object) -> Ans
 
 
 def wait_done(client: ApiClient, key: KeyPair, cluster_id: str, package_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        rows = ok(client.call(LIST, key, {"ClusterId": cluster_id, "Limit": 100}))["DataSet"]
-        row = next(r for r in rows if r["Id"] == package_id)
-        if row["State"] != "Package_Running":
-            return dict(row)
-        time.sleep(0.2)
-    raise AssertionError(f"package {package_id} still running after 60 s")
+    return wait_built(client, key, LIST, {"ClusterId": cluster_id, "Limit": 100}, package_id)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.support.apiserver import ApiClient, ApiServer, KeyPair, ok, serve_for_test
-from ucloud.client import Client
+from tests.support.acceptance import sdk
+from tests.support.apiserver import ApiClient, ApiServer, KeyPair, ok, serve_for_test, wait_built
 from ucloud.core.exc import RetCodeException
 
 from dblogpack.model import LogKind, TimeWindow
@@ -81,21 +80,8 @@ def instance(
     return Instance(ok(answer)["InstanceID"], log_dir, logs)
 
 
-def sdk(server: ApiServer, key: KeyPair) -> Client:
-    return Client({"base_url": server.url, "public_key": key.public_key,
-                   "private_key": key.private_key, "region": "cn-bj2",
-                   "project_id": key.project_id, "max_retries": 0, "timeout": 30})
-
-
 def wait_done(client: ApiClient, key: KeyPair, instance_id: str, backup_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        answer = ok(client.call(LIST, key, {"InstanceID": instance_id, "Limit": 1000}))
-        row = next(r for r in answer["DataSet"] if r["Id"] == backup_id)
-        if row["State"] != "Package_Running":
-            return dict(row)
-        time.sleep(0.2)
-    raise AssertionError(f"package {backup_id} still running after 60 s")
+    return wait_built(client, key, LIST, {"InstanceID": instance_id, "Limit": 1000}, backup_id)
 
 
 def packed(client: ApiClient, key: KeyPair, instance_id: str, backup_id: str) -> dict[str, bytes]:

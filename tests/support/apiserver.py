@@ -172,6 +172,22 @@ def start_server(
         pytest.fail(str(exc), pytrace=False)
 
 
+def wait_built(
+    client: ApiClient, key: KeyPair, action: str, params: dict[str, object], package_id: str,
+    timeout: float = 60.0,
+) -> dict[str, Any]:
+    """The row of `package_id` in the list `action` answers to `params`, once it is no longer
+    Package_Running (polled every 0.2 s; fails after `timeout` seconds)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = ok(client.call(action, key, params))["DataSet"]
+        row = next(r for r in rows if r["Id"] == package_id)
+        if row["State"] != "Package_Running":
+            return dict(row)
+        time.sleep(0.2)
+    raise AssertionError(f"package {package_id} still running after {timeout:g} s")
+
+
 class ApiClient:
     """Signed calls over HTTP in each encoding the API accepts."""
 
