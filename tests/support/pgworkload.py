@@ -91,7 +91,6 @@ class Workload:
     def __init__(self, cluster: PgCluster) -> None:
         self.cluster = cluster
         self.record = WorkloadRecord()
-        self._numbers = _MARKER_NUMBERS
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
 
     def run(self, phases: int = 3) -> WorkloadRecord:
@@ -220,8 +219,7 @@ class Workload:
     # -- recording -------------------------------------------------------
 
     def _take(self) -> int:
-        n = next(self._numbers)
-        return n
+        return next(_MARKER_NUMBERS)
 
     def _statement(
         self,
