@@ -144,20 +144,21 @@ class SummaryBuilder:
         if detail.code:
             _tally(self.codes, detail.code, detail.message, group.count)
         if detail.duration_ms is not None and detail.statement:
-            key, example = self._fingerprint(detail.statement), _example(detail.statement)
-            self._add_fingerprint(key, example, group.count, group.total_ms, group.max_ms)
+            key = self._fingerprint(detail.statement)
+            self._add_fingerprint(key, detail.statement, group.count, group.total_ms, group.max_ms)
 
     def _fingerprint(self, statement: str) -> str:
         return fingerprint_sql(statement) if self.dialect == "sql" else fingerprint_mongo(statement)
 
     def _add_fingerprint(
-        self, key: str, example: str, count: int, total_ms: float, max_ms: float
+        self, key: str, statement: str, count: int, total_ms: float, max_ms: float
     ) -> None:
+        """Add entries to `key`'s fingerprint; `statement` gives a new fingerprint's example."""
         entry = self.fingerprints.get(key)
         if entry is None:
             if len(self.fingerprints) >= self.max_fingerprints:
                 self._prune()
-            entry = self.fingerprints[key] = _Fingerprint(example=example)
+            entry = self.fingerprints[key] = _Fingerprint(example=_example(statement))
         entry.count += count
         entry.total_ms += total_ms
         entry.max_ms = max(entry.max_ms, max_ms)
