@@ -22,7 +22,6 @@ from dblogpack.model import (
 )
 from dblogpack.selector import (
     Framing,
-    Margins,
     ScanRange,
     entry_at_or_after,
     file_edges,
@@ -37,7 +36,6 @@ if TYPE_CHECKING:
 HEAD = 64 * 1024
 PIECE = 64 * 1024 * 1024  # a worker task: big enough to amortise, small enough to balance
 PARALLEL_MIN = 48 * 1024 * 1024  # below this, a process pool costs more than it saves
-MARGINS = Margins()
 
 Progress = Callable[[float], None]
 
@@ -149,13 +147,13 @@ def _plan_range(
     framing = _framing(format_of(plan.config))
     if file.compressed:
         first = framing.next_entry(head, 0)
-        if may_overlap(query.window, first[1] if first else None, None, MARGINS):
+        if may_overlap(query.window, first[1] if first else None, None):
             plan.range = ScanRange(0, file.size)
         return
-    edges = file_edges(read, file.size, framing, MARGINS, head)
-    if not may_overlap(query.window, *edges, MARGINS):
+    edges = file_edges(read, file.size, framing, head=head)
+    if not may_overlap(query.window, *edges):
         return
-    plan.range = plan_range(file.name, read, file.size, framing, query.window, edges, MARGINS)
+    plan.range = plan_range(file.name, read, file.size, framing, query.window, edges)
     if plan.range.warning is not None:
         result.warnings.append(plan.range.warning)
     if path is not None and plan.range.size >= PARALLEL_MIN:
@@ -237,7 +235,6 @@ def dialect_of(config: FormatConfig) -> str:
 def wants_pool(plans: list[FilePlan], workers: int) -> bool:
     """Whether worker processes pay off: enough bytes of big local files to scan."""
     return workers > 1 and sum(p.cost for p in plans if p.pieces) >= PARALLEL_MIN
-
 
 
 class Meter:
