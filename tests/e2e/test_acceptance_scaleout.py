@@ -22,7 +22,7 @@ from tests.support.acceptance import (
     recent_window,
     s3_store_env,
 )
-from tests.support.apiserver import ApiClient, ApiServer, KeyPair, start_server
+from tests.support.apiserver import ApiClient, ApiServer, KeyPair, ok, start_server
 from tests.support.pgcluster import PgCluster
 from tests.support.s3server import S3Server
 
@@ -80,16 +80,10 @@ def _registered(
     logs = generate_node_logs(logs_dir, "mongo-json", logs_begin, logs_end, seed=61,
                               size=300_000)
     admin = server.admin
-    cluster = api.call("RegisterUMongoDBCluster", admin, {"Name": "fleet"})
-    assert cluster.ret_code == 0, cluster.body
-    cluster_id = cluster.body["ClusterId"]
-    node_ids = []
-    for _ in range(NODES):
-        node = api.call("RegisterUMongoDBNode", admin, {
-            "ClusterId": cluster_id, "Role": "secondary", "SourceType": "dir",
-            "LogDir": str(logs.directory), "LogPattern": "mongod.log*"})
-        assert node.ret_code == 0, node.body
-        node_ids.append(node.body["NodeId"])
+    cluster_id = ok(api.call("RegisterUMongoDBCluster", admin, {"Name": "fleet"}))["ClusterId"]
+    node = {"ClusterId": cluster_id, "Role": "secondary", "SourceType": "dir",
+            "LogDir": str(logs.directory), "LogPattern": "mongod.log*"}
+    node_ids = [ok(api.call("RegisterUMongoDBNode", admin, node))["NodeId"] for _ in range(NODES)]
     return Fleet(server, workers, api, admin, database, cluster_id, node_ids, logs, window)
 
 
@@ -99,15 +93,13 @@ def _submit(fleet: Fleet, number: int) -> str:
         "ClusterId": fleet.cluster_id, "NodeId": fleet.node_ids[number // 2],
         "Name": f"fleet-{number:02d}", "Begin": int(fleet.window.begin),
         "End": int(fleet.window.end), "LogType": ("SlowLog", "ErrorLog")[number % 2]})
-    assert answer.ret_code == 0, answer.body
-    return str(answer.body["PackageId"])
+    return str(ok(answer)["PackageId"])
 
 
 def _states(fleet: Fleet) -> dict[str, str]:
-    answer = fleet.api.call("ListUMongoDBLogPackage", fleet.admin,
-                            {"ClusterId": fleet.cluster_id, "Limit": 100})
-    assert answer.ret_code == 0, answer.body
-    return {row["Id"]: row["State"] for row in answer.body["DataSet"]}
+    rows = ok(fleet.api.call("ListUMongoDBLogPackage", fleet.admin,
+                             {"ClusterId": fleet.cluster_id, "Limit": 100}))["DataSet"]
+    return {row["Id"]: row["State"] for row in rows}
 
 
 def test_fifty_packages_submitted_at_once_are_each_built_exactly_once_by_two_workers(
