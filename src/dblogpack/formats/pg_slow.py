@@ -21,9 +21,9 @@ if TYPE_CHECKING:
     from dblogpack.formats.pg_stderr import PgStderrFormat
 
 NEEDLE = b"LOG:  duration: "
-# What follows `duration: N ms  ` when the statement is logged with it (pg_stderr's
-# _STATEMENT_LEAD, anchored right after the duration).
-_LEAD = (
+# What follows `duration: N ms  ` when the statement is logged with it (pg_stderr searches for
+# it, this scan's match reads it right after the duration).
+LEAD = (
     rb"(?:statement|(?:execute|parse|bind) [^:\n]*|fastpath function call): "
     rb"|plan:\n\tQuery Text: "
 )
@@ -43,7 +43,7 @@ def slow_pattern(prefix: CompiledPrefix, ends: bytes) -> bytes:
     """A slow hit's match: the line's prefix and level, the duration, the statement after its
     lead, the message and `ends` (pg_batch.end_pattern, or nothing)."""
     head = head_pattern(prefix) + rb"duration: (?P<duration>\d+(?:\.\d+)?) ms"
-    return head + b"(?P<key>(?:  (?P<lead>" + _LEAD + b")|)(?P<message>" + MESSAGE + b"))" + ends
+    return head + b"(?P<key>(?:  (?P<lead>" + LEAD + b")|)(?P<message>" + MESSAGE + b"))" + ends
 
 
 class SlowScan(BatchScan):

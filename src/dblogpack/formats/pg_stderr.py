@@ -19,7 +19,7 @@ from dblogpack.formats.framing import count_matches, find_all, last_match_start
 from dblogpack.formats.pg_batch import end_pattern
 from dblogpack.formats.pg_errors import LEVELS, TAG, ErrorScan, error_pattern
 from dblogpack.formats.pg_prefix import DEFAULT_PREFIX, CompiledPrefix, compile_prefix, probe
-from dblogpack.formats.pg_slow import NEEDLE, SlowScan, slow_pattern
+from dblogpack.formats.pg_slow import LEAD, NEEDLE, SlowScan, slow_pattern
 from dblogpack.formats.pg_times import StampSpan
 from dblogpack.formats.scanner import (
     Candidate,
@@ -40,10 +40,7 @@ _FOLLOW_UP_BY_LAST_LETTER = {
 }
 _NON_TAB_LINE = re.compile(rb"\n(?!\t)")
 _DURATION = re.compile(rb"duration: (\d+(?:\.\d+)?) ms")
-# What follows `duration: N ms  ` when the statement is logged with it.
-_STATEMENT_LEAD = re.compile(
-    rb"(?:statement|(?:execute|parse|bind) [^:\n]*|fastpath function call): |plan:\n\tQuery Text: "
-)
+_STATEMENT_LEAD = re.compile(LEAD)
 _GROUP_NAME = re.compile(rb"\(\?P<\w+>")
 # Lines _last_primary_newline tries one by one before searching a window.
 _BACK_LINES = 32
