@@ -28,6 +28,7 @@ from tests.support.apiserver import (
     ok,
     start_server,
 )
+from tests.support.apiserver import wait_built as wait_final
 from tests.support.pgcluster import free_port
 
 from dblogpack.cli import build_parser
@@ -100,16 +101,10 @@ def backup(client: ApiClient, server: ApiServer, cluster: tuple[str, str], name:
 
 
 def wait_built(client: ApiClient, server: ApiServer, cluster_id: str, package_id: str) -> Any:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        rows = ok(client.call("ListUMongoDBLogPackage", server.admin,
-                              {"ClusterId": cluster_id, "Limit": 100}))["DataSet"]
-        row = next(r for r in rows if r["Id"] == package_id)
-        if row["State"] != "Package_Running":
-            assert row["State"] == "Package_Success", row
-            return row
-        time.sleep(0.2)
-    raise AssertionError(f"package {package_id} still running after 60 s")
+    row = wait_final(client, server.admin, "ListUMongoDBLogPackage",
+                     {"ClusterId": cluster_id, "Limit": 100}, package_id)
+    assert row["State"] == "Package_Success", row
+    return row
 
 
 def log_lines(server: ApiServer) -> list[dict[str, Any]]:
