@@ -110,9 +110,9 @@ def run_worker(args: argparse.Namespace) -> int:
     try:
         services.store.check()
         serve_worker_metrics(services, settings)
-        log = logging.getLogger("dblogpack.cli")
-        log.info("worker started with %d thread(s)", max(1, settings.workers))
-        run_until_signalled(build_worker_pool(services, max(1, settings.workers)), 30.0)
+        threads = max(1, settings.workers)
+        logging.getLogger("dblogpack.cli").info("worker started with %d thread(s)", threads)
+        run_until_signalled(build_worker_pool(services, threads), 30.0)
     finally:
         services.close()
     return 0
