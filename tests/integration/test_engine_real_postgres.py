@@ -42,9 +42,12 @@ DESTINATIONS = {
     "csvlog": (".csv", "pg-csv"),
     "jsonlog": (".json", "pg-json"),
 }
-# Windows as indexes into the workload's boundaries (whole seconds in quiet gaps).
 MIN_DURATION_MS = 300.0  # between the workload's short (110 ms) and long (350 ms) sleeps
-WINDOWS = {"every-phase": (0, -1), "middle-phases": (1, 3), "one-phase": (2, 3)}
+# Windows as indexes into the workload's boundaries (whole seconds in quiet gaps). The middle
+# phase has phases on both sides, so both its edges can cut through a file: whether one does is
+# up to where size rotation falls, and with one such edge (a window running to the last
+# boundary) a rotation right at it left no cut file now and then.
+WINDOWS = {"every-phase": (0, -1), "middle-phase": (1, 2), "last-phase": (2, 3)}
 MARKER = re.compile(rb"wl:(\d+)\b")
 DURATION = re.compile(rb"duration: (\d+(?:\.\d+)?) ms")
 
@@ -227,7 +230,7 @@ def test_the_windows_cross_rotated_files_and_cut_through_them(
         default_run, destination, default_run.record.expected("all", window.begin, window.end)
     )
     assert len(members) >= 3
-    middle = default_run.window("middle-phases")
+    middle = default_run.window("middle-phase")
     inside = default_run.record.expected("all", middle.begin, middle.end)
     outside = [e for e in default_run.record.events if e not in inside]
     split_files = [
@@ -278,7 +281,7 @@ class TestPackagesOfARealServer:
 def test_pgbadger_prefix_and_a_non_utc_timezone_as_the_server_reports_them(
     pgbadger_run: LoggedRun, destination: str, log_type: str
 ) -> None:
-    window = pgbadger_run.window("middle-phases")
+    window = pgbadger_run.window("middle-phase")
     with PostgresSource(pgbadger_run.reader_dsn) as source:
         # What a registration without LogLinePrefix/LogTimezone can learn from the server.
         shown = source.logging_settings()
@@ -326,7 +329,7 @@ def test_min_duration_keeps_only_statements_at_least_that_slow(
 def test_auto_detects_each_destinations_format_in_one_package(
     default_run: LoggedRun, log_type: str
 ) -> None:
-    window = default_run.window("middle-phases")
+    window = default_run.window("middle-phase")
     fmt = FormatConfig("auto", log_line_prefix=default_run.prefix, timezone=default_run.timezone)
     files = [p for d in DESTINATIONS for p in default_run.files(d)]
     with PostgresSource(default_run.reader_dsn) as source:
@@ -346,7 +349,7 @@ def test_offline_pack_command_on_the_servers_files(
     request: pytest.FixtureRequest, run_name: str, destination: str, log_type: str, tmp_path: Path
 ) -> None:
     run: LoggedRun = request.getfixturevalue(run_name)
-    window = run.window("middle-phases")
+    window = run.window("middle-phase")
     fmt = run.format(destination)
     out = tmp_path / "package.tar.gz"
     argv = [
