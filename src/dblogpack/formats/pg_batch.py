@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Hashable
 from itertools import chain, compress, repeat
-from operator import eq, itemgetter, ne
+from operator import eq, ne
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from dblogpack.formats.base import ScanResult
@@ -25,12 +25,15 @@ if TYPE_CHECKING:
     from dblogpack.formats.pg_stderr import PgStderrFormat
 
 MESSAGE = rb"[^\n]*+(?:\n\t[^\n]*+)*+"
+# What follows the level word of a line's head (pg_prefix.LEVEL): the message starts after it.
+LEVEL_END = b":  "
 # Follow-up lines (DETAIL, HINT, STATEMENT...) an entry's match reads before giving the end
 # search to the general loop (at least 2: match.group of several names returns a tuple).
 FOLLOW_UPS = 3
 _NAMED_GROUP = re.compile(rb"\(\?P<(\w+)>")
 _NEXT = (1).__add__
-_START = re.Match.start
+# Match methods mapped over a batch of matches: C calls, no Python frame per match.
+_START, _END, GROUP = re.Match.start, re.Match.end, re.Match.group
 
 Heads = list[re.Match[bytes]]
 _Kind = TypeVar("_Kind", bound=Hashable)
@@ -79,9 +82,9 @@ def captured(pattern: bytes, names: Collection[str | None], rename: str = "") ->
 
 def first_entries(kinds: list[_Kind]) -> list[tuple[int, _Kind]]:
     """Each kind once with the index of its first entry, in order of first entry."""
-    # Later (reversed) pairs overwrite, so the smallest index stays.
-    firsts = dict(zip(reversed(kinds), range(len(kinds) - 1, -1, -1), strict=True))
-    return sorted(zip(firsts.values(), firsts, strict=True), key=itemgetter(0))
+    # A dictionary keeps its keys in insertion order: the kinds in order of first entry.
+    index = kinds.index
+    return [(index(kind), kind) for kind in dict.fromkeys(kinds)]
 
 
 class BatchScan:
@@ -93,6 +96,7 @@ class BatchScan:
         "_level",
         "_match",
         "_message",
+        "_pattern",
         "_process",
         "_span",
         "_stamp",
@@ -100,7 +104,7 @@ class BatchScan:
 
     def __init__(self, log_format: PgStderrFormat, pattern: bytes, span: StampSpan) -> None:
         self._format, self._span = log_format, span
-        compiled = re.compile(total(pattern))
+        compiled = self._pattern = re.compile(total(pattern))
         self._match = compiled.match
         # Groups are read by number: a name costs a dictionary lookup per entry.
         groups, prefix = compiled.groupindex, log_format.prefix
@@ -143,11 +147,7 @@ class BatchScan:
         newlines = map(buf.rfind, repeat(b"\n"), repeat(max(first - 1, 0)), hits)
         heads = cast(Heads, list(map(self._match, repeat(buf), map(_NEXT, newlines))))
         # A line that does not parse matches the pattern's empty alternative: its level is at -1.
-        level = self._level
-        if edge == "start":
-            levels = [head.start(level) for head in heads]
-        else:
-            levels = [head.end(level) for head in heads]
+        levels = map(_START if edge == "start" else _END, heads, repeat(self._level))
         return list(compress(heads, map(eq, levels, hits)))
 
     def _select(
@@ -159,7 +159,7 @@ class BatchScan:
             return [], [], None
         earliest, latest = window_bounds(window)
         stamp = self._stamp
-        span = self._span.span([head.group(stamp) for head in heads])
+        span = self._span.span(list(map(GROUP, heads, repeat(stamp))))
         times: list[float] | None = None
         if span is not None and span[0] >= earliest and span[1] < latest:
             low, high = span
