@@ -215,3 +215,17 @@ def test_slow_summary_is_the_same_when_the_statement_cache_keeps_clearing(
     buf = (LOGS / sample).read_bytes()
     query = Query(TimeWindow(), LogKind.SLOW, None, details=True)
     assert_same_as_generic(fmt, buf + buf, query)
+
+
+@settings(max_examples=200, deadline=None)
+@given(log=pg_logs(), prefix=st.sampled_from(sorted(PREFIXES)))
+def test_slow_details_read_from_the_match_are_the_formats(log: str, prefix: str) -> None:
+    fmt = pg_stderr(FormatConfig("pg-stderr", PREFIXES[prefix], "America/Chicago"))
+    buf = rendered(log, prefix)
+    first = fmt._start_at_or_after(buf, 0, len(buf))
+    query = Query(TimeWindow(), LogKind.SLOW, None, details=True)
+    scan = fmt._slow
+    heads = scan._heads(buf, first or 0, query) if first is not None else []
+    for head, end in zip(heads, scan._ends(buf, heads), strict=True):
+        expected = fmt._detail(buf, head.start(), end, 1.5, 2.5)
+        assert scan._detail(buf, head, end, 1.5, 2.5) == expected

@@ -10,9 +10,9 @@ chunk from the extreme timestamp texts (pg_times) unless the chunk straddles an 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Hashable
-from itertools import chain, compress, repeat
-from operator import eq, itemgetter, ne
+from collections.abc import Collection, Hashable, Iterable
+from itertools import chain, compress, count, repeat
+from operator import attrgetter, eq, ne, not_
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from dblogpack.formats.base import ScanResult
@@ -25,12 +25,16 @@ if TYPE_CHECKING:
     from dblogpack.formats.pg_stderr import PgStderrFormat
 
 MESSAGE = rb"[^\n]*+(?:\n\t[^\n]*+)*+"
+# What follows the level word of a line's head (pg_prefix.LEVEL): the message starts after it.
+LEVEL_END = b":  "
 # Follow-up lines (DETAIL, HINT, STATEMENT...) an entry's match reads before giving the end
 # search to the general loop (at least 2: match.group of several names returns a tuple).
 FOLLOW_UPS = 3
 _NAMED_GROUP = re.compile(rb"\(\?P<(\w+)>")
 _NEXT = (1).__add__
-_START = re.Match.start
+# Match methods mapped over a batch of matches: C calls, no Python frame per match.
+_START, _END, GROUP = re.Match.start, re.Match.end, re.Match.group
+_LAST = attrgetter("lastindex")
 
 Heads = list[re.Match[bytes]]
 _Kind = TypeVar("_Kind", bound=Hashable)
@@ -45,7 +49,11 @@ def end_pattern(prefix: CompiledPrefix, primary: bytes) -> bytes:
     """What follows a message when the match finds the entry's end: a newline before a primary
     line (`primary`, a lookahead body), or up to FOLLOW_UPS follow-up lines (each one's process in
     groups `f1_`, `f2_`... for the caller to compare) and then a primary line. Each branch is tried
-    only when the one before failed, so a follow-up line is never a primary one."""
+    only when the one before failed, so a follow-up line is never a primary one.
+
+    The match's last closed group (`lastindex`) tells the caller what it read: `said` (first,
+    empty) when it found the end without reading a process, `open` when it found no end, or the
+    process group of the last follow-up line read."""
     pattern = b"\n(?=" + primary + b")"
     name = prefix.process_group
     process = set() if name is None else {name}
@@ -56,7 +64,7 @@ def end_pattern(prefix: CompiledPrefix, primary: bytes) -> bytes:
         follow_up = unread_names(captured(prefix.line.pattern, process, f"f{n}_"))
         pattern = b"\n(?=" + primary + b")|\n(?>" + follow_up + b")" + MESSAGE + b"(?:" + pattern
         pattern += b")"
-    return b"(?:" + pattern + b"|)"
+    return b"(?P<said>)(?:" + pattern + b"|(?P<open>))"
 
 
 def head_pattern(prefix: CompiledPrefix) -> bytes:
@@ -79,9 +87,9 @@ def captured(pattern: bytes, names: Collection[str | None], rename: str = "") ->
 
 def first_entries(kinds: list[_Kind]) -> list[tuple[int, _Kind]]:
     """Each kind once with the index of its first entry, in order of first entry."""
-    # Later (reversed) pairs overwrite, so the smallest index stays.
-    firsts = dict(zip(reversed(kinds), range(len(kinds) - 1, -1, -1), strict=True))
-    return sorted(zip(firsts.values(), firsts, strict=True), key=itemgetter(0))
+    # A dictionary keeps its keys in insertion order: the kinds in order of first entry.
+    index = kinds.index
+    return [(index(kind), kind) for kind in dict.fromkeys(kinds)]
 
 
 class BatchScan:
@@ -93,14 +101,17 @@ class BatchScan:
         "_level",
         "_match",
         "_message",
+        "_open",
+        "_pattern",
         "_process",
+        "_said",
         "_span",
         "_stamp",
     )
 
     def __init__(self, log_format: PgStderrFormat, pattern: bytes, span: StampSpan) -> None:
         self._format, self._span = log_format, span
-        compiled = re.compile(total(pattern))
+        compiled = self._pattern = re.compile(total(pattern))
         self._match = compiled.match
         # Groups are read by number: a name costs a dictionary lookup per entry.
         groups, prefix = compiled.groupindex, log_format.prefix
@@ -115,6 +126,8 @@ class BatchScan:
         # none when TAB lines may parse as prefixed and the general search finds every end).
         names = [f"f{n}_{process}" for n in range(1, FOLLOW_UPS + 1)]
         self._follow_ups = tuple(groups[name] for name in names if name in groups)
+        # None: no end pattern, the general search finds every end.
+        self._said, self._open = groups.get("said"), groups.get("open")
 
     def scan(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
         heads, ends, times = self._select(buf, self._heads(buf, first, query), query.window, result)
@@ -143,11 +156,7 @@ class BatchScan:
         newlines = map(buf.rfind, repeat(b"\n"), repeat(max(first - 1, 0)), hits)
         heads = cast(Heads, list(map(self._match, repeat(buf), map(_NEXT, newlines))))
         # A line that does not parse matches the pattern's empty alternative: its level is at -1.
-        level = self._level
-        if edge == "start":
-            levels = [head.start(level) for head in heads]
-        else:
-            levels = [head.end(level) for head in heads]
+        levels = map(_START if edge == "start" else _END, heads, repeat(self._level))
         return list(compress(heads, map(eq, levels, hits)))
 
     def _select(
@@ -159,7 +168,7 @@ class BatchScan:
             return [], [], None
         earliest, latest = window_bounds(window)
         stamp = self._stamp
-        span = self._span.span([head.group(stamp) for head in heads])
+        span = self._span.span(list(map(GROUP, heads, repeat(stamp))))
         times: list[float] | None = None
         if span is not None and span[0] >= earliest and span[1] < latest:
             low, high = span
@@ -189,33 +198,55 @@ class BatchScan:
     def _ends(self, buf: bytes, heads: Heads) -> list[int]:
         """Where each entry ends: from its match when it found the end and every follow-up line
         it read is of the entry's process, else from the general search."""
-        end_after, hi, message = self._format._end_after, len(buf), self._message
-        process = self._process or 0  # group numbers start at 1
-        follow_ups = self._follow_ups if process else ()
-        first_follow_up = follow_ups[0] if follow_ups else 0
-        ends = []
-        for head in heads:
-            end = head.end()
-            if end == head.end(message) or (
-                first_follow_up
-                and head.start(first_follow_up) >= 0
-                and _others(head, follow_ups, process)
-            ):
-                own = head.group(process) if process else None
-                end = end_after(buf, head.start(), own, hi)
-            ends.append(end)
+        ends = list(map(_END, heads))
+        if self._said is None:
+            self._search_ends(buf, heads, ends, range(len(heads)))
+            return ends
+        lasts = list(map(_LAST, heads))
+        if lasts.count(self._said) < len(lasts):
+            self._search_ends(buf, heads, ends, self._suspects(heads, lasts))
         return ends
+
+    def _suspects(self, heads: Heads, lasts: list[int | None]) -> list[int]:
+        """The entries whose match found no end or read a follow-up line of another process.
+
+        A match that read follow-up lines closed the process group of the last one: when that is
+        the first (one line read, the common case), the processes are compared in C."""
+        unsaid = list(compress(count(), map(ne, lasts, repeat(self._said))))
+        if not self._follow_ups:
+            return unsaid  # no process groups: every one of them found no end
+        first, process = self._follow_ups[0], self._process or 0
+        ones = [index for index in unsaid if lasts[index] == first]
+        suspects = [
+            index
+            for index in unsaid
+            if lasts[index] != first and (lasts[index] == self._open or self._others(heads[index]))
+        ]
+        if ones:
+            read = list(map(heads.__getitem__, ones))
+            same = map(eq, map(GROUP, read, repeat(first)), map(GROUP, read, repeat(process)))
+            suspects.extend(compress(ones, map(not_, same)))
+        return suspects
+
+    def _others(self, head: re.Match[bytes]) -> bool:
+        """Whether a follow-up line the match read is of another process than the entry's."""
+        processes, own = head.group(*self._follow_ups), head.group(self._process or 0)
+        return processes.count(None) + processes.count(own) != len(processes)
+
+    def _search_ends(
+        self, buf: bytes, heads: Heads, ends: list[int], indices: Iterable[int]
+    ) -> None:
+        """The general end search for the entries at `indices`."""
+        end_after, hi, process = self._format._end_after, len(buf), self._process
+        for index in indices:
+            head = heads[index]
+            own = head.group(process) if process is not None else None
+            ends[index] = end_after(buf, head.start(), own, hi)
 
     def _time(self, heads: Heads, times: list[float] | None, index: int) -> float:
         ts = times[index] if times is not None else self._format._timestamp(heads[index])
         assert ts is not None  # selected entries have a valid timestamp
         return ts
-
-
-def _others(head: re.Match[bytes], follow_ups: tuple[int, ...], process: int) -> bool:
-    """Whether a follow-up line the match read is of another process than the entry's."""
-    processes, own = head.group(*follow_ups), head.group(process)
-    return processes.count(None) + processes.count(own) != len(processes)
 
 
 def _add_spans(spans: list[tuple[int, int]], heads: Heads, ends: list[int]) -> None:

@@ -8,13 +8,21 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from itertools import compress, count, repeat
-from operator import is_
+from operator import eq, is_
 from typing import TYPE_CHECKING, cast
 
-from dblogpack.formats.pg_batch import MESSAGE, BatchScan, Heads, first_entries, head_pattern
+from dblogpack.formats.pg_batch import (
+    GROUP,
+    LEVEL_END,
+    MESSAGE,
+    BatchScan,
+    Heads,
+    first_entries,
+    head_pattern,
+)
 from dblogpack.formats.pg_prefix import CompiledPrefix
 from dblogpack.formats.pg_times import StampSpan
-from dblogpack.model import DetailGroup, Query
+from dblogpack.model import DetailGroup, EntryDetail, Query
 from dblogpack.sqlshape import fingerprint_sql
 
 if TYPE_CHECKING:
@@ -62,7 +70,7 @@ class SlowScan(BatchScan):
 
     def __init__(self, log_format: PgStderrFormat, pattern: bytes, span: StampSpan) -> None:
         super().__init__(log_format, pattern, span)
-        groups = re.compile(pattern).groupindex
+        groups = self._pattern.groupindex
         self._duration, self._key, self._lead = groups["duration"], groups["key"], groups["lead"]
         self._sqlstate = groups.get("sqlstate")
         # When no TAB line can parse as prefixed, an entry holds its whole message.
@@ -94,8 +102,7 @@ class SlowScan(BatchScan):
     ) -> None:
         """Summary groups in order of first entry: entries the summary counts alike (same SQLSTATE
         and statement fingerprint) share one group, its details those of its first entry."""
-        duration = self._duration
-        durations = [float(head.group(duration)) for head in heads]
+        durations = list(map(float, map(GROUP, heads, repeat(self._duration))))
         kinds = self._kinds(buf, heads, ends, times)
         alike: defaultdict[int, list[float]] = defaultdict(list)
         for kind, ms in zip(kinds, durations, strict=True):
@@ -103,10 +110,29 @@ class SlowScan(BatchScan):
         for index, kind in first_entries(kinds):
             entries, total_ms, max_ms = len(alike[kind]), sum(alike[kind]), max(alike[kind])
             ts = self._time(heads, times, index)
-            detail = self._format._detail(
-                buf, heads[index].start(), ends[index], ts, durations[index]
-            )
+            detail = self._detail(buf, heads[index], ends[index], ts, durations[index])
             groups.append(DetailGroup(detail, entries, total_ms, max_ms))
+
+    def _detail(
+        self, buf: bytes, head: re.Match[bytes], end: int, ts: float, duration: float | None
+    ) -> EntryDetail:
+        """An entry's details as `_detail` of the format reads them, from its match when it holds
+        them (see `_parsed`)."""
+        if not self._inner_messages or head.start(self._lead) < 0:
+            return self._format._detail(buf, head.start(), end, ts, duration)
+        body = head.end(self._level) + len(LEVEL_END)
+        first_line_end = buf.find(b"\n", body, end)
+        statement, code = self._read(head)
+        return EntryDetail(
+            timestamp=ts,
+            severity=head.group(self._level).decode(),
+            duration_ms=duration,
+            statement=statement,
+            code=code,
+            message=buf[body : end if first_line_end < 0 else first_line_end].decode(
+                "utf-8", "replace"
+            ),
+        )
 
     def _kinds(
         self, buf: bytes, heads: Heads, ends: list[int], times: list[float] | None
@@ -134,6 +160,10 @@ class SlowScan(BatchScan):
         if not self._inner_messages or head.start(self._lead) < 0:
             detail = self._format._detail(buf, head.start(), end, ts, None)
             return detail.statement, detail.code
+        return self._read(head)
+
+    def _read(self, head: re.Match[bytes]) -> tuple[str, str | None]:
+        """The statement (the message after the lead) and SQLSTATE of a match with a lead."""
         code = head.group(self._sqlstate) if self._sqlstate is not None else None
         statement = head.group(self._message).replace(b"\n\t", b"\n").decode("utf-8", "replace")
         return statement, code.decode("ascii", "replace") if code else None
@@ -141,14 +171,14 @@ class SlowScan(BatchScan):
     def _keys(self, buf: bytes, heads: Heads, ends: list[int]) -> list[_Key]:
         """What decides an entry's statement and SQLSTATE: the text after the duration up to the
         message's end when a statement leads it, else up to the entry's end (a STATEMENT line)."""
-        key, lead = self._key, self._lead
-        keys: list[_Key] = [
-            head.group(key) if head.start(lead) >= 0 else buf[head.start(key) : end]
-            for head, end in zip(heads, ends, strict=True)
-        ]
+        key = self._key
+        keys: list[_Key] = list(map(GROUP, heads, repeat(key)))
+        leads = list(map(_START, heads, repeat(self._lead)))
+        if -1 in leads:
+            for index in compress(count(), map(eq, leads, repeat(-1))):
+                keys[index] = buf[heads[index].start(key) : ends[index]]
         if self._sqlstate is not None:
-            sqlstate = self._sqlstate
-            return [(head.group(sqlstate), text) for head, text in zip(heads, keys, strict=True)]  # type: ignore[misc]
+            return list(zip(map(GROUP, heads, repeat(self._sqlstate)), keys, strict=True))  # type: ignore[arg-type]
         return keys
 
     def _learn(self, key: _Key, statement: str | None, code: str | None) -> int:
