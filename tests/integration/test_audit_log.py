@@ -50,12 +50,19 @@ def _count(catalog: Catalog, action: str) -> int:
         return int(conn.execute(query, {"action": action}).scalar_one())
 
 
+class _Interrupted(BaseException):
+    """What no `except Exception` catches: a writer thread ending in the middle of a batch."""
+
+
 class _HeldFirstBatch:
     """Stands in for the INSERT: the first batch waits until `release`, so the calls that
-    arrive meanwhile queue behind it; a batch holding a `refused` action fails."""
+    arrive meanwhile queue behind it; a batch holding a `Refused` action fails, and with
+    `interrupt_second` the second batch is interrupted."""
 
-    def __init__(self, insert: Callable[[Connection, Sequence[AuditRecord]], None]) -> None:
+    def __init__(self, insert: Callable[[Connection, Sequence[AuditRecord]], None],
+                 interrupt_second: bool = False) -> None:
         self._insert = insert
+        self._interrupt_second = interrupt_second
         self.entered, self.release = threading.Event(), threading.Event()
         self.batches: list[list[str]] = []
 
@@ -64,6 +71,8 @@ class _HeldFirstBatch:
         if not self.entered.is_set():
             self.entered.set()
             self.release.wait(10)
+        if self._interrupt_second and len(self.batches) == 2:
+            raise _Interrupted()
         if any(record.action == "Refused" for record in records):
             raise ValueError("refused")
         self._insert(conn, records)
@@ -77,7 +86,7 @@ def _append_all(log: AuditLog, actions: list[str], held: _HeldFirstBatch) -> lis
     def append(action: str) -> None:
         try:
             log.append(_record(action))
-        except ValueError:
+        except (ValueError, _Interrupted):
             failed.append(action)
 
     threads = [threading.Thread(target=append, args=(action,)) for action in actions]
@@ -113,6 +122,17 @@ def test_a_refused_record_costs_no_other_call_its_record(
     failed = _append_all(AuditLog(catalog), ["First", "Kept", "Refused", "Kept"], held)
     assert failed == ["Refused"]
     assert _count(catalog, "Kept") == 2 and _count(catalog, "Refused") == 0
+
+
+def test_the_calls_of_an_interrupted_batch_write_their_own_records(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held = _HeldFirstBatch(audit.insert_audit_records, interrupt_second=True)
+    monkeypatch.setattr(auditlog.audit_queries, "insert_audit_records", held)
+    failed = _append_all(AuditLog(catalog), ["First", *["Later"] * 4], held)
+    assert failed == ["Later"]  # only the call whose thread was interrupted has no record
+    assert held.batches[1] == ["Later"] * 4
+    assert _count(catalog, "First") == 1 and _count(catalog, "Later") == 3
 
 
 def test_each_record_is_committed_before_its_call_returns(catalog: Catalog) -> None:

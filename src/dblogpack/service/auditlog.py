@@ -12,7 +12,7 @@ from dblogpack.catalog import audit as audit_queries
 from dblogpack.catalog.records import AuditRecord
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Entry:
     record: AuditRecord
     done: bool = False
@@ -42,7 +42,10 @@ class AuditLog:
         with self._writer:
             # Whoever held the writer meanwhile may have committed this entry with its batch.
             if not entry.done:
-                self._write(self._take())
+                batch = self._take()
+                if entry not in batch:  # taken by a writer that was interrupted (BaseException)
+                    batch.append(entry)
+                self._write(batch)
         if entry.error is not None:
             raise entry.error
 
@@ -55,15 +58,14 @@ class AuditLog:
         try:
             self._insert(batch)
         except Exception as exc:
-            if len(batch) == 1:
-                batch[0].error = exc
-            else:
+            if len(batch) > 1:
                 # One record the database refuses must not cost the others theirs.
                 for entry in batch:
                     self._write([entry])
-        finally:
-            for entry in batch:
-                entry.done = True
+                return
+            batch[0].error = exc
+        for entry in batch:
+            entry.done = True
 
     def _insert(self, batch: list[_Entry]) -> None:
         with self._catalog.write() as conn:
