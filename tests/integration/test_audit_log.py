@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -144,9 +145,6 @@ def test_each_record_is_committed_before_its_call_returns(catalog: Catalog) -> N
             if _count(catalog, f"Probe-{worker}-{i}") != 1:
                 missing.append(f"{worker}-{i}")
 
-    threads = [threading.Thread(target=append_and_read, args=(w,)) for w in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(append_and_read, range(6)))
     assert missing == []
