@@ -22,10 +22,10 @@ class _Entry:
 class AuditLog:
     """Appends audit records to the catalog, one write transaction per batch of callers.
 
-    Per call, a write transaction queued behind the others for the catalog's one write lock:
-    on SQLite each one waited in the busy handler's growing sleeps (the API's slowest 1%). Here
-    one caller at a time writes, for itself and every caller waiting behind it; nothing is ever
-    held in memory past the call that made it.
+    A transaction per call made concurrent calls queue for SQLite's one write lock in the busy
+    handler's growing sleeps (the API's slowest 1%). Here one caller at a time writes, for
+    itself and every caller waiting behind it; no record outlives the call that made it
+    uncommitted.
     """
 
     def __init__(self, catalog: Catalog) -> None:
