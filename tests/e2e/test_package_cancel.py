@@ -1,8 +1,9 @@
 """Cancelling a queued package through the official SDK against a real `dblogpack serve`, on
 SQLite and on PostgreSQL metadata: Delete…LogPackage of a package no worker has claimed answers
-0, the package is Package_Deleted at once (unlisted, its name and its node's slot free again),
-and a `dblogpack worker` started afterwards builds what is left in the queue, never a cancelled
-package. The serve runs no workers, so the packages stay queued until the test starts one.
+0, the package is Package_Deleted at once (unlisted, its name and its node's slot free again);
+`dblogpack package --wait` on it ends with one clear line; and a `dblogpack worker` started
+afterwards builds what is left in the queue, never a cancelled package. The serve runs no
+workers, so the packages stay queued until the test starts one.
 """
 
 from __future__ import annotations
@@ -122,6 +123,33 @@ def test_a_queued_pgsql_package_is_cancelled_at_once(world: World) -> None:
     assert link.code == 1003 and "Package_Deleted" in link.message
     world.cancelled[cancelled] = scope
     world.queued[kept] = scope
+
+
+def test_package_wait_ends_with_a_clear_line_when_the_package_is_cancelled(
+    world: World
+) -> None:
+    server, scope = world.server, {"InstanceID": world.instance_id}
+    env = {**os.environ, "DBLOGPACK_ENDPOINT": server.url,
+           "DBLOGPACK_PUBLIC_KEY": server.admin.public_key,
+           "DBLOGPACK_PRIVATE_KEY": server.admin.private_key}
+    waiting = subprocess.Popen(
+        [str(DBLOGPACK), "package", "pgsql", "--instance-id", world.instance_id, "--type",
+         "error", "--file", world.pg_file, "--name", "cli-waits", "--wait", "--poll", "0.2",
+         "--timeout", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while not (ids := [i for i, row in world.listed(PG_LIST, scope).items()
+                           if row["Name"] == "cli-waits"]):
+            assert waiting.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        world.client.invoke("DeleteUPgSQLLogPackage", {**scope, "BackupID": ids[0]})
+        _, stderr = waiting.communicate(timeout=30)
+    finally:
+        terminate(waiting, timeout=10)
+    assert waiting.returncode == 1
+    assert f"package {ids[0]} is not listed any more: it was deleted, or cancelled" in stderr
+    world.cancelled[ids[0]] = scope
 
 
 def test_a_worker_builds_what_is_left_and_never_a_cancelled_package(world: World) -> None:
