@@ -234,4 +234,40 @@ def test_the_progress_endpoint_reports_each_package_for_the_pages_script(
     rows = {row["id"]: row for row in progress.json()["packages"]}
     # This server runs no workers: the package waits in the queue.
     assert rows[package_id] == {"id": package_id, "state": "Package_Running", "progress": 0,
-                                "message": "", "size": "", "entries": None, "final": False}
+                                "message": "", "size": "", "entries": None, "final": False,
+                                "queued": True}
+
+
+def test_a_queued_package_is_cancelled_from_its_row(http: httpx.Client, world: World) -> None:
+    """The node's slots are all taken by queued packages (this server runs no workers): the
+    DBA cancels one from its row, and the node takes a new package again."""
+    cookie = session_cookie(http, world.admin)
+    headers = {"Cookie": f"{COOKIE}={cookie}"}
+
+    def create(name: str) -> httpx.Response:
+        page = get(http, resource_path(world), cookie)
+        now = int(time.time())
+        return http.post(resource_path(world), headers=headers, data={
+            "csrf": csrf_of(page), "name": name, "log_type": "ErrorLog", "node": world.node_id,
+            "begin": str(now - 600), "end": str(now - 60),
+        })
+
+    for attempt in range(3):
+        refused = create(f"night-{attempt}")
+        if refused.status_code != 303:
+            break
+    assert "are still running" in refused.text
+    with ApiClient(world.server) as client:
+        listed = ok(client.call("ListUMongoDBLogPackage", world.admin,
+                                {"ClusterId": world.cluster_id, "Limit": 100}))["DataSet"]
+        victim = next(row for row in listed if row["State"] == "Package_Running")
+        page = get(http, resource_path(world), cookie)
+        assert f'aria-label="Cancel {victim["Name"]}"' in page.text
+        cancelled = http.post(f"{resource_path(world)}/packages/{victim['Id']}/delete",
+                              headers=headers, data={"csrf": csrf_of(page)})
+        assert cancelled.status_code == 303
+        assert cancelled.headers["location"].endswith(f"?deleted={victim['Name']}")
+        listed = ok(client.call("ListUMongoDBLogPackage", world.admin,
+                                {"ClusterId": world.cluster_id, "Limit": 100}))["DataSet"]
+    assert victim["Id"] not in {row["Id"] for row in listed}
+    assert create("night-again").status_code == 303  # the node has room again

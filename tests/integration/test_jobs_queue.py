@@ -276,9 +276,9 @@ def test_success_records_what_was_published(world: JobWorld) -> None:
 def test_deletion_states_and_what_they_forbid(world: JobWorld) -> None:
     queue = queue_of(world, Clock())
     package = queue.enqueue(world.spec("n1"), project_id=world.project_id)
+    claim = claimed(queue)
     with pytest.raises(StateConflict, match="still being built"):
         queue.start_deleting(package.id, "api")
-    claim = claimed(queue)
     queue.fail(claim, "node n1: boom")
     token = queue.start_deleting(package.id, "api")
     deleting = queue.get(package.id)
@@ -299,3 +299,62 @@ def test_deletion_states_and_what_they_forbid(world: JobWorld) -> None:
     queue.enqueue(world.spec("n1", package.name), project_id=world.project_id)
     listed, total = queue.list_packages([world.project_id], package.kind)
     assert total == 1 and listed[0].id != package.id
+
+
+def test_a_queued_package_is_cancelled_and_never_claimed(world: JobWorld) -> None:
+    clock = Clock()
+    queue = queue_of(world, clock)
+    cancelled = queue.enqueue(world.spec("n1"), project_id=world.project_id)
+    token = queue.start_deleting(cancelled.id, "api")
+    assert queue.claim("w") is None  # Package_Deleting: no worker takes it
+    assert queue.finish_deleting(cancelled.id, token).state is PackageState.DELETED
+    assert queue.claim("w") is None
+    # A package waiting for its retry is queued too (no worker holds it).
+    retried = queue.enqueue(world.spec("n1"), project_id=world.project_id)
+    assert queue.retry_or_fail(claimed(queue), "node n1: timeout") is PackageState.RUNNING
+    queue.start_deleting(retried.id, "api")
+    clock.now += 3600
+    assert queue.claim("w") is None
+
+
+def _claim_and_cancel_together(queue: JobQueue, package_id: str) -> tuple[Claim | None, bool]:
+    """A claim and a delete of `package_id` started at the same instant: (the claim, whether
+    the delete went through)."""
+    barrier = threading.Barrier(2)
+    claims: list[Claim | None] = []
+    cancels: list[bool] = []
+
+    def claim() -> None:
+        barrier.wait()
+        claims.append(queue.claim("w"))
+
+    def cancel() -> None:
+        barrier.wait()
+        try:
+            queue.start_deleting(package_id, "api")
+            cancels.append(True)
+        except StateConflict:
+            cancels.append(False)
+
+    threads = [threading.Thread(target=claim), threading.Thread(target=cancel)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return claims[0], cancels[0]
+
+
+def test_a_claim_and_a_cancel_at_the_same_moment_have_one_winner(world: JobWorld) -> None:
+    """Whichever commits first wins: a claimed package refuses the delete (1003), a cancelled
+    one is never claimed."""
+    queue = world.queue(JobPolicy(per_node_concurrency=50))
+    for _ in range(20):
+        package = queue.enqueue(world.spec("race"), project_id=world.project_id)
+        claim, cancelled = _claim_and_cancel_together(queue, package.id)
+        row = queue.get(package.id)
+        assert row is not None
+        if cancelled:
+            assert claim is None and row.state is PackageState.DELETING
+        else:
+            assert claim is not None and claim.package.id == package.id
+            assert row.state is PackageState.RUNNING and row.lease_owner == claim.token

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,27 +13,21 @@ from dblogpack.catalog.records import AuditRecord
 from dblogpack.catalog.tables import audit_records
 
 
-def insert_audit_record(
-    conn: Connection,
-    *,
-    request_uuid: str,
-    public_key: str | None,
-    action: str,
-    resource_id: str | None,
-    ret_code: int,
-    remote_addr: str | None,
-) -> None:
-    conn.execute(
-        insert(audit_records).values(
-            at=time.time(),
-            request_uuid=_fit(request_uuid, 64) or "",
-            public_key=_fit(public_key, 128),
-            action=_fit(action, 128) or "",
-            resource_id=_fit(resource_id, 128),
-            ret_code=ret_code,
-            remote_addr=_fit(remote_addr, 64),
-        )
-    )
+def insert_audit_records(conn: Connection, records: Sequence[AuditRecord]) -> None:
+    """Append `records` in one statement (executemany)."""
+    conn.execute(insert(audit_records), [_values(record) for record in records])
+
+
+def _values(record: AuditRecord) -> dict[str, object]:
+    return {
+        "at": record.at,
+        "request_uuid": _fit(record.request_uuid, 64) or "",
+        "public_key": _fit(record.public_key, 128),
+        "action": _fit(record.action, 128) or "",
+        "resource_id": _fit(record.resource_id, 128),
+        "ret_code": record.ret_code,
+        "remote_addr": _fit(record.remote_addr, 64),
+    }
 
 
 def _fit(value: str | None, length: int) -> str | None:

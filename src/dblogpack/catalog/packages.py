@@ -35,6 +35,11 @@ DELETABLE = (
 )
 
 
+def _queued() -> ColumnElement[bool]:
+    """Package_Running with no worker on it: not claimed yet, or waiting for its retry."""
+    return and_(packages.c.state == RUNNING, packages.c.lease_owner.is_(None))
+
+
 @dataclass(frozen=True, slots=True)
 class PackageRecord:
     """One package row: what was asked (the spec), where its job stands, and what it produced."""
@@ -80,6 +85,11 @@ class PackageRecord:
             min_duration_ms=self.min_duration_ms,
             files=self.files,
         )
+
+    @property
+    def queued(self) -> bool:
+        """Package_Running with no worker on it: not claimed yet, or waiting for its retry."""
+        return self.state is PackageState.RUNNING and self.lease_owner is None
 
     @property
     def node_label(self) -> str:
@@ -241,12 +251,18 @@ def lock_for_update(conn: Connection, key: str) -> None:
 def start_deleting(
     conn: Connection, package_id: str, token: str, *, lease_until: float
 ) -> bool:
-    """Package_Deleting under a deletion lease, from Success, Failed or DeleteFailed."""
+    """Package_Deleting under a deletion lease, from Success, Failed or DeleteFailed, or from
+    the queue (a package no worker holds, which no worker can claim from then on).
+
+    Atomic against a claim: on SQLite both run under the one write lock; on PostgreSQL the
+    claim locks the row (FOR UPDATE), and this UPDATE, waiting for that lock, evaluates its
+    WHERE again on the claimed row: the lease is set, nothing changes.
+    """
     changed = conn.execute(
         update(packages)
         .where(
             packages.c.id == package_id,
-            packages.c.state.in_(DELETABLE),
+            or_(packages.c.state.in_(DELETABLE), _queued()),
         )
         .values(state=DELETING, lease_owner=token, lease_expires_at=lease_until)
     )

@@ -211,7 +211,8 @@ def _package_info(
                 return row, str(answer.get("RequestUUID", "?"))
         offset += len(rows)
         if not rows or offset >= int(answer.get("TotalCount", 0)):
-            raise PackageFailedError(f"package {package_id} is not listed any more "
+            raise PackageFailedError(f"package {package_id} is not listed any more: it was "
+                                     "deleted, or cancelled while queued "
                                      f"(RequestUUID {answer.get('RequestUUID', '?')})")
 
 

@@ -330,6 +330,7 @@ def _progress_of(package: PackageRecord) -> dict[str, object]:
         "id": package.id, "state": package.state.value, "progress": package.progress,
         "message": package.message, "size": _size(package.size),
         "entries": package.entry_count, "final": package.state is not PackageState.RUNNING,
+        "queued": package.queued,
     }
 
 

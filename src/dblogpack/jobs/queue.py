@@ -260,10 +260,11 @@ class JobQueue:
     # -- deleting ----------------------------------------------------------------------------
 
     def start_deleting(self, package_id: str, deleter: str) -> str:
-        """Package_Deleting on request; the deletion lease's token.
+        """Package_Deleting on request, from a finished or failed package or a queued one (its
+        job is cancelled); the deletion lease's token.
 
-        NotFound when there is no such live package; StateConflict (1003) while it is still
-        being built or already being deleted.
+        NotFound when there is no such live package; StateConflict (1003) while a worker builds
+        it or it is already being deleted.
         """
         token = _lease_token(deleter)
         with self.catalog.write() as conn:

@@ -17,6 +17,7 @@ from dblogpack.service.accounts import (
     Caller,
     new_id,
 )
+from dblogpack.service.auditlog import AuditLog
 from dblogpack.service.logview import Excerpt
 from dblogpack.service.packages import (
     MAX_LINE_CAP,
@@ -66,6 +67,7 @@ class Service(PackageOperations):
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.catalog = catalog
+        self._audit_log = AuditLog(catalog)
         self._source_factory = source_factory
         self._defaults = (default_region, default_zone)
         self.jobs = jobs or JobQueue(catalog, clock=clock)

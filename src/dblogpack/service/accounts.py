@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import secrets
 import string
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from dblogpack.errors import (
     UnknownPublicKey,
 )
 from dblogpack.secretbox import SecretDecryptError
+from dblogpack.service.auditlog import AuditLog
 
 MONGODB_ROLES = ("primary", "secondary", "arbiter", "mongos", "configsvr")
 BOOTSTRAP_ACCOUNT_ID = "acc-admin"
@@ -111,6 +113,7 @@ class AccountOperations:
     """Keys, projects and audit records (the first layer of `Service`)."""
 
     catalog: Catalog
+    _audit_log: AuditLog
 
     # -- keys and projects ---------------------------------------------------------------
 
@@ -252,12 +255,11 @@ class AccountOperations:
         ret_code: int,
         remote_addr: str | None,
     ) -> None:
-        """Append one audit record (never the Signature, never a secret)."""
-        with self.catalog.write() as conn:
-            audit_queries.insert_audit_record(
-                conn, request_uuid=request_uuid, public_key=public_key, action=action,
-                resource_id=resource_id, ret_code=ret_code, remote_addr=remote_addr,
-            )
+        """Append one audit record (never the Signature, never a secret); returns once it is
+        committed."""
+        self._audit_log.append(AuditRecord(
+            time.time(), request_uuid, public_key, action, resource_id, ret_code, remote_addr
+        ))
 
     def list_audit_records(
         self, caller: Caller, where: audit_queries.AuditFilter, offset: int, limit: int

@@ -299,7 +299,8 @@ class PackageOperations(ResourceOperations):
         self, caller: Caller, project_id: str, region: str | None, zone: str | None,
         kind: ResourceKind, resource_id: str, package_id: str,
     ) -> PackageRecord:
-        """Delete a finished or failed package and its objects; its final row."""
+        """Delete a finished or failed package and its objects, or cancel a queued one; its
+        final row."""
         package = self.get_package(caller, project_id, region, zone, kind, resource_id, package_id)
         final = delete_package(self.jobs, self._package_store(), package.id)
         if final.state is PackageState.DELETE_FAILED:

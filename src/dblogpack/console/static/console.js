@@ -59,6 +59,9 @@ function watchPackages(section) {
       const message = row.querySelector('[data-field="message"]');
       message.textContent = p.message;
       message.hidden = !p.message;
+      // A queued package can be cancelled until a worker claims it.
+      const cancel = row.querySelector("form[data-cancel]");
+      if (cancel) cancel.hidden = !p.queued;
       if (p.final) finished = true;
     }
     if (finished) window.location.reload();
