@@ -33,6 +33,7 @@ from dblogpack.model import (
     LogKind,
     TimeWindow,
 )
+from dblogpack.service.packages import summary_of
 from dblogpack.sources.base import LogSource
 from dblogpack.sources.local import DirSource
 
@@ -242,6 +243,8 @@ def test_worker_processes_make_the_same_package_as_one_process(
     assert parallel.entries == single.entries
     # The workers' gzip members and the package's own form one standard gzip stream.
     assert subprocess.run(["gzip", "-t"], input=package, check=False).returncode == 0
+    # ...which the service's summary reader (console, API) reads through to summary.json.
+    assert summary_of(io.BytesIO(package)) == json.loads(files["summary.json"])
     # The workers' compressed pieces are gone (multiprocessing's own pymp-* directory is not ours).
     assert [p.name for p in temporary.iterdir() if p.name.startswith("dblogpack")] == []
 

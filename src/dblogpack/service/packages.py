@@ -5,6 +5,7 @@ follow is checked here, so the API and the console refuse the same things in the
 
 from __future__ import annotations
 
+import gzip
 import json
 import tarfile
 from collections.abc import Callable, Iterator, Sequence
@@ -102,8 +103,14 @@ def _source_unavailable(label: str, exc: DblogpackError) -> InvalidParameter:
     return InvalidParameter(f"the log source of {label} does not answer: {exc.message}")
 
 
-def _summary_of(raw: BinaryIO) -> dict[str, Any] | None:
-    with raw, tarfile.open(fileobj=raw, mode="r|gz") as tar:
+def summary_of(raw: BinaryIO) -> dict[str, Any] | None:
+    """summary.json of a package file, streamed through (it follows the logs); None without."""
+    # A package built by several workers is several gzip members one after the other (standard
+    # gzip); tarfile's own "r|gz" stream stops at the end of the first, so it is read through
+    # a reader of every member.
+    with raw, gzip.GzipFile(fileobj=raw) as unzipped, tarfile.open(
+        fileobj=unzipped, mode="r|"
+    ) as tar:
         for member in tar:
             if member.name == "summary.json" and (handle := tar.extractfile(member)):
                 document: dict[str, Any] = json.loads(handle.read())
@@ -287,7 +294,7 @@ class PackageOperations(ResourceOperations):
         if package.state is not PackageState.SUCCESS or package.store_key is None:
             raise _unfinished(package, "its summary exists once it is Package_Success")
         try:
-            document = _summary_of(self._package_store().open(package.store_key))
+            document = summary_of(self._package_store().open(package.store_key))
         except (tarfile.TarError, OSError, ValueError) as exc:
             # ValueError: a summary.json that is no JSON document.
             raise StoreError(f"the summary of package {package.id} cannot be read: {exc}") from exc
