@@ -27,8 +27,6 @@ HEAD = re.compile(
 )
 _DURATION = b'"durationMillis":'
 _NUMBER = re.compile(rb"\d+(?:\.\d+)?")
-# A duration that is the last member of attr and ends the entry.
-_LAST_DURATION = re.compile(rb'"durationMillis":(\d+(?:\.\d+)?)\}\}\n')
 # The duration is the last member of a slow entry's attr: it is looked for near the end first.
 _TAIL_BYTES = 64
 # In MongoDB's slow-query layout the command is followed by planSummary.
@@ -70,13 +68,9 @@ class Lines:
     zones: list[int] = field(default_factory=list)
 
 
-class _Judged(NamedTuple):
-    """A line judged alone: what Lines holds of it but its bounds."""
-
-    duration: float
-    key: bytes | None
-    date: bytes | None
-    zone: int
+# One line found: start, end, duration, key, date, zone (as Lines holds them) and where the key's
+# region ends (the end for a line judged alone, whose key is final).
+_Row = tuple[int, int, float, bytes | None, bytes | None, int, int]
 
 
 class SlowLines:
@@ -88,13 +82,10 @@ class SlowLines:
     def find(self, buf: bytes, lo: int, hi: int, least: float, keyed: bool) -> Lines:
         """The slow lines of buf[lo:hi] (lo is a line start) whose duration is at least `least`;
         with `keyed`, their summary keys."""
-        # The hot loop: a few C calls a line and no Python function call for a known shape.
-        lines = Lines()
-        starts, ends, durations, keys, dates, zones = (
-            lines.starts, lines.ends, lines.durations, lines.keys, lines.dates, lines.zones
-        )
-        find, rfind, shape_of = buf.find, buf.rfind, self._shapes.get
-        last_duration, cuts = _LAST_DURATION.search, []
+        # The hot loop: a few C calls a line, no Python function call for a known shape, and
+        # one row a line (the columns are made at C speed at the end).
+        rows: list[_Row] = []
+        add, find, rfind, shape_of = rows.append, buf.find, buf.rfind, self._shapes.get
         at = find(NEEDLE, lo, hi)
         while at >= 0:
             start = rfind(b"\n", lo, at) + 1 or lo
@@ -102,44 +93,40 @@ class SlowLines:
             cut = find(AFTER_COMMAND, at, end)
             shape = shape_of(buf[start:cut].translate(_ZERO_DIGITS)) if cut > 0 else None
             if (
-                shape is not None and at - start == shape.id_at
+                shape is not None and at - start == shape[0]
                 and buf[start + _MINUTE_TENS] < _SIXTY and buf[start + _SECOND_TENS] < _SIXTY
             ):
-                # The duration ending the line's attr (the usual layout) is its last one, as
-                # _duration reads it; else _duration.
-                last = last_duration(buf, end - _TAIL_BYTES, end)
-                closed = last is not None and last.end() == end and last.start() > at
-                ms = float(last[1]) if last is not None and closed else _duration(buf, at, end)
+                _, date_end, zone_at, key = shape
+                # The last duration, as _duration finds it; read here when it is whole digits
+                # ending the line's attr and the entry (the usual layout), else by _duration.
+                found = rfind(_DURATION, end - _TAIL_BYTES, end)
+                closed = buf.endswith(b"}}\n", start, end)
+                number = buf[found + len(_DURATION) : end - 3] if found > at and closed else b""
+                ms = float(number) if number.isdigit() else _duration(buf, at, end)
                 if ms is not None and ms >= least:
-                    starts.append(start)
-                    ends.append(end)
-                    durations.append(ms)
                     # What follows the key's region is checked for the whole chunk at once.
-                    keys.append(
-                        shape.key if keyed and (closed or buf.endswith(b"}}\n", start, end))
-                        else None
-                    )
-                    cuts.append(cut)
-                    dates.append(buf[start + _DATE_AT : start + shape.date_end])
-                    zones.append(shape.zone_at)
+                    if not (keyed and closed):
+                        key = None
+                    add((start, end, ms, key, buf[start + _DATE_AT : start + date_end], zone_at,
+                         cut))
             else:
-                judged = self._judge(buf, start, at, end, least, keyed)
-                if judged is not None:
-                    starts.append(start)
-                    ends.append(end)
-                    durations.append(judged.duration)
-                    keys.append(judged.key)
-                    dates.append(judged.date)
-                    zones.append(judged.zone)
-                    cuts.append(end)  # (its key is final: an empty tail)
+                row = self._judge(buf, start, at, end, least, keyed)
+                if row is not None:
+                    add(row)
             at = find(NEEDLE, end, hi)
-        if keyed and lines.starts:
-            _drop_unsafe_keys(buf, lines, cuts)
+        lines = Lines()
+        if rows:
+            columns = list(map(list, zip(*rows, strict=True)))
+            lines.starts, lines.ends, lines.durations, lines.keys, lines.dates, lines.zones = (
+                columns[:6]
+            )
+            if keyed:
+                _drop_unsafe_keys(buf, lines, columns[6])
         return lines
 
     def _judge(
         self, buf: bytes, start: int, at: int, end: int, least: float, keyed: bool
-    ) -> _Judged | None:
+    ) -> _Row | None:
         """One line judged alone, its shape learnt when it has the standard layout."""
         head = HEAD.match(buf, start)
         # A hit elsewhere than the head's own id is not a slow entry (nor is any later hit of
@@ -162,7 +149,7 @@ class SlowLines:
                 key = head["s"] + buf[attr:cut].translate(MASK_DIGITS)
         date = head["date"]
         zone = head.start("off") - head.start("date") if date is not None else 0
-        return _Judged(duration, key, date, zone)
+        return start, end, duration, key, date, zone, end
 
     def _learn(self, buf: bytes, head: re.Match[bytes], at: int, cut: int) -> None:
         start, attr = head.start(), head.start("attr")
