@@ -165,12 +165,12 @@ class SlowQueries:
         alike: bool,
     ) -> EntryDetail:
         start, end, ms = lines.starts[i], lines.ends[i], lines.durations[i]
-        ts = times[i] if times is not None else self._time_at(buf, start)
+        head = HEAD.match(buf, start)
+        assert head is not None  # a chosen line has a slow entry's head
+        ts = times[i] if times is not None else self._time_of(head)
         assert ts is not None  # chosen lines have a time
         if not alike:
             return self._detail_of(buf, start, end, ts, ms)
-        head = HEAD.match(buf, start)
-        assert head is not None  # a keyed line has the standard head
         # In a learnt key the first `"command":` is attr's own, and the command ends the region.
         attr = head.start("attr")
         command = buf[buf.find(_COMMAND, attr) + len(_COMMAND) : buf.find(AFTER_COMMAND, attr)]

@@ -5,8 +5,8 @@ as 0 is its *shape*: lines of one shape differ only in digits, so what the head 
 one of them (the id is the head's own, where the date ends, the summary key) holds for all, but
 for the range of minutes and seconds, checked for each line. A shape is learnt from the first
 line that has it, judged alone (one head match, as every line was before); its later lines need
-no pattern but the duration's. What a shape cannot tell (a duration elsewhere than at the end,
-a code or an escape after the key's region) is found as the per-line judgement finds it.
+no pattern at all. What a shape cannot tell (a duration elsewhere than at the end, a code or an
+escape after the key's region) is found as the per-line judgement finds it.
 """
 
 from __future__ import annotations
