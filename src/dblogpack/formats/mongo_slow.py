@@ -12,12 +12,13 @@ import math
 import re
 from collections.abc import Callable
 from operator import itemgetter
-from typing import Any, cast
+from typing import Any
 
 from dblogpack.formats.base import ScanResult
 from dblogpack.formats.json_lines import dump_json, load_document
 from dblogpack.formats.mongo_slow_lines import AFTER_COMMAND, HEAD, MASK_DIGITS, Lines, SlowLines
 from dblogpack.formats.scanner import count_selected, window_bounds
+from dblogpack.formats.timestamps import with_fraction
 from dblogpack.model import DetailGroup, EntryDetail, Query
 
 _COMMAND = b'"command":'
@@ -50,7 +51,7 @@ class SlowQueries:
 
     def scan(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
         lines = self._lines.find(buf, first, len(buf), query.min_duration_ms or 0.0, query.details)
-        chosen, times, (earliest, latest) = self._in_window(buf, lines, query)
+        chosen, times, (earliest, latest) = self._in_window(lines, query)
         spans, count = result.spans, 0
         starts, ends = lines.starts, lines.ends
         for i in chosen:
@@ -66,27 +67,25 @@ class SlowQueries:
 
     # ---- the window ----------------------------------------------------------------------
 
-    def _in_window(self, buf: bytes, lines: Lines, query: Query) -> _Window:
+    def _in_window(self, lines: Lines, query: Query) -> _Window:
         """The lines inside the window; times in one format and offset order as their text does,
         so the chunk's earliest and latest decide for all lines whether the window holds them."""
-        bounds = self._uniform_bounds(buf, lines)
+        bounds = self._uniform_bounds(lines)
         earliest, latest = window_bounds(query.window)
         if bounds is not None and earliest <= bounds[0] and bounds[1] < latest:
             return range(len(lines.starts)), None, bounds
-        times = [self._time_at(buf, start) for start in lines.starts]
+        times = list(map(self._time_of_text, lines.dates, lines.zones))
         chosen = [i for i, ts in enumerate(times) if ts is not None and earliest <= ts < latest]
         picked = [ts for i in chosen if (ts := times[i]) is not None]
         return chosen, times, (min(picked, default=math.inf), max(picked, default=-math.inf))
 
-    def _uniform_bounds(self, buf: bytes, lines: Lines) -> tuple[float, float] | None:
+    def _uniform_bounds(self, lines: Lines) -> tuple[float, float] | None:
         """Earliest and latest time of the lines when all are valid ISO times alike, else None."""
-        zones = set(lines.zones)
-        if not lines.dates or None in lines.dates or len(zones) != 1:
+        dates, zones = lines.dates, set(lines.zones)
+        if len(zones) != 1 or -1 in zones or len(set(map(len, dates))) != 1:
             return None
-        dates = cast(list[bytes], lines.dates)
-        if len(set(map(len, dates))) != 1:
-            return None
-        offsets = set(map(itemgetter(slice(zones.pop(), None)), dates))
+        zone = zones.pop()
+        offsets = set(map(itemgetter(slice(zone, None)), dates))
         if len(offsets) != 1:
             return None
         offset = offsets.pop()
@@ -96,14 +95,18 @@ class SlowQueries:
                 self._seconds_of(hour + b":00:00", offset)
         except ValueError:
             return None
-        first, last = min(dates), max(dates)
-        low = self._time_at(buf, lines.starts[dates.index(first)])
-        high = self._time_at(buf, lines.starts[dates.index(last)])
+        low, high = self._time_of_text(min(dates), zone), self._time_of_text(max(dates), zone)
         return None if low is None or high is None else (low, high)
 
-    def _time_at(self, buf: bytes, start: int) -> float | None:
-        head = HEAD.match(buf, start)
-        return None if head is None else self._time_of(head)
+    def _time_of_text(self, date: bytes, zone: int) -> float | None:
+        """A line's time from its date text as Lines holds it (what the format's time of its
+        head gives): ISO seconds, fraction and offset, or epoch milliseconds (zone -1)."""
+        try:
+            if zone < 0:
+                return int(date) / 1000.0
+            return with_fraction(self._seconds_of(date[:19], date[zone:]), date[20:zone])
+        except ValueError:
+            return None
 
     # ---- details -------------------------------------------------------------------------
 

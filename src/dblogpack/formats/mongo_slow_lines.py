@@ -57,20 +57,20 @@ class _Shape(NamedTuple):
 @dataclass(slots=True)
 class Lines:
     """Slow lines of one chunk, in order: their starts, ends, durations, summary keys (None: not
-    summarised alike), ISO date texts (None for epoch-ms dates) and where the dates' offsets
-    begin."""
+    summarised alike), date texts (ISO, or the digits of epoch milliseconds) and where an ISO
+    date's offset begins (-1: epoch milliseconds)."""
 
     starts: list[int] = field(default_factory=list)
     ends: list[int] = field(default_factory=list)
     durations: list[float] = field(default_factory=list)
     keys: list[bytes | None] = field(default_factory=list)
-    dates: list[bytes | None] = field(default_factory=list)
+    dates: list[bytes] = field(default_factory=list)
     zones: list[int] = field(default_factory=list)
 
 
 # One line found: start, end, duration, key, date, zone (as Lines holds them) and where the key's
 # region ends (the end for a line judged alone, whose key is final).
-_Row = tuple[int, int, float, bytes | None, bytes | None, int, int]
+_Row = tuple[int, int, float, bytes | None, bytes, int, int]
 
 
 class SlowLines:
@@ -147,9 +147,9 @@ class SlowLines:
             # (which holds `"code":` too; an escaped name, a backslash).
             if buf.find(_CODE, cut, end) < 0 and _plain(buf, start, end):
                 key = head["s"] + buf[attr:cut].translate(MASK_DIGITS)
-        date = head["date"]
-        zone = head.start("off") - head.start("date") if date is not None else 0
-        return start, end, duration, key, date, zone, end
+        if head["date"] is None:
+            return start, end, duration, key, head["ms"], -1, end
+        return start, end, duration, key, head["date"], head.start("off") - head.start("date"), end
 
     def _learn(self, buf: bytes, head: re.Match[bytes], at: int, cut: int) -> None:
         start, attr = head.start(), head.start("attr")
