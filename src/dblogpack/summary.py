@@ -61,19 +61,21 @@ def fingerprint_mongo(command: str) -> str:
 # then every digit of the command was in a value, and values are replaced. Keyed by the command
 # with its digits masked. Not masked: commands with escapes (`\u0031` is a digit too) and with
 # what may be a number with a leading zero (not JSON, so not parsed alike).
-_MONGO_SHAPES: dict[str, str] = {}
-_DIGIT_MASK = str.maketrans("0123456789", "\0" * 10)
+_MONGO_SHAPES: dict[bytes, str] = {}
+# Masked as UTF-8 bytes: bytes.translate is ~9x faster than str.translate on a command, and
+# UTF-8 never holds an ASCII digit's byte inside another character (surrogatepass: any str).
+_DIGIT_MASK = bytes.maketrans(b"0123456789", b"\0" * 10)
 _HAS_DIGIT = re.compile(r"\d")
 _LEADING_ZERO = re.compile(r"[:\[,]\s*-?0\d")
 
 
-def _masked_digits(command: str) -> str | None:
+def _masked_digits(command: str) -> bytes | None:
     if "\\" in command or "\0" in command or _LEADING_ZERO.search(command):
         return None
-    return command.translate(_DIGIT_MASK)
+    return command.encode("utf-8", "surrogatepass").translate(_DIGIT_MASK)
 
 
-def _remember_shape(masked: str, shape: str) -> None:
+def _remember_shape(masked: bytes, shape: str) -> None:
     if len(_MONGO_SHAPES) >= _CACHE_SIZE:
         _MONGO_SHAPES.clear()
     _MONGO_SHAPES[masked] = shape

@@ -152,6 +152,21 @@ def test_lines_alike_but_for_their_digits_are_summarised_from_one_parse() -> Non
     assert_alike(data)
 
 
+def test_lines_alike_but_for_how_many_digits_their_numbers_have_share_a_group() -> None:
+    numbers = [7, 12, 345, 6789, 12, 7, 0, 98765]
+    data = b"".join(
+        slow_line(f'{{"find":"orders","filter":{{"a":{n},"b":"x{n}","c":[{n},1]}}}}',
+                  tail=f'"planSummary":"COLLSCAN","durationMillis":{n % 1000}')
+        for n in numbers
+    ) + slow_line('{"find":"orders","filter":{"a":1234567890123456789012,"b":"x","c":[1,1]}}')
+    query = Query(TimeWindow(), LogKind.SLOW, None, details=True)
+    result = MongoJsonFormat(FormatConfig("mongo-json")).scan(data, query, "mongod.log", 0)
+    # Each key is met once before it is learnt (7, 12, 345, 6789); then the learnt ones share
+    # one group; a number past 64 bits is never learnt.
+    assert [group.count for group in result.details] == [1, 1, 1, 1, 3, 1, 1]
+    assert_alike(data)
+
+
 _keys = st.text(alphabet="abcXY$_.019", min_size=0, max_size=4)
 _scalars = st.one_of(
     st.integers(10, 99), st.text(alphabet="ab01\"\\ ", max_size=4), st.booleans(), st.none()
@@ -182,6 +197,17 @@ def _other_numbers(value: Any, draw: st.DrawFn) -> Any:
     return value
 
 
+def _other_lengths(value: Any, draw: st.DrawFn) -> Any:
+    """`value` with each of its integers drawn anew, of any length: alike but for digit runs."""
+    if isinstance(value, dict):
+        return {k: _other_lengths(v, draw) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_other_lengths(v, draw) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return draw(st.integers(0, 10**12))
+    return value
+
+
 @st.composite
 def _entries(draw: st.DrawFn) -> list[tuple[dict[str, Any], int]]:
     """Commands, some of them repeated with other numbers (so that they share a key)."""
@@ -203,6 +229,23 @@ def test_any_commands_are_summarised_as_the_per_entry_scan_does(
         for command, ms in entries
     )
     assert_alike(data)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_commands_alike_but_for_digit_runs_are_summarised_as_the_per_entry_scan_does(
+    data: st.DataObject,
+) -> None:
+    templates = data.draw(st.lists(_commands, min_size=1, max_size=3))
+    picks = data.draw(st.lists(st.sampled_from(templates), min_size=1, max_size=12))
+    log = b"".join(
+        slow_line(
+            json.dumps(_other_lengths(command, data.draw), separators=(",", ":")),
+            tail=f'"planSummary":"COLLSCAN","durationMillis":{data.draw(st.integers(0, 5000))}',
+        )
+        for command in picks
+    )
+    assert_alike(log)
 
 
 # Alike but for digits, yet shaped apart (digits in names), or not JSON at all (leading zeros).

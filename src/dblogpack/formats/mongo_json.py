@@ -14,7 +14,8 @@ from typing import Any
 from dblogpack.formats.base import ScanResult
 from dblogpack.formats.framing import find_all
 from dblogpack.formats.json_lines import JsonLinesScanner, dump_json, load_document
-from dblogpack.formats.mongo_slow import MASK_DIGITS, SlowQueries
+from dblogpack.formats.mongo_slow import SlowQueries
+from dblogpack.formats.mongo_slow_lines import MASK_DIGITS
 from dblogpack.formats.scanner import Candidate, window_bounds
 from dblogpack.formats.timestamps import IsoSecondsCache, with_fraction
 from dblogpack.model import EntryDetail, FormatConfig, LogKind, Query, TimeWindow

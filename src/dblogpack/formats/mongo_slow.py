@@ -1,9 +1,9 @@
 """mongo-json slow queries selected a chunk at a time, with few Python calls per entry.
 
-Entries are found with bytes.find of `"id":51803,`; each hit costs a line-bounds lookup, one head
-match and a duration lookup near the line's end. For the summary, an entry's details are keyed by
-its `attr` up to the command with every digit masked: entries with one key differ only in digits,
-so once a key is learnt (one JSON parse of one entry) the others need no parse at all.
+The lines are found by mongo_slow_lines; this module decides which are in the window and groups
+their details for the summary. An entry's details are keyed by its `attr` up to the command with
+every digit masked: entries with one key differ only in digits, so once a key is learnt (one
+JSON parse of one entry) the others need no parse at all.
 """
 
 from __future__ import annotations
@@ -11,39 +11,24 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
 from dblogpack.formats.base import ScanResult
 from dblogpack.formats.json_lines import dump_json, load_document
+from dblogpack.formats.mongo_slow_lines import AFTER_COMMAND, HEAD, MASK_DIGITS, Lines, SlowLines
 from dblogpack.formats.scanner import count_selected, window_bounds
+from dblogpack.formats.timestamps import with_fraction
 from dblogpack.model import DetailGroup, EntryDetail, Query
 
-NEEDLE = b'"id":51803,'
-# The head of a slow entry; `attr` (the offset of attr's opening brace) only in the standard
-# layout, where the summary key applies. Minutes and seconds past 59 are no time: such lines are
-# not selected, as a head whose time does not parse is not.
-_HEAD = re.compile(
-    rb'\{"t":\{"\$date":(?:"(?P<date>(?P<sec>\d{4}-\d\d-\d\dT\d\d:[0-5]\d:[0-5]\d)(?:\.(?P<frac>\d++))?'
-    rb'(?P<off>[^"\n]*+))"|\{"\$numberLong":"(?P<ms>-?\d+)"\})\},\s*+'
-    rb'"s":"(?P<s>[A-Z]\d?)",\s*+"c":"[^"\n]*+",\s*+"id":51803,(?P<idend>)'
-    rb'(?:\s*+"ctx":"[^"\\\n]*+",\s*+"msg":"(?P<msg>[^"\\\n]*+)",\s*+"attr":(?P<attr>)(?=\{))?'
-)
-# Per-line fields taken at C speed (map) when a chunk's times are judged together.
-_DATE, _OFFSET, _HOUR = itemgetter("date"), itemgetter("off"), itemgetter(slice(0, 13))
-_DURATION = b'"durationMillis":'
-_NUMBER = re.compile(rb"\d+(?:\.\d+)?")
-# The duration is the last member of a slow entry's attr: it is looked for near the end first.
-_TAIL_BYTES = 64
-# In MongoDB's slow-query layout the command is followed by planSummary.
-_AFTER_COMMAND = b',"planSummary":'
 _COMMAND = b'"command":'
-# Every digit masked alike: lines differing only in digits get one key.
-MASK_DIGITS = bytes.maketrans(b"0123456789", b"\0" * 10)
 # Masked numbers a JSON parser may refuse (past 64 bits) or write back differently (fractions,
 # exponents): keys holding them are not learnt.
 _UNSAFE_NUMBERS = re.compile(rb"\0{19}|\0[.eE]")
+# Lines are grouped by their learnt command with each run of digits as one mask: learnt commands
+# hold digits only in values, which a fingerprint replaces whatever their length, so commands
+# alike but for how many digits a number has are summarised alike (a third fewer groups a chunk).
+_DIGIT_RUN = re.compile(rb"\0+")
 # Keys are a few hundred bytes: 4096 of them stay a megabyte or two (RSS stays bounded).
 _CACHE_LIMIT = 4096
 _UNSEEN = b"unseen"  # (never a command: a command starts with a severity and a quote)
@@ -53,18 +38,9 @@ _MET_ONCE = b""
 DetailOf = Callable[[bytes, int, int, float, float | None], EntryDetail]
 TimeOf = Callable[["re.Match[bytes]"], float | None]
 SecondsOf = Callable[[bytes, bytes], int]
+_HOUR = itemgetter(slice(0, 13))
 # Indices of the chosen lines; every line's time when it had to be read; earliest and latest.
 _Window = tuple[range | list[int], list[float | None] | None, tuple[float, float]]
-
-
-@dataclass(slots=True)
-class _Lines:
-    """Slow lines of one chunk, in order: their head matches, ends, durations and summary keys."""
-
-    heads: list[re.Match[bytes]] = field(default_factory=list)
-    ends: list[int] = field(default_factory=list)
-    durations: list[float] = field(default_factory=list)
-    keys: list[bytes | None] = field(default_factory=list)
 
 
 class SlowQueries:
@@ -72,16 +48,18 @@ class SlowQueries:
 
     def __init__(self, detail_of: DetailOf, time_of: TimeOf, seconds_of: SecondsOf) -> None:
         self._detail_of, self._time_of, self._seconds_of = detail_of, time_of, seconds_of
+        self._lines = SlowLines()
         # masked key → severity and masked command when its entries are summarised alike (see
         # _learnable), None when not, _MET_ONCE before it is learnt.
         self._learnt: dict[bytes, bytes | None] = {}
 
     def scan(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
-        lines = self._lines(buf, first, len(buf), query.min_duration_ms or 0.0, query.details)
+        lines = self._lines.find(buf, first, len(buf), query.min_duration_ms or 0.0, query.details)
         chosen, times, (earliest, latest) = self._in_window(lines, query)
         spans, count = result.spans, 0
+        starts, ends = lines.starts, lines.ends
         for i in chosen:
-            start, end = lines.heads[i].start(), lines.ends[i]
+            start, end = starts[i], ends[i]
             if spans and spans[-1][1] == start:
                 spans[-1] = (spans[-1][0], end)
             else:
@@ -91,86 +69,55 @@ class SlowQueries:
         if query.details:
             result.details.extend(self._groups(buf, lines, chosen, times))
 
-    # ---- finding the lines -------------------------------------------------------------
-
-    def _lines(self, buf: bytes, lo: int, hi: int, least: float, keyed: bool) -> _Lines:
-        # The hot loop: a few C calls a line and no Python function call (measured 8% faster).
-        lines = _Lines()
-        heads, ends, durations, keys = lines.heads, lines.ends, lines.durations, lines.keys
-        find, rfind, head_at, number_at = buf.find, buf.rfind, _HEAD.match, _NUMBER.match
-        # Lines with a backslash or NUL are never keyed: a chunk without any spares a test a line.
-        plain = find(b"\\", lo, hi) < 0 and find(b"\0", lo, hi) < 0
-        at = find(NEEDLE, lo, hi)
-        while at >= 0:
-            start = rfind(b"\n", lo, at) + 1 or lo
-            end = find(b"\n", at, hi) + 1 or hi
-            head = head_at(buf, start)
-            # A hit elsewhere than the head's own id is not a slow entry (nor is any later hit
-            # of the same line: the head comes first).
-            if head is not None and head.start("idend") == at + len(NEEDLE):
-                near = end - _TAIL_BYTES
-                found = rfind(_DURATION, near if near > at else at, end)
-                if found < 0:
-                    found = rfind(_DURATION, at, end)
-                number = number_at(buf, found + len(_DURATION)) if found >= 0 else None
-                if number is not None and (ms := float(number[0])) >= least:
-                    heads.append(head)
-                    ends.append(end)
-                    durations.append(ms)
-                    key = None
-                    attr = head.start("attr")
-                    if keyed and attr >= 0 and buf.endswith(b"}}\n", start, end):
-                        cut = find(_AFTER_COMMAND, attr, end)
-                        # No error code may hide after the key's region: attr's `code`, or its
-                        # `error`'s (which holds `"code":` too; an escaped name, a backslash).
-                        if cut >= 0 and find(b'"code":', cut, end) < 0:
-                            if plain or _plain(buf, start, end):
-                                key = head["s"] + buf[attr:cut].translate(MASK_DIGITS)
-                    keys.append(key)
-            at = find(NEEDLE, end, hi)
-        return lines
-
     # ---- the window ----------------------------------------------------------------------
 
-    def _in_window(self, lines: _Lines, query: Query) -> _Window:
+    def _in_window(self, lines: Lines, query: Query) -> _Window:
         """The lines inside the window; times in one format and offset order as their text does,
         so the chunk's earliest and latest decide for all lines whether the window holds them."""
         bounds = self._uniform_bounds(lines)
         earliest, latest = window_bounds(query.window)
         if bounds is not None and earliest <= bounds[0] and bounds[1] < latest:
-            return range(len(lines.heads)), None, bounds
-        times = [self._time_of(head) for head in lines.heads]
+            return range(len(lines.starts)), None, bounds
+        times = list(map(self._time_of_text, lines.dates, lines.zones))
         chosen = [i for i, ts in enumerate(times) if ts is not None and earliest <= ts < latest]
         picked = [ts for i in chosen if (ts := times[i]) is not None]
         return chosen, times, (min(picked, default=math.inf), max(picked, default=-math.inf))
 
-    def _uniform_bounds(self, lines: _Lines) -> tuple[float, float] | None:
+    def _uniform_bounds(self, lines: Lines) -> tuple[float, float] | None:
         """Earliest and latest time of the lines when all are valid ISO times alike, else None."""
-        heads = lines.heads
-        if not heads:
+        dates, zones = lines.dates, set(lines.zones)
+        if len(zones) != 1 or -1 in zones or len(set(map(len, dates))) != 1:
             return None
-        dates = list(map(_DATE, heads))
-        offsets = set(map(_OFFSET, heads))
-        if None in dates or len(offsets) != 1 or len(set(map(len, dates))) != 1:
+        zone = zones.pop()
+        offsets = set(map(itemgetter(slice(zone, None)), dates))
+        if len(offsets) != 1:
             return None
         offset = offsets.pop()
         try:
-            # Minutes and seconds are in range (_HEAD): a line's time parses when its hour does.
+            # Minutes and seconds are in range (HEAD): a line's time parses when its hour does.
             for hour in set(map(_HOUR, dates)):
                 self._seconds_of(hour + b":00:00", offset)
         except ValueError:
             return None
-        first, last = min(dates), max(dates)
-        low = self._time_of(heads[dates.index(first)])
-        high = self._time_of(heads[dates.index(last)])
+        low, high = self._time_of_text(min(dates), zone), self._time_of_text(max(dates), zone)
         return None if low is None or high is None else (low, high)
+
+    def _time_of_text(self, date: bytes, zone: int) -> float | None:
+        """A line's time from its date text as Lines holds it (what the format's time of its
+        head gives): ISO seconds, fraction and offset, or epoch milliseconds (zone -1)."""
+        try:
+            if zone < 0:
+                return int(date) / 1000.0
+            return with_fraction(self._seconds_of(date[:19], date[zone:]), date[20:zone])
+        except ValueError:
+            return None
 
     # ---- details -------------------------------------------------------------------------
 
     def _groups(
         self,
         buf: bytes,
-        lines: _Lines,
+        lines: Lines,
         chosen: range | list[int],
         times: list[float | None] | None,
     ) -> list[DetailGroup]:
@@ -178,9 +125,12 @@ class SlowQueries:
         severity and masked command (attr's other members do not change a summary)."""
         groups: list[DetailGroup] = []
         by_command: dict[bytes, DetailGroup] = {}
+        keys, durations, learnt = lines.keys, lines.durations, self._learnt
         for i in chosen:
-            key, ms = lines.keys[i], lines.durations[i]
-            command = None if key is None else self._command_of(buf, lines.heads[i], key)
+            key, ms = keys[i], durations[i]
+            command = None if key is None else learnt.get(key, _UNSEEN)
+            if command is _UNSEEN or command is _MET_ONCE:
+                command = self._command_of(buf, lines.starts[i], key)
             group = None if command is None else by_command.get(command)
             if group is None:
                 detail = self._first_detail(buf, lines, i, times, command is not None)
@@ -194,40 +144,44 @@ class SlowQueries:
                 group.max_ms = ms
         return groups
 
-    def _command_of(self, buf: bytes, head: re.Match[bytes], key: bytes) -> bytes | None:
-        """Severity and masked command of a learnt key, None if not alike. A key is learnt when
-        met a second time: a line whose key is met once costs one parse, as it would alone."""
-        command = self._learnt.get(key, _UNSEEN)
-        if command is _UNSEEN:
+    def _command_of(self, buf: bytes, start: int, key: bytes | None) -> bytes | None:
+        """Severity and masked command of a key met before, None if not alike. A key is learnt
+        when met a second time: a line whose key is met once costs one parse, as it would alone."""
+        assert key is not None
+        if key not in self._learnt:
             if len(self._learnt) >= _CACHE_LIMIT:
                 self._learnt.clear()
             self._learnt[key] = _MET_ONCE
             return None
-        if command is _MET_ONCE:
-            attr = head.start("attr")
-            region = buf[attr : buf.find(_AFTER_COMMAND, attr)]
-            command = None
-            if _learnable(region, key):
-                command = head["s"] + region[region.find(_COMMAND) :].translate(MASK_DIGITS)
-            self._learnt[key] = command
+        head = HEAD.match(buf, start)
+        assert head is not None  # a keyed line has the standard head
+        attr = head.start("attr")
+        region = buf[attr : buf.find(AFTER_COMMAND, attr)]
+        command = None
+        if _learnable(region, key):
+            masked = region[region.find(_COMMAND) :].translate(MASK_DIGITS)
+            command = head["s"] + _DIGIT_RUN.sub(b"\0", masked)
+        self._learnt[key] = command
         return command
 
     def _first_detail(
         self,
         buf: bytes,
-        lines: _Lines,
+        lines: Lines,
         i: int,
         times: list[float | None] | None,
         alike: bool,
     ) -> EntryDetail:
-        head, end, ms = lines.heads[i], lines.ends[i], lines.durations[i]
+        start, end, ms = lines.starts[i], lines.ends[i], lines.durations[i]
+        head = HEAD.match(buf, start)
+        assert head is not None  # a chosen line has a slow entry's head
         ts = times[i] if times is not None else self._time_of(head)
         assert ts is not None  # chosen lines have a time
         if not alike:
-            return self._detail_of(buf, head.start(), end, ts, ms)
+            return self._detail_of(buf, start, end, ts, ms)
         # In a learnt key the first `"command":` is attr's own, and the command ends the region.
         attr = head.start("attr")
-        command = buf[buf.find(_COMMAND, attr) + len(_COMMAND) : buf.find(_AFTER_COMMAND, attr)]
+        command = buf[buf.find(_COMMAND, attr) + len(_COMMAND) : buf.find(AFTER_COMMAND, attr)]
         return EntryDetail(
             timestamp=ts,
             severity=head["s"].decode(),
@@ -237,11 +191,6 @@ class SlowQueries:
             # As a parse would read it: invalid UTF-8 replaced (a quote ends any sequence).
             message=head["msg"].decode("utf-8", "replace"),
         )
-
-
-def _plain(buf: bytes, start: int, end: int) -> bool:
-    """Whether the line has no backslash (an escape may spell a digit) and no NUL (the mask)."""
-    return buf.find(b"\\", start, end) < 0 and buf.find(b"\0", start, end) < 0
 
 
 def _learnable(region: bytes, key: bytes) -> bool:

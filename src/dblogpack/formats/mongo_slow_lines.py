@@ -1,0 +1,190 @@
+"""The slow lines of a mongo-json chunk, found with a few C calls a line.
+
+A hit of `"id":51803,` is a candidate. Its line up to `,"planSummary":` with every digit written
+as 0 is its *shape*: lines of one shape differ only in digits, so what the head pattern says of
+one of them (the id is the head's own, where the date ends, the summary key) holds for all, but
+for the range of minutes and seconds, checked for each line. A shape is learnt from the first
+line that has it, judged alone (one head match, as every line was before); its later lines need
+no pattern at all. What a shape cannot tell (a duration elsewhere than at the end, a code or an
+escape after the key's region) is found as the per-line judgement finds it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+NEEDLE = b'"id":51803,'
+# The head of a slow entry; `attr` (the offset of attr's opening brace) only in the standard
+# layout, where the summary key applies. Minutes and seconds past 59 are no time: such lines are
+# not selected, as a head whose time does not parse is not.
+HEAD = re.compile(
+    rb'\{"t":\{"\$date":(?:"(?P<date>(?P<sec>\d{4}-\d\d-\d\dT\d\d:[0-5]\d:[0-5]\d)(?:\.(?P<frac>\d++))?'
+    rb'(?P<off>[^"\n]*+))"|\{"\$numberLong":"(?P<ms>-?\d+)"\})\},\s*+'
+    rb'"s":"(?P<s>[A-Z]\d?)",\s*+"c":"[^"\n]*+",\s*+"id":51803,(?P<idend>)'
+    rb'(?:\s*+"ctx":"[^"\\\n]*+",\s*+"msg":"(?P<msg>[^"\\\n]*+)",\s*+"attr":(?P<attr>)(?=\{))?'
+)
+_DURATION = b'"durationMillis":'
+_NUMBER = re.compile(rb"\d+(?:\.\d+)?")
+# The duration is the last member of a slow entry's attr: it is looked for near the end first.
+_TAIL_BYTES = 64
+# In MongoDB's slow-query layout the command is followed by planSummary.
+AFTER_COMMAND = b',"planSummary":'
+_CODE = b'"code":'
+# Every digit masked alike: lines differing only in digits get one key.
+MASK_DIGITS = bytes.maketrans(b"0123456789", b"\0" * 10)
+# A shape writes digits as 0 (not NUL: no other byte shares a digit's mask, a NUL stays itself).
+_ZERO_DIGITS = bytes.maketrans(b"123456789", b"0" * 9)
+# Where the tens of the minutes and of the seconds sit in a line whose date is ISO text: after
+# `{"t":{"$date":"` (15 bytes) and `YYYY-MM-DDTHH:` / `YYYY-MM-DDTHH:MM:`.
+_DATE_AT, _MINUTE_TENS, _SECOND_TENS = 15, 29, 32
+_SIXTY = ord("6")
+# Shapes are a few hundred bytes: 4096 of them stay a megabyte or two (RSS stays bounded).
+_SHAPES_LIMIT = 4096
+
+
+class _Shape(NamedTuple):
+    """What the head pattern found in a line of this shape, as offsets from the line's start."""
+
+    id_at: int
+    date_end: int
+    zone_at: int  # where the date's offset begins, from the date's start
+    # Severity + attr up to the command with digits masked: the summary key (None: not plain).
+    key: bytes | None
+
+
+@dataclass(slots=True)
+class Lines:
+    """Slow lines of one chunk, in order: their starts, ends, durations, summary keys (None: not
+    summarised alike), date texts (ISO, or the digits of epoch milliseconds) and where an ISO
+    date's offset begins (-1: epoch milliseconds)."""
+
+    starts: list[int] = field(default_factory=list)
+    ends: list[int] = field(default_factory=list)
+    durations: list[float] = field(default_factory=list)
+    keys: list[bytes | None] = field(default_factory=list)
+    dates: list[bytes] = field(default_factory=list)
+    zones: list[int] = field(default_factory=list)
+
+
+# One line found: start, end, duration, key, date, zone (as Lines holds them) and where the key's
+# region ends (the end for a line judged alone, whose key is final).
+_Row = tuple[int, int, float, bytes | None, bytes, int, int]
+
+
+class SlowLines:
+    """Finds slow lines; the shapes learnt are kept from chunk to chunk."""
+
+    def __init__(self) -> None:
+        self._shapes: dict[bytes, _Shape] = {}
+
+    def find(self, buf: bytes, lo: int, hi: int, least: float, keyed: bool) -> Lines:
+        """The slow lines of buf[lo:hi] (lo is a line start) whose duration is at least `least`;
+        with `keyed`, their summary keys."""
+        # The hot loop: a few C calls a line, no Python function call for a known shape, and
+        # one row a line (the columns are made at C speed at the end).
+        rows: list[_Row] = []
+        add, find, rfind, shape_of = rows.append, buf.find, buf.rfind, self._shapes.get
+        at = find(NEEDLE, lo, hi)
+        while at >= 0:
+            start = rfind(b"\n", lo, at) + 1 or lo
+            end = find(b"\n", at, hi) + 1 or hi
+            cut = find(AFTER_COMMAND, at, end)
+            shape = shape_of(buf[start:cut].translate(_ZERO_DIGITS)) if cut > 0 else None
+            if (
+                shape is not None and at - start == shape[0]
+                and buf[start + _MINUTE_TENS] < _SIXTY and buf[start + _SECOND_TENS] < _SIXTY
+            ):
+                _, date_end, zone_at, key = shape
+                # The last duration, as _duration finds it; read here when it is whole digits
+                # ending the line's attr and the entry (the usual layout), else by _duration.
+                found = rfind(_DURATION, end - _TAIL_BYTES, end)
+                closed = buf.endswith(b"}}\n", start, end)
+                number = buf[found + len(_DURATION) : end - 3] if found > at and closed else b""
+                ms = float(number) if number.isdigit() else _duration(buf, at, end)
+                if ms is not None and ms >= least:
+                    # What follows the key's region is checked for the whole chunk at once.
+                    if not (keyed and closed):
+                        key = None
+                    add((start, end, ms, key, buf[start + _DATE_AT : start + date_end], zone_at,
+                         cut))
+            else:
+                row = self._judge(buf, start, at, end, least, keyed)
+                if row is not None:
+                    add(row)
+            at = find(NEEDLE, end, hi)
+        lines = Lines()
+        if rows:
+            columns = list(map(list, zip(*rows, strict=True)))
+            lines.starts, lines.ends, lines.durations, lines.keys, lines.dates, lines.zones = (
+                columns[:6]
+            )
+            if keyed:
+                _drop_unsafe_keys(buf, lines, columns[6])
+        return lines
+
+    def _judge(
+        self, buf: bytes, start: int, at: int, end: int, least: float, keyed: bool
+    ) -> _Row | None:
+        """One line judged alone, its shape learnt when it has the standard layout."""
+        head = HEAD.match(buf, start)
+        # A hit elsewhere than the head's own id is not a slow entry (nor is any later hit of
+        # the same line: the head comes first).
+        if head is None or head.start("idend") != at + len(NEEDLE):
+            return None
+        key = None
+        attr = head.start("attr")
+        cut = buf.find(AFTER_COMMAND, attr, end) if attr >= 0 else -1
+        if cut >= 0 and head["date"] is not None and len(head["s"]) == 1:
+            # (A severity with a digit, D1-D5, is not the same in all lines of a shape.)
+            self._learn(buf, head, at, cut)
+        duration = _duration(buf, at, end)
+        if duration is None or duration < least:
+            return None
+        if keyed and cut >= 0 and buf.endswith(b"}}\n", start, end):
+            # No error code may hide after the key's region: attr's `code`, or its `error`'s
+            # (which holds `"code":` too; an escaped name, a backslash).
+            if buf.find(_CODE, cut, end) < 0 and _plain(buf, start, end):
+                key = head["s"] + buf[attr:cut].translate(MASK_DIGITS)
+        if head["date"] is None:
+            return start, end, duration, key, head["ms"], -1, end
+        return start, end, duration, key, head["date"], head.start("off") - head.start("date"), end
+
+    def _learn(self, buf: bytes, head: re.Match[bytes], at: int, cut: int) -> None:
+        start, attr = head.start(), head.start("attr")
+        if len(self._shapes) >= _SHAPES_LIMIT:
+            self._shapes.clear()
+        self._shapes[buf[start:cut].translate(_ZERO_DIGITS)] = _Shape(
+            at - start,
+            head.end("date") - start,
+            head.start("off") - head.start("date"),
+            # None: lines of this shape have an escape or a NUL before the cut.
+            head["s"] + buf[attr:cut].translate(MASK_DIGITS) if _plain(buf, start, cut) else None,
+        )
+
+
+def _drop_unsafe_keys(buf: bytes, lines: Lines, cuts: list[int]) -> None:
+    """No key for a line with an error code after its key's region (attr's `code`, or its
+    `error`'s, which holds `"code":` too), or with an escape or a NUL there (an escaped name);
+    looked for in the chunk's tails joined, line by line only when they hold one."""
+    ends, keys = lines.ends, lines.keys
+    tails = b"".join(map(buf.__getitem__, map(slice, cuts, ends)))
+    if _CODE in tails or b"\\" in tails or b"\0" in tails:
+        for i, (cut, end) in enumerate(zip(cuts, ends, strict=True)):
+            if buf.find(_CODE, cut, end) >= 0 or not _plain(buf, cut, end):
+                keys[i] = None
+
+
+def _duration(buf: bytes, at: int, end: int) -> float | None:
+    near = end - _TAIL_BYTES
+    found = buf.rfind(_DURATION, near if near > at else at, end)
+    if found < 0:
+        found = buf.rfind(_DURATION, at, end)
+    number = _NUMBER.match(buf, found + len(_DURATION)) if found >= 0 else None
+    return float(number[0]) if number is not None else None
+
+
+def _plain(buf: bytes, start: int, end: int) -> bool:
+    """Whether the line has no backslash (an escape may spell a digit) and no NUL (the mask)."""
+    return buf.find(b"\\", start, end) < 0 and buf.find(b"\0", start, end) < 0
