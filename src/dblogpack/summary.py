@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
 
 from dblogpack.model import DetailGroup, EntryDetail
-from dblogpack.sqlshape import fingerprint_sql as fingerprint_sql
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 EXAMPLE_CHARS = 500
 
@@ -99,38 +100,41 @@ def _value_shape(value: Any) -> Any:
     return "?"
 
 
-@dataclass(slots=True)
 class _Fingerprint:
-    count: int = 0
-    total_ms: float = 0.0
-    max_ms: float = 0.0
-    example: str = ""
+    __slots__ = ("count", "example", "max_ms", "total_ms")
+
+    def __init__(self, example: str) -> None:
+        self.count, self.total_ms, self.max_ms, self.example = 0, 0.0, 0.0, example
 
 
-@dataclass(slots=True)
 class _Tally:
-    count: int = 0
-    example: str = ""
+    __slots__ = ("count", "example")
+
+    def __init__(self, example: str) -> None:
+        self.count, self.example = 0, example
 
 
 def _example(text: str | None) -> str:
     return (text or "")[:EXAMPLE_CHARS]
 
 
-@dataclass(slots=True)
 class SummaryBuilder:
     """Accumulates entry details; picklable, so partial summaries from workers can be merged.
 
     dialect: "sql" (PostgreSQL) or "mongo" decides how statements are fingerprinted.
     """
 
-    dialect: str
-    max_fingerprints: int = 5000
-    entries: int = 0
-    overflow: int = 0  # entries whose fingerprint was dropped to keep memory bounded
-    fingerprints: dict[str, _Fingerprint] = field(default_factory=dict)
-    severities: dict[str, _Tally] = field(default_factory=dict)
-    codes: dict[str, _Tally] = field(default_factory=dict)
+    __slots__ = (
+        "codes", "dialect", "entries", "fingerprints", "max_fingerprints", "overflow", "severities"
+    )
+
+    def __init__(self, dialect: str, max_fingerprints: int = 5000) -> None:
+        self.dialect, self.max_fingerprints = dialect, max_fingerprints
+        self.entries = 0
+        self.overflow = 0  # entries whose fingerprint was dropped to keep memory bounded
+        self.fingerprints: dict[str, _Fingerprint] = {}
+        self.severities: dict[str, _Tally] = {}
+        self.codes: dict[str, _Tally] = {}
 
     def add(self, detail: EntryDetail) -> None:
         duration = detail.duration_ms or 0.0
@@ -148,7 +152,11 @@ class SummaryBuilder:
             self._add_fingerprint(key, detail.statement, group.count, group.total_ms, group.max_ms)
 
     def _fingerprint(self, statement: str) -> str:
-        return fingerprint_sql(statement) if self.dialect == "sql" else fingerprint_mongo(statement)
+        if self.dialect != "sql":
+            return fingerprint_mongo(statement)
+        from dblogpack.sqlshape import fingerprint_sql  # its patterns: only slow packages need them
+
+        return fingerprint_sql(statement)
 
     def _add_fingerprint(
         self, key: str, statement: str, count: int, total_ms: float, max_ms: float

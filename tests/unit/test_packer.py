@@ -6,12 +6,16 @@ import io
 import os
 import pickle
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from tests.unit.engine_logs import members
 
-from dblogpack.packer import SpanList, TarGzWriter, iso, span_bytes
+from dblogpack.members import SpanList, span_bytes
+from dblogpack.packer import TarGzWriter, iso
 
 
 def test_members_read_back_with_tarfile_gzip_and_tar(tmp_path: Path) -> None:
@@ -134,3 +138,24 @@ def test_timestamps_are_iso_utc_with_the_logs_millisecond_precision() -> None:
     assert iso(1714550400.123) == "2024-05-01T08:00:00.123Z"
     assert iso(1714550400) == "2024-05-01T08:00:00.000Z"
     assert iso(None) is None
+
+
+@given(st.floats(min_value=-10**9, max_value=10**10, allow_nan=False) | st.integers(0, 10**10))
+def test_iso_writes_what_datetime_isoformat_writes(ts: float) -> None:
+    # iso() spares every `pack` the datetime import; its text must not change.
+    text = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+    assert iso(ts) == text.replace("+00:00", "Z")
+
+
+@pytest.mark.parametrize("threads", [0, 1, 2])
+def test_every_thread_count_makes_the_same_members(threads: int) -> None:
+    # threads=0 compresses in the caller's thread (small packages); the bytes are the same.
+    out = io.BytesIO()
+    with TarGzWriter(out, threads=threads) as tar:
+        tar.add_bytes("logs/a.log", b"2024-05-01 LOG:  x\n" * 50_000)
+        tar.add_member("logs/b.log", 2 << 20, [b"y" * (1 << 20)] * 2)
+
+    read_back = members(out.getvalue())
+    assert read_back["logs/a.log"] == b"2024-05-01 LOG:  x\n" * 50_000
+    assert read_back["logs/b.log"] == b"y" * (2 << 20)
+
