@@ -154,53 +154,77 @@ class CompressedMember:
 
 
 class BackgroundMember:
-    """A member's bytes compressed as one gzip member and hashed in a thread, while the caller
-    goes on scanning: ISA-L and hashlib release the GIL, so the two run on two cores.
+    """A member's bytes deflated and hashed in a thread while the caller goes on scanning: ISA-L,
+    zlib's crc32 and hashlib release the GIL, so they run on the other core.
 
-    At most one piece is in flight: `add` waits for the previous one, so memory stays the
-    caller's chunk plus the compressed output (the caller keeps this for small ranges only).
+    The bytes end up as one raw deflate segment ending byte-aligned (a sync flush), with their
+    CRC-32 and size: a packer writing its own gzip member splices it in, so the package stays one
+    gzip member (tarfile's streaming mode reads only the first member of a file); wrapped as a
+    gzip member of its own otherwise. At most one piece is in flight: `add` waits for the
+    previous one, so memory is the caller's chunk plus the compressed output (the caller keeps
+    this for small ranges only).
     """
 
     def __init__(self, level: int) -> None:
         from isal import isal_zlib
 
-        self._deflate = isal_zlib.compressobj(level, wbits=31)
+        self._zlib = isal_zlib
+        self._deflate = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)  # raw deflate
         self._digest = hashlib.sha256()
-        self._compressed: list[bytes] = []
+        self._segment: list[bytes] = []
         self._thread: threading.Thread | None = None
-        self.size = 0
+        self.size = self.crc = 0
 
     def add(self, data: bytes | memoryview) -> None:
-        """Compress and hash `data` after the bytes added before it."""
+        """Deflate and hash `data` after the bytes added before it."""
         self.wait()
         self.size += len(data)
         self._thread = threading.Thread(target=self._take, args=(data,), daemon=True)
         self._thread.start()
 
     def _take(self, data: bytes | memoryview) -> None:
-        self._compressed.append(self._deflate.compress(data))
+        self._segment.append(self._deflate.compress(data))
+        self.crc = self._zlib.crc32(data, self.crc)
         self._digest.update(data)
 
     def wait(self) -> None:
-        """Return once the pieces added so far are compressed (the thread is done)."""
+        """Return once the pieces added so far are deflated (the thread is done)."""
         if self._thread is not None:
             self._thread.join()
             self._thread = None
 
     def finish(self) -> None:
-        """End the gzip member once every piece added is compressed."""
+        """End the segment, byte-aligned, once every piece added is deflated."""
         self.wait()
-        self._compressed.append(self._deflate.flush())
+        self._segment.append(self._deflate.flush(self._zlib.Z_SYNC_FLUSH))
 
     def hexdigest(self) -> str:
         return self._digest.hexdigest()
 
+    def deflate_segment(self) -> Iterator[bytes]:
+        """The raw deflate segment, to splice into a deflate stream (not its last segment)."""
+        return iter(self._segment)
+
     def compressed_chunks(self) -> Iterator[bytes]:
-        return iter(self._compressed)
+        """The bytes as a gzip member of their own."""
+        yield GZIP_HEADER
+        yield from self._segment
+        yield EMPTY_LAST_BLOCK + gzip_trailer(self.crc, self.size)
 
     def close(self) -> None:
         self.wait()
-        self._compressed.clear()
+        self._segment.clear()
+
+
+# A gzip member's header (RFC 1952) without name or time, and the deflate block that ends a stream
+# left open by a sync flush: an empty final block of fixed codes (BFINAL=1, BTYPE=01, EOB).
+GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+EMPTY_LAST_BLOCK = b"\x03\x00"
+
+
+def gzip_trailer(crc: int, size: int) -> bytes:
+    """A gzip member's trailer: CRC-32 and size (modulo 2**32) of its content, little-endian."""
+    return crc.to_bytes(4, "little") + (size & 0xFFFFFFFF).to_bytes(4, "little")
 
 
 def gunzipped(path: str) -> Iterator[bytes]:

@@ -13,7 +13,13 @@ import time
 from collections.abc import Callable, Iterable
 
 from dblogpack import __version__
-from dblogpack.members import COMPRESS_BLOCK, BackgroundMember, CompressedMember
+from dblogpack.members import (
+    COMPRESS_BLOCK,
+    GZIP_HEADER,
+    BackgroundMember,
+    CompressedMember,
+    gzip_trailer,
+)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
 if TYPE_CHECKING:
@@ -127,25 +133,43 @@ class _ThreadedHash:
         return self._digest.hexdigest()
 
 
-class _CallerGzip:
-    """One gzip member compressed by ISA-L in the caller's thread: for packages whose big members
-    arrive compressed already, where compression threads would only cost their start-up."""
+class _OneMember:
+    """The package as one gzip member deflated by ISA-L in the caller's thread, its header and
+    trailer written here: deflate segments made elsewhere (a scanning thread's) are spliced in,
+    so the file stays one member, which every gzip reader streams. For packages whose big
+    members arrive deflated already, where compression threads would only cost their start-up.
+    """
 
     def __init__(self, sink: _HashingWriter, level: int) -> None:
         from isal import isal_zlib
 
-        self._sink, self._deflate = sink, isal_zlib.compressobj(level, wbits=31)
+        self._zlib, self._sink, self._level = isal_zlib, sink, level
+        self._deflate = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)  # raw deflate
+        self._crc = self._size = 0
         self._open = True
+        sink.write(GZIP_HEADER)
 
     def write(self, data: bytes | memoryview, /) -> int:
         self._sink.write(self._deflate.compress(data))
+        self._crc = self._zlib.crc32(data, self._crc)
+        self._size += len(data)
         return len(data)
+
+    def splice(self, member: BackgroundMember) -> None:
+        """Append a member's raw deflate segment (it ends byte-aligned, as ours is made to)."""
+        self._sink.write(self._deflate.flush(self._zlib.Z_SYNC_FLUSH))
+        for chunk in member.deflate_segment():
+            self._sink.write(chunk)
+        self._crc = self._zlib.crc32_combine(self._crc, member.crc, member.size)
+        self._size += member.size
+        # A fresh deflater: back-references must not reach across the spliced bytes.
+        self._deflate = self._zlib.compressobj(self._level, self._zlib.DEFLATED, -15)
 
     def close(self) -> None:
         """End the member, once (an abort after a failed close has nothing left to end)."""
         if self._open:
             self._open = False
-            self._sink.write(self._deflate.flush())
+            self._sink.write(self._deflate.flush() + gzip_trailer(self._crc, self._size))
 
 
 class TarGzWriter:
@@ -162,7 +186,7 @@ class TarGzWriter:
         self._sink = _HashingWriter(out)
         self._open_gzip: Callable[[], GzipStream] = (
             self._threaded_gzip(compresslevel, threads) if threads
-            else lambda: _CallerGzip(self._sink, compresslevel)
+            else lambda: _OneMember(self._sink, compresslevel)
         )
         self._gzip = self._open_gzip()
         self._mtime = int(time.time() if mtime is None else mtime)
@@ -215,11 +239,16 @@ class TarGzWriter:
     def add_compressed_member(
         self, name: str, member: CompressedMember | BackgroundMember
     ) -> None:
-        """Write a member whose bytes arrive already compressed as gzip members (by the
-        scanning workers or thread): the current gzip member is ended, theirs are copied as
-        they are, and a new one carries on. Concatenated gzip members are one standard gzip
-        stream."""
+        """Write a member whose bytes arrive already compressed (by the scanning workers or
+        thread). A scanning thread's deflate segment is spliced into this writer's own member
+        when it writes one; otherwise the current gzip member is ended, theirs are copied as they
+        are, and a new one carries on (concatenated gzip members are one standard gzip stream)."""
         self._write(tar_header(name, member.size, self._mtime))
+        if isinstance(self._gzip, _OneMember) and isinstance(member, BackgroundMember):
+            self._gzip.splice(member)
+            self._tar_bytes += member.size
+            self._write(_padding(member.size))
+            return
         self._gzip.close()
         for chunk in member.compressed_chunks():
             self._sink.write(chunk)

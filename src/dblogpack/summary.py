@@ -17,12 +17,14 @@ if TYPE_CHECKING:
 
 EXAMPLE_CHARS = 500
 
-_SPACES = re.compile(r"\s+")
-_MONGO_VALUES = re.compile(
+# Patterns as text, compiled on first use through re's cache: an all-entries package (a whole
+# `pack` process timed in tens of ms) fingerprints nothing.
+_SPACES = r"\s+"
+_MONGO_VALUES = (
     r"""(?P<key>[:,\[]\s*)(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|-?\d+(?:\.\d+)?|true|false|null"""
-    r"""|new\s+Date\(\s*-?\d+\s*\)|ObjectId\(\s*'[0-9a-f]*'\s*\))""",
+    r"""|new\s+Date\(\s*-?\d+\s*\)|ObjectId\(\s*'[0-9a-f]*'\s*\))"""
 )
-_MONGO_LISTS = re.compile(r"\[\s*\?(?:\s*,\s*\?)+\s*\]")
+_MONGO_LISTS = r"\[\s*\?(?:\s*,\s*\?)+\s*\]"
 # Fields that differ on every call and say nothing about the query's shape.
 # Extended JSON wrappers of one scalar value ({"$oid": …}, {"$date": …}): a value, not a shape.
 _EXTENDED_JSON_SCALARS = frozenset(
@@ -51,11 +53,11 @@ def fingerprint_mongo(command: str) -> str:
             parsed = None
         if isinstance(parsed, dict):
             shape = json.dumps(_command_shape(parsed), separators=(",", ":"))
-            if masked is not None and not _HAS_DIGIT.search(shape):
+            if masked is not None and not re.search(_HAS_DIGIT, shape):
                 _remember_shape(masked, shape)
             return shape
-    text = _MONGO_VALUES.sub(lambda m: m.group("key") + "?", stripped)
-    return _SPACES.sub(" ", _MONGO_LISTS.sub("[?]", text))
+    text = re.sub(_MONGO_VALUES, lambda m: m.group("key") + "?", stripped)
+    return re.sub(_SPACES, " ", re.sub(_MONGO_LISTS, "[?]", text))
 
 
 # Commands alike but for their digits (ids, numbers) share a shape when the shape holds no digit:
@@ -64,12 +66,12 @@ def fingerprint_mongo(command: str) -> str:
 # what may be a number with a leading zero (not JSON, so not parsed alike).
 _MONGO_SHAPES: dict[str, str] = {}
 _DIGIT_MASK = str.maketrans("0123456789", "\0" * 10)
-_HAS_DIGIT = re.compile(r"\d")
-_LEADING_ZERO = re.compile(r"[:\[,]\s*-?0\d")
+_HAS_DIGIT = r"\d"
+_LEADING_ZERO = r"[:\[,]\s*-?0\d"
 
 
 def _masked_digits(command: str) -> str | None:
-    if "\\" in command or "\0" in command or _LEADING_ZERO.search(command):
+    if "\\" in command or "\0" in command or re.search(_LEADING_ZERO, command):
         return None
     return command.translate(_DIGIT_MASK)
 
@@ -261,5 +263,5 @@ def _fingerprint_table(summary: dict[str, Any]) -> list[str]:
 
 
 def _one_line(text: str, width: int = 160) -> str:
-    flat = _SPACES.sub(" ", text).strip()
+    flat = re.sub(_SPACES, " ", text).strip()
     return flat if len(flat) <= width else flat[: width - 1] + "…"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import pickle
 import subprocess
+import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tests.unit.engine_logs import members
 
-from dblogpack.members import SpanList, span_bytes
+from dblogpack.members import BackgroundMember, SpanList, span_bytes
 from dblogpack.packer import TarGzWriter, iso
 
 
@@ -42,8 +44,6 @@ def test_close_reports_size_and_checksum_of_the_written_file() -> None:
     tar = TarGzWriter(out, threads=1)
     digest = tar.add_bytes("a", b"abc")
     size, sha256 = tar.close()
-
-    import hashlib
 
     assert size == len(out.getvalue())
     assert sha256 == hashlib.sha256(out.getvalue()).hexdigest()
@@ -158,4 +158,26 @@ def test_every_thread_count_makes_the_same_members(threads: int) -> None:
     read_back = members(out.getvalue())
     assert read_back["logs/a.log"] == b"2024-05-01 LOG:  x\n" * 50_000
     assert read_back["logs/b.log"] == b"y" * (2 << 20)
+
+
+@pytest.mark.parametrize("threads", [0, 1])
+def test_bytes_deflated_by_a_scanning_thread_join_the_package(threads: int) -> None:
+    # threads=0: the thread's raw deflate segment is spliced into the package's one gzip member;
+    # a threaded writer gets it wrapped as a gzip member of its own.
+    member = BackgroundMember(1)
+    for piece in (b"2024-05-01 LOG:  a\n" * 3000, b"", b"2024-05-01 LOG:  b\n" * 5000):
+        member.add(piece)
+    member.finish()
+    out = io.BytesIO()
+    with TarGzWriter(out, threads=threads) as tar:
+        tar.add_bytes("logs/a.log", b"first\n")
+        tar.add_compressed_member("logs/b.log", member)
+        tar.add_bytes("manifest.json", b"{}\n")
+
+    expected = b"2024-05-01 LOG:  a\n" * 3000 + b"2024-05-01 LOG:  b\n" * 5000
+    assert members(out.getvalue())["logs/b.log"] == expected
+    assert member.hexdigest() == hashlib.sha256(expected).hexdigest()
+    inflate = zlib.decompressobj(31)
+    inflate.decompress(out.getvalue())
+    assert inflate.eof and (inflate.unused_data == b"") == (threads == 0)
 

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import subprocess
+import tarfile
 import tempfile
 import threading
 from pathlib import Path
@@ -266,6 +267,10 @@ def test_a_small_file_compressed_while_scanned_packs_as_when_read_back(
     assert files == read_back_files  # members, manifest (entries, sha256, bytes) and summary
     assert threaded.entries == read_back.entries > 0
     assert subprocess.run(["gzip", "-t"], input=package, check=False).returncode == 0
+    # One gzip member (the thread's deflate segment is spliced in): streaming readers, such as
+    # tarfile's "r|gz" that reads the summary for the console, see every member.
+    with tarfile.open(fileobj=io.BytesIO(package), mode="r|gz") as stream:
+        assert [m.name for m in stream] == list(files)
 
 
 def test_an_all_entries_summary_counts_the_package_entries(tmp_path: Path) -> None:

@@ -17,7 +17,6 @@ from functools import cached_property
 from dblogpack.formats.base import ScanResult
 from dblogpack.formats.framing import count_matches, find_all, last_match_start
 from dblogpack.formats.pg_prefix import DEFAULT_PREFIX, CompiledPrefix, compile_prefix, probe
-from dblogpack.formats.pg_times import StampSpan
 from dblogpack.formats.scanner import (
     Candidate,
     EntryScanner,
@@ -30,16 +29,16 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see reco
 if TYPE_CHECKING:
     from dblogpack.formats.pg_errors import ErrorScan
     from dblogpack.formats.pg_slow import SlowScan
+    from dblogpack.formats.pg_times import StampSpan
 
 FOLLOW_UP_LEVELS = frozenset({"DETAIL", "HINT", "CONTEXT", "STATEMENT", "QUERY", "LOCATION"})
 _FOLLOW_UP = rb"(?:DETAIL|HINT|CONTEXT|STATEMENT|QUERY|LOCATION):  "
 _ANY_LEVEL = rb"[A-Z]+[1-5]?:  "
 
+# The `:  ` after a level word ending like a follow-up level (FATAL's too: its line's match
+# tells them apart).
 _FOLLOW_UP_TAG = re.compile(rb":  (?<=[LTYN]:  )")
-_FOLLOW_UP_BY_LAST_LETTER = {
-    letter: tuple(level.encode() for level in FOLLOW_UP_LEVELS if level.endswith(chr(letter)))
-    for letter in b"LTYN"
-}
+_FOLLOW_UP_WORDS = frozenset(level.encode() for level in FOLLOW_UP_LEVELS)
 _NON_TAB_LINE = re.compile(rb"\n(?!\t)")
 _DURATION = re.compile(rb"duration: (\d+(?:\.\d+)?) ms")
 _GROUP_NAME = re.compile(rb"\(\?P<\w+>")
@@ -72,9 +71,6 @@ class PgStderrFormat(EntryScanner):
         if guard is not None and re.match(guard, b"\t"):
             guard = None
         self._guarded_line = None if guard is None else re.compile(rb"\n(?=" + guard + b")")
-        self._span = StampSpan(
-            self._seconds, _ZONE_AT[self.prefix.timestamp_group], self._read_time
-        )
 
     # Built on first use, with the modules of the slow and error scans: their patterns take
     # ~15 ms to compile, which an all-entries package of a small window (a whole process in tens
@@ -90,6 +86,12 @@ class PgStderrFormat(EntryScanner):
         from dblogpack.formats.pg_errors import ErrorScan, error_pattern
 
         return ErrorScan(self, error_pattern(self.prefix, self._ends), self._span)
+
+    @cached_property
+    def _span(self) -> StampSpan:
+        from dblogpack.formats.pg_times import StampSpan
+
+        return StampSpan(self._seconds, _ZONE_AT[self.prefix.timestamp_group], self._read_time)
 
     @cached_property
     def _ends(self) -> bytes:
@@ -322,16 +324,20 @@ class PgStderrFormat(EntryScanner):
         Those are `orphans`, entries of their own; with orphans=False, the ones of
         the same process are counted instead (parts of the entry before them).
         """
-        # One inline loop per follow-up line (they are ~2% of all lines, yet this was half of
-        # an all-entries scan): the line before is read directly, the generic walk back over
-        # unprefixed lines only when that line has no prefix.
+        # One inline loop per tag (follow-up lines are ~2% of all lines, yet this was half of
+        # an all-entries scan): the tag's line is matched once, which tells whether the tag is
+        # its level and the level a follow-up one; the line before is read directly, the generic
+        # walk back over unprefixed lines only when that line has no prefix.
         group, match, rfind = self.prefix.process_group, self._line.match, buf.rfind
         count = 0
-        for at in _follow_up_starts(buf, lo, hi):
-            line = rfind(b"\n", lo, at) + 1 or lo
+        for tag in _FOLLOW_UP_TAG.finditer(buf, lo, hi):
+            colon = tag.start()
+            line = rfind(b"\n", lo, colon) + 1 or lo
             head = match(buf, line)
-            if head is None or head.start("level") != at or line == 0:
+            if head is None or head.end("level") != colon or line == 0:
                 continue  # nothing before it in the buffer: not an entry start (see _starts_entry)
+            if head["level"] not in _FOLLOW_UP_WORDS:
+                continue
             if group is None:
                 same = True  # no process in the prefix: every follow-up belongs to its entry
             else:
@@ -370,15 +376,6 @@ def _level_starts(
     for found in tag.finditer(buf, lo, hi):
         colon = found.start()
         for level in levels:
-            if buf.startswith(level, colon - len(level)):
-                yield colon - len(level)
-                break
-
-
-def _follow_up_starts(buf: bytes, lo: int, hi: int) -> Iterator[int]:
-    for found in _FOLLOW_UP_TAG.finditer(buf, lo, hi):
-        colon = found.start()
-        for level in _FOLLOW_UP_BY_LAST_LETTER[buf[colon - 1]]:
             if buf.startswith(level, colon - len(level)):
                 yield colon - len(level)
                 break
