@@ -160,21 +160,24 @@ def test_every_thread_count_makes_the_same_members(threads: int) -> None:
     assert read_back["logs/b.log"] == b"y" * (2 << 20)
 
 
-@pytest.mark.parametrize("threads", [0, 1])
-def test_bytes_deflated_by_a_scanning_thread_join_the_package(threads: int) -> None:
+@pytest.mark.parametrize(("threads", "level"), [(0, 1), (1, 1), (0, 0), (0, 3)])
+def test_bytes_deflated_by_a_scanning_thread_join_the_package(threads: int, level: int) -> None:
     # threads=0: the thread's raw deflate segment is spliced into the package's one gzip member;
-    # a threaded writer gets it wrapped as a gzip member of its own.
-    member = BackgroundMember(1)
-    for piece in (b"2024-05-01 LOG:  a\n" * 3000, b"", b"2024-05-01 LOG:  b\n" * 5000):
+    # a threaded writer gets it wrapped as a gzip member of its own. Pieces refer back to the
+    # ones before (short, empty and incompressible ones included).
+    pieces = [b"2024-05-01 LOG:  a\n" * 3000, b"", b"LOG:  b\n", os.urandom(200_000),
+              b"2024-05-01 LOG:  a\n" * 5000]
+    member = BackgroundMember(level)
+    for piece in pieces:
         member.add(piece)
     member.finish()
     out = io.BytesIO()
-    with TarGzWriter(out, threads=threads) as tar:
+    with TarGzWriter(out, threads=threads, compresslevel=level) as tar:
         tar.add_bytes("logs/a.log", b"first\n")
         tar.add_compressed_member("logs/b.log", member)
         tar.add_bytes("manifest.json", b"{}\n")
 
-    expected = b"2024-05-01 LOG:  a\n" * 3000 + b"2024-05-01 LOG:  b\n" * 5000
+    expected = b"".join(pieces)
     assert members(out.getvalue())["logs/b.log"] == expected
     assert member.hexdigest() == hashlib.sha256(expected).hexdigest()
     inflate = zlib.decompressobj(31)
