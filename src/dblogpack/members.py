@@ -173,6 +173,7 @@ class BackgroundMember:
         self._digest = hashlib.sha256()
         self._segment: list[bytes] = []
         self._thread: threading.Thread | None = None
+        self._failure: Exception | None = None  # the thread's, raised in the caller's by wait()
         self.size = self.crc = 0
 
     def add(self, data: bytes | memoryview) -> None:
@@ -183,6 +184,12 @@ class BackgroundMember:
         self._thread.start()
 
     def _take(self, data: bytes | memoryview) -> None:
+        try:
+            self._deflate(data)
+        except Exception as exc:
+            self._failure = exc  # raised in the scanning thread by wait(): never swallowed
+
+    def _deflate(self, data: bytes | memoryview) -> None:
         # The block compressor isal's own threaded gzip writer uses: deflate and CRC-32 in one call
         # that holds the GIL once, then ends byte-aligned (sync flush). A compressobj holds it
         # again each time its output buffer grows (5 times for a 2 MiB piece), and each time this
@@ -197,7 +204,13 @@ class BackgroundMember:
         self._digest.update(data)
 
     def wait(self) -> None:
-        """Return once the pieces added so far are deflated (the thread is done)."""
+        """Return once the pieces added so far are deflated (the thread is done); raise what
+        failed there."""
+        self._join()
+        if self._failure is not None:
+            raise self._failure
+
+    def _join(self) -> None:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
@@ -220,7 +233,8 @@ class BackgroundMember:
         yield EMPTY_LAST_BLOCK + gzip_trailer(self.crc, self.size)
 
     def close(self) -> None:
-        self.wait()
+        """Drop the segment once the thread is done (a failure is raised by wait(), not here)."""
+        self._join()
         self._segment.clear()
 
 

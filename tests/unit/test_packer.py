@@ -184,3 +184,23 @@ def test_bytes_deflated_by_a_scanning_thread_join_the_package(threads: int, leve
     inflate.decompress(out.getvalue())
     assert inflate.eof and (inflate.unused_data == b"") == (threads == 0)
 
+
+def test_a_failure_in_the_deflating_thread_is_raised_in_the_scanning_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from isal import isal_zlib
+
+    class Broken:
+        def __init__(self, *args: object) -> None:
+            pass
+
+        def compress_and_crc(self, data: object, window: object) -> tuple[bytes, int]:
+            raise OverflowError("compressed output exceeds buffer size")
+
+    monkeypatch.setattr(isal_zlib, "_ParallelCompress", Broken)
+    member = BackgroundMember(1)
+    member.add(b"2024-05-01 LOG:  a\n")
+    with pytest.raises(OverflowError, match="buffer size"):
+        member.finish()
+    member.close()
+
