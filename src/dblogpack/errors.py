@@ -6,7 +6,9 @@ validation error must never use one.
 
 from __future__ import annotations
 
-from typing import ClassVar
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
+if TYPE_CHECKING:
+    from typing import ClassVar
 
 
 class DblogpackError(Exception):

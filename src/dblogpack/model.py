@@ -1,9 +1,15 @@
-"""The vocabulary every layer shares: frozen values and enums, no behaviour beyond arithmetic."""
+"""The vocabulary every layer shares: frozen values and enums, no behaviour beyond arithmetic.
+
+Values are NamedTuples (immutable, hashable, picklable; `value._replace(field=...)` makes a changed
+copy) and results plain slotted classes: `dblogpack pack` builds them at every start, and
+dataclasses would cost it a quarter of its 50 ms (see records.py).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import StrEnum
+
+from dblogpack.records import NamedTuple
 
 
 class LogKind(StrEnum):
@@ -30,16 +36,20 @@ class PackageState(StrEnum):
     DELETE_FAILED = "Package_DeleteFailed"
 
 
-@dataclass(frozen=True, slots=True)
-class TimeWindow:
-    """Half-open window `begin <= t < end` in unix seconds; a missing edge is unbounded."""
-
+class _WindowEdges(NamedTuple):
     begin: float | None = None
     end: float | None = None
 
-    def __post_init__(self) -> None:
-        if self.begin is not None and self.end is not None and self.begin >= self.end:
-            raise ValueError(f"window begin {self.begin} is not before end {self.end}")
+
+class TimeWindow(_WindowEdges):
+    """Half-open window `begin <= t < end` in unix seconds; a missing edge is unbounded."""
+
+    __slots__ = ()
+
+    def __new__(cls, begin: float | None = None, end: float | None = None) -> TimeWindow:
+        if begin is not None and end is not None and begin >= end:
+            raise ValueError(f"window begin {begin} is not before end {end}")
+        return super().__new__(cls, begin, end)
 
     def contains(self, ts: float) -> bool:
         if self.begin is not None and ts < self.begin:
@@ -56,8 +66,7 @@ class TimeWindow:
         return not (last is not None and self.begin is not None and last < self.begin)
 
 
-@dataclass(frozen=True, slots=True)
-class LogFile:
+class LogFile(NamedTuple):
     """A log file as a source lists it; timestamps are filled in by whoever reads its edges."""
 
     name: str
@@ -71,8 +80,7 @@ class LogFile:
         return self.name.endswith(".gz")
 
 
-@dataclass(frozen=True, slots=True)
-class FormatConfig:
+class FormatConfig(NamedTuple):
     """Everything needed to build a log format in any process (it must stay picklable)."""
 
     name: str  # auto | pg-stderr | pg-csv | pg-json | mongo-json | mongo-legacy
@@ -86,8 +94,7 @@ class SourceType(StrEnum):
     SSH = "ssh"
 
 
-@dataclass(frozen=True, slots=True)
-class SourceConfig:
+class SourceConfig(NamedTuple):
     """Where a node's logs are and how to read them, as registered.
 
     `dsn` and `ssh_private_key` are secrets: stored encrypted, never returned or logged.
@@ -112,8 +119,7 @@ class SourceConfig:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Query:
+class Query(NamedTuple):
     """What a scan keeps: the window, the type, and whether per-entry details are wanted."""
 
     window: TimeWindow
@@ -122,8 +128,7 @@ class Query:
     details: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class EntryDetail:
+class EntryDetail(NamedTuple):
     """Parsed fields of one selected entry, for summaries (only built when Query.details)."""
 
     timestamp: float
@@ -134,19 +139,22 @@ class EntryDetail:
     message: str = ""
 
 
-@dataclass(slots=True)
 class DetailGroup:
     """Selected entries a summary counts alike (same statement, severity and code): the first
     entry's details, how many there are and their durations. Grouping spares a parse per entry."""
 
-    first: EntryDetail
-    count: int = 1
-    total_ms: float = 0.0
-    max_ms: float = 0.0
+    __slots__ = ("count", "first", "max_ms", "total_ms")
+
+    def __init__(
+        self, first: EntryDetail, count: int = 1, total_ms: float = 0.0, max_ms: float = 0.0
+    ) -> None:
+        self.first, self.count, self.total_ms, self.max_ms = first, count, total_ms, max_ms
+
+    def __repr__(self) -> str:
+        return _repr(self)
 
 
-@dataclass(frozen=True, slots=True)
-class LogWarning:
+class LogWarning(NamedTuple):
     """Something in a log that could not be read as expected; counted, never fatal."""
 
     file: str
@@ -155,8 +163,7 @@ class LogWarning:
     detail: str
 
 
-@dataclass(frozen=True, slots=True)
-class PackageSpec:
+class PackageSpec(NamedTuple):
     """What one package holds; the job row carries exactly this."""
 
     id: str
@@ -170,28 +177,45 @@ class PackageSpec:
     files: tuple[str, ...] | None = None  # PostgreSQL: names chosen by the caller; None = all
 
 
-@dataclass(slots=True)
 class FileResult:
     """What the packer wrote for one source file (one row of manifest.json "files")."""
 
-    name: str
-    format: str
-    bytes_scanned: int = 0
-    entries: int = 0
-    first_ts: float | None = None
-    last_ts: float | None = None
-    member: str | None = None
-    sha256: str | None = None
-    bytes_written: int = 0
+    __slots__ = (
+        "bytes_scanned", "bytes_written", "entries", "first_ts", "format", "last_ts", "member",
+        "name", "sha256",
+    )
+
+    def __init__(self, name: str, format: str) -> None:
+        self.name, self.format = name, format
+        self.bytes_scanned = self.entries = self.bytes_written = 0
+        self.first_ts: float | None = None
+        self.last_ts: float | None = None
+        self.member: str | None = None
+        self.sha256: str | None = None
+
+    def __repr__(self) -> str:
+        return _repr(self)
 
 
-@dataclass(slots=True)
 class PackageResult:
-    files: list[FileResult] = field(default_factory=list)
-    warnings: list[LogWarning] = field(default_factory=list)
-    size: int = 0  # bytes of the .tar.gz
-    sha256: str | None = None
+    """What a package holds: a row per source file, the warnings, the .tar.gz's size and hash."""
+
+    __slots__ = ("files", "sha256", "size", "warnings")
+
+    def __init__(self) -> None:
+        self.files: list[FileResult] = []
+        self.warnings: list[LogWarning] = []
+        self.size = 0  # bytes of the .tar.gz
+        self.sha256: str | None = None
 
     @property
     def entries(self) -> int:
         return sum(f.entries for f in self.files)
+
+    def __repr__(self) -> str:
+        return _repr(self)
+
+
+def _repr(value: DetailGroup | FileResult | PackageResult) -> str:
+    fields = ", ".join(f"{name}={getattr(value, name)!r}" for name in value.__slots__)
+    return f"{type(value).__name__}({fields})"

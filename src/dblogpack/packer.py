@@ -1,29 +1,40 @@
-"""The package file: a streamed `.tar.gz` (tar headers written here, gzip compressed by ISA-L in its
-own threads), the manifest.json every package carries, and the selected byte ranges of a local file
-(`SpanList`) copied with large reads. Standard gzip, standard ustar/pax tar.
+"""The package file: a streamed `.tar.gz` (tar headers written here, gzip compressed by ISA-L, in
+its own threads for big packages) and the manifest.json every package carries. Standard gzip,
+standard ustar/pax tar.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import queue
+import math
 import threading
-from array import array
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import suppress
-from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, BinaryIO
+import time
+from collections.abc import Callable, Iterable
 
 from dblogpack import __version__
-from dblogpack.model import PackageResult, PackageSpec
+from dblogpack.members import (
+    COMPRESS_BLOCK,
+    GZIP_HEADER,
+    BackgroundMember,
+    CompressedMember,
+    gzip_trailer,
+)
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Any, BinaryIO, Protocol
+
+    from dblogpack.model import PackageResult, PackageSpec
+
+    class GzipStream(Protocol):
+        def write(self, data: bytes | memoryview, /) -> int: ...
+        def close(self) -> None: ...
 
 BLOCK = 512
 RECORD = 20 * BLOCK  # tar readers expect the archive to end on a whole record
 _USTAR_MAX_SIZE = 0o77777777777
-COMPRESS_BLOCK = 1024 * 1024
 
 
 class _HashingWriter:
@@ -102,6 +113,8 @@ class _ThreadedHash:
     """
 
     def __init__(self) -> None:
+        import queue  # only members of 16 MiB and more: kept off small packages' start-up
+
         self._digest = hashlib.sha256()
         self._queue: queue.Queue[bytes | memoryview | None] = queue.Queue(maxsize=2)
         self._thread = threading.Thread(target=self._run, name="dblogpack-sha256", daemon=True)
@@ -120,8 +133,48 @@ class _ThreadedHash:
         return self._digest.hexdigest()
 
 
+class _OneMember:
+    """The package as one gzip member deflated by ISA-L in the caller's thread, its header and
+    trailer written here: deflate segments made elsewhere (a scanning thread's) are spliced in,
+    so the file stays one member, which every gzip reader streams. For packages whose big
+    members arrive deflated already, where compression threads would only cost their start-up.
+    """
+
+    def __init__(self, sink: _HashingWriter, level: int) -> None:
+        from isal import isal_zlib
+
+        self._zlib, self._sink, self._level = isal_zlib, sink, level
+        self._deflate = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)  # raw deflate
+        self._crc = self._size = 0
+        self._open = True
+        sink.write(GZIP_HEADER)
+
+    def write(self, data: bytes | memoryview, /) -> int:
+        self._sink.write(self._deflate.compress(data))
+        self._crc = self._zlib.crc32(data, self._crc)
+        self._size += len(data)
+        return len(data)
+
+    def splice(self, member: BackgroundMember) -> None:
+        """Append a member's raw deflate segment (it ends byte-aligned, as ours is made to)."""
+        self._sink.write(self._deflate.flush(self._zlib.Z_SYNC_FLUSH))
+        for chunk in member.deflate_segment():
+            self._sink.write(chunk)
+        self._crc = self._zlib.crc32_combine(self._crc, member.crc, member.size)
+        self._size += member.size
+        # A fresh deflater: back-references must not reach across the spliced bytes.
+        self._deflate = self._zlib.compressobj(self._level, self._zlib.DEFLATED, -15)
+
+    def close(self) -> None:
+        """End the member, once (an abort after a failed close has nothing left to end)."""
+        if self._open:
+            self._open = False
+            self._sink.write(self._deflate.flush() + gzip_trailer(self._crc, self._size))
+
+
 class TarGzWriter:
-    """Streams tar members into gzip on `out`; compression runs in `threads` threads of ISA-L.
+    """Streams tar members into gzip on `out`; compression runs in `threads` threads of ISA-L
+    (0: in the caller's thread).
 
     Members are written one after the other: a member's size must be known before its bytes,
     and `add_member` checks that the chunks add up to it.
@@ -130,18 +183,23 @@ class TarGzWriter:
     def __init__(
         self, out: BinaryIO, *, compresslevel: int = 1, threads: int = 2, mtime: float | None = None
     ) -> None:
+        self._sink = _HashingWriter(out)
+        self._open_gzip: Callable[[], GzipStream] = (
+            self._threaded_gzip(compresslevel, threads) if threads
+            else lambda: _OneMember(self._sink, compresslevel)
+        )
+        self._gzip = self._open_gzip()
+        self._mtime = int(time.time() if mtime is None else mtime)
+        self._tar_bytes = 0
+        self._closed = False
+
+    def _threaded_gzip(self, level: int, threads: int) -> Callable[[], GzipStream]:
         from isal import igzip_threaded  # imported here: `pack --help` must not pay for it
 
         gzip_open: Callable[..., BinaryIO] = igzip_threaded.open  # untyped library function
-        self._sink = _HashingWriter(out)
-        self._open_gzip: Callable[[], BinaryIO] = lambda: gzip_open(
-            self._sink, "wb", compresslevel=compresslevel, threads=max(1, threads),
-            block_size=COMPRESS_BLOCK,
+        return lambda: gzip_open(
+            self._sink, "wb", compresslevel=level, threads=threads, block_size=COMPRESS_BLOCK
         )
-        self._gzip = self._open_gzip()
-        self._mtime = int(datetime.now(UTC).timestamp() if mtime is None else mtime)
-        self._tar_bytes = 0
-        self._closed = False
 
     def __enter__(self) -> TarGzWriter:
         return self
@@ -178,11 +236,19 @@ class TarGzWriter:
         self._write(_padding(size))
         return hexdigest
 
-    def add_compressed_member(self, name: str, member: CompressedMember) -> None:
-        """Write a member whose bytes arrive already compressed as gzip members (by the
-        scanning workers): the current gzip member is ended, theirs are copied as they are, and
-        a new one carries on. Concatenated gzip members are one standard gzip stream."""
+    def add_compressed_member(
+        self, name: str, member: CompressedMember | BackgroundMember
+    ) -> None:
+        """Write a member whose bytes arrive already compressed (by the scanning workers or
+        thread). A scanning thread's deflate segment is spliced into this writer's own member
+        when it writes one; otherwise the current gzip member is ended, theirs are copied as they
+        are, and a new one carries on (concatenated gzip members are one standard gzip stream)."""
         self._write(tar_header(name, member.size, self._mtime))
+        if isinstance(self._gzip, _OneMember) and isinstance(member, BackgroundMember):
+            self._gzip.splice(member)
+            self._tar_bytes += member.size
+            self._write(_padding(member.size))
+            return
         self._gzip.close()
         for chunk in member.compressed_chunks():
             self._sink.write(chunk)
@@ -218,202 +284,23 @@ class TarGzWriter:
                 return
 
 
-class SpanList:
-    """Byte ranges [start, end) in file order, adjacent ones merged.
-
-    16 bytes a range; past `spill_at` integers they move to a temporary file, so memory stays
-    bounded however many entries a file selects. Pickles as plain bytes (worker results).
-    """
-
-    def __init__(self, spill_at: int = 1 << 20) -> None:
-        self._mem = array("q")
-        self._spill: BinaryIO | None = None
-        self._spill_at = spill_at
-        self._total = 0
-
-    def __reduce__(self) -> tuple[Callable[[bytes], SpanList], tuple[bytes]]:
-        return SpanList._from_bytes, (b"".join(block.tobytes() for block in self._blocks()),)
-
-    @staticmethod
-    def _from_bytes(data: bytes) -> SpanList:
-        spans = SpanList()
-        spans._mem.frombytes(data)
-        mem = spans._mem
-        spans._total = sum(mem[1::2]) - sum(mem[0::2])
-        return spans
-
-    def append(self, start: int, end: int) -> None:
-        mem = self._mem
-        if mem and mem[-1] == start:
-            mem[-1] = end
-        else:
-            mem.append(start)
-            mem.append(end)
-            if len(mem) >= self._spill_at:
-                self._spill_memory()
-        self._total += end - start
-
-    def append_all(self, spans: list[tuple[int, int]], base: int) -> None:
-        """Append `spans` (in order, not touching each other), each shifted by `base`: one
-        C-level pass instead of a call per span (a slow scan selects hundreds of thousands)."""
-        if not spans:
-            return
-        flat = array("q", [offset + base for span in spans for offset in span])
-        self._total += sum(flat[1::2]) - sum(flat[0::2])
-        mem = self._mem
-        if mem and mem[-1] == flat[0]:
-            mem[-1] = flat[1]
-            del flat[:2]
-        mem.extend(flat)
-        if len(mem) >= self._spill_at:
-            self._spill_memory()
-
-    def extend(self, other: SpanList) -> None:
-        for block in other._blocks():
-            if not block:
-                continue
-            if self._mem and self._mem[-1] == block[0]:
-                self._mem[-1] = block[1]
-                block = block[2:]
-            self._mem.extend(block)
-            if len(self._mem) >= self._spill_at:
-                self._spill_memory()
-        self._total += other._total
-
-    def total(self) -> int:
-        """Bytes covered by all ranges."""
-        return self._total
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        for block in self._blocks():
-            yield from zip(block[0::2], block[1::2], strict=True)
-
-    def _blocks(self) -> Iterator[array[int]]:
-        if self._spill is not None:
-            self._spill.seek(0)
-            while data := self._spill.read(self._spill_at * 8):
-                block = array("q")
-                block.frombytes(data)
-                yield block
-        yield self._mem
-
-    def _spill_memory(self) -> None:
-        # The last range stays in memory: the next append may still merge with it.
-        keep = self._mem[-2:]
-        del self._mem[-2:]
-        if self._spill is None:
-            import tempfile  # rarely needed; kept off the start-up path of small packages
-
-            self._spill = tempfile.TemporaryFile()
-        self._spill.seek(0, os.SEEK_END)
-        self._spill.write(self._mem.tobytes())
-        self._mem = keep
-
-    def close(self) -> None:
-        if self._spill is not None:
-            self._spill.close()
-            self._spill = None
-
-
-class CompressedMember:
-    """A member's bytes as gzip members that other processes wrote to files, in order, kept until
-    the member's size is known (its tar header comes first), with the size and sha256 of the bytes
-    they hold. Memory stays a read buffer whatever the member's size.
-    """
-
-    def __init__(self) -> None:
-        self._files: list[str] = []
-        self._digest = hashlib.sha256()
-        self.size = 0
-
-    def add(self, compressed_file: str, content: Iterable[bytes | memoryview]) -> None:
-        """The file of one gzip member and the bytes it holds (hashed here, in order)."""
-        self._files.append(compressed_file)
-        for chunk in content:
-            self._digest.update(chunk)
-            self.size += len(chunk)
-
-    def hexdigest(self) -> str:
-        return self._digest.hexdigest()
-
-    def compressed_chunks(self) -> Iterator[bytes]:
-        for path in self._files:
-            with open(path, "rb") as file:
-                while chunk := file.read(COMPRESS_BLOCK):
-                    yield chunk
-
-    def close(self) -> None:
-        """Remove the members' files (once copied into the package, or on failure)."""
-        for path in self._files:
-            with suppress(FileNotFoundError):
-                os.unlink(path)
-        self._files.clear()
-
-
-def gunzipped(path: str) -> Iterator[bytes]:
-    """The content of a gzip file, decompressed a block at a time (a worker's piece)."""
-    from isal import isal_zlib
-
-    inflate = isal_zlib.decompressobj(wbits=31)
-    with open(path, "rb") as file:
-        while data := file.read(COMPRESS_BLOCK // 4):
-            while data:  # at most a block out at a time: logs compress tenfold and more
-                yield inflate.decompress(data, COMPRESS_BLOCK)
-                data = inflate.unconsumed_tail
-    yield inflate.flush()
-    if not inflate.eof:
-        raise OSError(f"{path}: the compressed piece ends early")
-
-
-def gzip_member(level: int) -> Callable[[bytes | memoryview | None], bytes]:
-    """A compressor of one gzip member: call it with each piece of data, then with None for the
-    member's end."""
-    from isal import isal_zlib
-
-    deflate = isal_zlib.compressobj(level, wbits=31)
-
-    def compress(data: bytes | memoryview | None) -> bytes:
-        return deflate.flush() if data is None else deflate.compress(data)
-
-    return compress
-
-
-def span_bytes(
-    fd: int, spans: Iterable[tuple[int, int]], window: int
-) -> Iterator[bytes | memoryview]:
-    """The bytes of `spans` from file `fd`, read `window` bytes at a time; the ranges inside one
-    read are joined into one piece, so thousands of small ranges cost one syscall, not one each.
-    At most one read window is alive at a time.
-    """
-    loaded_at, loaded = 0, memoryview(b"")
-    batch: list[memoryview] = []
-    for start, end in spans:
-        while start < end:
-            if not loaded_at <= start < loaded_at + len(loaded):
-                if batch:
-                    yield _joined(batch)
-                    batch = []
-                loaded_at, loaded = start, memoryview(os.pread(fd, window, start))
-                if not loaded:
-                    raise OSError(f"file ended at {start}, before the selected range's end {end}")
-            piece_end = min(end, loaded_at + len(loaded))
-            batch.append(loaded[start - loaded_at : piece_end - loaded_at])
-            start = piece_end
-    if batch:
-        yield _joined(batch)
-
-
-def _joined(batch: list[memoryview]) -> bytes | memoryview:
-    # One range is passed as a view of the read (no copy); several are joined into one piece.
-    return batch[0] if len(batch) == 1 else b"".join(batch)
-
-
 def iso(ts: float | None) -> str | None:
-    """ISO 8601 UTC with milliseconds (the logs' own precision), or None."""
+    """ISO 8601 UTC with milliseconds (the logs' own precision), or None.
+
+    As `datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")` writes it (the
+    fraction rounded half-even to microseconds, then cut to milliseconds), without importing
+    datetime: every `pack` start would pay for it.
+    """
     if ts is None:
         return None
-    text = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "Z")
+    fraction, seconds = math.modf(ts)
+    micros = round(fraction * 1e6)
+    whole = int(seconds) + micros // 1_000_000  # a fraction rounded up to 1 s, or a negative one
+    t = time.gmtime(whole)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
+        f"{t.tm_sec:02d}.{micros % 1_000_000 // 1000:03d}Z"
+    )
 
 
 def manifest(spec: PackageSpec, result: PackageResult) -> dict[str, Any]:

@@ -9,11 +9,11 @@ of remote or gzip files spooled to a temporary file (the tar header needs a memb
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, BinaryIO
 
 from dblogpack.errors import InternalError, SourceError
+from dblogpack.members import BackgroundMember, CompressedMember, span_bytes
 from dblogpack.model import FileResult, FormatConfig, LogFile, PackageResult, PackageSpec, Query
-from dblogpack.packer import CompressedMember, TarGzWriter, json_bytes, manifest, span_bytes
+from dblogpack.packer import TarGzWriter, json_bytes, manifest
 from dblogpack.planning import (
     FilePlan,
     Meter,
@@ -35,8 +35,10 @@ from dblogpack.scanpool import decompressed_chunks as decompressed_chunks
 from dblogpack.scanpool import raw_chunks as raw_chunks
 from dblogpack.summary import SummaryBuilder, render_text
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
 if TYPE_CHECKING:
     import tempfile
+    from typing import BinaryIO
 
     from dblogpack.sources.base import LogSource
 
@@ -68,8 +70,8 @@ def run(
     summary = SummaryBuilder(dialect(plans, fmt))
     pieces = _piece_directory() if pool is not None else None
     try:
-        compressed = None if pieces is None else (pieces.name, compresslevel)
-        scanned_files = scans(plans, query, pool, meter, compressed)
+        piece_dir = None if pieces is None else pieces.name
+        scanned_files = scans(plans, query, pool, meter, piece_dir, compresslevel)
         with TarGzWriter(out, compresslevel=compresslevel, threads=_threads(workers, total)) as tar:
             packing = _Packing(tar, source, query, result, summary, meter)
             for plan, scanned in zip(plans, scanned_files, strict=True):
@@ -108,8 +110,9 @@ def _piece_directory() -> tempfile.TemporaryDirectory[str]:
 
 
 def _threads(workers: int, total: int) -> int:
-    # Thread start-up is cheap, but a small package gains nothing from a second compressor.
-    return max(1, workers) if total >= 8 * 1024 * 1024 else 1
+    # A small package's file members arrive compressed by the scan's thread: the rest (headers,
+    # manifest, summary) is compressed in this thread, sparing the compressors' start-up.
+    return max(1, workers) if total >= 8 * 1024 * 1024 else 0
 
 
 
@@ -165,10 +168,14 @@ class _Packing:
         return row
 
     def _compressed(
-        self, row: FileResult, file: LogFile, scanned: Scanned, member: CompressedMember
+        self,
+        row: FileResult,
+        file: LogFile,
+        scanned: Scanned,
+        member: CompressedMember | BackgroundMember,
     ) -> FileResult:
-        """A file whose scanning workers compressed its selected bytes and this process hashed
-        them: their gzip members go into the package as they are."""
+        """A file whose selected bytes were compressed and hashed as it was scanned (by worker
+        processes, or a thread of this one): their gzip members go into the package as they are."""
         try:
             self._record(row, scanned)
             if scanned.entries and member.size:

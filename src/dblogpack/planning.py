@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from itertools import pairwise
-from typing import TYPE_CHECKING, cast
 
 from dblogpack import formats
 from dblogpack.errors import FormatError, SourceError
@@ -29,6 +28,7 @@ from dblogpack.selector import (
     plan_range,
 )
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
 if TYPE_CHECKING:
     from dblogpack.formats.base import LogFormat
     from dblogpack.sources.base import LogSource
@@ -217,6 +217,8 @@ def gzip_head(read: Callable[[int, int], bytes], file: LogFile) -> bytes | None:
 
 
 def gzip_error() -> type[Exception]:
+    from typing import cast  # imported here, as isal: only gzip files need either
+
     from isal import isal_zlib
 
     # The stubs declare `error` as an instance; at run time it is the exception class.

@@ -1,6 +1,7 @@
 """Scanning planned byte ranges: local files in bounded chunks (big ones in a pool of worker
 processes that send back spans, counts, partial summaries and their selected bytes compressed as a
-gzip member), remote and gzip files as streams whose selected bytes are spooled for the packer.
+gzip member; small ones in this process, a thread compressing what each chunk selects while the
+next is scanned), remote and gzip files as streams whose selected bytes are spooled for the packer.
 """
 
 from __future__ import annotations
@@ -8,12 +9,18 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
-from typing import IO, TYPE_CHECKING, BinaryIO, NamedTuple
 
 from dblogpack import formats
 from dblogpack.errors import InternalError, SourceError
+from dblogpack.members import (
+    BackgroundMember,
+    CompressedMember,
+    SpanList,
+    gunzipped,
+    gzip_member,
+    span_bytes,
+)
 from dblogpack.model import FormatConfig, LogFile, LogWarning, Query
-from dblogpack.packer import CompressedMember, SpanList, gunzipped, gzip_member, span_bytes
 from dblogpack.planning import (
     FilePlan,
     Meter,
@@ -23,10 +30,13 @@ from dblogpack.planning import (
     reader,
     vanished_warning,
 )
+from dblogpack.records import NamedTuple
 from dblogpack.summary import SummaryBuilder
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
 if TYPE_CHECKING:
     from concurrent.futures import Executor
+    from typing import IO, BinaryIO
 
     from dblogpack.formats.base import LogFormat
     from dblogpack.sources.base import LogSource
@@ -37,6 +47,12 @@ CHUNK = 4 * 1024 * 1024
 # A chunk grows to hold one long entry, up to this; past it, the bytes are scanned as they are
 # (a garbage file without entry starts must not be read into memory whole).
 MAX_CHUNK = 64 * 1024 * 1024
+# Chunks of an in-process scan whose selected bytes a thread compresses meanwhile: small enough
+# that the thread starts early and finishes soon after the scan, big enough to amortise a scan.
+THREADED_CHUNK = 2 * 1024 * 1024
+# Ranges below this are scanned so; their compressed member waits in memory (a fifth of it, for
+# logs) until the packer copies it. Bigger ones are read back from the file after the scan.
+THREADED_MAX = 48 * 1024 * 1024
 MAX_WARNINGS = 1000
 
 
@@ -110,8 +126,9 @@ class Scanned:
         self.summary = summary
         # A worker's piece: the file holding its selected bytes as one gzip member (when asked).
         self.compressed: str | None = None
-        # The whole file in the parent: the pieces' gzip members with the bytes' sha256.
-        self.member: CompressedMember | None = None
+        # The whole file in the parent: the pieces' gzip members with the bytes' sha256 (or the
+        # member a thread compressed while this process scanned).
+        self.member: CompressedMember | BackgroundMember | None = None
 
     def add(self, other: Scanned) -> None:
         self.spans.extend(other.spans)
@@ -147,6 +164,9 @@ class _PieceTask(NamedTuple):
     # level; None: it does not compress.
     piece_dir: str | None = None
     level: int = 1
+    # Bytes read at a time; 0: CHUNK. An in-process scan whose selected bytes a thread compresses
+    # reads smaller ones, so the thread's work overlaps the scan's from the first chunk on.
+    chunk: int = 0
 
 
 def scans(
@@ -154,16 +174,16 @@ def scans(
     query: Query,
     pool: Executor | None,
     meter: Meter,
-    compressed: tuple[str, int] | None,
+    piece_dir: str | None,
+    level: int,
 ) -> Iterator[Callable[[], Scanned | None]]:
     """Per plan, a function returning its local scan (None for streamed files, scanned later).
 
     With a pool, every piece of every file is queued at once, so workers scan the next file
-    while this process packs the previous one. With `compressed` (a directory and a gzip level),
-    the workers also compress the bytes they select into files there, so compression runs on
-    every core while scanning goes on.
+    while this process packs the previous one. With `piece_dir`, the workers also compress the
+    bytes they select (at gzip `level`) into files there, so compression runs on every core
+    while scanning goes on. Small files scanned here are compressed by a thread meanwhile.
     """
-    piece_dir, level = compressed if compressed is not None else (None, 1)
     tasks = [
         _PieceTask(
             p.path, p.file.name, p.config, query, a, b, dialect([p], p.config), piece_dir, level
@@ -176,7 +196,7 @@ def scans(
     if pool is not None and tasks:
         results = _worker_results(pool, tasks)
     for plan in plans:
-        yield _local_scanner(plan, query, results if pool is not None else None, meter)
+        yield _local_scanner(plan, query, results if pool is not None else None, meter, level)
 
 
 def _worker_results(pool: Executor, tasks: list[_PieceTask]) -> Iterator[Scanned]:
@@ -189,7 +209,7 @@ def _worker_results(pool: Executor, tasks: list[_PieceTask]) -> Iterator[Scanned
 
 
 def _local_scanner(
-    plan: FilePlan, query: Query, results: Iterator[Scanned] | None, meter: Meter
+    plan: FilePlan, query: Query, results: Iterator[Scanned] | None, meter: Meter, level: int
 ) -> Callable[[], Scanned | None]:
     def scanned() -> Scanned | None:
         if plan.range is None or plan.streamed or plan.path is None:
@@ -199,8 +219,12 @@ def _local_scanner(
             return _gathered(plan, results, meter)
         scan = plan.range
         name = plan.file.name
-        task = _PieceTask(plan.path, name, plan.config, query, scan.start, scan.stop, language)
-        return _scan_piece(task, meter.advance)
+        threaded = scan.size < THREADED_MAX
+        task = _PieceTask(
+            plan.path, name, plan.config, query, scan.start, scan.stop, language,
+            chunk=min(THREADED_CHUNK, CHUNK) if threaded else 0,
+        )
+        return _scan_piece(task, meter.advance, level if threaded else None)
 
     return scanned
 
@@ -249,10 +273,14 @@ def _selected_bytes(
     return span_bytes(file.fileno(), piece.spans, CHUNK)
 
 
-def _scan_piece(task: _PieceTask, on_chunk: Callable[[int], None] | None = None) -> Scanned:
+def _scan_piece(
+    task: _PieceTask, on_chunk: Callable[[int], None] | None = None, level: int | None = None
+) -> Scanned:
     """Scan bytes [start, stop) of a local file in chunks; runs in worker processes too.
 
-    `on_chunk` hears the bytes of each chunk scanned (in-process scans report progress).
+    `on_chunk` hears the bytes of each chunk scanned (in-process scans report progress). With a
+    gzip `level`, a thread compresses and hashes each chunk's selected bytes while the next one
+    is scanned: the result's `member` (what a pool's pieces give too, through files).
     """
     log_format = format_of(task.config)
     scanned = Scanned(summary=SummaryBuilder(task.dialect) if task.query.details else None)
@@ -263,11 +291,15 @@ def _scan_piece(task: _PieceTask, on_chunk: Callable[[int], None] | None = None)
         return scanned
     except OSError as exc:
         raise SourceError(f"cannot open {task.path}: {exc.strerror}") from exc
-    piece = None if task.piece_dir is None else _CompressedPiece(task.piece_dir, task.level)
+    piece: _Piece | None = None
+    if task.piece_dir is not None:
+        piece = _CompressedPiece(task.piece_dir, task.level)
+    elif level is not None:
+        piece = _ThreadPiece(level)
     try:
         _scan_fd(fd, task, log_format, scanned, on_chunk, piece)
         if piece is not None:
-            scanned.compressed = piece.finish()
+            piece.finish(scanned)
     finally:
         os.close(fd)
         if piece is not None:
@@ -291,13 +323,36 @@ class _CompressedPiece:
         if spans:
             self._file.write(self._compress(_selected(buf, spans)))
 
-    def finish(self) -> str:
-        """End the gzip member; returns its file's path."""
+    def finish(self, scanned: Scanned) -> None:
+        """End the gzip member; `scanned.compressed` names its file."""
         self._file.write(self._compress(None))
-        return self._file.name
+        scanned.compressed = self._file.name
 
     def close(self) -> None:
         self._file.close()
+
+
+class _ThreadPiece:
+    """The selected bytes of an in-process scan, compressed and hashed by a thread of this
+    process while the scan goes on (ISA-L and hashlib release the GIL)."""
+
+    def __init__(self, level: int) -> None:
+        self._member = BackgroundMember(level)
+
+    def add(self, buf: bytes, spans: list[tuple[int, int]]) -> None:
+        if spans:
+            self._member.add(_selected(buf, spans))
+
+    def finish(self, scanned: Scanned) -> None:
+        """End the gzip member; `scanned.member` holds it (closed by whoever packs it)."""
+        self._member.finish()
+        scanned.member = self._member
+
+    def close(self) -> None:
+        self._member.wait()
+
+
+_Piece = _CompressedPiece | _ThreadPiece
 
 
 def _scan_fd(
@@ -306,9 +361,9 @@ def _scan_fd(
     log_format: LogFormat,
     scanned: Scanned,
     on_chunk: Callable[[int], None] | None,
-    piece: _CompressedPiece | None,
+    piece: _Piece | None,
 ) -> None:
-    pos, chunk = task.start, CHUNK
+    pos, chunk = task.start, task.chunk or CHUNK
     tail_framed = log_format.name in TAIL_FRAMED
     while pos < task.stop:
         size = min(chunk, task.stop - pos)
@@ -336,7 +391,7 @@ def _scan_fd(
         scanned.bytes_scanned += whole
         if on_chunk is not None:
             on_chunk(whole)
-        chunk = CHUNK
+        chunk = task.chunk or CHUNK
 
 
 def _selected(buf: bytes, spans: list[tuple[int, int]]) -> bytes | memoryview:

@@ -22,16 +22,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from itertools import pairwise
-from typing import NamedTuple
 
 from dblogpack.model import LogWarning, TimeWindow
+from dblogpack.records import NamedTuple
 
 Reader = Callable[[int, int], bytes]
 """Read up to `size` bytes of the file from `offset`: (offset, size) -> bytes."""
 
 
 # The value types are NamedTuples, not dataclasses: a `pack` process creates its classes at
-# every start, and a frozen dataclass costs about twice as much to create.
+# every start (records.py).
 
 
 class Framing(NamedTuple):

@@ -7,21 +7,24 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
 
 from dblogpack.model import DetailGroup, EntryDetail
-from dblogpack.sqlshape import fingerprint_sql as fingerprint_sql
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 EXAMPLE_CHARS = 500
 
-_SPACES = re.compile(r"\s+")
-_MONGO_VALUES = re.compile(
+# Patterns as text, compiled on first use through re's cache: an all-entries package (a whole
+# `pack` process timed in tens of ms) fingerprints nothing.
+_SPACES = r"\s+"
+_MONGO_VALUES = (
     r"""(?P<key>[:,\[]\s*)(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|-?\d+(?:\.\d+)?|true|false|null"""
-    r"""|new\s+Date\(\s*-?\d+\s*\)|ObjectId\(\s*'[0-9a-f]*'\s*\))""",
+    r"""|new\s+Date\(\s*-?\d+\s*\)|ObjectId\(\s*'[0-9a-f]*'\s*\))"""
 )
-_MONGO_LISTS = re.compile(r"\[\s*\?(?:\s*,\s*\?)+\s*\]")
+_MONGO_LISTS = r"\[\s*\?(?:\s*,\s*\?)+\s*\]"
 # Fields that differ on every call and say nothing about the query's shape.
 # Extended JSON wrappers of one scalar value ({"$oid": …}, {"$date": …}): a value, not a shape.
 _EXTENDED_JSON_SCALARS = frozenset(
@@ -50,11 +53,11 @@ def fingerprint_mongo(command: str) -> str:
             parsed = None
         if isinstance(parsed, dict):
             shape = json.dumps(_command_shape(parsed), separators=(",", ":"))
-            if masked is not None and not _HAS_DIGIT.search(shape):
+            if masked is not None and not re.search(_HAS_DIGIT, shape):
                 _remember_shape(masked, shape)
             return shape
-    text = _MONGO_VALUES.sub(lambda m: m.group("key") + "?", stripped)
-    return _SPACES.sub(" ", _MONGO_LISTS.sub("[?]", text))
+    text = re.sub(_MONGO_VALUES, lambda m: m.group("key") + "?", stripped)
+    return re.sub(_SPACES, " ", re.sub(_MONGO_LISTS, "[?]", text))
 
 
 # Commands alike but for their digits (ids, numbers) share a shape when the shape holds no digit:
@@ -65,12 +68,13 @@ _MONGO_SHAPES: dict[bytes, str] = {}
 # Masked as UTF-8 bytes: bytes.translate is ~9x faster than str.translate on a command, and
 # UTF-8 never holds an ASCII digit's byte inside another character (surrogatepass: any str).
 _DIGIT_MASK = bytes.maketrans(b"0123456789", b"\0" * 10)
-_HAS_DIGIT = re.compile(r"\d")
-_LEADING_ZERO = re.compile(r"[:\[,]\s*-?0\d")
+# Patterns compiled on first use (re's cache), not when a pack process imports this module.
+_HAS_DIGIT = r"\d"
+_LEADING_ZERO = r"[:\[,]\s*-?0\d"
 
 
 def _masked_digits(command: str) -> bytes | None:
-    if "\\" in command or "\0" in command or _LEADING_ZERO.search(command):
+    if "\\" in command or "\0" in command or re.search(_LEADING_ZERO, command):
         return None
     return command.encode("utf-8", "surrogatepass").translate(_DIGIT_MASK)
 
@@ -101,38 +105,41 @@ def _value_shape(value: Any) -> Any:
     return "?"
 
 
-@dataclass(slots=True)
 class _Fingerprint:
-    count: int = 0
-    total_ms: float = 0.0
-    max_ms: float = 0.0
-    example: str = ""
+    __slots__ = ("count", "example", "max_ms", "total_ms")
+
+    def __init__(self, example: str) -> None:
+        self.count, self.total_ms, self.max_ms, self.example = 0, 0.0, 0.0, example
 
 
-@dataclass(slots=True)
 class _Tally:
-    count: int = 0
-    example: str = ""
+    __slots__ = ("count", "example")
+
+    def __init__(self, example: str) -> None:
+        self.count, self.example = 0, example
 
 
 def _example(text: str | None) -> str:
     return (text or "")[:EXAMPLE_CHARS]
 
 
-@dataclass(slots=True)
 class SummaryBuilder:
     """Accumulates entry details; picklable, so partial summaries from workers can be merged.
 
     dialect: "sql" (PostgreSQL) or "mongo" decides how statements are fingerprinted.
     """
 
-    dialect: str
-    max_fingerprints: int = 5000
-    entries: int = 0
-    overflow: int = 0  # entries whose fingerprint was dropped to keep memory bounded
-    fingerprints: dict[str, _Fingerprint] = field(default_factory=dict)
-    severities: dict[str, _Tally] = field(default_factory=dict)
-    codes: dict[str, _Tally] = field(default_factory=dict)
+    __slots__ = (
+        "codes", "dialect", "entries", "fingerprints", "max_fingerprints", "overflow", "severities"
+    )
+
+    def __init__(self, dialect: str, max_fingerprints: int = 5000) -> None:
+        self.dialect, self.max_fingerprints = dialect, max_fingerprints
+        self.entries = 0
+        self.overflow = 0  # entries whose fingerprint was dropped to keep memory bounded
+        self.fingerprints: dict[str, _Fingerprint] = {}
+        self.severities: dict[str, _Tally] = {}
+        self.codes: dict[str, _Tally] = {}
 
     def add(self, detail: EntryDetail) -> None:
         duration = detail.duration_ms or 0.0
@@ -150,7 +157,11 @@ class SummaryBuilder:
             self._add_fingerprint(key, detail.statement, group.count, group.total_ms, group.max_ms)
 
     def _fingerprint(self, statement: str) -> str:
-        return fingerprint_sql(statement) if self.dialect == "sql" else fingerprint_mongo(statement)
+        if self.dialect != "sql":
+            return fingerprint_mongo(statement)
+        from dblogpack.sqlshape import fingerprint_sql  # its patterns: only slow packages need them
+
+        return fingerprint_sql(statement)
 
     def _add_fingerprint(
         self, key: str, statement: str, count: int, total_ms: float, max_ms: float
@@ -255,5 +266,5 @@ def _fingerprint_table(summary: dict[str, Any]) -> list[str]:
 
 
 def _one_line(text: str, width: int = 160) -> str:
-    flat = _SPACES.sub(" ", text).strip()
+    flat = re.sub(_SPACES, " ", text).strip()
     return flat if len(flat) <= width else flat[: width - 1] + "…"

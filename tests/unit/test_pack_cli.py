@@ -8,8 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 from tests.unit.engine_logs import BASE_MS, members, mixed, reference, write_log
 
+from dblogpack.cli import build_parser
+from dblogpack.cli.pack import add_pack, plain_pack_args
 from dblogpack.model import LogKind, TimeWindow
 
 DBLOGPACK = [sys.executable, "-m", "dblogpack.cli"]
@@ -125,3 +129,33 @@ def test_package_ids_are_version_4_uuids() -> None:
     ids = {package_id() for _ in range(100)}
     assert len(ids) == 100
     assert all(uuid.UUID(hex=i).version == 4 and uuid.UUID(hex=i).hex == i for i in ids)
+
+
+WORDS = [
+    "a.log", "logs", "--type", "all", "slow", "--begin", "1714824000", "--end", "1714827600.5",
+    "-5", "1e3", "x", "--min-duration", "--level", "2", "--workers", "--out", "o.tar.gz",
+    "--format", "pg-stderr", "--name", "", "--timezone", "UTC", "--log-line-prefix", "%m [%p] ",
+    "--ty", "--type=all", "-h", "--", "--data-dir", "-",
+]
+
+
+@given(st.lists(st.sampled_from(WORDS), max_size=14))
+@example(["a.log", "--type", "all", "--begin", "1714824000", "--end", "1714827600.5",
+          "--format", "pg-stderr", "--log-line-prefix", "%m [%p] ", "--out", "o.tar.gz"])
+@example(["--type", "slow", "a.log", "logs", "--min-duration", "1e3", "--level", "2"])
+def test_a_plain_pack_command_line_reads_as_argparse_reads_it(words: list[str]) -> None:
+    # `pack` reads plain command lines without building argparse's parsers (a whole process
+    # must take < 50 ms); what it reads must be what argparse reads, and any other command line
+    # is left to argparse (None).
+    argv = ["pack", *words]
+    fast = plain_pack_args(argv)
+    if fast is not None:
+        assert vars(fast) == vars(build_parser([add_pack]).parse_args(argv))
+
+
+def test_help_and_abbreviations_are_left_to_argparse() -> None:
+    for words in (["-h"], ["a.log", "--ty", "all"], ["a.log", "--type=all"], ["a.log", "x", "--out",
+                  "o", "b.log"], ["a.log", "--begin", "-5"], ["--type", "all"]):
+        assert plain_pack_args(["pack", *words]) is None
+    assert plain_pack_args(["pack", "a.log", "--type", "all"]) is not None
+

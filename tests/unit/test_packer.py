@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import pickle
 import subprocess
+import zlib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from tests.unit.engine_logs import members
 
-from dblogpack.packer import SpanList, TarGzWriter, iso, span_bytes
+from dblogpack.members import BackgroundMember, SpanList, span_bytes
+from dblogpack.packer import TarGzWriter, iso
 
 
 def test_members_read_back_with_tarfile_gzip_and_tar(tmp_path: Path) -> None:
@@ -38,8 +44,6 @@ def test_close_reports_size_and_checksum_of_the_written_file() -> None:
     tar = TarGzWriter(out, threads=1)
     digest = tar.add_bytes("a", b"abc")
     size, sha256 = tar.close()
-
-    import hashlib
 
     assert size == len(out.getvalue())
     assert sha256 == hashlib.sha256(out.getvalue()).hexdigest()
@@ -134,3 +138,69 @@ def test_timestamps_are_iso_utc_with_the_logs_millisecond_precision() -> None:
     assert iso(1714550400.123) == "2024-05-01T08:00:00.123Z"
     assert iso(1714550400) == "2024-05-01T08:00:00.000Z"
     assert iso(None) is None
+
+
+@given(st.floats(min_value=-10**9, max_value=10**10, allow_nan=False) | st.integers(0, 10**10))
+def test_iso_writes_what_datetime_isoformat_writes(ts: float) -> None:
+    # iso() spares every `pack` the datetime import; its text must not change.
+    text = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+    assert iso(ts) == text.replace("+00:00", "Z")
+
+
+@pytest.mark.parametrize("threads", [0, 1, 2])
+def test_every_thread_count_makes_the_same_members(threads: int) -> None:
+    # threads=0 compresses in the caller's thread (small packages); the bytes are the same.
+    out = io.BytesIO()
+    with TarGzWriter(out, threads=threads) as tar:
+        tar.add_bytes("logs/a.log", b"2024-05-01 LOG:  x\n" * 50_000)
+        tar.add_member("logs/b.log", 2 << 20, [b"y" * (1 << 20)] * 2)
+
+    read_back = members(out.getvalue())
+    assert read_back["logs/a.log"] == b"2024-05-01 LOG:  x\n" * 50_000
+    assert read_back["logs/b.log"] == b"y" * (2 << 20)
+
+
+@pytest.mark.parametrize(("threads", "level"), [(0, 1), (1, 1), (0, 0), (0, 3)])
+def test_bytes_deflated_by_a_scanning_thread_join_the_package(threads: int, level: int) -> None:
+    # threads=0: the thread's raw deflate segment is spliced into the package's one gzip member;
+    # a threaded writer gets it wrapped as a gzip member of its own. Pieces refer back to the
+    # ones before (short, empty and incompressible ones included).
+    pieces = [b"2024-05-01 LOG:  a\n" * 3000, b"", b"LOG:  b\n", os.urandom(200_000),
+              b"2024-05-01 LOG:  a\n" * 5000]
+    member = BackgroundMember(level)
+    for piece in pieces:
+        member.add(piece)
+    member.finish()
+    out = io.BytesIO()
+    with TarGzWriter(out, threads=threads, compresslevel=level) as tar:
+        tar.add_bytes("logs/a.log", b"first\n")
+        tar.add_compressed_member("logs/b.log", member)
+        tar.add_bytes("manifest.json", b"{}\n")
+
+    expected = b"".join(pieces)
+    assert members(out.getvalue())["logs/b.log"] == expected
+    assert member.hexdigest() == hashlib.sha256(expected).hexdigest()
+    inflate = zlib.decompressobj(31)
+    inflate.decompress(out.getvalue())
+    assert inflate.eof and (inflate.unused_data == b"") == (threads == 0)
+
+
+def test_a_failure_in_the_deflating_thread_is_raised_in_the_scanning_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from isal import isal_zlib
+
+    class Broken:
+        def __init__(self, *args: object) -> None:
+            pass
+
+        def compress_and_crc(self, data: object, window: object) -> tuple[bytes, int]:
+            raise OverflowError("compressed output exceeds buffer size")
+
+    monkeypatch.setattr(isal_zlib, "_ParallelCompress", Broken)
+    member = BackgroundMember(1)
+    member.add(b"2024-05-01 LOG:  a\n")
+    with pytest.raises(OverflowError, match="buffer size"):
+        member.finish()
+    member.close()
+

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import subprocess
+import tarfile
 import tempfile
 import threading
 from pathlib import Path
@@ -247,6 +248,32 @@ def test_worker_processes_make_the_same_package_as_one_process(
     assert summary_of(io.BytesIO(package)) == json.loads(files["summary.json"])
     # The workers' compressed pieces are gone (multiprocessing's own pymp-* directory is not ours).
     assert [p.name for p in temporary.iterdir() if p.name.startswith("dblogpack")] == []
+
+
+@pytest.mark.parametrize("kind", list(LogKind))
+def test_a_small_file_compressed_while_scanned_packs_as_when_read_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: LogKind
+) -> None:
+    # Below THREADED_MAX a thread compresses and hashes each chunk's selected bytes while the
+    # next chunk is scanned; above, the selected ranges are read back from the file after the
+    # scan. Many small chunks, so the thread takes many pieces in turn.
+    entries = mixed(BASE_MS, 6_000, step_ms=50)
+    write_log(tmp_path / "a.log", entries)
+    monkeypatch.setattr(scanpool, "CHUNK", 24 * 1024)
+    spec = spec_for(kind, BASE_MS + 1_234, BASE_MS + 250_321)
+
+    threaded, files, package = pack(DirSource(tmp_path), spec)
+    monkeypatch.setattr(scanpool, "THREADED_MAX", 0)
+    read_back, read_back_files, _ = pack(DirSource(tmp_path), spec)
+
+    assert files["logs/a.log"] == reference(entries, TimeWindow(*spec.window), kind)
+    assert files == read_back_files  # members, manifest (entries, sha256, bytes) and summary
+    assert threaded.entries == read_back.entries > 0
+    assert subprocess.run(["gzip", "-t"], input=package, check=False).returncode == 0
+    # One gzip member (the thread's deflate segment is spliced in): streaming readers, such as
+    # tarfile's "r|gz" that reads the summary for the console, see every member.
+    with tarfile.open(fileobj=io.BytesIO(package), mode="r|gz") as stream:
+        assert [m.name for m in stream] == list(files)
 
 
 def test_an_all_entries_summary_counts_the_package_entries(tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ import pickle
 import pytest
 
 from dblogpack.model import EntryDetail
-from dblogpack.summary import SummaryBuilder, fingerprint_mongo, fingerprint_sql, render_text
+from dblogpack.sqlshape import fingerprint_sql
+from dblogpack.summary import SummaryBuilder, fingerprint_mongo, render_text
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -100,7 +100,7 @@ class PackageRecord:
 
     def same_request(self, spec: PackageSpec, project_id: str) -> bool:
         """Whether `spec` asks for exactly this package again (a safe retry), whatever its id."""
-        return self.project_id == project_id and replace(spec, id=self.id) == self.spec
+        return self.project_id == project_id and spec._replace(id=self.id) == self.spec
 
 
 def record_of(row: Row[Any]) -> PackageRecord:

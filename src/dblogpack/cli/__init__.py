@@ -7,16 +7,20 @@ commands). Heavy imports happen inside the commands, so `dblogpack --help` stays
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
 
-from dblogpack.cli.common import COMMON, Register
-from dblogpack.cli.examples import attach_examples
-from dblogpack.cli.pack import add_pack
+from dblogpack.cli.pack import add_pack, plain_pack_args
 from dblogpack.errors import DblogpackError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+    from types import SimpleNamespace
+    from typing import NoReturn
+
+    from dblogpack.cli.common import Register
 
 
 def all_commands() -> list[Register]:
@@ -33,6 +37,11 @@ def all_commands() -> list[Register]:
 
 
 def build_parser(commands: Sequence[Register] | None = None) -> argparse.ArgumentParser:
+    import argparse
+
+    from dblogpack.cli.common import COMMON
+    from dblogpack.cli.examples import attach_examples
+
     parser = argparse.ArgumentParser(
         prog="dblogpack", parents=[COMMON],
         description="Packages PostgreSQL and MongoDB log entries on request.",
@@ -54,7 +63,7 @@ def _parser_for(argv: Sequence[str]) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     given = sys.argv[1:] if argv is None else list(argv)
-    args = _parser_for(given).parse_args(given)
+    args = plain_pack_args(given) or _parser_for(given).parse_args(given)
     code = _run(args)
     if argv is None and args.command == "pack":
         _end_process(code)
@@ -73,17 +82,14 @@ def _end_process(code: int) -> NoReturn:
     os._exit(code)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from dblogpack.cli.client import CallFailedError
-
+def _run(args: argparse.Namespace | SimpleNamespace) -> int:
     try:
         return int(args.run(args))
-    except CallFailedError as exc:
-        print(f"dblogpack {args.command}: {exc.message}", file=sys.stderr)
-        return 1
     except DblogpackError as exc:
+        from dblogpack.cli.client import CallFailedError  # only client commands raise it
+
         print(f"dblogpack {args.command}: {exc.message}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(exc, CallFailedError) else 2
     except OSError as exc:
         # A file or directory of this machine (data dir, --out, a key file): one line, no trace.
         where = f"{exc.filename}: " if exc.filename else ""

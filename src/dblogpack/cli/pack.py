@@ -1,17 +1,28 @@
 """`dblogpack pack`: the engine on local files, offline (no server, no settings, no logging).
 
 Apart from the other commands because it is timed as a whole process (a 1-hour window
-must take < 50 ms): its import path holds argparse and the engine, nothing of the service.
+must take < 50 ms): its import path holds the engine, nothing of the service, and a plain
+`pack PATH... --flag value...` command line is read from the flag table below without
+building argparse's parsers (their construction alone costs ~8 ms: gettext, locale, shutil).
+Anything else (help, abbreviations, `--flag=value`, a value that looks like a flag, an error)
+goes to argparse, which reads the same table.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from typing import Any
 
 from dblogpack.errors import DblogpackError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Sequence
+    from types import SimpleNamespace
+    from typing import Any
+
+    PackArgs = argparse.Namespace | SimpleNamespace
 
 PACK_FORMATS = ("auto", "pg-stderr", "pg-csv", "pg-json", "mongo-json", "mongo-legacy")
 PACK_EXAMPLE = """\
@@ -21,8 +32,28 @@ examples:
   dblogpack pack mongod.log mongod.log.1.gz --type error --out errors.tar.gz
 """
 
+# flag → (attribute, type, default, metavar, help). --type and --out are checked by run_pack, so
+# a missing one is one line, not a usage dump.
+PACK_FLAGS: dict[str, tuple[str, Callable[[str], Any], Any, str | None, str]] = {
+    "--type": ("log_type", str, None, "slow|error|all", "entries to keep"),
+    "--begin": ("begin", float, None, "UNIX", "window start (kept), unix seconds"),
+    "--end": ("end", float, None, "UNIX", "window end (excluded), unix seconds"),
+    "--min-duration": ("min_duration", float, None, "MS", "slow entries of at least MS"),
+    "--format": ("format", str, "auto", "|".join(PACK_FORMATS),
+                 "log format (default: detected from each file's content)"),
+    "--log-line-prefix": ("log_line_prefix", str, None, "P", "pg-stderr: the log_line_prefix"),
+    "--timezone": ("timezone", str, None, "TZ", "the server's log_timezone (IANA name)"),
+    "--name": ("name", str, None, None, "package name (default: from --out)"),
+    "--level": ("level", int, 1, "N", "gzip level 0-3 (default 1)"),
+    "--workers": ("workers", int, 2, "N",
+                  "processes scanning and threads compressing (default 2)"),
+    "--out": ("out", str, None, "FILE.tar.gz", "the package to write"),
+}
+
 
 def add_pack(subparsers: Any) -> None:
+    import argparse
+
     p = subparsers.add_parser(
         "pack", help="package log entries of local files, offline (no server)",
         description="Select the entries of a time window and a type from local log files or "
@@ -30,24 +61,43 @@ def add_pack(subparsers: Any) -> None:
         epilog=PACK_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="log files and/or directories")
-    # --type and --out are checked by run_pack, so a missing one is one line, not a usage dump.
-    p.add_argument("--type", dest="log_type", metavar="slow|error|all", help="entries to keep")
-    p.add_argument("--begin", type=float, metavar="UNIX", help="window start (kept), unix seconds")
-    p.add_argument("--end", type=float, metavar="UNIX", help="window end (excluded), unix seconds")
-    p.add_argument("--min-duration", type=float, metavar="MS", help="slow entries of at least MS")
-    p.add_argument("--format", default="auto", metavar="|".join(PACK_FORMATS),
-                   help="log format (default: detected from each file's content)")
-    p.add_argument("--log-line-prefix", metavar="P", help="pg-stderr: the log_line_prefix")
-    p.add_argument("--timezone", metavar="TZ", help="the server's log_timezone (IANA name)")
-    p.add_argument("--name", help="package name (default: from --out)")
-    p.add_argument("--level", type=int, default=1, metavar="N", help="gzip level 0-3 (default 1)")
-    p.add_argument("--workers", type=int, default=2, metavar="N",
-                   help="processes scanning and threads compressing (default 2)")
-    p.add_argument("--out", metavar="FILE.tar.gz", help="the package to write")
+    for flag, (dest, kind, default, metavar, text) in PACK_FLAGS.items():
+        p.add_argument(flag, dest=dest, type=kind, default=default, metavar=metavar, help=text)
     p.set_defaults(run=run_pack)
 
 
-def _pack_problem(args: argparse.Namespace) -> str | None:
+def plain_pack_args(argv: Sequence[str]) -> SimpleNamespace | None:
+    """`pack PATH... --flag value...` read from PACK_FLAGS as argparse reads it; None for any
+    other command line (argparse then parses it: help, errors and all)."""
+    from types import SimpleNamespace
+
+    if argv[:1] != ["pack"]:
+        return None
+    values: dict[str, Any] = {dest: default for dest, _, default, _, _ in PACK_FLAGS.values()}
+    paths: list[str] = []
+    paths_ended = False
+    words = iter(argv[1:])
+    for word in words:
+        if not word.startswith("-"):
+            if paths and paths_ended:
+                return None  # argparse takes PATH... once: a second run is an error
+            paths.append(word)
+            paths_ended = False
+            continue
+        paths_ended = True
+        spec, value = PACK_FLAGS.get(word), next(words, None)
+        if spec is None or value is None or value.startswith("-"):
+            return None
+        try:
+            values[spec[0]] = spec[1](value)
+        except ValueError:
+            return None
+    if not paths:
+        return None
+    return SimpleNamespace(command="pack", paths=paths, run=run_pack, **values)
+
+
+def _pack_problem(args: PackArgs) -> str | None:
     """What is wrong with the pack arguments, in one line, or None."""
     if args.log_type not in ("slow", "error", "all"):
         return "--type slow|error|all is required" if args.log_type is None else (
@@ -67,11 +117,20 @@ def _pack_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
-def run_pack(args: argparse.Namespace) -> int:
+# A small package's selected bytes are deflated and hashed by a thread while this one scans:
+# each time that thread comes back from ISA-L or hashlib it needs the GIL, and after the default
+# 5 ms switch interval only does the scanning thread let go of it (a 2 MiB chunk's compression
+# and hash came back up to 10 ms late).
+SWITCH_INTERVAL = 0.0005
+
+
+def run_pack(args: PackArgs) -> int:
     problem = _pack_problem(args)
     if problem is not None:
         print(f"dblogpack pack: {problem}", file=sys.stderr)
         return 2
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL)
     try:
         return _write_package(args)
     except DblogpackError as exc:
@@ -80,6 +139,8 @@ def run_pack(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"dblogpack pack: {exc.filename or args.out}: {exc.strerror}", file=sys.stderr)
         return 1
+    finally:
+        sys.setswitchinterval(interval)
 
 
 def package_id() -> str:
@@ -91,7 +152,7 @@ def package_id() -> str:
     return raw.hex()
 
 
-def _write_package(args: argparse.Namespace) -> int:
+def _write_package(args: PackArgs) -> int:
     from dblogpack import pipeline
     from dblogpack.model import FormatConfig, LogKind, PackageSpec, ResourceKind, TimeWindow
     from dblogpack.sources.local import PathsSource

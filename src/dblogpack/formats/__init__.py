@@ -6,8 +6,8 @@ process); `detect(head, config)` fills in what "auto" leaves open.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
-from importlib import import_module
 
 from dblogpack.errors import FormatError
 from dblogpack.formats.base import LogFormat, ScanResult
@@ -40,5 +40,7 @@ def build(config: FormatConfig) -> LogFormat:
             f"unknown log format {config.name!r}; use one of {', '.join(FORMAT_NAMES)}"
         )
     module, cls = where
-    factory: Callable[[FormatConfig], LogFormat] = getattr(import_module(module), cls)
+    # importlib.import_module without importing importlib (with warnings, ~0.5 ms of a pack).
+    __import__(module)
+    factory: Callable[[FormatConfig], LogFormat] = getattr(sys.modules[module], cls)
     return factory(config)

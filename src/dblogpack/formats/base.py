@@ -8,13 +8,14 @@ buffer of whole entries with C-speed primitives over the whole buffer.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import ClassVar
 
-from dblogpack.model import DetailGroup, LogWarning, Query
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
+if TYPE_CHECKING:
+    from typing import ClassVar
+
+    from dblogpack.model import DetailGroup, LogWarning, Query
 
 
-@dataclass(slots=True)
 class ScanResult:
     """Entries a scan selected from one buffer of whole entries.
 
@@ -22,16 +23,20 @@ class ScanResult:
     merged into one span, so an all-entries scan of a window is one span.
     """
 
-    spans: list[tuple[int, int]] = field(default_factory=list)
-    entries: int = 0
-    first_ts: float | None = None
-    last_ts: float | None = None
-    # Details of the selected entries (when Query.details), alike ones grouped, in entry order.
-    details: list[DetailGroup] = field(default_factory=list)
-    warnings: list[LogWarning] = field(default_factory=list)
-    # Offset of the first entry whose timestamp is >= window.end, if one was
-    # met; lets the caller stop reading once past the window (plus its margin).
-    end_offset: int | None = None
+    __slots__ = ("details", "end_offset", "entries", "first_ts", "last_ts", "spans", "warnings")
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[int, int]] = []
+        self.entries = 0
+        self.first_ts: float | None = None
+        self.last_ts: float | None = None
+        # Details of the selected entries (when Query.details), alike ones grouped, in entry
+        # order.
+        self.details: list[DetailGroup] = []
+        self.warnings: list[LogWarning] = []
+        # Offset of the first entry whose timestamp is >= window.end, if one was
+        # met; lets the caller stop reading once past the window (plus its margin).
+        self.end_offset: int | None = None
 
 
 class LogFormat(ABC):

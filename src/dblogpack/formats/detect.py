@@ -7,7 +7,7 @@ than guess when no known shape fits; the message shows what it saw.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from functools import cache
 
 from dblogpack.errors import FormatError
 from dblogpack.formats.pg_prefix import (
@@ -20,19 +20,27 @@ from dblogpack.model import FormatConfig
 
 _SAMPLE_LINES = 50
 
-_MONGO_JSON = re.compile(rb'\{"t":\{"\$date":')
-_PG_JSON = re.compile(rb'\{"timestamp":"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d')
-_PG_CSV = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} [A-Za-z0-9+\-:]+,")
-_MONGO_LEGACY = re.compile(
+_MONGO_JSON = rb'\{"t":\{"\$date":'
+_PG_JSON = rb'\{"timestamp":"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d'
+_PG_CSV = rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} [A-Za-z0-9+\-:]+,"
+_MONGO_LEGACY = (
     rb"(?:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)"
     rb"|[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d(?:\.\d+)?) [A-Z]\d? +\S+ +\["
 )
-_SHAPES = (
-    ("mongo-json", _MONGO_JSON),
-    ("pg-json", _PG_JSON),
-    ("pg-csv", _PG_CSV),
-    ("mongo-legacy", _MONGO_LEGACY),
-)
+
+
+@cache
+def _shapes() -> tuple[tuple[str, re.Pattern[bytes]], ...]:
+    # Compiled on first use: a `pack` told its format never detects one.
+    return tuple(
+        (name, re.compile(shape))
+        for name, shape in (
+            ("mongo-json", _MONGO_JSON),
+            ("pg-json", _PG_JSON),
+            ("pg-csv", _PG_CSV),
+            ("mongo-legacy", _MONGO_LEGACY),
+        )
+    )
 
 # Most general first: Debian's prefix also reads lines written with the default one.
 COMMON_PREFIXES = (DEBIAN_PREFIX, PGBADGER_PREFIX, DEFAULT_PREFIX)
@@ -52,13 +60,13 @@ def detect(head: bytes, config: FormatConfig) -> FormatConfig:
     if config.name == "auto":
         name = _detect_shape(lines)
         if name is not None:
-            return replace(config, name=name)
+            return config._replace(name=name)
     if not lines:
-        return replace(
-            config, name="pg-stderr", log_line_prefix=config.log_line_prefix or DEFAULT_PREFIX
+        return config._replace(
+            name="pg-stderr", log_line_prefix=config.log_line_prefix or DEFAULT_PREFIX
         )
     prefix = _detect_prefix(lines, config.log_line_prefix)
-    return replace(config, name="pg-stderr", log_line_prefix=prefix)
+    return config._replace(name="pg-stderr", log_line_prefix=prefix)
 
 
 def _sample_lines(head: bytes) -> list[bytes]:
@@ -77,10 +85,10 @@ def _detect_shape(lines: list[bytes]) -> str | None:
     """The shape of the first line (a log starts with an entry), else the most common one."""
     if not lines:
         return None
-    for name, shape in _SHAPES:
+    for name, shape in _shapes():
         if shape.match(lines[0]):
             return name
-    share, name = max((_share(lines, shape), name) for name, shape in _SHAPES)
+    share, name = max((_share(lines, shape), name) for name, shape in _shapes())
     return name if share >= _SHAPE_SHARE else None
 
 

@@ -7,9 +7,9 @@ Every escape PostgreSQL documents is understood, with its padding (`%-10u`,
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from dblogpack.errors import FormatError
+from dblogpack.records import NamedTuple
 
 _ZONE = rb"[A-Za-z0-9+\-:]+"
 _SECONDS = rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
@@ -56,8 +56,7 @@ DEBIAN_PREFIX = "%m [%p] %q%u@%d "
 PGBADGER_PREFIX = "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h "
 
 
-@dataclass(frozen=True, slots=True)
-class CompiledPrefix:
+class CompiledPrefix(NamedTuple):
     """A prefix as one regex; `line` matches a whole log-line head up to the message."""
 
     source: str

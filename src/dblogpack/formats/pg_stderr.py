@@ -16,11 +16,7 @@ from functools import cached_property
 
 from dblogpack.formats.base import ScanResult
 from dblogpack.formats.framing import count_matches, find_all, last_match_start
-from dblogpack.formats.pg_batch import end_pattern
-from dblogpack.formats.pg_errors import LEVELS, TAG, ErrorScan, error_pattern
 from dblogpack.formats.pg_prefix import DEFAULT_PREFIX, CompiledPrefix, compile_prefix, probe
-from dblogpack.formats.pg_slow import LEAD, NEEDLE, SlowScan, slow_pattern
-from dblogpack.formats.pg_times import StampSpan
 from dblogpack.formats.scanner import (
     Candidate,
     EntryScanner,
@@ -29,18 +25,22 @@ from dblogpack.formats.scanner import (
 from dblogpack.formats.timestamps import LocalSecondsCache, load_zone
 from dblogpack.model import EntryDetail, FormatConfig, LogKind, Query, TimeWindow
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
+if TYPE_CHECKING:
+    from dblogpack.formats.pg_errors import ErrorScan
+    from dblogpack.formats.pg_slow import SlowScan
+    from dblogpack.formats.pg_times import StampSpan
+
 FOLLOW_UP_LEVELS = frozenset({"DETAIL", "HINT", "CONTEXT", "STATEMENT", "QUERY", "LOCATION"})
 _FOLLOW_UP = rb"(?:DETAIL|HINT|CONTEXT|STATEMENT|QUERY|LOCATION):  "
 _ANY_LEVEL = rb"[A-Z]+[1-5]?:  "
 
+# The `:  ` after a level word ending like a follow-up level (FATAL's too: its line's match
+# tells them apart).
 _FOLLOW_UP_TAG = re.compile(rb":  (?<=[LTYN]:  )")
-_FOLLOW_UP_BY_LAST_LETTER = {
-    letter: tuple(level.encode() for level in FOLLOW_UP_LEVELS if level.endswith(chr(letter)))
-    for letter in b"LTYN"
-}
+_FOLLOW_UP_WORDS = frozenset(level.encode() for level in FOLLOW_UP_LEVELS)
 _NON_TAB_LINE = re.compile(rb"\n(?!\t)")
 _DURATION = re.compile(rb"duration: (\d+(?:\.\d+)?) ms")
-_STATEMENT_LEAD = re.compile(LEAD)
 _GROUP_NAME = re.compile(rb"\(\?P<\w+>")
 # Lines _last_primary_newline tries one by one before searching a window.
 _BACK_LINES = 32
@@ -64,35 +64,56 @@ class PgStderrFormat(EntryScanner):
             "ts_n": float,
         }
         self._read_time = readers[self.prefix.timestamp_group]
-        unnamed = _GROUP_NAME.sub(b"(?:", self.prefix.pattern)
         self._line = self.prefix.line
-        primary = probe(self.prefix.pattern) + b"(?!" + _FOLLOW_UP + b")" + _ANY_LEVEL
-        self._next_primary = re.compile(b"\n(?=" + primary + b")")
-        self._next_statement = re.compile(b"\n" + unnamed + rb"STATEMENT:  ")
-        # The atomic group commits to the parse `_line.match` finds first, so a slow line is
-        # read (prefix, level and duration) in one match with exactly that line's meaning.
-        self._slow_line = re.compile(
-            b"(?>" + self._line.pattern + rb")duration: (?P<duration>\d+(?:\.\d+)?) ms"
-        )
+        self._primary = probe(self.prefix.pattern) + b"(?!" + _FOLLOW_UP + b")" + _ANY_LEVEL
+        self._next_primary = re.compile(b"\n(?=" + self._primary + b")")
         guard = self.prefix.guard
         if guard is not None and re.match(guard, b"\t"):
             guard = None
         self._guarded_line = None if guard is None else re.compile(rb"\n(?=" + guard + b")")
-        # When a TAB line may parse as a prefixed one, the general search finds every end.
-        self._ends = b"" if self._guarded_line is None else end_pattern(self.prefix, primary)
-        self._span = StampSpan(
-            self._seconds, _ZONE_AT[self.prefix.timestamp_group], self._read_time
-        )
 
-    # Built on first use: their patterns take ~15 ms to compile, which an all-entries package of
-    # a small window (a whole process in tens of ms) does not need.
+    # Built on first use, with the modules of the slow and error scans: their patterns take
+    # ~15 ms to compile, which an all-entries package of a small window (a whole process in tens
+    # of ms) does not need.
     @cached_property
     def _slow(self) -> SlowScan:
+        from dblogpack.formats.pg_slow import SlowScan, slow_pattern
+
         return SlowScan(self, slow_pattern(self.prefix, self._ends), self._span)
 
     @cached_property
     def _errors(self) -> ErrorScan:
+        from dblogpack.formats.pg_errors import ErrorScan, error_pattern
+
         return ErrorScan(self, error_pattern(self.prefix, self._ends), self._span)
+
+    @cached_property
+    def _span(self) -> StampSpan:
+        from dblogpack.formats.pg_times import StampSpan
+
+        return StampSpan(self._seconds, _ZONE_AT[self.prefix.timestamp_group], self._read_time)
+
+    @cached_property
+    def _ends(self) -> bytes:
+        # When a TAB line may parse as a prefixed one, the general search finds every end.
+        if self._guarded_line is None:
+            return b""
+        from dblogpack.formats.pg_batch import end_pattern
+
+        return end_pattern(self.prefix, self._primary)
+
+    @cached_property
+    def _next_statement(self) -> re.Pattern[bytes]:
+        unnamed = _GROUP_NAME.sub(b"(?:", self.prefix.pattern)
+        return re.compile(b"\n" + unnamed + rb"STATEMENT:  ")
+
+    @cached_property
+    def _slow_line(self) -> re.Pattern[bytes]:
+        # The atomic group commits to the parse `_line.match` finds first, so a slow line is
+        # read (prefix, level and duration) in one match with exactly that line's meaning.
+        return re.compile(
+            b"(?>" + self._line.pattern + rb")duration: (?P<duration>\d+(?:\.\d+)?) ms"
+        )
 
     # ---- primitives ------------------------------------------------------------------------
 
@@ -193,6 +214,8 @@ class PgStderrFormat(EntryScanner):
     ) -> Iterator[Candidate]:
         # The generic form of the slow scan (pg_slow, which the scan itself uses, for speed).
         earliest, latest = window_bounds(window)
+        from dblogpack.formats.pg_slow import NEEDLE
+
         coded = "sqlstate" in self._slow_line.groupindex
         for at in find_all(buf, NEEDLE, lo, hi):
             start = buf.rfind(b"\n", lo, at) + 1 or lo
@@ -215,6 +238,8 @@ class PgStderrFormat(EntryScanner):
         self, buf: bytes, window: TimeWindow, lo: int, hi: int
     ) -> Iterator[Candidate]:
         earliest, latest = window_bounds(window)
+        from dblogpack.formats.pg_errors import LEVELS, TAG
+
         coded = "sqlstate" in self._line.groupindex
         for at in _level_starts(buf, TAG, lo, hi, LEVELS):
             start, head = self._head_at_level(buf, lo, at)
@@ -299,16 +324,20 @@ class PgStderrFormat(EntryScanner):
         Those are `orphans`, entries of their own; with orphans=False, the ones of
         the same process are counted instead (parts of the entry before them).
         """
-        # One inline loop per follow-up line (they are ~2% of all lines, yet this was half of
-        # an all-entries scan): the line before is read directly, the generic walk back over
-        # unprefixed lines only when that line has no prefix.
+        # One inline loop per tag (follow-up lines are ~2% of all lines, yet this was half of
+        # an all-entries scan): the tag's line is matched once, which tells whether the tag is
+        # its level and the level a follow-up one; the line before is read directly, the generic
+        # walk back over unprefixed lines only when that line has no prefix.
         group, match, rfind = self.prefix.process_group, self._line.match, buf.rfind
         count = 0
-        for at in _follow_up_starts(buf, lo, hi):
-            line = rfind(b"\n", lo, at) + 1 or lo
+        for tag in _FOLLOW_UP_TAG.finditer(buf, lo, hi):
+            colon = tag.start()
+            line = rfind(b"\n", lo, colon) + 1 or lo
             head = match(buf, line)
-            if head is None or head.start("level") != at or line == 0:
+            if head is None or head.end("level") != colon or line == 0:
                 continue  # nothing before it in the buffer: not an entry start (see _starts_entry)
+            if head["level"] not in _FOLLOW_UP_WORDS:
+                continue
             if group is None:
                 same = True  # no process in the prefix: every follow-up belongs to its entry
             else:
@@ -329,7 +358,9 @@ class PgStderrFormat(EntryScanner):
         return start, head
 
     def _statement(self, buf: bytes, body: int, message_end: int, end: int) -> str | None:
-        lead = _STATEMENT_LEAD.search(buf, body, message_end)
+        from dblogpack.formats.pg_slow import LEAD  # the statement lead the slow scan matches
+
+        lead = re.compile(LEAD).search(buf, body, message_end)
         if lead is not None:
             return _untab(buf[lead.end() : message_end])
         found = self._next_statement.search(buf, body, end)
@@ -345,15 +376,6 @@ def _level_starts(
     for found in tag.finditer(buf, lo, hi):
         colon = found.start()
         for level in levels:
-            if buf.startswith(level, colon - len(level)):
-                yield colon - len(level)
-                break
-
-
-def _follow_up_starts(buf: bytes, lo: int, hi: int) -> Iterator[int]:
-    for found in _FOLLOW_UP_TAG.finditer(buf, lo, hi):
-        colon = found.start()
-        for level in _FOLLOW_UP_BY_LAST_LETTER[buf[colon - 1]]:
             if buf.startswith(level, colon - len(level)):
                 yield colon - len(level)
                 break

@@ -11,11 +11,14 @@ import math
 import re
 from abc import abstractmethod
 from collections.abc import Iterator
-from typing import ClassVar
 
 from dblogpack.formats.base import LogFormat, ScanResult
 from dblogpack.formats.framing import Buffer, as_bytes, count_matches, last_match_start
 from dblogpack.model import DetailGroup, EntryDetail, LogKind, LogWarning, Query, TimeWindow
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
+if TYPE_CHECKING:
+    from typing import ClassVar
 
 # Entries are assumed out of order by at most this much (writers race for the
 # log by milliseconds). Entries within it of a window edge are each judged by

@@ -2,26 +2,31 @@
 
 PostgreSQL prints local times with a zone abbreviation (`CST`, `CEST`, `+08`);
 the abbreviation only picks between the two offsets of an ambiguous DST hour.
+UTC (zone None) is plain arithmetic: datetime, calendar and zoneinfo are imported for other
+zones only, as they cost a few ms of every `pack` start.
 """
 
 from __future__ import annotations
 
-import calendar
 import re
-from datetime import UTC, datetime, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dblogpack.errors import FormatError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
+if TYPE_CHECKING:
+    from datetime import tzinfo
 
 # Parsed seconds are reused for every entry of the same second; bounded so a
 # long scan cannot grow it without limit.
 _CACHE_LIMIT = 65536
 
 
-def load_zone(name: str | None) -> tzinfo:
-    """The IANA zone `name` (None or "UTC" means UTC); FormatError for an unknown name."""
+def load_zone(name: str | None) -> tzinfo | None:
+    """The IANA zone `name`, None for UTC (None or "UTC"); FormatError for an unknown name."""
     if name is None or name.upper() in ("UTC", "Z", "ETC/UTC"):
-        return UTC
+        return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -31,10 +36,15 @@ def load_zone(name: str | None) -> tzinfo:
         ) from exc
 
 
-def local_to_epoch(fields: tuple[int, int, int, int, int, int], zone: tzinfo, abbrev: str) -> int:
-    """Unix seconds of a wall-clock time in `zone`; `abbrev` only resolves a repeated DST hour."""
-    if zone is UTC:
-        return calendar.timegm((*fields, 0, 0, 0))
+def local_to_epoch(
+    fields: tuple[int, int, int, int, int, int], zone: tzinfo | None, abbrev: str
+) -> int:
+    """Unix seconds of a wall-clock time in `zone` (None: UTC); `abbrev` only resolves a repeated
+    DST hour. ValueError when the fields are not a time (month 13, hour 25), as datetime says."""
+    if zone is None:
+        return utc_epoch(fields)
+    from datetime import datetime
+
     naive = datetime(*fields)
     first = naive.replace(tzinfo=zone, fold=0)
     second = naive.replace(tzinfo=zone, fold=1)
@@ -52,7 +62,7 @@ class LocalSecondsCache:
 
     __slots__ = ("_cache", "_hours", "zone")
 
-    def __init__(self, zone: tzinfo) -> None:
+    def __init__(self, zone: tzinfo | None) -> None:
         self.zone = zone
         self._cache: dict[bytes, int] = {}
         self._hours: dict[bytes, int | None] = {}
@@ -90,8 +100,30 @@ class LocalSecondsCache:
         return first if last - first == 3599 else None
 
     def _exact(self, fields: tuple[int, int, int, int, int, int], abbrev: bytes) -> int:
-        datetime(*fields)  # validates ranges (month 13, hour 25 raise ValueError)
         return local_to_epoch(fields, self.zone, abbrev.decode("ascii", "replace"))
+
+
+_DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def utc_epoch(fields: tuple[int, int, int, int, int, int]) -> int:
+    """Unix seconds of a UTC time (calendar.timegm), refusing with ValueError what datetime
+    refuses: year 1-9999, month 1-12, the month's days, hour < 24, minute and second < 60."""
+    year, month, day, hour, minute, second = fields
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    if not (1 <= year <= 9999 and 1 <= month <= 12):
+        raise ValueError(f"not a date: {fields}")
+    if not 1 <= day <= _DAYS_IN_MONTH[month - 1] + (month == 2 and leap):
+        raise ValueError(f"not a date: {fields}")
+    if not (0 <= hour < 24 and 0 <= minute < 60 and 0 <= second < 60):
+        raise ValueError(f"not a time of day: {fields}")
+    # Days since 1970-01-01 of a proleptic Gregorian date (years counted from March).
+    y = year - (month <= 2)
+    era, year_of_era = divmod(y, 400)
+    day_of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    days = era * 146097 + day_of_era - 719468
+    return days * 86400 + hour * 3600 + minute * 60 + second
 
 
 def _fields(stamp: bytes) -> tuple[int, int, int, int, int, int]:
@@ -168,6 +200,8 @@ class IsoSecondsCache:
     @staticmethod
     def _hour_start(text: bytes) -> int | None:
         """The hour's start, or None when that is not a whole second (an offset with a fraction)."""
+        from datetime import datetime
+
         try:
             parsed = datetime.fromisoformat((text[:13] + b":00:00" + text[19:]).decode("ascii"))
         except ValueError:
@@ -185,6 +219,8 @@ _WHOLE_SECONDS = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:[0-5]\d:[0-5]\d(?![\d.,])")
 
 def _iso_seconds(text: bytes) -> int:
     """Whole-second ISO timestamp with its offset; naive text is refused (ValueError)."""
+    from datetime import datetime
+
     parsed = datetime.fromisoformat(text.decode("ascii"))
     if parsed.tzinfo is None:
         raise ValueError(f"timestamp without offset: {text!r}")

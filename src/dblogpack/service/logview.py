@@ -6,7 +6,7 @@ engine's formats, selector and chunk readers; nothing here frames or parses byte
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dblogpack import formats
@@ -114,9 +114,9 @@ def file_with_edges(source: LogSource, file: LogFile, fmt: FormatConfig) -> LogF
     framing = _framing(log_format)
     if file.compressed:
         found = framing.next_entry(head, 0)
-        return replace(file, first_ts=found[1] if found else None, last_ts=file.mtime)
+        return file._replace(first_ts=found[1] if found else None, last_ts=file.mtime)
     first, last = file_edges(read, file.size, framing, MARGINS, head)
-    return replace(file, first_ts=first, last_ts=last)
+    return file._replace(first_ts=first, last_ts=last)
 
 
 def files_overlapping(source: LogSource, fmt: FormatConfig, window: TimeWindow) -> list[LogFile]:

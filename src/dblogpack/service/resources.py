@@ -4,8 +4,6 @@ each registration checks that its log source answers.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from sqlalchemy import Connection
 
 from dblogpack.catalog import resources as resource_queries
@@ -187,7 +185,7 @@ class ResourceOperations(AccountOperations):
         try:
             with self._source_factory(source) as log_source:
                 log_source.check()
-                return replace(source, log_format=resolved_format(source, log_source))
+                return source._replace(log_format=resolved_format(source, log_source))
         except (SourceError, ConfigError, ValueError) as exc:
             # ValueError: what os and drivers raise for an unusable setting (a NUL in a path).
             message = exc.message if isinstance(exc, DblogpackError) else str(exc)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from dblogpack.model import LogFile
+from dblogpack.records import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class LoggingSettings:
+class LoggingSettings(NamedTuple):
     """How the server writes its logs, when the source can ask it (PostgreSQL's SHOW)."""
 
     log_destination: str | None = None

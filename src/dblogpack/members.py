@@ -1,0 +1,316 @@
+"""What a package member is made of before the packer writes it: the selected byte ranges of a
+local file (`SpanList`, copied with large reads by `span_bytes`) and selected bytes already
+compressed as gzip members, by worker processes (`CompressedMember`) or by a thread of this one
+while the scan goes on (`BackgroundMember`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from array import array
+from collections.abc import Callable, Iterable, Iterator
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
+COMPRESS_BLOCK = 1024 * 1024
+
+
+class SpanList:
+    """Byte ranges [start, end) in file order, adjacent ones merged.
+
+    16 bytes a range; past `spill_at` integers they move to a temporary file, so memory stays
+    bounded however many entries a file selects. Pickles as plain bytes (worker results).
+    """
+
+    def __init__(self, spill_at: int = 1 << 20) -> None:
+        self._mem = array("q")
+        self._spill: BinaryIO | None = None
+        self._spill_at = spill_at
+        self._total = 0
+
+    def __reduce__(self) -> tuple[Callable[[bytes], SpanList], tuple[bytes]]:
+        return SpanList._from_bytes, (b"".join(block.tobytes() for block in self._blocks()),)
+
+    @staticmethod
+    def _from_bytes(data: bytes) -> SpanList:
+        spans = SpanList()
+        spans._mem.frombytes(data)
+        mem = spans._mem
+        spans._total = sum(mem[1::2]) - sum(mem[0::2])
+        return spans
+
+    def append(self, start: int, end: int) -> None:
+        mem = self._mem
+        if mem and mem[-1] == start:
+            mem[-1] = end
+        else:
+            mem.append(start)
+            mem.append(end)
+            if len(mem) >= self._spill_at:
+                self._spill_memory()
+        self._total += end - start
+
+    def append_all(self, spans: list[tuple[int, int]], base: int) -> None:
+        """Append `spans` (in order, not touching each other), each shifted by `base`: one
+        C-level pass instead of a call per span (a slow scan selects hundreds of thousands)."""
+        if not spans:
+            return
+        flat = array("q", [offset + base for span in spans for offset in span])
+        self._total += sum(flat[1::2]) - sum(flat[0::2])
+        mem = self._mem
+        if mem and mem[-1] == flat[0]:
+            mem[-1] = flat[1]
+            del flat[:2]
+        mem.extend(flat)
+        if len(mem) >= self._spill_at:
+            self._spill_memory()
+
+    def extend(self, other: SpanList) -> None:
+        for block in other._blocks():
+            if not block:
+                continue
+            if self._mem and self._mem[-1] == block[0]:
+                self._mem[-1] = block[1]
+                block = block[2:]
+            self._mem.extend(block)
+            if len(self._mem) >= self._spill_at:
+                self._spill_memory()
+        self._total += other._total
+
+    def total(self) -> int:
+        """Bytes covered by all ranges."""
+        return self._total
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        for block in self._blocks():
+            yield from zip(block[0::2], block[1::2], strict=True)
+
+    def _blocks(self) -> Iterator[array[int]]:
+        if self._spill is not None:
+            self._spill.seek(0)
+            while data := self._spill.read(self._spill_at * 8):
+                block = array("q")
+                block.frombytes(data)
+                yield block
+        yield self._mem
+
+    def _spill_memory(self) -> None:
+        # The last range stays in memory: the next append may still merge with it.
+        keep = self._mem[-2:]
+        del self._mem[-2:]
+        if self._spill is None:
+            import tempfile  # rarely needed; kept off the start-up path of small packages
+
+            self._spill = tempfile.TemporaryFile()
+        self._spill.seek(0, os.SEEK_END)
+        self._spill.write(self._mem.tobytes())
+        self._mem = keep
+
+    def close(self) -> None:
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
+
+
+class CompressedMember:
+    """A member's bytes as gzip members that other processes wrote to files, in order, kept until
+    the member's size is known (its tar header comes first), with the size and sha256 of the bytes
+    they hold. Memory stays a read buffer whatever the member's size.
+    """
+
+    def __init__(self) -> None:
+        self._files: list[str] = []
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    def add(self, compressed_file: str, content: Iterable[bytes | memoryview]) -> None:
+        """The file of one gzip member and the bytes it holds (hashed here, in order)."""
+        self._files.append(compressed_file)
+        for chunk in content:
+            self._digest.update(chunk)
+            self.size += len(chunk)
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+    def compressed_chunks(self) -> Iterator[bytes]:
+        for path in self._files:
+            with open(path, "rb") as file:
+                while chunk := file.read(COMPRESS_BLOCK):
+                    yield chunk
+
+    def close(self) -> None:
+        """Remove the members' files (once copied into the package, or on failure)."""
+        for path in self._files:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                continue  # gone already: nothing to remove
+        self._files.clear()
+
+
+class BackgroundMember:
+    """A member's bytes deflated and hashed in a thread while the caller goes on scanning: ISA-L,
+    zlib's crc32 and hashlib release the GIL, so they run on the other core.
+
+    The bytes end up as one raw deflate segment ending byte-aligned (a sync flush), with their
+    CRC-32 and size: a packer writing its own gzip member splices it in, so the package stays one
+    gzip member (tarfile's streaming mode reads only the first member of a file); wrapped as a
+    gzip member of its own otherwise. At most one piece is in flight: `add` waits for the
+    previous one, so memory is the caller's chunk plus the compressed output (the caller keeps
+    this for small ranges only).
+    """
+
+    def __init__(self, level: int) -> None:
+        from isal import isal_zlib
+
+        self._zlib, self._level = isal_zlib, level
+        self._window: bytes | memoryview = b""  # the last 32 KiB deflated: the next piece's history
+        self._digest = hashlib.sha256()
+        self._segment: list[bytes] = []
+        self._thread: threading.Thread | None = None
+        self._failure: Exception | None = None  # the thread's, raised in the caller's by wait()
+        self.size = self.crc = 0
+
+    def add(self, data: bytes | memoryview) -> None:
+        """Deflate and hash `data` after the bytes added before it."""
+        self.wait()
+        self.size += len(data)
+        self._thread = threading.Thread(target=self._take, args=(data,), daemon=True)
+        self._thread.start()
+
+    def _take(self, data: bytes | memoryview) -> None:
+        try:
+            self._deflate(data)
+        except Exception as exc:
+            self._failure = exc  # raised in the scanning thread by wait(): never swallowed
+
+    def _deflate(self, data: bytes | memoryview) -> None:
+        # The block compressor isal's own threaded gzip writer uses: deflate and CRC-32 in one call
+        # that holds the GIL once, then ends byte-aligned (sync flush). A compressobj holds it
+        # again each time its output buffer grows (5 times for a 2 MiB piece), and each time this
+        # thread may wait a switch interval for the scanning thread to let go.
+        room = _deflate_bound(len(data), self._level)
+        compressed, crc = self._zlib._ParallelCompress(room, self._level).compress_and_crc(
+            data, self._window
+        )
+        self._segment.append(compressed)
+        self.crc = self._zlib.crc32_combine(self.crc, crc, len(data))
+        self._window = data[-_WINDOW:]
+        self._digest.update(data)
+
+    def wait(self) -> None:
+        """Return once the pieces added so far are deflated (the thread is done); raise what
+        failed there."""
+        self._join()
+        if self._failure is not None:
+            raise self._failure
+
+    def _join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def finish(self) -> None:
+        """Return once every piece added is deflated (each ends byte-aligned already)."""
+        self.wait()
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+    def deflate_segment(self) -> Iterator[bytes]:
+        """The raw deflate segment, to splice into a deflate stream (not its last segment)."""
+        return iter(self._segment)
+
+    def compressed_chunks(self) -> Iterator[bytes]:
+        """The bytes as a gzip member of their own."""
+        yield GZIP_HEADER
+        yield from self._segment
+        yield EMPTY_LAST_BLOCK + gzip_trailer(self.crc, self.size)
+
+    def close(self) -> None:
+        """Drop the segment once the thread is done (a failure is raised by wait(), not here)."""
+        self._join()
+        self._segment.clear()
+
+
+_WINDOW = 32 * 1024  # deflate's history
+
+
+def _deflate_bound(size: int, level: int) -> int:
+    """Room for `size` bytes deflated, as isal's threaded writer reserves it: incompressible data
+    grows by under a tenth, and by under double at level 0 (one fixed Huffman table)."""
+    return 2 * size + 500 if level == 0 else size + max(size // 10, 500)
+
+
+# A gzip member's header (RFC 1952) without name or time, and the deflate block that ends a stream
+# left open by a sync flush: an empty final block of fixed codes (BFINAL=1, BTYPE=01, EOB).
+GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+EMPTY_LAST_BLOCK = b"\x03\x00"
+
+
+def gzip_trailer(crc: int, size: int) -> bytes:
+    """A gzip member's trailer: CRC-32 and size (modulo 2**32) of its content, little-endian."""
+    return crc.to_bytes(4, "little") + (size & 0xFFFFFFFF).to_bytes(4, "little")
+
+
+def gunzipped(path: str) -> Iterator[bytes]:
+    """The content of a gzip file, decompressed a block at a time (a worker's piece)."""
+    from isal import isal_zlib
+
+    inflate = isal_zlib.decompressobj(wbits=31)
+    with open(path, "rb") as file:
+        while data := file.read(COMPRESS_BLOCK // 4):
+            while data:  # at most a block out at a time: logs compress tenfold and more
+                yield inflate.decompress(data, COMPRESS_BLOCK)
+                data = inflate.unconsumed_tail
+    yield inflate.flush()
+    if not inflate.eof:
+        raise OSError(f"{path}: the compressed piece ends early")
+
+
+def gzip_member(level: int) -> Callable[[bytes | memoryview | None], bytes]:
+    """A compressor of one gzip member: call it with each piece of data, then with None for the
+    member's end."""
+    from isal import isal_zlib
+
+    deflate = isal_zlib.compressobj(level, wbits=31)
+
+    def compress(data: bytes | memoryview | None) -> bytes:
+        return deflate.flush() if data is None else deflate.compress(data)
+
+    return compress
+
+
+def span_bytes(
+    fd: int, spans: Iterable[tuple[int, int]], window: int
+) -> Iterator[bytes | memoryview]:
+    """The bytes of `spans` from file `fd`, read `window` bytes at a time; the ranges inside one
+    read are joined into one piece, so thousands of small ranges cost one syscall, not one each.
+    At most one read window is alive at a time.
+    """
+    loaded_at, loaded = 0, memoryview(b"")
+    batch: list[memoryview] = []
+    for start, end in spans:
+        while start < end:
+            if not loaded_at <= start < loaded_at + len(loaded):
+                if batch:
+                    yield _joined(batch)
+                    batch = []
+                loaded_at, loaded = start, memoryview(os.pread(fd, window, start))
+                if not loaded:
+                    raise OSError(f"file ended at {start}, before the selected range's end {end}")
+            piece_end = min(end, loaded_at + len(loaded))
+            batch.append(loaded[start - loaded_at : piece_end - loaded_at])
+            start = piece_end
+    if batch:
+        yield _joined(batch)
+
+
+def _joined(batch: list[memoryview]) -> bytes | memoryview:
+    # One range is passed as a view of the read (no copy); several are joined into one piece.
+    return batch[0] if len(batch) == 1 else b"".join(batch)
