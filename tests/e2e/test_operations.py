@@ -256,7 +256,7 @@ def test_log_lines_carry_the_request_uuid_and_worker_lines_the_package_id(
 
 
 def test_admins_read_the_audit_trail_newest_first_with_filters(
-    server: ApiServer, client: ApiClient, user: KeyPair
+    server: ApiServer, client: ApiClient, user: KeyPair, cluster: tuple[str, str]
 ) -> None:
     refused = client.call("ListAuditRecords", user)
     assert refused.ret_code == 299, refused.body
@@ -277,6 +277,7 @@ def test_admins_read_the_audit_trail_newest_first_with_filters(
                                    {"TargetAction": "RegisterUMongoDBCluster"}))["DataSet"]
     assert registrations and all(r["Action"] == "RegisterUMongoDBCluster" for r in registrations)
     assert all(r["ResourceId"] and r["RetCode"] == 0 for r in registrations)
+    assert cluster[0] in {r["ResourceId"] for r in registrations}
     future = ok(client.call("ListAuditRecords", server.admin,
                             {"BeginTime": int(time.time()) + 3600}))
     assert future["TotalCount"] == 0 and future["DataSet"] == []

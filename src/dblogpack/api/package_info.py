@@ -11,9 +11,7 @@ from pydantic import Field, JsonValue
 from dblogpack.api.params import ActionParams, integer
 from dblogpack.catalog.packages import PackageRecord
 from dblogpack.model import ResourceKind
-from dblogpack.service import PACKAGE_TYPES, Excerpt
-
-UNIX_MAX = 10_000_000_000  # year 2286: any later "unix time" is a unit mistake (ms)
+from dblogpack.service import MIN_DURATION_MAX, PACKAGE_TYPES, UNIX_MAX, Excerpt
 
 
 def unix_seconds(required: bool = False) -> Any:
@@ -33,7 +31,7 @@ def unix_time(required: bool = False) -> Any:
 
 
 def min_duration() -> Any:
-    return integer(0, 86_400_000)
+    return integer(0, MIN_DURATION_MAX)
 
 
 class Page(ActionParams):

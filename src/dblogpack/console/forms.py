@@ -11,10 +11,14 @@ from datetime import UTC, datetime
 from dblogpack.catalog.packages import PackageRecord
 from dblogpack.errors import InvalidParameter, MissingParameter
 from dblogpack.model import ResourceKind
-from dblogpack.service import Caller, Service, mongodb_log_kind, pgsql_log_kind
-
-UNIX_MAX = 10_000_000_000
-MIN_DURATION_MAX = 86_400_000
+from dblogpack.service import (
+    MIN_DURATION_MAX,
+    UNIX_MAX,
+    Caller,
+    Service,
+    mongodb_log_kind,
+    pgsql_log_kind,
+)
 
 
 @dataclass(frozen=True, slots=True)

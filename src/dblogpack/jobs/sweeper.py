@@ -24,9 +24,11 @@ log = logging.getLogger("dblogpack.jobs")
 def delete_package(
     queue: JobQueue, store: PackageStore, package_id: str, *, deleter: str = "api"
 ) -> PackageRecord:
-    """Delete a package on request and return its final row (Deleted or DeleteFailed).
+    """Delete a package on request, or cancel a queued one, and return its final row (Deleted
+    or DeleteFailed).
 
-    NotFound for an unknown id; StateConflict (1003) while it is being built or deleted.
+    NotFound for an unknown id; StateConflict (1003) while a worker builds it or it is being
+    deleted.
     Scoping to the caller's projects is the service's job, before calling this.
     """
     token = queue.start_deleting(package_id, deleter)

@@ -26,14 +26,22 @@ from dblogpack.service.packages import (
     PackageLinks,
     PackageOperations,
 )
-from dblogpack.service.requests import PACKAGE_TYPES, mongodb_log_kind, pgsql_log_kind
+from dblogpack.service.requests import (
+    MIN_DURATION_MAX,
+    PACKAGE_TYPES,
+    UNIX_MAX,
+    mongodb_log_kind,
+    pgsql_log_kind,
+)
 from dblogpack.stores.base import PackageStore
 
 __all__ = [
     "BOOTSTRAP_ACCOUNT_ID",
     "MAX_LINE_CAP",
+    "MIN_DURATION_MAX",
     "MONGODB_ROLES",
     "PACKAGE_TYPES",
+    "UNIX_MAX",
     "Caller",
     "Excerpt",
     "LinkPolicy",

@@ -258,7 +258,8 @@ class AccountOperations:
         """Append one audit record (never the Signature, never a secret); returns once it is
         committed."""
         self._audit_log.append(AuditRecord(
-            time.time(), request_uuid, public_key, action, resource_id, ret_code, remote_addr
+            at=time.time(), request_uuid=request_uuid, public_key=public_key, action=action,
+            resource_id=resource_id, ret_code=ret_code, remote_addr=remote_addr,
         ))
 
     def list_audit_records(

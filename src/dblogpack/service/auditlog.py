@@ -24,8 +24,7 @@ class AuditLog:
 
     A transaction per call made concurrent calls queue for SQLite's one write lock in the busy
     handler's growing sleeps (the API's slowest 1%). Here one caller at a time writes, for
-    itself and every caller waiting behind it; no record outlives the call that made it
-    uncommitted.
+    itself and every caller waiting behind it; no call returns before its record is committed.
     """
 
     def __init__(self, catalog: Catalog) -> None:

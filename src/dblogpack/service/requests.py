@@ -15,6 +15,9 @@ from dblogpack.model import LogKind, TimeWindow
 PACKAGE_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 MONGODB_MAX_AGE = 7 * 24 * 3600
 MONGODB_MAX_SPAN = 24 * 3600
+# Input bounds the API and the console both check, each in its own words.
+UNIX_MAX = 10_000_000_000  # year 2286: any later "unix time" is a unit mistake (ms)
+MIN_DURATION_MAX = 86_400_000  # a day, in ms
 _MONGODB_LOG_TYPES = {
     "slowlog": LogKind.SLOW,
     "slow_log": LogKind.SLOW,
