@@ -1,6 +1,6 @@
-"""One package, start to finish: plan the files (planning), scan them (scanpool), pack the
-selected bytes (packer). The stages in order, no backend choices: the caller hands in the source
-and the output file.
+"""One package, start to finish: plan the files (planning), scan them (scanpool, streamscan),
+pack the selected bytes (packer). The stages in order, no backend choices: the caller hands in the
+source and the output file.
 
 Memory stays bounded: chunks of CHUNK bytes, span lists spilled to disk past a bound, selected bytes
 of remote or gzip files spooled to a temporary file (the tar header needs a member's size first).
@@ -30,9 +30,7 @@ from dblogpack.planning import (
     wants_details,
     wants_pool,
 )
-from dblogpack.scanpool import CHUNK, MAX_WARNINGS, Scanned, open_pool, scans, stream_scan
-from dblogpack.scanpool import decompressed_chunks as decompressed_chunks
-from dblogpack.scanpool import raw_chunks as raw_chunks
+from dblogpack.scanpool import CHUNK, MAX_WARNINGS, Scanned, open_pool, scans
 from dblogpack.summary import SummaryBuilder, render_text
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
@@ -194,6 +192,9 @@ class _Packing:
 
     def _streamed(self, plan: FilePlan, row: FileResult) -> FileResult:
         import tempfile
+
+        # Imported here: only remote and gzip files are streamed, not `pack`'s usual local ones.
+        from dblogpack.streamscan import stream_scan
 
         with tempfile.SpooledTemporaryFile(max_size=CHUNK) as spool:
             try:
