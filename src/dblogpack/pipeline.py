@@ -99,7 +99,6 @@ def detect_kind(source: LogSource, fmt: FormatConfig) -> str:
     return dialect_of(fmt)
 
 
-
 def _piece_directory() -> tempfile.TemporaryDirectory[str]:
     """Where the workers' compressed pieces wait until their file's member is written."""
     import tempfile  # only packages big enough for worker processes need it

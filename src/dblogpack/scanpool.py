@@ -41,8 +41,8 @@ MAX_CHUNK = 64 * 1024 * 1024
 # Chunks of an in-process scan whose selected bytes a thread compresses meanwhile: small enough
 # that the thread starts early and finishes soon after the scan, big enough to amortise a scan.
 THREADED_CHUNK = 2 * 1024 * 1024
-# Ranges below this are scanned so; their compressed member waits in memory (a fifth of it, for
-# logs) until the packer copies it. Bigger ones are read back from the file after the scan.
+# Ranges below this are scanned that way; their compressed member waits in memory (a fifth of
+# it, for logs) until the packer copies it. Bigger ones are read back from the file after the scan.
 THREADED_MAX = 48 * 1024 * 1024
 MAX_WARNINGS = 1000
 
@@ -94,7 +94,6 @@ def tune_scanning_worker() -> None:
     if mallopt is not None:
         mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
         mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
-
 
 
 class Scanned:

@@ -171,8 +171,13 @@ def test_a_plain_pack_command_line_reads_as_argparse_reads_it(words: list[str]) 
 
 
 def test_help_and_abbreviations_are_left_to_argparse() -> None:
-    for words in (["-h"], ["a.log", "--ty", "all"], ["a.log", "--type=all"], ["a.log", "x", "--out",
-                  "o", "b.log"], ["a.log", "--begin", "-5"], ["--type", "all"]):
+    for words in (
+        ["-h"],
+        ["a.log", "--ty", "all"],
+        ["a.log", "--type=all"],
+        ["a.log", "x", "--out", "o", "b.log"],
+        ["a.log", "--begin", "-5"],
+        ["--type", "all"],
+    ):
         assert plain_pack_args(["pack", *words]) is None
     assert plain_pack_args(["pack", "a.log", "--type", "all"]) is not None
-
