@@ -30,12 +30,13 @@ from dblogpack.planning import (
     wants_details,
     wants_pool,
 )
-from dblogpack.scanpool import CHUNK, MAX_WARNINGS, Scanned, open_pool, scans
+from dblogpack.scanpool import CHUNK, MAX_WARNINGS, Scanned, scans
 from dblogpack.summary import SummaryBuilder, render_text
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
 if TYPE_CHECKING:
     import tempfile
+    from concurrent.futures import Executor
     from typing import BinaryIO
 
     from dblogpack.sources.base import LogSource
@@ -64,7 +65,7 @@ def run(
     ]
     total = sum(p.cost for p in plans) or 1
     meter = Meter(total, progress)
-    pool = open_pool(workers) if wants_pool(plans, workers) else None
+    pool = _open_pool(workers) if wants_pool(plans, workers) else None
     summary = SummaryBuilder(dialect(plans, fmt))
     pieces = _piece_directory() if pool is not None else None
     try:
@@ -97,6 +98,12 @@ def detect_kind(source: LogSource, fmt: FormatConfig) -> str:
                 if head:
                     return dialect_of(detected(head, fmt, file.name))
     return dialect_of(fmt)
+
+
+def _open_pool(workers: int) -> Executor:
+    from dblogpack.workerpool import open_pool  # only packages big enough for workers need it
+
+    return open_pool(workers)
 
 
 def _piece_directory() -> tempfile.TemporaryDirectory[str]:
