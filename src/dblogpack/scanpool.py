@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 
-from dblogpack import formats
 from dblogpack.errors import InternalError, SourceError
 from dblogpack.members import (
     BackgroundMember,
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Executor
     from typing import BinaryIO
 
-    from dblogpack.formats.base import LogFormat
+    from dblogpack.formats.base import LogFormat, ScanResult
 
 # 4 MiB chunks: C-speed scans amortise their call overhead long before that, and each of the
 # three processes holds about two chunks, so memory stays well under 100 MB in all.
@@ -376,7 +375,7 @@ def whole_length(log_format: LogFormat, buf: bytes, last: bool, chunk: int) -> i
     return log_format.complete_length(buf)
 
 
-def add_found(scanned: Scanned, found: formats.ScanResult, base: int) -> None:
+def add_found(scanned: Scanned, found: ScanResult, base: int) -> None:
     """Add what the scan of one chunk found (its spans relative to the chunk at `base`)."""
     scanned.spans.append_all(found.spans, base)
     scanned.entries += found.entries
