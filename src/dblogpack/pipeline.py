@@ -1,6 +1,6 @@
-"""One package, start to finish: plan the files (planning), scan them (scanpool), pack the
-selected bytes (packer). The stages in order, no backend choices: the caller hands in the source
-and the output file.
+"""One package, start to finish: plan the files (planning), scan them (scanpool, streamscan),
+pack the selected bytes (packer). The stages in order, no backend choices: the caller hands in the
+source and the output file.
 
 Memory stays bounded: chunks of CHUNK bytes, span lists spilled to disk past a bound, selected bytes
 of remote or gzip files spooled to a temporary file (the tar header needs a member's size first).
@@ -30,14 +30,13 @@ from dblogpack.planning import (
     wants_details,
     wants_pool,
 )
-from dblogpack.scanpool import CHUNK, MAX_WARNINGS, Scanned, open_pool, scans, stream_scan
-from dblogpack.scanpool import decompressed_chunks as decompressed_chunks
-from dblogpack.scanpool import raw_chunks as raw_chunks
+from dblogpack.scanpool import CHUNK, MAX_WARNINGS, Scanned, scans
 from dblogpack.summary import SummaryBuilder, render_text
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
 if TYPE_CHECKING:
     import tempfile
+    from concurrent.futures import Executor
     from typing import BinaryIO
 
     from dblogpack.sources.base import LogSource
@@ -66,7 +65,7 @@ def run(
     ]
     total = sum(p.cost for p in plans) or 1
     meter = Meter(total, progress)
-    pool = open_pool(workers) if wants_pool(plans, workers) else None
+    pool = _open_pool(workers) if wants_pool(plans, workers) else None
     summary = SummaryBuilder(dialect(plans, fmt))
     pieces = _piece_directory() if pool is not None else None
     try:
@@ -100,6 +99,11 @@ def detect_kind(source: LogSource, fmt: FormatConfig) -> str:
                     return dialect_of(detected(head, fmt, file.name))
     return dialect_of(fmt)
 
+
+def _open_pool(workers: int) -> Executor:
+    from dblogpack.workerpool import open_pool  # only packages big enough for workers need it
+
+    return open_pool(workers)
 
 
 def _piece_directory() -> tempfile.TemporaryDirectory[str]:
@@ -194,6 +198,9 @@ class _Packing:
 
     def _streamed(self, plan: FilePlan, row: FileResult) -> FileResult:
         import tempfile
+
+        # Imported here: only remote and gzip files are streamed, not `pack`'s usual local ones.
+        from dblogpack.streamscan import stream_scan
 
         with tempfile.SpooledTemporaryFile(max_size=CHUNK) as spool:
             try:

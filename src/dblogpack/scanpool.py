@@ -1,16 +1,15 @@
-"""Scanning planned byte ranges: local files in bounded chunks (big ones in a pool of worker
-processes that send back spans, counts, partial summaries and their selected bytes compressed as a
-gzip member; small ones in this process, a thread compressing what each chunk selects while the
-next is scanned), remote and gzip files as streams whose selected bytes are spooled for the packer.
+"""Scanning the planned byte ranges of local files in bounded chunks: big ones in a pool of worker
+processes (workerpool) that send back spans, counts, partial summaries and their selected bytes
+compressed as a gzip member; small ones in this process, a thread compressing what each chunk
+selects while the next is scanned. Remote and gzip files are scanned as streams (streamscan),
+chunk by chunk as here.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Iterator
 
-from dblogpack import formats
 from dblogpack.errors import InternalError, SourceError
 from dblogpack.members import (
     BackgroundMember,
@@ -20,26 +19,17 @@ from dblogpack.members import (
     gzip_member,
     span_bytes,
 )
-from dblogpack.model import FormatConfig, LogFile, LogWarning, Query
-from dblogpack.planning import (
-    FilePlan,
-    Meter,
-    dialect,
-    format_of,
-    gzip_error,
-    reader,
-    vanished_warning,
-)
+from dblogpack.model import FormatConfig, LogWarning, Query
+from dblogpack.planning import FilePlan, Meter, dialect, format_of, vanished_warning
 from dblogpack.records import NamedTuple
 from dblogpack.summary import SummaryBuilder
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
 if TYPE_CHECKING:
     from concurrent.futures import Executor
-    from typing import IO, BinaryIO
+    from typing import BinaryIO
 
-    from dblogpack.formats.base import LogFormat
-    from dblogpack.sources.base import LogSource
+    from dblogpack.formats.base import LogFormat, ScanResult
 
 # 4 MiB chunks: C-speed scans amortise their call overhead long before that, and each of the
 # three processes holds about two chunks, so memory stays well under 100 MB in all.
@@ -50,60 +40,10 @@ MAX_CHUNK = 64 * 1024 * 1024
 # Chunks of an in-process scan whose selected bytes a thread compresses meanwhile: small enough
 # that the thread starts early and finishes soon after the scan, big enough to amortise a scan.
 THREADED_CHUNK = 2 * 1024 * 1024
-# Ranges below this are scanned so; their compressed member waits in memory (a fifth of it, for
-# logs) until the packer copies it. Bigger ones are read back from the file after the scan.
+# Ranges below this are scanned that way; their compressed member waits in memory (a fifth of
+# it, for logs) until the packer copies it. Bigger ones are read back from the file after the scan.
 THREADED_MAX = 48 * 1024 * 1024
 MAX_WARNINGS = 1000
-
-
-def open_pool(workers: int) -> Executor:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    # fork is fastest, and safe while this process runs one thread (the CLI); a threaded
-    # server uses forkserver so no child inherits another thread's held locks.
-    method = "fork" if threading.active_count() == 1 else "forkserver"
-    # (forkserver re-imports the main module in its children: a script must guard its entry
-    # point with `if __name__ == "__main__"`, as console scripts and pytest do.) A worker that
-    # dies breaks the executor with an error instead of hanging the package.
-    context = multiprocessing.get_context(method)
-    if method == "forkserver":
-        # The server process imports the engine once; each worker forked from it inherits it.
-        context.set_forkserver_preload([__name__])
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=tune_scanning_worker)
-
-
-# glibc's mallopt parameters (malloc.h) and the values a scanning worker runs with.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_MMAP_THRESHOLD = 2 * MAX_CHUNK
-_TRIM_THRESHOLD = 4 * MAX_CHUNK
-
-
-def tune_scanning_worker() -> None:
-    """Set a scanning worker's allocator and collector for millions of short-lived objects.
-
-    glibc: every read is a fresh bytes object of about CHUNK bytes, which glibc serves with
-    mmap and unmaps when freed, so each chunk's pages were faulted in anew: a third of a
-    scanning worker's system time on a 1.1 GB slow package (0.3-0.5 s -> 0.16-0.23 s with the
-    thresholds below, wall 1.64-1.93 s -> 1.52-1.58 s). The heap then holds what the worker's
-    two or three live chunks need, as before. Elsewhere than glibc this part does nothing.
-
-    gc: a scan allocates millions of tuples and match objects and no cycles; at the default
-    thresholds the collector ran every 700 of them and now and then walked every object
-    inherited from the parent: 2.5% of a slow pg package's CPU (perf). The inherited objects
-    are frozen out of its walks and the young generation is collected 140x less often (CPU of
-    the slow pg package, 5 alternating pairs: 3.09 -> 2.99 s).
-    """
-    import ctypes
-    import gc
-
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 50)
-    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
-    if mallopt is not None:
-        mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
-        mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
-
 
 
 class Scanned:
@@ -376,7 +316,7 @@ def _scan_fd(
                     LogWarning(task.name, pos, "truncated", "the file shrank while it was read")
                 )
                 break
-            whole = _whole_length(log_format, buf, pos + len(buf) >= task.stop, chunk)
+            whole = whole_length(log_format, buf, pos + len(buf) >= task.stop, chunk)
             if whole == 0:
                 chunk *= 2  # one entry longer than the chunk: read more of it at once
                 continue
@@ -386,7 +326,7 @@ def _scan_fd(
         found = log_format.scan(whole_entries, task.query, task.name, pos)
         if piece is not None:
             piece.add(whole_entries, found.spans)
-        _take(scanned, found, pos)
+        add_found(scanned, found, pos)
         pos += whole
         scanned.bytes_scanned += whole
         if on_chunk is not None:
@@ -428,14 +368,15 @@ def _tail_boundary(fd: int, log_format: LogFormat, pos: int, size: int) -> int |
     return size - _TAIL + found if found > 0 else None
 
 
-def _whole_length(log_format: LogFormat, buf: bytes, last: bool, chunk: int) -> int:
+def whole_length(log_format: LogFormat, buf: bytes, last: bool, chunk: int) -> int:
     """How much of `buf` is whole entries: all of it at the end of the range or at MAX_CHUNK."""
     if last or chunk >= MAX_CHUNK:
         return len(buf)
     return log_format.complete_length(buf)
 
 
-def _take(scanned: Scanned, found: formats.ScanResult, base: int) -> None:
+def add_found(scanned: Scanned, found: ScanResult, base: int) -> None:
+    """Add what the scan of one chunk found (its spans relative to the chunk at `base`)."""
     scanned.spans.append_all(found.spans, base)
     scanned.entries += found.entries
     scanned.first_ts = _min(scanned.first_ts, found.first_ts)
@@ -445,96 +386,3 @@ def _take(scanned: Scanned, found: formats.ScanResult, base: int) -> None:
     if scanned.summary is not None:
         for group in found.details:
             scanned.summary.add_group(group)
-
-
-# ---- streamed files (remote sources, gzip): selected bytes spooled, then packed ----------------
-
-
-def stream_scan(
-    plan: FilePlan, source: LogSource, query: Query, spool: IO[bytes], meter: Meter
-) -> Scanned:
-    """Scan a remote or gzip file as a stream, copying the selected bytes to `spool`."""
-    assert plan.range is not None
-    log_format = format_of(plan.config)
-    language = dialect([plan], plan.config)
-    scanned = Scanned(summary=SummaryBuilder(language) if query.details else None)
-    read = reader(source, plan.file.name, plan.path)
-    chunks = (
-        decompressed_chunks(read, plan.file, CHUNK, scanned.warnings)
-        if plan.file.compressed
-        else raw_chunks(read, plan.range.start, plan.range.stop, CHUNK)
-    )
-    base = 0 if plan.file.compressed else plan.range.start
-    tail = b""
-    past_end = False
-    for chunk, last in chunks:
-        buf = tail + chunk if tail else chunk
-        whole = _whole_length(log_format, buf, last, len(buf))
-        tail = buf[whole:]
-        if whole == 0:
-            continue  # one long entry so far: wait for more of it
-        found = log_format.scan(buf[:whole], query, plan.file.name, base)
-        for start, end in found.spans:
-            spool.write(memoryview(buf)[start:end])
-        _take(scanned, found, base)
-        scanned.bytes_scanned += whole
-        base += whole
-        if not plan.file.compressed:
-            meter.advance(whole)  # gzip files count as a whole, their sizes are compressed ones
-        if past_end:
-            break  # a whole chunk past the window's end: the disorder margin is covered
-        past_end = found.end_offset is not None
-    return scanned
-
-
-def raw_chunks(
-    read: Callable[[int, int], bytes], start: int, stop: int, size: int
-) -> Iterator[tuple[bytes, bool]]:
-    """(chunk, is_last) over bytes [start, stop) of a file, read `size` bytes at a time."""
-    pos = start
-    while pos < stop:
-        chunk = read(pos, min(size, stop - pos))
-        pos += len(chunk)
-        last = pos >= stop or not chunk
-        yield chunk, last
-        if last:
-            return
-    yield b"", True
-
-
-def decompressed_chunks(
-    read: Callable[[int, int], bytes], file: LogFile, size: int, warnings: list[LogWarning]
-) -> Iterator[tuple[bytes, bool]]:
-    """(chunk, is_last) of a gzip file's content (members concatenated), at most `size` each.
-
-    A file that ends mid-stream yields what could be decompressed and a "truncated" warning.
-    """
-    from isal import isal_zlib
-
-    decompressor = isal_zlib.decompressobj(wbits=31)
-    pending = False  # a gzip member has begun and not ended
-    pos = 0
-    for compressed, _ in raw_chunks(read, 0, file.size, 1024 * 1024):
-        pos += len(compressed)
-        data = compressed
-        while data:
-            pending = True
-            try:
-                out = decompressor.decompress(data, size)
-            except gzip_error() as exc:
-                warnings.append(LogWarning(file.name, pos, "corrupt", f"bad gzip data: {exc}"))
-                yield b"", True
-                return
-            data = decompressor.unconsumed_tail
-            if decompressor.eof:
-                # Concatenated gzip members (as `cat a.gz b.gz` makes) form one stream.
-                data = data or decompressor.unused_data
-                decompressor = isal_zlib.decompressobj(wbits=31)
-                pending = False
-            if out:
-                yield out, False
-    if pending:
-        detail = "the gzip stream ends early; the entries before the cut are packed"
-        warnings.append(LogWarning(file.name, file.size, "truncated", detail))
-    yield b"", True
-

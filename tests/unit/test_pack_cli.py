@@ -106,6 +106,23 @@ def test_help_shows_an_example_and_loads_no_server_or_engine_modules() -> None:
     assert not loaded & heavy
 
 
+def test_packing_local_files_leaves_the_stream_scanner_unloaded(tmp_path: Path) -> None:
+    # Remote and gzip files only are streamed: `pack`'s start-up on local files skips that code.
+    write_log(tmp_path / "a.log", mixed(BASE_MS, 5))
+    probe = (
+        "import sys\n"
+        "from dblogpack.cli import main\n"
+        f"main(['pack', {str(tmp_path / 'a.log')!r}, '--type', 'all',"
+        f" '--out', {str(tmp_path / 'o.tar.gz')!r}])\n"
+        "print('MODULES', ' '.join(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)
+
+    loaded = set(done.stdout.split("MODULES ")[1].split())
+    assert "dblogpack.pipeline" in loaded and "dblogpack.streamscan" not in loaded
+
+
 def test_a_caller_passing_its_arguments_gets_the_exit_status_back(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -154,8 +171,13 @@ def test_a_plain_pack_command_line_reads_as_argparse_reads_it(words: list[str]) 
 
 
 def test_help_and_abbreviations_are_left_to_argparse() -> None:
-    for words in (["-h"], ["a.log", "--ty", "all"], ["a.log", "--type=all"], ["a.log", "x", "--out",
-                  "o", "b.log"], ["a.log", "--begin", "-5"], ["--type", "all"]):
+    for words in (
+        ["-h"],
+        ["a.log", "--ty", "all"],
+        ["a.log", "--type=all"],
+        ["a.log", "x", "--out", "o", "b.log"],
+        ["a.log", "--begin", "-5"],
+        ["--type", "all"],
+    ):
         assert plain_pack_args(["pack", *words]) is None
     assert plain_pack_args(["pack", "a.log", "--type", "all"]) is not None
-

@@ -27,7 +27,7 @@ from tests.unit.engine_logs import (
     write_log,
 )
 
-from dblogpack import pipeline, planning, scanpool
+from dblogpack import pipeline, planning, scanpool, streamscan
 from dblogpack.model import (
     FormatConfig,
     LogFile,
@@ -191,6 +191,7 @@ def test_progress_grows_by_bytes_scanned_to_100(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local: bool
 ) -> None:
     monkeypatch.setattr(scanpool, "CHUNK", 16 * 1024)
+    monkeypatch.setattr(streamscan, "CHUNK", 16 * 1024)
     write_log(tmp_path / "a.log", mixed(BASE_MS, 2000))  # ~200 KB: a dozen chunks
     write_log(tmp_path / "b.log", mixed(BASE_MS + 3_000_000, 100))
     source: LogSource = DirSource(tmp_path) if local else CountingSource(DirSource(tmp_path))

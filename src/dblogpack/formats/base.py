@@ -30,12 +30,11 @@ class ScanResult:
         self.entries = 0
         self.first_ts: float | None = None
         self.last_ts: float | None = None
-        # Details of the selected entries (when Query.details), alike ones grouped, in entry
-        # order.
+        # Details of the selected entries (when Query.details), alike ones grouped, in order.
         self.details: list[DetailGroup] = []
         self.warnings: list[LogWarning] = []
-        # Offset of the first entry whose timestamp is >= window.end, if one was
-        # met; lets the caller stop reading once past the window (plus its margin).
+        # Offset of the first entry whose timestamp is >= window.end, if one was met; lets the
+        # caller stop reading once past the window (plus its margin).
         self.end_offset: int | None = None
 
 

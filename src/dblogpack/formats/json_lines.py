@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
 
 from dblogpack.formats.framing import Buffer, as_bytes
 from dblogpack.formats.scanner import EntryScanner
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class JsonLinesScanner(EntryScanner):

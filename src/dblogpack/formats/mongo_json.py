@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
 
 from dblogpack.formats.base import ScanResult
 from dblogpack.formats.framing import find_all
@@ -19,6 +18,10 @@ from dblogpack.formats.mongo_slow_lines import MASK_DIGITS
 from dblogpack.formats.scanner import Candidate, window_bounds
 from dblogpack.formats.timestamps import IsoSecondsCache, with_fraction
 from dblogpack.model import EntryDetail, FormatConfig, LogKind, Query, TimeWindow
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 SLOW_QUERY_ID = 51803
 

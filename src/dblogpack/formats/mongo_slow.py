@@ -12,7 +12,6 @@ import math
 import re
 from collections.abc import Callable
 from operator import itemgetter
-from typing import Any
 
 from dblogpack.formats.base import ScanResult
 from dblogpack.formats.json_lines import dump_json, load_document
@@ -20,6 +19,10 @@ from dblogpack.formats.mongo_slow_lines import AFTER_COMMAND, HEAD, MASK_DIGITS,
 from dblogpack.formats.scanner import count_selected, window_bounds
 from dblogpack.formats.timestamps import with_fraction
 from dblogpack.model import DetailGroup, EntryDetail, Query
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 _COMMAND = b'"command":'
 # Masked numbers a JSON parser may refuse (past 64 bits) or write back differently (fractions,

@@ -12,8 +12,8 @@ escape after the key's region) is found as the per-line judgement finds it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import NamedTuple
+
+from dblogpack.records import NamedTuple
 
 NEEDLE = b'"id":51803,'
 # The head of a slow entry; `attr` (the offset of attr's opening brace) only in the standard
@@ -54,18 +54,17 @@ class _Shape(NamedTuple):
     key: bytes | None
 
 
-@dataclass(slots=True)
-class Lines:
+class Lines(NamedTuple):
     """Slow lines of one chunk, in order: their starts, ends, durations, summary keys (None: not
     summarised alike), date texts (ISO, or the digits of epoch milliseconds) and where an ISO
     date's offset begins (-1: epoch milliseconds)."""
 
-    starts: list[int] = field(default_factory=list)
-    ends: list[int] = field(default_factory=list)
-    durations: list[float] = field(default_factory=list)
-    keys: list[bytes | None] = field(default_factory=list)
-    dates: list[bytes] = field(default_factory=list)
-    zones: list[int] = field(default_factory=list)
+    starts: list[int]
+    ends: list[int]
+    durations: list[float]
+    keys: list[bytes | None]
+    dates: list[bytes]
+    zones: list[int]
 
 
 # One line found: start, end, duration, key, date, zone (as Lines holds them) and where the key's
@@ -114,14 +113,12 @@ class SlowLines:
                 if row is not None:
                     add(row)
             at = find(NEEDLE, end, hi)
-        lines = Lines()
-        if rows:
-            columns = list(map(list, zip(*rows, strict=True)))
-            lines.starts, lines.ends, lines.durations, lines.keys, lines.dates, lines.zones = (
-                columns[:6]
-            )
-            if keyed:
-                _drop_unsafe_keys(buf, lines, columns[6])
+        if not rows:
+            return Lines([], [], [], [], [], [])
+        columns = list(map(list, zip(*rows, strict=True)))
+        lines = Lines(*columns[:6])
+        if keyed:
+            _drop_unsafe_keys(buf, lines, columns[6])
         return lines
 
     def _judge(

@@ -122,7 +122,7 @@ class SlowScan(BatchScan):
             return self._format._detail(buf, head.start(), end, ts, duration)
         body = head.end(self._level) + len(LEVEL_END)
         first_line_end = buf.find(b"\n", body, end)
-        statement, code = self._read(head)
+        statement, code = self._statement_and_code(head)
         return EntryDetail(
             timestamp=ts,
             severity=head.group(self._level).decode(),
@@ -160,9 +160,9 @@ class SlowScan(BatchScan):
         if not self._inner_messages or head.start(self._lead) < 0:
             detail = self._format._detail(buf, head.start(), end, ts, None)
             return detail.statement, detail.code
-        return self._read(head)
+        return self._statement_and_code(head)
 
-    def _read(self, head: re.Match[bytes]) -> tuple[str, str | None]:
+    def _statement_and_code(self, head: re.Match[bytes]) -> tuple[str, str | None]:
         """The statement (the message after the lead) and SQLSTATE of a match with a lead."""
         code = head.group(self._sqlstate) if self._sqlstate is not None else None
         statement = head.group(self._message).replace(b"\n\t", b"\n").decode("utf-8", "replace")

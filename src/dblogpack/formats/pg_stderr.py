@@ -213,9 +213,9 @@ class PgStderrFormat(EntryScanner):
         self, buf: bytes, window: TimeWindow, lo: int, hi: int
     ) -> Iterator[Candidate]:
         # The generic form of the slow scan (pg_slow, which the scan itself uses, for speed).
-        earliest, latest = window_bounds(window)
         from dblogpack.formats.pg_slow import NEEDLE
 
+        earliest, latest = window_bounds(window)
         coded = "sqlstate" in self._slow_line.groupindex
         for at in find_all(buf, NEEDLE, lo, hi):
             start = buf.rfind(b"\n", lo, at) + 1 or lo
@@ -237,9 +237,9 @@ class PgStderrFormat(EntryScanner):
     def _error_candidates(
         self, buf: bytes, window: TimeWindow, lo: int, hi: int
     ) -> Iterator[Candidate]:
-        earliest, latest = window_bounds(window)
         from dblogpack.formats.pg_errors import LEVELS, TAG
 
+        earliest, latest = window_bounds(window)
         coded = "sqlstate" in self._line.groupindex
         for at in _level_starts(buf, TAG, lo, hi, LEVELS):
             start, head = self._head_at_level(buf, lo, at)

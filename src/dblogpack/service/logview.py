@@ -21,9 +21,9 @@ from dblogpack.model import (
     SourceType,
     TimeWindow,
 )
-from dblogpack.pipeline import decompressed_chunks, raw_chunks
 from dblogpack.selector import Framing, Margins, file_edges, may_overlap, plan_range
 from dblogpack.sources.base import LogSource
+from dblogpack.streamscan import decompressed_chunks, raw_chunks
 
 HEAD = 64 * 1024
 CHUNK = 1024 * 1024
