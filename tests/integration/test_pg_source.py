@@ -164,11 +164,13 @@ class TestReading:
     def test_a_read_slower_than_the_statement_timeout_is_cancelled(
         self, least_privileged_dsn: str, plant: Plant
     ) -> None:
-        plant("planted-big.log", os.urandom(1 << 20) * 48)
-        with PostgresSource(least_privileged_dsn, statement_timeout=0.001) as src:
+        # Every statement has the timeout: 20 ms is ~100x what listing and SHOW take (a 1 ms one
+        # made them time out first on a loaded machine), and reading 96 MB takes ~200 ms here.
+        plant("planted-big.log", os.urandom(1 << 20) * 96)
+        with PostgresSource(least_privileged_dsn, statement_timeout=0.02) as src:
             src.list_files()
             with pytest.raises(SourceError, match="read timed out"):
-                src.read("planted-big.log", 0, 48 << 20)
+                src.read("planted-big.log", 0, 96 << 20)
 
     def test_threads_and_forked_processes_can_share_one_source(
         self, source: PostgresSource, plant: Plant
