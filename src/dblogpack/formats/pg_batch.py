@@ -10,6 +10,7 @@ chunk from the extreme timestamp texts (pg_times) unless the chunk straddles an 
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Collection, Hashable, Iterable
 from itertools import chain, compress, count, repeat
 from operator import attrgetter, eq, ne, not_
@@ -92,8 +93,9 @@ def first_entries(kinds: list[_Kind]) -> list[tuple[int, _Kind]]:
     return [(index(kind), kind) for kind in dict.fromkeys(kinds)]
 
 
-class BatchScan:
-    """Selection of matched heads in one chunk: window, spans and entry ends."""
+class BatchScan(ABC):
+    """Selection of matched heads in one chunk: window, spans and entry ends; a subclass finds
+    the heads of its kind and groups the selected entries for the summary."""
 
     __slots__ = (
         "_follow_ups",
@@ -132,22 +134,18 @@ class BatchScan:
     def scan(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
         heads, ends, times = self._select(buf, self._heads(buf, first, query), query.window, result)
         if heads and query.details:
-            self._group(buf, heads, ends, times, result.details)
+            result.details.extend(self._groups(buf, heads, ends, times))
 
+    @abstractmethod
     def _heads(self, buf: bytes, first: int, query: Query) -> Heads:
         """Matches at the line starts of the chunk's entries of the scan's kind."""
-        raise NotImplementedError
 
-    def _group(
-        self,
-        buf: bytes,
-        heads: Heads,
-        ends: list[int],
-        times: list[float] | None,
-        groups: list[DetailGroup],
-    ) -> None:
-        """Adds the summary groups of the selected entries to `groups`, in order of first entry."""
-        raise NotImplementedError
+    @abstractmethod
+    def _groups(
+        self, buf: bytes, heads: Heads, ends: list[int], times: list[float] | None
+    ) -> list[DetailGroup]:
+        """The summary groups of the selected entries (`_select`'s heads, ends and times), in
+        order of first entry."""
 
     def _matched(self, buf: bytes, first: int, hits: list[int], edge: str) -> Heads:
         """The matches at the start of each hit's line whose level starts (edge "start") or ends

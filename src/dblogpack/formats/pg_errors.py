@@ -48,20 +48,16 @@ class ErrorScan(BatchScan):
         heads = self._matched(buf, first, tags, "end")
         return [head for head in heads if head["level"] in LEVELS]
 
-    def _group(
-        self,
-        buf: bytes,
-        heads: Heads,
-        ends: list[int],
-        times: list[float] | None,
-        groups: list[DetailGroup],
-    ) -> None:
+    def _groups(
+        self, buf: bytes, heads: Heads, ends: list[int], times: list[float] | None
+    ) -> list[DetailGroup]:
         """Groups in order of first entry, one per level and SQLSTATE, with the first's details."""
         kinds: list[object] = list(map(_LEVEL, heads))
         if self._coded:
             kinds = list(zip(kinds, map(methodcaller("group", "sqlstate"), heads), strict=True))
-        counts = Counter(kinds)
+        counts, groups = Counter(kinds), []
         for index, kind in first_entries(kinds):
             ts = self._time(heads, times, index)
             detail = self._format._detail(buf, heads[index].start(), ends[index], ts, None)
             groups.append(DetailGroup(detail, counts[kind], 0.0, 0.0))
+        return groups

@@ -92,14 +92,9 @@ class SlowScan(BatchScan):
             heads = [head for head in heads if float(head.group(duration)) >= least]
         return heads
 
-    def _group(
-        self,
-        buf: bytes,
-        heads: Heads,
-        ends: list[int],
-        times: list[float] | None,
-        groups: list[DetailGroup],
-    ) -> None:
+    def _groups(
+        self, buf: bytes, heads: Heads, ends: list[int], times: list[float] | None
+    ) -> list[DetailGroup]:
         """Summary groups in order of first entry: entries the summary counts alike (same SQLSTATE
         and statement fingerprint) share one group, its details those of its first entry."""
         durations = list(map(float, map(GROUP, heads, repeat(self._duration))))
@@ -107,11 +102,13 @@ class SlowScan(BatchScan):
         alike: defaultdict[int, list[float]] = defaultdict(list)
         for kind, ms in zip(kinds, durations, strict=True):
             alike[kind].append(ms)  # summed below in entry order, as one by one
+        groups = []
         for index, kind in first_entries(kinds):
             entries, total_ms, max_ms = len(alike[kind]), sum(alike[kind]), max(alike[kind])
             ts = self._time(heads, times, index)
             detail = self._detail(buf, heads[index], ends[index], ts, durations[index])
             groups.append(DetailGroup(detail, entries, total_ms, max_ms))
+        return groups
 
     def _detail(
         self, buf: bytes, head: re.Match[bytes], end: int, ts: float, duration: float | None
