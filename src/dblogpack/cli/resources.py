@@ -76,7 +76,14 @@ def _api_command(
     return parser
 
 
-def _listing(parser: argparse.ArgumentParser) -> None:
+def _add_list_command(
+    actions: Any, action: str, help_text: str, placement: argparse.ArgumentParser
+) -> None:
+    """`list`: one page (--offset, --limit) of what a placement holds."""
+    parser = _api_command(
+        actions, "list", action, help_text, [placement],
+        lambda a: {"Offset": a.offset, "Limit": a.limit, **params_from(a, PLACEMENT_FLAGS)},
+    )
     parser.add_argument("--offset", type=int, default=0)
     parser.add_argument("--limit", type=int, default=100)
 
@@ -92,10 +99,7 @@ def add_pgsql(subparsers: Any) -> None:
     )
     add.add_argument("--name", required=True)
     add.add_argument("--instance-id", help="InstanceID (default: generated upgsql-…)")
-    _listing(_api_command(
-        actions, "list", "ListUPgSQLInstance", "list instances", [placement],
-        lambda a: {"Offset": a.offset, "Limit": a.limit, **params_from(a, PLACEMENT_FLAGS)},
-    ))
+    _add_list_command(actions, "ListUPgSQLInstance", "list instances", placement)
     _api_command(
         actions, "remove", "DeregisterUPgSQLInstance", "deregister an instance", [placement],
         lambda a: {"InstanceID": a.instance_id, **params_from(a, PLACEMENT_FLAGS)},
@@ -124,10 +128,7 @@ def add_mongodb(subparsers: Any) -> None:
     node.add_argument("--role", required=True,
                       choices=["primary", "secondary", "arbiter", "mongos", "configsvr"])
     node.add_argument("--node-id", help="NodeId (default: generated)")
-    _listing(_api_command(
-        actions, "list", "ListUMongoDBInstances", "list clusters and their nodes", [placement],
-        lambda a: {"Offset": a.offset, "Limit": a.limit, **params_from(a, PLACEMENT_FLAGS)},
-    ))
+    _add_list_command(actions, "ListUMongoDBInstances", "list clusters and their nodes", placement)
     _api_command(
         actions, "remove", "DeregisterUMongoDBCluster", "deregister a cluster", [placement],
         lambda a: {"ClusterId": a.cluster_id, **params_from(a, PLACEMENT_FLAGS)},
