@@ -112,6 +112,12 @@ class PgStderrFormat(EntryScanner):
         return re.compile(b"\n" + unnamed(self.prefix.pattern) + rb"STATEMENT:  ")
 
     @cached_property
+    def _statement_lead(self) -> re.Pattern[bytes]:
+        from dblogpack.formats.pg_slow import LEAD  # the statement lead the slow scan matches
+
+        return re.compile(LEAD)
+
+    @cached_property
     def _slow_line(self) -> re.Pattern[bytes]:
         # The atomic group commits to the parse `_line.match` finds first, so a slow line is
         # read (prefix, level and duration) in one match with exactly that line's meaning.
@@ -362,9 +368,7 @@ class PgStderrFormat(EntryScanner):
         return start, head
 
     def _statement(self, buf: bytes, body: int, message_end: int, end: int) -> str | None:
-        from dblogpack.formats.pg_slow import LEAD  # the statement lead the slow scan matches
-
-        lead = re.compile(LEAD).search(buf, body, message_end)
+        lead = self._statement_lead.search(buf, body, message_end)
         if lead is not None:
             return _untab(buf[lead.end() : message_end])
         found = self._next_statement.search(buf, body, end)
