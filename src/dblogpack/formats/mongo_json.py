@@ -14,7 +14,7 @@ from dblogpack.formats.base import ScanResult
 from dblogpack.formats.framing import find_all
 from dblogpack.formats.json_lines import JsonLinesScanner, dump_json, load_document
 from dblogpack.formats.mongo_slow import SlowQueries
-from dblogpack.formats.mongo_slow_lines import MASK_DIGITS
+from dblogpack.formats.mongo_slow_lines import CODE, DURATION, MASK_DIGITS, NEEDLE, NUMBER
 from dblogpack.formats.scanner import Candidate, window_bounds
 from dblogpack.formats.timestamps import IsoSecondsCache, with_fraction
 from dblogpack.model import EntryDetail, FormatConfig, LogKind, Query, TimeWindow
@@ -23,9 +23,6 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see reco
 if TYPE_CHECKING:
     from typing import Any
 
-SLOW_QUERY_ID = 51803
-
-_SLOW_NEEDLE = b'"id":%d,' % SLOW_QUERY_ID
 # One regex pass beats three bytes.find passes here (measured), and without the leading quote
 # (rarer than `"` as the first byte the search looks for) it runs 1.45x faster; a match that is
 # not the head's own "s" fails the head check.
@@ -36,9 +33,6 @@ _HEAD = re.compile(
     rb'"s":"(?P<s>[A-Z]\d?)",\s*"c":"(?P<c>[^"\n]*)",\s*"id":(?P<id>\d+),'
 )
 _TIME = re.compile(rb'\{"t":\{"\$date":(?:"([^"\n]+)"|\{"\$numberLong":"(-?\d+)"\})')
-_DURATION = b'"durationMillis":'
-_NUMBER = re.compile(rb"\d+(?:\.\d+)?")
-_CODE = b'"code":'
 _INTEGER = re.compile(rb"-?\d+")
 _KEYS_LIMIT = 4096  # error keys are a few hundred bytes: a megabyte or two
 
@@ -75,7 +69,7 @@ class MongoJsonFormat(JsonLinesScanner):
         slow = kind is LogKind.SLOW
         group = "id" if slow else "s"
         hits = (
-            find_all(buf, _SLOW_NEEDLE, lo, hi)
+            find_all(buf, NEEDLE, lo, hi)
             if slow
             else (found.start() - 1 for found in _ERROR_NEEDLE.finditer(buf, lo, hi))
         )
@@ -97,8 +91,8 @@ class MongoJsonFormat(JsonLinesScanner):
         code is the number after its only `"code":` (or that it has none), so do all. A key is
         learnt when met a second time: a line met once costs one parse, as it would alone.
         """
-        rest = buf.find(_CODE, head.end(), end)
-        number = _INTEGER.match(buf, rest + len(_CODE)) if rest >= 0 else None
+        rest = buf.find(CODE, head.end(), end)
+        number = _INTEGER.match(buf, rest + len(CODE)) if rest >= 0 else None
         code = number[0] if number is not None else b""
         key = head["s"] + b"\0" + code + b"\0" + buf[head.end() : end].translate(MASK_DIGITS)
         if key not in self._error_keys:
@@ -122,13 +116,13 @@ class MongoJsonFormat(JsonLinesScanner):
         expected = _error_code(attr if isinstance(attr, dict) else {})
         if expected is None:
             return True
-        return rest.count(_CODE) == 1 and code != b"" and expected == str(int(code))
+        return rest.count(CODE) == 1 and code != b"" and expected == str(int(code))
 
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
-        at = buf.rfind(_DURATION, start, end)
+        at = buf.rfind(DURATION, start, end)
         if at < 0:
             return None
-        number = _NUMBER.match(buf, at + len(_DURATION))
+        number = NUMBER.match(buf, at + len(DURATION))
         return float(number[0]) if number is not None else None
 
     def _detail(

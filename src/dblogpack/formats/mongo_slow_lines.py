@@ -25,13 +25,13 @@ HEAD = re.compile(
     rb'"s":"(?P<s>[A-Z]\d?)",\s*+"c":"[^"\n]*+",\s*+"id":51803,(?P<idend>)'
     rb'(?:\s*+"ctx":"[^"\\\n]*+",\s*+"msg":"(?P<msg>[^"\\\n]*+)",\s*+"attr":(?P<attr>)(?=\{))?'
 )
-_DURATION = b'"durationMillis":'
-_NUMBER = re.compile(rb"\d+(?:\.\d+)?")
+DURATION = b'"durationMillis":'
+NUMBER = re.compile(rb"\d+(?:\.\d+)?")
 # The duration is the last member of a slow entry's attr: it is looked for near the end first.
 _TAIL_BYTES = 64
 # In MongoDB's slow-query layout the command is followed by planSummary.
 AFTER_COMMAND = b',"planSummary":'
-_CODE = b'"code":'
+CODE = b'"code":'
 # Every digit masked alike: lines differing only in digits get one key.
 MASK_DIGITS = bytes.maketrans(b"0123456789", b"\0" * 10)
 # A shape writes digits as 0 (not NUL: no other byte shares a digit's mask, a NUL stays itself).
@@ -98,9 +98,9 @@ class SlowLines:
                 _, date_end, zone_at, key = shape
                 # The last duration, as _duration finds it; read here when it is whole digits
                 # ending the line's attr and the entry (the usual layout), else by _duration.
-                found = rfind(_DURATION, end - _TAIL_BYTES, end)
+                found = rfind(DURATION, end - _TAIL_BYTES, end)
                 closed = buf.endswith(b"}}\n", start, end)
-                number = buf[found + len(_DURATION) : end - 3] if found > at and closed else b""
+                number = buf[found + len(DURATION) : end - 3] if found > at and closed else b""
                 ms = float(number) if number.isdigit() else _duration(buf, at, end)
                 if ms is not None and ms >= least:
                     # What follows the key's region is checked for the whole chunk at once.
@@ -142,7 +142,7 @@ class SlowLines:
         if keyed and cut >= 0 and buf.endswith(b"}}\n", start, end):
             # No error code may hide after the key's region: attr's `code`, or its `error`'s
             # (which holds `"code":` too; an escaped name, a backslash).
-            if buf.find(_CODE, cut, end) < 0 and _plain(buf, start, end):
+            if buf.find(CODE, cut, end) < 0 and _plain(buf, start, end):
                 key = head["s"] + buf[attr:cut].translate(MASK_DIGITS)
         if head["date"] is None:
             return start, end, duration, key, head["ms"], -1, end
@@ -167,18 +167,18 @@ def _drop_unsafe_keys(buf: bytes, lines: Lines, cuts: list[int]) -> None:
     looked for in the chunk's tails joined, line by line only when they hold one."""
     ends, keys = lines.ends, lines.keys
     tails = b"".join(map(buf.__getitem__, map(slice, cuts, ends)))
-    if _CODE in tails or b"\\" in tails or b"\0" in tails:
+    if CODE in tails or b"\\" in tails or b"\0" in tails:
         for i, (cut, end) in enumerate(zip(cuts, ends, strict=True)):
-            if buf.find(_CODE, cut, end) >= 0 or not _plain(buf, cut, end):
+            if buf.find(CODE, cut, end) >= 0 or not _plain(buf, cut, end):
                 keys[i] = None
 
 
 def _duration(buf: bytes, at: int, end: int) -> float | None:
     near = end - _TAIL_BYTES
-    found = buf.rfind(_DURATION, near if near > at else at, end)
+    found = buf.rfind(DURATION, near if near > at else at, end)
     if found < 0:
-        found = buf.rfind(_DURATION, at, end)
-    number = _NUMBER.match(buf, found + len(_DURATION)) if found >= 0 else None
+        found = buf.rfind(DURATION, at, end)
+    number = NUMBER.match(buf, found + len(DURATION)) if found >= 0 else None
     return float(number[0]) if number is not None else None
 
 

@@ -97,7 +97,12 @@ def probe(pattern: bytes) -> bytes:
     """A prefix pattern for lookaheads, which only ask whether some parse exists: groups unnamed
     and names matched greedily (the same parses, which sre finds sooner; never for a match whose
     groups or end are read, as `[^\n ]*?` picks the first parse)."""
-    return unread_names(_GROUP.sub(b"(?:", pattern)).replace(_NAME, _NAME[:-1])
+    return unread_names(unnamed(pattern)).replace(_NAME, _NAME[:-1])
+
+
+def unnamed(pattern: bytes) -> bytes:
+    """`pattern` with its named groups plain ones (for patterns embedded in others)."""
+    return _GROUP.sub(b"(?:", pattern)
 
 
 def unread_names(pattern: bytes) -> bytes:

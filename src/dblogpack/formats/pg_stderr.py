@@ -16,7 +16,13 @@ from functools import cached_property
 
 from dblogpack.formats.base import ScanResult
 from dblogpack.formats.framing import count_matches, find_all, last_match_start
-from dblogpack.formats.pg_prefix import DEFAULT_PREFIX, CompiledPrefix, compile_prefix, probe
+from dblogpack.formats.pg_prefix import (
+    DEFAULT_PREFIX,
+    CompiledPrefix,
+    compile_prefix,
+    probe,
+    unnamed,
+)
 from dblogpack.formats.scanner import (
     Candidate,
     EntryScanner,
@@ -41,7 +47,6 @@ _FOLLOW_UP_TAG = re.compile(rb":  (?<=[LTYN]:  )")
 _FOLLOW_UP_WORDS = frozenset(level.encode() for level in FOLLOW_UP_LEVELS)
 _NON_TAB_LINE = re.compile(rb"\n(?!\t)")
 _DURATION = re.compile(rb"duration: (\d+(?:\.\d+)?) ms")
-_GROUP_NAME = re.compile(rb"\(\?P<\w+>")
 # Lines _last_primary_newline tries one by one before searching a window.
 _BACK_LINES = 32
 # Where the zone abbreviation starts in a timestamp's text (%n has none: it is epoch seconds).
@@ -104,8 +109,13 @@ class PgStderrFormat(EntryScanner):
 
     @cached_property
     def _next_statement(self) -> re.Pattern[bytes]:
-        unnamed = _GROUP_NAME.sub(b"(?:", self.prefix.pattern)
-        return re.compile(b"\n" + unnamed + rb"STATEMENT:  ")
+        return re.compile(b"\n" + unnamed(self.prefix.pattern) + rb"STATEMENT:  ")
+
+    @cached_property
+    def _statement_lead(self) -> re.Pattern[bytes]:
+        from dblogpack.formats.pg_slow import LEAD  # the statement lead the slow scan matches
+
+        return re.compile(LEAD)
 
     @cached_property
     def _slow_line(self) -> re.Pattern[bytes]:
@@ -358,9 +368,7 @@ class PgStderrFormat(EntryScanner):
         return start, head
 
     def _statement(self, buf: bytes, body: int, message_end: int, end: int) -> str | None:
-        from dblogpack.formats.pg_slow import LEAD  # the statement lead the slow scan matches
-
-        lead = re.compile(LEAD).search(buf, body, message_end)
+        lead = self._statement_lead.search(buf, body, message_end)
         if lead is not None:
             return _untab(buf[lead.end() : message_end])
         found = self._next_statement.search(buf, body, end)
