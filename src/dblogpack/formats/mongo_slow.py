@@ -34,8 +34,10 @@ _UNSAFE_NUMBERS = re.compile(rb"\0{19}|\0[.eE]")
 _DIGIT_RUN = re.compile(rb"\0+")
 # Keys are a few hundred bytes: 4096 of them stay a megabyte or two (RSS stays bounded).
 _CACHE_LIMIT = 4096
-_UNSEEN = b"unseen"  # (never a command: a command starts with a severity and a quote)
-_MET_ONCE = b""
+# Markers told apart by identity; neither is ever a command (which starts with a severity and a
+# quote), so not even an equal one.
+_UNSEEN = b"unseen"
+_MET_ONCE = b"met once"
 
 # (first entry's detail) of one selected line: buf, start, end, timestamp, duration.
 DetailOf = Callable[[bytes, int, int, float, float | None], EntryDetail]
