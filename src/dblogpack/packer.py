@@ -218,19 +218,15 @@ class TarGzWriter:
     def add_member(self, name: str, size: int, chunks: Iterable[bytes | memoryview]) -> str:
         """Write a member of exactly `size` bytes from `chunks`; returns their sha256 (hex)."""
         self._write(tar_header(name, size, self._mtime))
-        hasher = _ThreadedHash() if size >= _THREADED_HASH_MIN else None
-        digest = hashlib.sha256()
+        hasher = _ThreadedHash() if size >= _THREADED_HASH_MIN else hashlib.sha256()
         written = 0
         try:
             for chunk in chunks:
-                if hasher is None:
-                    digest.update(chunk)
-                else:
-                    hasher.update(chunk)
+                hasher.update(chunk)
                 self._write(chunk)
                 written += len(chunk)
         finally:
-            hexdigest = digest.hexdigest() if hasher is None else hasher.hexdigest()
+            hexdigest = hasher.hexdigest()  # also ends a _ThreadedHash's thread
         if written != size:
             raise ValueError(f"member {name}: {written} bytes written, {size} announced")
         self._write(_padding(size))

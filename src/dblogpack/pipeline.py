@@ -119,7 +119,6 @@ def _threads(workers: int, total: int) -> int:
     return max(1, workers) if total >= 8 * 1024 * 1024 else 0
 
 
-
 # ---- packing -----------------------------------------------------------------------------------
 
 

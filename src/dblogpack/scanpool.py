@@ -20,7 +20,7 @@ from dblogpack.members import (
     span_bytes,
 )
 from dblogpack.model import FormatConfig, LogWarning, Query
-from dblogpack.planning import FilePlan, Meter, dialect, format_of, vanished_warning
+from dblogpack.planning import FilePlan, Meter, dialect_of, format_of, vanished_warning
 from dblogpack.records import NamedTuple
 from dblogpack.summary import SummaryBuilder
 
@@ -126,7 +126,7 @@ def scans(
     """
     tasks = [
         _PieceTask(
-            p.path, p.file.name, p.config, query, a, b, dialect([p], p.config), piece_dir, level
+            p.path, p.file.name, p.config, query, a, b, dialect_of(p.config), piece_dir, level
         )
         for p in plans
         if p.pieces and p.path is not None
@@ -154,14 +154,13 @@ def _local_scanner(
     def scanned() -> Scanned | None:
         if plan.range is None or plan.streamed or plan.path is None:
             return None
-        language = dialect([plan], plan.config)
         if results is not None and plan.pieces:
             return _gathered(plan, results, meter)
         scan = plan.range
         name = plan.file.name
         threaded = scan.size < THREADED_MAX
         task = _PieceTask(
-            plan.path, name, plan.config, query, scan.start, scan.stop, language,
+            plan.path, name, plan.config, query, scan.start, scan.stop, dialect_of(plan.config),
             chunk=min(THREADED_CHUNK, CHUNK) if threaded else 0,
         )
         return _scan_piece(task, meter.advance, level if threaded else None)
@@ -261,7 +260,7 @@ class _CompressedPiece:
 
     def add(self, buf: bytes, spans: list[tuple[int, int]]) -> None:
         if spans:
-            self._file.write(self._compress(_selected(buf, spans)))
+            self._file.write(self._compress(selected(buf, spans)))
 
     def finish(self, scanned: Scanned) -> None:
         """End the gzip member; `scanned.compressed` names its file."""
@@ -281,7 +280,7 @@ class _ThreadPiece:
 
     def add(self, buf: bytes, spans: list[tuple[int, int]]) -> None:
         if spans:
-            self._member.add(_selected(buf, spans))
+            self._member.add(selected(buf, spans))
 
     def finish(self, scanned: Scanned) -> None:
         """End the gzip member; `scanned.member` holds it (closed by whoever packs it)."""
@@ -334,8 +333,9 @@ def _scan_fd(
         chunk = task.chunk or CHUNK
 
 
-def _selected(buf: bytes, spans: list[tuple[int, int]]) -> bytes | memoryview:
-    """The bytes of `spans` of `buf`: a view for one span (an all-entries chunk), else joined."""
+def selected(buf: bytes, spans: list[tuple[int, int]]) -> bytes | memoryview:
+    """The bytes of `spans` of `buf`: a view for one span (an all-entries chunk), else joined
+    in one C-level pass (a slow scan's chunk selects thousands of short spans)."""
     view = memoryview(buf)
     if len(spans) == 1:
         start, end = spans[0]

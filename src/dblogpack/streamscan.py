@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from dblogpack.model import LogFile, LogWarning, Query
-from dblogpack.planning import FilePlan, Meter, dialect, format_of, gzip_error, reader
-from dblogpack.scanpool import CHUNK, Scanned, add_found, whole_length
+from dblogpack.planning import FilePlan, Meter, dialect_of, format_of, gzip_error, reader
+from dblogpack.scanpool import CHUNK, Scanned, add_found, selected, whole_length
 from dblogpack.summary import SummaryBuilder
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
@@ -25,8 +25,7 @@ def stream_scan(
     """Scan a remote or gzip file as a stream, copying the selected bytes to `spool`."""
     assert plan.range is not None
     log_format = format_of(plan.config)
-    language = dialect([plan], plan.config)
-    scanned = Scanned(summary=SummaryBuilder(language) if query.details else None)
+    scanned = Scanned(summary=SummaryBuilder(dialect_of(plan.config)) if query.details else None)
     read = reader(source, plan.file.name, plan.path)
     chunks = (
         decompressed_chunks(read, plan.file, CHUNK, scanned.warnings)
@@ -43,8 +42,8 @@ def stream_scan(
         if whole == 0:
             continue  # one long entry so far: wait for more of it
         found = log_format.scan(buf[:whole], query, plan.file.name, base)
-        for start, end in found.spans:
-            spool.write(memoryview(buf)[start:end])
+        if found.spans:
+            spool.write(selected(buf, found.spans))
         add_found(scanned, found, base)
         scanned.bytes_scanned += whole
         base += whole
