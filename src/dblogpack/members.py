@@ -206,11 +206,13 @@ class BackgroundMember:
     def wait(self) -> None:
         """Return once the pieces added so far are deflated (the thread is done); raise what
         failed there."""
-        self._join()
+        self.join()
         if self._failure is not None:
             raise self._failure
 
-    def _join(self) -> None:
+    def join(self) -> None:
+        """Return once the thread is done, without raising its failure (for a caller already
+        leaving with an error of its own, which must not be replaced)."""
         if self._thread is not None:
             self._thread.join()
             self._thread = None
@@ -234,7 +236,7 @@ class BackgroundMember:
 
     def close(self) -> None:
         """Drop the segment once the thread is done (a failure is raised by wait(), not here)."""
-        self._join()
+        self.join()
         self._segment.clear()
 
 

@@ -288,7 +288,9 @@ class _ThreadPiece:
         scanned.member = self._member
 
     def close(self) -> None:
-        self._member.wait()
+        # The thread's failure is raised by finish(); here the scan may be leaving with its own
+        # error, which is the one to report.
+        self._member.join()
 
 
 _Piece = _CompressedPiece | _ThreadPiece

@@ -80,9 +80,9 @@ def test_span_bytes_keep_one_read_window_alive_for_sparse_ranges(tmp_path: Path)
     assert len(pieces) == 20 and all(len(p) == 100 for p in pieces)
 
 
-def test_a_failure_in_the_deflating_thread_is_raised_in_the_scanning_one(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def broken_deflate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ISA-L's block compressor failing in the deflating thread."""
     from isal import isal_zlib
 
     class Broken:
@@ -93,8 +93,35 @@ def test_a_failure_in_the_deflating_thread_is_raised_in_the_scanning_one(
             raise OverflowError("compressed output exceeds buffer size")
 
     monkeypatch.setattr(isal_zlib, "_ParallelCompress", Broken)
+
+
+@pytest.mark.usefixtures("broken_deflate")
+def test_a_failure_in_the_deflating_thread_is_raised_in_the_scanning_one() -> None:
     member = BackgroundMember(1)
     member.add(b"2024-05-01 LOG:  a\n")
     with pytest.raises(OverflowError, match="buffer size"):
         member.finish()
     member.close()
+
+
+@pytest.mark.usefixtures("broken_deflate")
+def test_a_scan_failing_while_the_thread_fails_too_reports_its_own_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dblogpack import scanpool
+    from dblogpack.errors import SourceError
+    from dblogpack.model import FormatConfig, LogKind, Query, TimeWindow
+
+    path = tmp_path / "postgresql.log"
+    path.write_bytes(b"2024-05-01 00:00:00.000 UTC [7] LOG:  checkpoint starting: time\n" * 100)
+
+    def failing_step(*args: object) -> None:
+        raise SourceError("the source failed mid-scan")
+
+    monkeypatch.setattr(scanpool, "add_found", failing_step)  # after the thread got the chunk
+    task = scanpool._PieceTask(
+        str(path), path.name, FormatConfig("pg-stderr", "%m [%p] "),
+        Query(TimeWindow(), LogKind.ALL), 0, path.stat().st_size, "sql",
+    )
+    with pytest.raises(SourceError, match="mid-scan"):
+        scanpool._scan_piece(task, level=1)
