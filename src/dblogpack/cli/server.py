@@ -68,15 +68,15 @@ def run_serve(args: argparse.Namespace) -> int:
 
     settings = _server_start(args)
     services = open_services(settings)
-    # uvicorn re-raises the SIGTERM it shut down on once it is done; as an exception, the
-    # finally blocks still run (workers' grace, the demo's PostgreSQL) and the exit status is 0.
-    signal.signal(signal.SIGTERM, _exit_cleanly)
     demo = None
-    if settings.demo:
-        from dblogpack.demo import launch_demo
+    try:  # from here on, whatever fails, the catalog, store and workers are closed
+        # uvicorn re-raises the SIGTERM it shut down on once it is done; as an exception, the
+        # finally blocks still run (workers' grace, the demo's PostgreSQL) and the exit status is 0.
+        signal.signal(signal.SIGTERM, _exit_cleanly)
+        if settings.demo:
+            from dblogpack.demo import launch_demo
 
-        demo = launch_demo(services)  # starts once /healthz answers, then prints the tour
-    try:
+            demo = launch_demo(services)  # starts once /healthz answers, then prints the tour
         run_server(services, settings)
     finally:
         if demo is not None:
