@@ -1,10 +1,12 @@
 """A slow package of a 200 MB mongo-legacy file against mtools' `mlogfilter --slow 100`.
 
-mtools 1.7.2 is installed from PyPI into a bench-only venv (bench/.venv-mtools) on first use.
+mtools 1.7.2 is installed from PyPI into a bench-only venv (bench/.venv-mtools) on first use, made
+from the interpreter dblogpack runs on, so both sides of the row run on the same CPython build.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,11 +22,22 @@ REQUIREMENTS = ["mtools==1.7.2", "python-dateutil"]
 
 
 def ensure_mtools(ctx: Context) -> None:
-    if MLOGFILTER.exists():
+    if MLOGFILTER.exists() and _same_interpreter():
         return
     with ctx.console.status("installing mtools 1.7.2 into bench/.venv-mtools"):
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
         subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", *REQUIREMENTS], check=True)
+
+
+def _same_interpreter() -> bool:
+    """Whether the mtools venv was made from the interpreter this process runs on (a venv made
+    before the project moved to another CPython build would time mlogfilter on the old one)."""
+    ours = os.path.realpath(sys._base_executable)  # type: ignore[attr-defined]
+    try:
+        config = (VENV / "pyvenv.cfg").read_text()
+    except OSError:
+        return False
+    return f"executable = {ours}" in config.splitlines()
 
 
 def legacy_slow(ctx: Context) -> RowResult:
