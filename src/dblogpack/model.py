@@ -200,13 +200,14 @@ class FileResult:
 class PackageResult:
     """What a package holds: a row per source file, the warnings, the .tar.gz's size and hash."""
 
-    __slots__ = ("files", "sha256", "size", "warnings")
+    __slots__ = ("files", "sha256", "size", "summary", "warnings")
 
     def __init__(self) -> None:
         self.files: list[FileResult] = []
         self.warnings: list[LogWarning] = []
         self.size = 0  # bytes of the .tar.gz
         self.sha256: str | None = None
+        self.summary: bytes | None = None  # summary.json as written into the package
 
     @property
     def entries(self) -> int:

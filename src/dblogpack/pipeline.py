@@ -76,7 +76,7 @@ def run(
             for plan, scanned in zip(plans, scanned_files, strict=True):
                 result.files.append(packing.file(plan, scanned()))
                 meter.reach_file_end(plan.cost)
-            _add_summary(tar, spec, summary, result.entries)
+            result.summary = _add_summary(tar, spec, summary, result.entries)
             tar.add_bytes("manifest.json", json_bytes(manifest(spec, result)))
             result.size, result.sha256 = tar.close()
     finally:
@@ -235,9 +235,12 @@ class _Packing:
 
 def _add_summary(
     tar: TarGzWriter, spec: PackageSpec, summary: SummaryBuilder, entries: int
-) -> None:
+) -> bytes:
+    """Write summary.json and summary.txt; returns summary.json (the service keeps a copy)."""
     # The package's own count: all-entries packages parse no details, yet have entries.
     document = {"log_type": spec.log_type.value, **summary.to_json(), "entries": entries}
-    tar.add_bytes("summary.json", json_bytes(document))
+    summary_json = json_bytes(document)
+    tar.add_bytes("summary.json", summary_json)
     title = f"dblogpack summary of {spec.name} ({spec.log_type.value} entries)"
     tar.add_bytes("summary.txt", render_text(document, title).encode())
+    return summary_json

@@ -16,10 +16,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.support.jobs import JobWorld, metadata_database, mongo_log, open_world, slow_factory
+from sqlalchemy import delete
+from tests.support.jobs import (
+    CLUSTER,
+    JobWorld,
+    metadata_database,
+    mongo_log,
+    open_world,
+    slow_factory,
+)
 
 from dblogpack.app import build_source
 from dblogpack.catalog.packages import PackageRecord
+from dblogpack.catalog.tables import package_summaries
 from dblogpack.jobs import (
     JobPolicy,
     JobQueue,
@@ -29,7 +38,9 @@ from dblogpack.jobs import (
     delete_package,
     package_prefix,
 )
-from dblogpack.model import PackageState
+from dblogpack.model import PackageState, ResourceKind
+from dblogpack.service import Service
+from dblogpack.service.accounts import Caller
 from dblogpack.stores import PARTIAL_PREFIX
 
 
@@ -93,7 +104,10 @@ def test_a_worker_builds_publishes_and_records_one_package(world: JobWorld) -> N
     assert done.finished_at is not None and done.expires_at == done.finished_at + 7 * 86400
     with world.store.open(done.store_key) as published, tarfile.open(fileobj=published) as tar:
         manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+        summary = tar.extractfile("summary.json").read()  # type: ignore[union-attr]
     assert manifest["package"]["id"] == package.id and manifest["totals"]["entries"] == 5
+    # The summary is recorded with the success, byte for byte as the package holds it.
+    assert queue.summary(package.id) == summary.decode()
 
 
 def test_an_unreadable_log_fails_at_once_naming_the_node(world: JobWorld) -> None:
@@ -214,9 +228,11 @@ def built_package(world: JobWorld, queue: JobQueue, node: str) -> PackageRecord:
 def test_a_package_deleted_on_request_loses_its_object(world: JobWorld) -> None:
     queue = world.queue(FAST)
     package = built_package(world, queue, "n1")
+    assert queue.summary(package.id) is not None
     deleted = delete_package(queue, world.store, package.id)
     assert (deleted.state, deleted.message) == (PackageState.DELETED, "")
     assert store_files(world) == []
+    assert queue.summary(package.id) is None  # its recorded summary goes with it
 
 
 def test_a_store_that_refuses_a_deletion_leaves_delete_failed_with_its_reason(
@@ -273,3 +289,23 @@ def test_the_sweeper_removes_what_a_worker_killed_while_publishing_left(world: J
 
     assert sorted(p.name for p in directory.iterdir()) == [Path(kept.store_key).name]
     assert current(queue, kept.id).state is PackageState.SUCCESS
+
+
+# -- summaries -------------------------------------------------------------------------------
+
+
+def test_the_summary_is_served_from_the_record_and_from_the_package_without_one(
+    world: JobWorld,
+) -> None:
+    queue = world.queue(FAST)
+    package = built_package(world, queue, "n1")
+    service = Service(world.catalog, build_source, default_region="cn-bj2",
+                      default_zone="cn-bj2-01", jobs=queue, store=world.store)
+    caller = Caller("jobs-key", "jobs-account", False, world.project_id,
+                    frozenset({world.project_id}))
+    where = (caller, world.project_id, None, None, ResourceKind.MONGODB, CLUSTER, package.id)
+    recorded = service.package_summary(*where)
+    assert recorded["log_type"] == "slow" and recorded["entries"] == 3
+    with world.catalog.write() as conn:  # a package finished before summaries were recorded
+        conn.execute(delete(package_summaries))
+    assert service.package_summary(*where) == recorded  # read from the package itself

@@ -9,7 +9,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, and_, func, not_, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    and_,
+    delete,
+    func,
+    insert,
+    not_,
+    or_,
+    select,
+    update,
+)
 
 from dblogpack.catalog.packages import (
     RUNNING,
@@ -20,7 +32,7 @@ from dblogpack.catalog.packages import (
     record_of,
     same_node,
 )
-from dblogpack.catalog.tables import packages
+from dblogpack.catalog.tables import package_summaries, packages
 from dblogpack.model import PackageState
 
 
@@ -138,6 +150,7 @@ class BuiltPackage:
     size: int
     entry_count: int
     checksum: str
+    summary: str | None = None  # the package's summary.json
 
 
 def record_success(
@@ -173,6 +186,11 @@ def record_success(
             expires_at=expires_at,
         )
     )
+    if changed.rowcount == 1 and built.summary is not None:
+        # In the same transaction as the state: a Package_Success row has its summary.
+        summaries = package_summaries
+        conn.execute(delete(summaries).where(summaries.c.package_id == package_id))
+        conn.execute(insert(summaries).values(package_id=package_id, document=built.summary))
     return changed.rowcount == 1
 
 

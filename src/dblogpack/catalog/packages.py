@@ -14,6 +14,7 @@ from sqlalchemy import (
     Connection,
     Row,
     and_,
+    delete,
     func,
     insert,
     or_,
@@ -22,7 +23,7 @@ from sqlalchemy import (
     update,
 )
 
-from dblogpack.catalog.tables import packages
+from dblogpack.catalog.tables import package_summaries, packages
 from dblogpack.model import LogKind, PackageSpec, PackageState, ResourceKind, TimeWindow
 
 RUNNING = PackageState.RUNNING.value
@@ -282,7 +283,18 @@ def finish_deleting(
         )
         .values(state=state.value, message=message, lease_owner=None, lease_expires_at=None)
     )
+    if changed.rowcount == 1 and state is PackageState.DELETED:
+        conn.execute(delete(package_summaries).where(package_summaries.c.package_id == package_id))
     return changed.rowcount == 1
+
+
+def package_summary(conn: Connection, package_id: str) -> str | None:
+    """summary.json of a finished package as recorded with its success (None: none recorded,
+    as for packages finished before summaries were kept)."""
+    document: str | None = conn.execute(
+        select(package_summaries.c.document).where(package_summaries.c.package_id == package_id)
+    ).scalar_one_or_none()
+    return document
 
 
 def sweepable_ids(conn: Connection, now: float, limit: int) -> list[str]:

@@ -153,6 +153,16 @@ Index("packages_claim", packages.c.state, packages.c.lease_expires_at)
 Index("packages_project", packages.c.project_id, packages.c.kind, packages.c.resource_id)
 Index("packages_node", packages.c.resource_id, packages.c.node_id, packages.c.state)
 
+# summary.json of a finished package, recorded with its success: the console reads it here
+# instead of streaming the whole package through (it follows the logs, seconds for a big one).
+# A table of its own, so listing packages never reads these documents.
+package_summaries = Table(
+    "package_summaries",
+    metadata,
+    Column("package_id", ID, ForeignKey("packages.id"), primary_key=True),
+    Column("document", Text, nullable=False),  # summary.json as the package holds it
+)
+
 audit_records = Table(
     "audit_records",
     metadata,

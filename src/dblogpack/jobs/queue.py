@@ -126,6 +126,11 @@ class JobQueue:
         with self.catalog.read() as conn:
             return rows.get_package(conn, package_id)
 
+    def summary(self, package_id: str) -> str | None:
+        """summary.json of a finished package as its build recorded it (None: not recorded)."""
+        with self.catalog.read() as conn:
+            return rows.package_summary(conn, package_id)
+
     def list_packages(
         self,
         project_ids: Sequence[str],

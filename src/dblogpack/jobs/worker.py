@@ -212,7 +212,8 @@ class Worker:
             key = package_key(package)
             spool.seek(0)
             self._publish(spool, key)
-        built = BuiltPackage(key, result.size, result.entries, result.sha256 or "")
+        summary = None if result.summary is None else result.summary.decode()
+        built = BuiltPackage(key, result.size, result.entries, result.sha256 or "", summary)
         if not self.queue.finish(claim, built):
             self.store.delete(key)  # a late duplicate: the row names another worker's object
             raise LeaseLost(f"package {package.id} was taken over before it was recorded")

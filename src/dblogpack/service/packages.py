@@ -288,11 +288,16 @@ class PackageOperations(ResourceOperations):
         self, caller: Caller, project_id: str, region: str | None, zone: str | None,
         kind: ResourceKind, resource_id: str, package_id: str,
     ) -> dict[str, Any]:
-        """summary.json of a finished package, read from the store (the tar is streamed through,
-        never held whole: summary.json follows the logs)."""
+        """summary.json of a finished package: the copy its build recorded, else (a package
+        finished before copies were kept) read from the store, the tar streamed through, never
+        held whole (summary.json follows the logs)."""
         package = self.get_package(caller, project_id, region, zone, kind, resource_id, package_id)
         if package.state is not PackageState.SUCCESS or package.store_key is None:
             raise _unfinished(package, "its summary exists once it is Package_Success")
+        recorded = self.jobs.summary(package.id)
+        if recorded is not None:
+            stored: dict[str, Any] = json.loads(recorded)
+            return stored
         try:
             document = summary_of(self._package_store().open(package.store_key))
         except (tarfile.TarError, OSError, ValueError) as exc:
