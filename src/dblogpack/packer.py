@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import threading
 import time
 from collections.abc import Callable, Iterable
 
@@ -114,6 +113,7 @@ class _ThreadedHash:
 
     def __init__(self) -> None:
         import queue  # only members of 16 MiB and more: kept off small packages' start-up
+        import threading
 
         self._digest = hashlib.sha256()
         self._queue: queue.Queue[bytes | memoryview | None] = queue.Queue(maxsize=2)

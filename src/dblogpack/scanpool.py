@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 
 from dblogpack.errors import InternalError, SourceError
 from dblogpack.members import (
+    Background,
     BackgroundMember,
     CompressedMember,
     SpanList,
@@ -230,16 +231,19 @@ def _scan_piece(
         return scanned
     except OSError as exc:
         raise SourceError(f"cannot open {task.path}: {exc.strerror}") from exc
+    reads = _Reads(fd, log_format, task.stop)
     piece: _Piece | None = None
-    if task.piece_dir is not None:
-        piece = _CompressedPiece(task.piece_dir, task.level)
-    elif level is not None:
-        piece = _ThreadPiece(level)
     try:
-        _scan_fd(fd, task, log_format, scanned, on_chunk, piece)
+        if task.piece_dir is not None:
+            piece = _CompressedPiece(task.piece_dir, task.level)
+        elif level is not None:
+            reads.ahead(task.start, task.chunk or CHUNK)  # read while ISA-L loads
+            piece = _ThreadPiece(level)
+        _scan_fd(reads, task, log_format, scanned, on_chunk, piece)
         if piece is not None:
             piece.finish(scanned)
     finally:
+        reads.close()
         os.close(fd)
         if piece is not None:
             piece.close()
@@ -295,7 +299,7 @@ _Piece = _CompressedPiece | _ThreadPiece
 
 
 def _scan_fd(
-    fd: int,
+    reads: _Reads,
     task: _PieceTask,
     log_format: LogFormat,
     scanned: Scanned,
@@ -303,12 +307,8 @@ def _scan_fd(
     piece: _Piece | None,
 ) -> None:
     pos, chunk = task.start, task.chunk or CHUNK
-    tail_framed = log_format.name in TAIL_FRAMED
     while pos < task.stop:
-        size = min(chunk, task.stop - pos)
-        middle = pos + size < task.stop and chunk < MAX_CHUNK
-        whole = _tail_boundary(fd, log_format, pos, size) if tail_framed and middle else None
-        buf = os.pread(fd, size if whole is None else whole, pos)
+        buf, whole = reads.read(pos, chunk)
         if whole is None or len(buf) != whole:
             if not buf:
                 scanned.warnings.append(
@@ -322,6 +322,9 @@ def _scan_fd(
         # The unfinished tail is not carried: the next read starts where it begins.
         whole_entries = buf if whole == len(buf) else buf[:whole]
         del buf  # one copy of the chunk in memory while it is scanned
+        chunk = task.chunk or CHUNK
+        if isinstance(piece, _ThreadPiece) and pos + whole < task.stop:
+            reads.ahead(pos + whole, chunk)  # the next chunk read while this one is scanned
         found = log_format.scan(whole_entries, task.query, task.name, pos)
         if piece is not None:
             piece.add(whole_entries, found.spans)
@@ -330,7 +333,53 @@ def _scan_fd(
         scanned.bytes_scanned += whole
         if on_chunk is not None:
             on_chunk(whole)
-        chunk = task.chunk or CHUNK
+
+
+class _Reads:
+    """A piece's chunks, each read exactly to its whole entries when its tail shows where they
+    end; `ahead` has one read by a thread while the caller scans (pread releases the GIL, and
+    faulting in a fresh 2 MiB buffer costs ~1.5 ms: a 1-hour window's pack spent ~5 ms of its
+    scanning thread on reads)."""
+
+    def __init__(self, fd: int, log_format: LogFormat, stop: int) -> None:
+        self._fd, self._format, self._stop = fd, log_format, stop
+        self._tail_framed = log_format.name in TAIL_FRAMED
+        # The chunk read ahead: where and how, the length read, the read (once done) and its thread.
+        self._ahead: tuple[int, int, int | None] | None = None
+        self._done: list[bytes] = []
+        self._thread: Background | None = None
+
+    def read(self, pos: int, chunk: int) -> tuple[bytes, int | None]:
+        """The chunk at `pos` (up to `chunk` bytes) and its length when that is exactly its whole
+        entries (None: the caller finds where they end)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and self._thread is not None and ahead[:2] == (pos, chunk):
+            self._thread.wait()
+            return self._done.pop(), ahead[2]
+        self.close()  # a read ahead of another chunk (the file shrank): not needed
+        length, whole = self._extent(pos, chunk)
+        return os.pread(self._fd, length, pos), whole
+
+    def ahead(self, pos: int, chunk: int) -> None:
+        """Start reading the chunk at `pos` in a thread; `read(pos, chunk)` takes it."""
+        length, whole = self._extent(pos, chunk)
+        fd, done = self._fd, self._done
+        self._ahead = (pos, chunk, whole)
+        self._thread = Background(lambda: done.append(os.pread(fd, length, pos)))
+
+    def _extent(self, pos: int, chunk: int) -> tuple[int, int | None]:
+        size = min(chunk, self._stop - pos)
+        whole = None
+        if self._tail_framed and pos + size < self._stop and chunk < MAX_CHUNK:  # a middle chunk
+            whole = _tail_boundary(self._fd, self._format, pos, size)
+        return (size if whole is None else whole), whole
+
+    def close(self) -> None:
+        """Let a read still running end (its file descriptor is closed next)."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+            self._done.clear()
 
 
 def selected(buf: bytes, spans: list[tuple[int, int]]) -> bytes | memoryview:
