@@ -1,17 +1,14 @@
 """The package file: a streamed `.tar.gz` (tar headers written here, gzip compressed by ISA-L, in
-its own threads for big packages) and the manifest.json every package carries. Standard gzip,
-standard ustar/pax tar.
+its own threads for big packages). Standard gzip, standard ustar/pax tar. Its documents
+(manifest.json, summary.json) are written by `manifest`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import math
 import time
 from collections.abc import Callable, Iterable
 
-from dblogpack import __version__
 from dblogpack.members import (
     COMPRESS_BLOCK,
     GZIP_HEADER,
@@ -23,9 +20,7 @@ from dblogpack.members import (
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
 if TYPE_CHECKING:
     from types import TracebackType
-    from typing import Any, BinaryIO, Protocol
-
-    from dblogpack.model import PackageResult, PackageSpec
+    from typing import BinaryIO, Protocol
 
     class GzipStream(Protocol):
         def write(self, data: bytes | memoryview, /) -> int: ...
@@ -278,78 +273,3 @@ class TarGzWriter:
             except (OSError, ValueError):
                 # The failure that brought us here is the one to report.
                 return
-
-
-def iso(ts: float | None) -> str | None:
-    """ISO 8601 UTC with milliseconds (the logs' own precision), or None.
-
-    As `datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")` writes it (the
-    fraction rounded half-even to microseconds, then cut to milliseconds), without importing
-    datetime: every `pack` start would pay for it.
-    """
-    if ts is None:
-        return None
-    fraction, seconds = math.modf(ts)
-    micros = round(fraction * 1e6)
-    whole = int(seconds) + micros // 1_000_000  # a fraction rounded up to 1 s, or a negative one
-    t = time.gmtime(whole)
-    return (
-        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
-        f"{t.tm_sec:02d}.{micros % 1_000_000 // 1000:03d}Z"
-    )
-
-
-def manifest(spec: PackageSpec, result: PackageResult) -> dict[str, Any]:
-    """manifest.json, with exactly the keys DESIGN.md lists.
-
-    Every source file considered is listed; one without entries in the window has
-    `entries: 0` and `member`/`sha256` null (no member is written for it). `first_ts`/`last_ts`
-    are those of the file's selected entries. `totals.files` counts the log members written.
-    """
-    members = [f for f in result.files if f.member is not None]
-    return {
-        "format_version": 1,
-        "package": {
-            "id": spec.id,
-            "name": spec.name,
-            "kind": spec.kind.value,
-            "resource_id": spec.resource_id,
-            "node_id": spec.node_id,
-            "log_type": spec.log_type.value,
-            "min_duration_ms": spec.min_duration_ms,
-        },
-        "window": {
-            "begin": spec.window.begin,
-            "end": spec.window.end,
-            "begin_iso": iso(spec.window.begin),
-            "end_iso": iso(spec.window.end),
-        },
-        "files": [
-            {
-                "name": f.name,
-                "format": f.format,
-                "bytes_scanned": f.bytes_scanned,
-                "entries": f.entries,
-                "first_ts": iso(f.first_ts),
-                "last_ts": iso(f.last_ts),
-                "member": f.member,
-                "sha256": f.sha256,
-            }
-            for f in result.files
-        ],
-        "totals": {
-            "entries": result.entries,
-            "bytes": sum(f.bytes_written for f in members),
-            "bytes_scanned": sum(f.bytes_scanned for f in result.files),
-            "files": len(members),
-        },
-        "warnings": [
-            {"file": w.file, "offset": w.offset, "kind": w.kind, "detail": w.detail}
-            for w in result.warnings
-        ],
-        "generator": f"dblogpack {__version__}",
-    }
-
-
-def json_bytes(document: dict[str, Any]) -> bytes:
-    return json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n"

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dblogpack.errors import InternalError, SourceError
+from dblogpack.manifest import json_bytes, manifest
 from dblogpack.members import BackgroundMember, CompressedMember, span_bytes
 from dblogpack.model import FileResult, FormatConfig, LogFile, PackageResult, PackageSpec, Query
-from dblogpack.packer import TarGzWriter, json_bytes, manifest
+from dblogpack.packer import TarGzWriter
 from dblogpack.planning import (
     FilePlan,
     Meter,
