@@ -7,16 +7,24 @@ while the scan goes on (`BackgroundMember`, its calls run by `Background`).
 from __future__ import annotations
 
 import _thread
-import hashlib
 import os
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
 if TYPE_CHECKING:
+    from hashlib import _Hash
     from typing import BinaryIO
 
 COMPRESS_BLOCK = 1024 * 1024
+
+
+def sha256() -> _Hash:
+    """A new sha256 hasher. hashlib is imported at first use: `pack` loads it in a thread as it
+    starts (see cli/pack.py), so the scanning thread need not wait for OpenSSL to load."""
+    import hashlib
+
+    return hashlib.sha256()
 
 
 class SpanList:
@@ -124,7 +132,7 @@ class CompressedMember:
 
     def __init__(self) -> None:
         self._files: list[str] = []
-        self._digest = hashlib.sha256()
+        self._digest = sha256()
         self.size = 0
 
     def add(self, compressed_file: str, content: Iterable[bytes | memoryview]) -> None:
@@ -203,7 +211,7 @@ class BackgroundMember:
 
         self._zlib, self._level = isal_zlib, level
         self._window: bytes | memoryview = b""  # the last 32 KiB deflated: the next piece's history
-        self._digest = hashlib.sha256()
+        self._digest = sha256()
         self._segment: list[bytes] = []
         self._pending: Background | None = None
         self.size = self.crc = 0

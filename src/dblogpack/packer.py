@@ -5,7 +5,6 @@ its own threads for big packages). Standard gzip, standard ustar/pax tar. Its do
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterable
 
@@ -15,6 +14,7 @@ from dblogpack.members import (
     BackgroundMember,
     CompressedMember,
     gzip_trailer,
+    sha256,
 )
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
@@ -37,7 +37,7 @@ class _HashingWriter:
     def __init__(self, out: BinaryIO) -> None:
         self.out = out
         self.size = 0
-        self.sha256 = hashlib.sha256()
+        self.sha256 = sha256()
 
     def write(self, data: bytes) -> int:
         self.out.write(data)
@@ -110,7 +110,7 @@ class _ThreadedHash:
         import queue  # only members of 16 MiB and more: kept off small packages' start-up
         import threading
 
-        self._digest = hashlib.sha256()
+        self._digest = sha256()
         self._queue: queue.Queue[bytes | memoryview | None] = queue.Queue(maxsize=2)
         self._thread = threading.Thread(target=self._run, name="dblogpack-sha256", daemon=True)
         self._thread.start()
@@ -213,7 +213,7 @@ class TarGzWriter:
     def add_member(self, name: str, size: int, chunks: Iterable[bytes | memoryview]) -> str:
         """Write a member of exactly `size` bytes from `chunks`; returns their sha256 (hex)."""
         self._write(tar_header(name, size, self._mtime))
-        hasher = _ThreadedHash() if size >= _THREADED_HASH_MIN else hashlib.sha256()
+        hasher = _ThreadedHash() if size >= _THREADED_HASH_MIN else sha256()
         written = 0
         try:
             for chunk in chunks:
