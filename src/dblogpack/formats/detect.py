@@ -99,6 +99,8 @@ def _detect_prefix(lines: list[bytes], configured: str | None) -> str:
         share = _share(lines, compile_prefix(prefix).line)
         if share > best_share:
             best, best_share = prefix, share
+        if best_share == 1.0:
+            break  # no later prefix can do better: spare compiling them (~0.2 ms each)
     if best is None or best_share < 0.5:
         raise FormatError(_refusal(lines, configured))
     return best
