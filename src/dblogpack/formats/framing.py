@@ -57,6 +57,22 @@ def count_matches(pattern: re.Pattern[bytes], buf: Buffer, lo: int, hi: int) -> 
     return len(pattern.findall(buf, lo, hi))
 
 
+# A regex call holds the GIL from start to end (~1 ms a MiB): a thread compressing, hashing or
+# reading for the scan waits that long each time it needs the GIL back (after each C step).
+# Counting passes over a whole chunk are made a slice at a time, so it waits a slice at most.
+COUNT_SLICE = 256 * 1024
+
+
+def count_line_heads(pattern: re.Pattern[bytes], buf: Buffer, lo: int, end: int) -> int:
+    """`count_matches(pattern, buf, lo, end)` for a pattern matching one byte and looking one
+    byte ahead (`\\n(?=X)`, X one byte), counted a COUNT_SLICE at a time: each slice reaches one
+    byte past its matches' starts, for their lookahead, and no further (as `end` does)."""
+    count = 0
+    for start in range(lo, end, COUNT_SLICE):
+        count += len(pattern.findall(buf, start, min(start + COUNT_SLICE + 1, end)))
+    return count
+
+
 def find_all(buf: bytes, needle: bytes, lo: int, hi: int) -> Iterator[int]:
     """Offsets of `needle` in buf[lo:hi]: bytes.find's fast search, faster than a regex literal."""
     at = buf.find(needle, lo, hi)
