@@ -17,6 +17,7 @@ from dblogpack.model import FileResult, FormatConfig, LogFile, PackageResult, Pa
 from dblogpack.packer import TarGzWriter
 from dblogpack.planning import (
     FilePlan,
+    FileReads,
     Meter,
     Progress,
     chosen_files,
@@ -25,7 +26,6 @@ from dblogpack.planning import (
     dialect_of,
     file_head,
     plan_file,
-    reader,
     vanished,
     vanished_warning,
     wants_details,
@@ -94,8 +94,8 @@ def detect_kind(source: LogSource, fmt: FormatConfig) -> str:
     if fmt.name == "auto":
         for file in source.list_files():
             if file.size:
-                read = reader(source, file.name, source.local_path(file.name))
-                head = file_head(read, file)
+                with FileReads(source, file.name, source.local_path(file.name)) as read:
+                    head = file_head(read, file)
                 if head:
                     return dialect_of(detected(head, fmt, file.name))
     return dialect_of(fmt)
