@@ -10,10 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.unit.test_formats_window import synthetic_log, windows
 
-from dblogpack import scanpool
+from dblogpack import chunkreads, scanpool
+from dblogpack.chunkreads import TAIL_FRAMED
 from dblogpack.formats import build
 from dblogpack.model import FormatConfig, LogKind, Query
-from dblogpack.scanpool import TAIL_FRAMED, Scanned
+from dblogpack.scanpool import Scanned
 
 
 def scan_file(path: Path, name: str, query: Query) -> Scanned:
@@ -37,13 +38,13 @@ def test_reading_to_the_tail_boundary_selects_what_cutting_a_read_does(
     path = tmp_path / "a.log"
     path.write_bytes(data)
     monkeypatch.setattr(scanpool, "CHUNK", 16 * 1024)  # a few dozen chunks
-    monkeypatch.setattr(scanpool, "_TAIL", 2 * 1024)
+    monkeypatch.setattr(chunkreads, "_TAIL", 2 * 1024)
     for window in windows(entries)[:4]:
         for kind in LogKind:
             query = Query(window, kind, details=kind is not LogKind.ALL)
             fast = scan_file(path, name, query)
             with monkeypatch.context() as general:
-                general.setattr(scanpool, "TAIL_FRAMED", frozenset())
+                general.setattr(chunkreads, "TAIL_FRAMED", frozenset())
                 cut = scan_file(path, name, query)
             assert outcome(fast) == outcome(cut), (window, kind)
 
@@ -85,7 +86,7 @@ def test_chunks_read_ahead_by_a_thread_scan_as_chunks_read_in_turn(
     data, entries = synthetic_log(name)
     path = tmp_path / "a.log"
     path.write_bytes(data)
-    monkeypatch.setattr(scanpool, "_TAIL", 2 * 1024)
+    monkeypatch.setattr(chunkreads, "_TAIL", 2 * 1024)
     for window in windows(entries)[:4]:
         for kind in LogKind:
             query = Query(window, kind, details=kind is not LogKind.ALL)

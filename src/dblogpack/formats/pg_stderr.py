@@ -46,6 +46,7 @@ _ANY_LEVEL = rb"[A-Z]+[1-5]?:  "
 _FOLLOW_UP_TAG = re.compile(rb":  (?<=[LTYN]:  )")
 _FOLLOW_UP_WORDS = frozenset(level.encode() for level in FOLLOW_UP_LEVELS)
 _NON_TAB_LINE = re.compile(rb"\n(?!\t)")
+_DURATION = re.compile(rb"duration: (\d+(?:\.\d+)?) ms")
 # Lines _last_primary_newline tries one by one before searching a window.
 _BACK_LINES = 32
 # Where the zone abbreviation starts in a timestamp's text (%n has none: it is epoch seconds).
@@ -115,10 +116,6 @@ class PgStderrFormat(EntryScanner):
         from dblogpack.formats.pg_slow import LEAD  # the statement lead the slow scan matches
 
         return re.compile(LEAD)
-
-    @cached_property
-    def _duration(self) -> re.Pattern[bytes]:
-        return re.compile(rb"duration: (\d+(?:\.\d+)?) ms")
 
     @cached_property
     def _slow_line(self) -> re.Pattern[bytes]:
@@ -266,7 +263,7 @@ class PgStderrFormat(EntryScanner):
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
         # The message starts with `duration: `, so the first one is on the first line.
         at = buf.find(b"duration: ", start, end)
-        found = self._duration.match(buf, at) if at >= 0 else None
+        found = _DURATION.match(buf, at) if at >= 0 else None
         return float(found[1]) if found is not None else None
 
     def _detail(
