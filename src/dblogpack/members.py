@@ -195,8 +195,8 @@ class Background:
 
 
 class BackgroundMember:
-    """A member's bytes deflated and hashed in a thread while the caller goes on scanning: ISA-L,
-    zlib's crc32 and hashlib release the GIL, so they run on the other core.
+    """A member's bytes deflated and hashed in threads while the caller goes on scanning: ISA-L
+    and hashlib release the GIL, so they run on the other core.
 
     The bytes end up as one raw deflate segment ending byte-aligned (a sync flush), with their
     CRC-32 and size: a packer writing its own gzip member splices it in, so the package stays one
@@ -213,14 +213,17 @@ class BackgroundMember:
         self._window: bytes | memoryview = b""  # the last 32 KiB deflated: the next piece's history
         self._digest = sha256()
         self._segment: list[bytes] = []
-        self._pending: Background | None = None
+        self._deflating: Background | None = None
+        self._hashing: Background | None = None
         self.size = self.crc = 0
 
     def add(self, data: bytes | memoryview) -> None:
         """Deflate and hash `data` after the bytes added before it."""
         self.wait()
         self.size += len(data)
-        self._pending = Background(lambda: self._deflate(data))
+        # Two threads: once the scan is over, the last piece's deflate and hash take both cores.
+        self._deflating = Background(lambda: self._deflate(data))
+        self._hashing = Background(lambda: self._digest.update(data))
 
     def _deflate(self, data: bytes | memoryview) -> None:
         # The block compressor isal's own threaded gzip writer uses: deflate and CRC-32 in one call
@@ -234,13 +237,13 @@ class BackgroundMember:
         self._segment.append(compressed)
         self.crc = self._zlib.crc32_combine(self.crc, crc, len(data))
         self._window = data[-_WINDOW:]
-        self._digest.update(data)
 
     def wait(self) -> None:
-        """Return once the pieces added so far are deflated (the thread is done); raise what
-        failed there."""
-        if self._pending is not None:
-            self._pending.wait()
+        """Return once the pieces added so far are deflated and hashed (the threads are done);
+        raise what failed there."""
+        for pending in (self._deflating, self._hashing):
+            if pending is not None:
+                pending.wait()
 
     def finish(self) -> None:
         """Return once every piece added is deflated (each ends byte-aligned already)."""
@@ -260,9 +263,10 @@ class BackgroundMember:
         yield EMPTY_LAST_BLOCK + gzip_trailer(self.crc, self.size)
 
     def close(self) -> None:
-        """Drop the segment once the thread is done (a failure is raised by wait(), not here)."""
-        if self._pending is not None:
-            self._pending.join()
+        """Drop the segment once the threads are done (a failure is raised by wait(), not here)."""
+        for pending in (self._deflating, self._hashing):
+            if pending is not None:
+                pending.join()
         self._segment.clear()
 
 

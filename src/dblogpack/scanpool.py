@@ -275,7 +275,7 @@ class _CompressedPiece:
 
 
 class _ThreadPiece:
-    """The selected bytes of an in-process scan, compressed and hashed by a thread of this
+    """The selected bytes of an in-process scan, compressed and hashed by threads of this
     process while the scan goes on (ISA-L and hashlib release the GIL)."""
 
     def __init__(self, level: int) -> None:
