@@ -1,32 +1,26 @@
 """The package file: a streamed `.tar.gz` (tar headers written here, gzip compressed by ISA-L, in
-its own threads for big packages) and the manifest.json every package carries. Standard gzip,
-standard ustar/pax tar.
+its own threads for big packages). Standard gzip, standard ustar/pax tar. Its documents
+(manifest.json, summary.json) are written by `manifest`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-import threading
 import time
 from collections.abc import Callable, Iterable
 
-from dblogpack import __version__
 from dblogpack.members import (
     COMPRESS_BLOCK,
     GZIP_HEADER,
     BackgroundMember,
     CompressedMember,
     gzip_trailer,
+    sha256,
 )
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
 if TYPE_CHECKING:
     from types import TracebackType
-    from typing import Any, BinaryIO, Protocol
-
-    from dblogpack.model import PackageResult, PackageSpec
+    from typing import BinaryIO, Protocol
 
     class GzipStream(Protocol):
         def write(self, data: bytes | memoryview, /) -> int: ...
@@ -43,7 +37,7 @@ class _HashingWriter:
     def __init__(self, out: BinaryIO) -> None:
         self.out = out
         self.size = 0
-        self.sha256 = hashlib.sha256()
+        self.sha256 = sha256()
 
     def write(self, data: bytes) -> int:
         self.out.write(data)
@@ -114,8 +108,9 @@ class _ThreadedHash:
 
     def __init__(self) -> None:
         import queue  # only members of 16 MiB and more: kept off small packages' start-up
+        import threading
 
-        self._digest = hashlib.sha256()
+        self._digest = sha256()
         self._queue: queue.Queue[bytes | memoryview | None] = queue.Queue(maxsize=2)
         self._thread = threading.Thread(target=self._run, name="dblogpack-sha256", daemon=True)
         self._thread.start()
@@ -188,7 +183,9 @@ class TarGzWriter:
             self._threaded_gzip(compresslevel, threads) if threads
             else lambda: _OneMember(self._sink, compresslevel)
         )
-        self._gzip = self._open_gzip()
+        # Opened at the first write, after a small range's scan: ISA-L's import (~1.2 ms) then
+        # overlaps the scan's first read instead of coming before it.
+        self._gzip: GzipStream | None = None
         self._mtime = int(time.time() if mtime is None else mtime)
         self._tar_bytes = 0
         self._closed = False
@@ -218,7 +215,7 @@ class TarGzWriter:
     def add_member(self, name: str, size: int, chunks: Iterable[bytes | memoryview]) -> str:
         """Write a member of exactly `size` bytes from `chunks`; returns their sha256 (hex)."""
         self._write(tar_header(name, size, self._mtime))
-        hasher = _ThreadedHash() if size >= _THREADED_HASH_MIN else hashlib.sha256()
+        hasher = _ThreadedHash() if size >= _THREADED_HASH_MIN else sha256()
         written = 0
         try:
             for chunk in chunks:
@@ -240,12 +237,13 @@ class TarGzWriter:
         when it writes one; otherwise the current gzip member is ended, theirs are copied as they
         are, and a new one carries on (concatenated gzip members are one standard gzip stream)."""
         self._write(tar_header(name, member.size, self._mtime))
-        if isinstance(self._gzip, _OneMember) and isinstance(member, BackgroundMember):
-            self._gzip.splice(member)
+        gzip = self._stream()
+        if isinstance(gzip, _OneMember) and isinstance(member, BackgroundMember):
+            gzip.splice(member)
             self._tar_bytes += member.size
             self._write(_padding(member.size))
             return
-        self._gzip.close()
+        gzip.close()
         for chunk in member.compressed_chunks():
             self._sink.write(chunk)
         self._tar_bytes += member.size
@@ -255,9 +253,14 @@ class TarGzWriter:
     def add_bytes(self, name: str, data: bytes) -> str:
         return self.add_member(name, len(data), [data])
 
+    def _stream(self) -> GzipStream:
+        if self._gzip is None:
+            self._gzip = self._open_gzip()
+        return self._gzip
+
     def _write(self, data: bytes | memoryview) -> None:
         if data:
-            self._gzip.write(data)
+            self._stream().write(data)
             self._tar_bytes += len(data)
 
     def close(self) -> tuple[int, str]:
@@ -265,7 +268,7 @@ class TarGzWriter:
         if not self._closed:
             end = 2 * BLOCK
             self._write(b"\0" * (end + (-(self._tar_bytes + end) % RECORD)))
-            self._gzip.close()
+            self._stream().close()
             self._closed = True
         return self._sink.size, self._sink.sha256.hexdigest()
 
@@ -273,83 +276,10 @@ class TarGzWriter:
         """Stop the compression threads after a failure; the output is left incomplete."""
         if not self._closed:
             self._closed = True
+            if self._gzip is None:
+                return  # nothing written, nothing to stop
             try:
                 self._gzip.close()
             except (OSError, ValueError):
                 # The failure that brought us here is the one to report.
                 return
-
-
-def iso(ts: float | None) -> str | None:
-    """ISO 8601 UTC with milliseconds (the logs' own precision), or None.
-
-    As `datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")` writes it (the
-    fraction rounded half-even to microseconds, then cut to milliseconds), without importing
-    datetime: every `pack` start would pay for it.
-    """
-    if ts is None:
-        return None
-    fraction, seconds = math.modf(ts)
-    micros = round(fraction * 1e6)
-    whole = int(seconds) + micros // 1_000_000  # a fraction rounded up to 1 s, or a negative one
-    t = time.gmtime(whole)
-    return (
-        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
-        f"{t.tm_sec:02d}.{micros % 1_000_000 // 1000:03d}Z"
-    )
-
-
-def manifest(spec: PackageSpec, result: PackageResult) -> dict[str, Any]:
-    """manifest.json, with exactly the keys DESIGN.md lists.
-
-    Every source file considered is listed; one without entries in the window has
-    `entries: 0` and `member`/`sha256` null (no member is written for it). `first_ts`/`last_ts`
-    are those of the file's selected entries. `totals.files` counts the log members written.
-    """
-    members = [f for f in result.files if f.member is not None]
-    return {
-        "format_version": 1,
-        "package": {
-            "id": spec.id,
-            "name": spec.name,
-            "kind": spec.kind.value,
-            "resource_id": spec.resource_id,
-            "node_id": spec.node_id,
-            "log_type": spec.log_type.value,
-            "min_duration_ms": spec.min_duration_ms,
-        },
-        "window": {
-            "begin": spec.window.begin,
-            "end": spec.window.end,
-            "begin_iso": iso(spec.window.begin),
-            "end_iso": iso(spec.window.end),
-        },
-        "files": [
-            {
-                "name": f.name,
-                "format": f.format,
-                "bytes_scanned": f.bytes_scanned,
-                "entries": f.entries,
-                "first_ts": iso(f.first_ts),
-                "last_ts": iso(f.last_ts),
-                "member": f.member,
-                "sha256": f.sha256,
-            }
-            for f in result.files
-        ],
-        "totals": {
-            "entries": result.entries,
-            "bytes": sum(f.bytes_written for f in members),
-            "bytes_scanned": sum(f.bytes_scanned for f in result.files),
-            "files": len(members),
-        },
-        "warnings": [
-            {"file": w.file, "offset": w.offset, "kind": w.kind, "detail": w.detail}
-            for w in result.warnings
-        ],
-        "generator": f"dblogpack {__version__}",
-    }
-
-
-def json_bytes(document: dict[str, Any]) -> bytes:
-    return json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n"

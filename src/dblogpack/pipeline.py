@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dblogpack.errors import InternalError, SourceError
+from dblogpack.manifest import json_bytes, manifest
 from dblogpack.members import BackgroundMember, CompressedMember, span_bytes
 from dblogpack.model import FileResult, FormatConfig, LogFile, PackageResult, PackageSpec, Query
-from dblogpack.packer import TarGzWriter, json_bytes, manifest
+from dblogpack.packer import TarGzWriter
 from dblogpack.planning import (
     FilePlan,
+    FileReads,
     Meter,
     Progress,
     chosen_files,
@@ -24,7 +26,6 @@ from dblogpack.planning import (
     dialect_of,
     file_head,
     plan_file,
-    reader,
     vanished,
     vanished_warning,
     wants_details,
@@ -93,8 +94,8 @@ def detect_kind(source: LogSource, fmt: FormatConfig) -> str:
     if fmt.name == "auto":
         for file in source.list_files():
             if file.size:
-                read = reader(source, file.name, source.local_path(file.name))
-                head = file_head(read, file)
+                with FileReads(source, file.name, source.local_path(file.name)) as read:
+                    head = file_head(read, file)
                 if head:
                     return dialect_of(detected(head, fmt, file.name))
     return dialect_of(fmt)

@@ -88,6 +88,37 @@ def reader(source: LogSource, name: str, path: str | None) -> Callable[[int, int
     return lambda offset, size: _pread(path, offset, size)
 
 
+class FileReads:
+    """A file's reads for planning (head, edges, bisection probes), as `reader` reads it, but a
+    local file through one descriptor opened at the first read: opening it for each of a
+    bisection's ~40 probes cost ~0.6 ms of every pack start. A context manager: closed at exit."""
+
+    __slots__ = ("_fd", "_path", "_remote")
+
+    def __init__(self, source: LogSource, name: str, path: str | None) -> None:
+        self._path, self._fd = path, -1
+        self._remote = reader(source, name, path) if path is None else None
+
+    def __call__(self, offset: int, size: int) -> bytes:
+        if self._remote is not None:
+            return self._remote(offset, size)
+        assert self._path is not None  # local, as there is no remote reader
+        try:
+            if self._fd < 0:
+                self._fd = os.open(self._path, os.O_RDONLY)
+            return os.pread(self._fd, size, offset)
+        except OSError as exc:
+            raise SourceError(f"cannot read {self._path}: {exc.strerror}") from exc
+
+    def __enter__(self) -> FileReads:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
 def _pread(path: str, offset: int, size: int) -> bytes:
     try:
         with open(path, "rb", buffering=0) as f:
@@ -136,8 +167,19 @@ def _plan_range(
     result: PackageResult,
     workers: int,
 ) -> None:
+    with FileReads(source, plan.file.name, plan.path) as read:
+        _plan_read_range(plan, read, fmt, query, result, workers)
+
+
+def _plan_read_range(
+    plan: FilePlan,
+    read: Callable[[int, int], bytes],
+    fmt: FormatConfig,
+    query: Query,
+    result: PackageResult,
+    workers: int,
+) -> None:
     file, path = plan.file, plan.path
-    read = reader(source, file.name, path)
     head = file_head(read, file)
     if head is None:
         detail = "not a valid gzip file; it was skipped"

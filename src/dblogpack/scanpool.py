@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 
+# MAX_CHUNK re-exported: the worker pool sizes its processes' allocator by it.
+from dblogpack.chunkreads import MAX_CHUNK as MAX_CHUNK
+from dblogpack.chunkreads import Reads, whole_length
 from dblogpack.errors import InternalError, SourceError
 from dblogpack.members import (
     BackgroundMember,
@@ -34,9 +37,6 @@ if TYPE_CHECKING:
 # 4 MiB chunks: C-speed scans amortise their call overhead long before that, and each of the
 # three processes holds about two chunks, so memory stays well under 100 MB in all.
 CHUNK = 4 * 1024 * 1024
-# A chunk grows to hold one long entry, up to this; past it, the bytes are scanned as they are
-# (a garbage file without entry starts must not be read into memory whole).
-MAX_CHUNK = 64 * 1024 * 1024
 # Chunks of an in-process scan whose selected bytes a thread compresses meanwhile: small enough
 # that the thread starts early and finishes soon after the scan, big enough to amortise a scan.
 THREADED_CHUNK = 2 * 1024 * 1024
@@ -230,16 +230,19 @@ def _scan_piece(
         return scanned
     except OSError as exc:
         raise SourceError(f"cannot open {task.path}: {exc.strerror}") from exc
+    reads = Reads(fd, log_format, task.stop)
     piece: _Piece | None = None
-    if task.piece_dir is not None:
-        piece = _CompressedPiece(task.piece_dir, task.level)
-    elif level is not None:
-        piece = _ThreadPiece(level)
     try:
-        _scan_fd(fd, task, log_format, scanned, on_chunk, piece)
+        if task.piece_dir is not None:
+            piece = _CompressedPiece(task.piece_dir, task.level)
+        elif level is not None:
+            reads.ahead(task.start, task.chunk or CHUNK)  # read while ISA-L loads
+            piece = _ThreadPiece(level)
+        _scan_fd(reads, task, log_format, scanned, on_chunk, piece)
         if piece is not None:
             piece.finish(scanned)
     finally:
+        reads.close()
         os.close(fd)
         if piece is not None:
             piece.close()
@@ -272,7 +275,7 @@ class _CompressedPiece:
 
 
 class _ThreadPiece:
-    """The selected bytes of an in-process scan, compressed and hashed by a thread of this
+    """The selected bytes of an in-process scan, compressed and hashed by threads of this
     process while the scan goes on (ISA-L and hashlib release the GIL)."""
 
     def __init__(self, level: int) -> None:
@@ -297,7 +300,7 @@ _Piece = _CompressedPiece | _ThreadPiece
 
 
 def _scan_fd(
-    fd: int,
+    reads: Reads,
     task: _PieceTask,
     log_format: LogFormat,
     scanned: Scanned,
@@ -305,12 +308,8 @@ def _scan_fd(
     piece: _Piece | None,
 ) -> None:
     pos, chunk = task.start, task.chunk or CHUNK
-    tail_framed = log_format.name in TAIL_FRAMED
     while pos < task.stop:
-        size = min(chunk, task.stop - pos)
-        middle = pos + size < task.stop and chunk < MAX_CHUNK
-        whole = _tail_boundary(fd, log_format, pos, size) if tail_framed and middle else None
-        buf = os.pread(fd, size if whole is None else whole, pos)
+        buf, whole = reads.read(pos, chunk)
         if whole is None or len(buf) != whole:
             if not buf:
                 scanned.warnings.append(
@@ -324,6 +323,9 @@ def _scan_fd(
         # The unfinished tail is not carried: the next read starts where it begins.
         whole_entries = buf if whole == len(buf) else buf[:whole]
         del buf  # one copy of the chunk in memory while it is scanned
+        chunk = task.chunk or CHUNK
+        if isinstance(piece, _ThreadPiece) and pos + whole < task.stop:
+            reads.ahead(pos + whole, chunk)  # the next chunk read while this one is scanned
         found = log_format.scan(whole_entries, task.query, task.name, pos)
         if piece is not None:
             piece.add(whole_entries, found.spans)
@@ -332,7 +334,6 @@ def _scan_fd(
         scanned.bytes_scanned += whole
         if on_chunk is not None:
             on_chunk(whole)
-        chunk = task.chunk or CHUNK
 
 
 def selected(buf: bytes, spans: list[tuple[int, int]]) -> bytes | memoryview:
@@ -343,38 +344,6 @@ def selected(buf: bytes, spans: list[tuple[int, int]]) -> bytes | memoryview:
         start, end = spans[0]
         return view[start:end]
     return b"".join([view[start:end] for start, end in spans])
-
-
-# Formats whose complete_length is the last match of a forward-looking pattern (a line start
-# or newline followed by what starts an entry): their answer for a chunk's last 64 KiB is their
-# answer for the whole chunk whenever that tail holds an entry start. Not pg-csv: a record
-# start there depends on the quotes counted from the chunk's beginning.
-TAIL_FRAMED = frozenset({"pg-stderr", "pg-json", "mongo-json", "mongo-legacy"})
-_TAIL = 64 * 1024
-
-
-def _tail_boundary(fd: int, log_format: LogFormat, pos: int, size: int) -> int | None:
-    """Length of the whole entries in the `size` bytes from `pos`, read from their tail alone.
-
-    None when its tail holds no entry start: the caller then reads the chunk and asks the
-    format (as for every other format). Reading exactly the whole entries spares copying them
-    out of a larger read (a fresh 4 MiB, page faults included): the worker processes of a
-    1.1 GB all-entries package spent 3.27 s CPU before, 3.07 s after.
-    """
-    if size <= _TAIL:
-        return None
-    tail = os.pread(fd, _TAIL, pos + size - _TAIL)
-    if len(tail) < _TAIL:
-        return None  # the file shrank: the general path reports it
-    found = log_format.complete_length(tail)
-    return size - _TAIL + found if found > 0 else None
-
-
-def whole_length(log_format: LogFormat, buf: bytes, last: bool, chunk: int) -> int:
-    """How much of `buf` is whole entries: all of it at the end of the range or at MAX_CHUNK."""
-    if last or chunk >= MAX_CHUNK:
-        return len(buf)
-    return log_format.complete_length(buf)
 
 
 def add_found(scanned: Scanned, found: ScanResult, base: int) -> None:

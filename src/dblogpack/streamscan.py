@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+from dblogpack.chunkreads import whole_length
 from dblogpack.model import LogFile, LogWarning, Query
 from dblogpack.planning import FilePlan, Meter, dialect_of, format_of, gzip_error, reader
-from dblogpack.scanpool import CHUNK, Scanned, add_found, selected, whole_length
+from dblogpack.scanpool import CHUNK, Scanned, add_found, selected
 from dblogpack.summary import SummaryBuilder
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)

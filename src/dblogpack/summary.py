@@ -5,7 +5,6 @@ Memory is bounded: at most `max_fingerprints` distinct fingerprints are tracked.
 
 from __future__ import annotations
 
-import json
 import re
 from functools import lru_cache
 
@@ -47,6 +46,8 @@ def fingerprint_mongo(command: str) -> str:
         known = _MONGO_SHAPES.get(masked) if masked is not None else None
         if known is not None:
             return known
+        import json  # mongo commands only: kept off every pack's start (~1.7 ms)
+
         try:
             parsed = json.loads(stripped)
         except ValueError:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import pickle
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dblogpack.errors import FormatError
 from dblogpack.formats import FORMAT_NAMES, build, detect
@@ -99,3 +103,42 @@ def test_csvlog_with_long_multi_line_statements_is_still_csv() -> None:
         f'{statement}\n  1",,,,,,,,,"psql","client backend",,0\n'
     ).encode()
     assert detect(record * 3, FormatConfig("auto")).name == "pg-csv"
+
+
+# The module, not the function `dblogpack.formats` exports under its name.
+detect_module = importlib.import_module("dblogpack.formats.detect")
+
+
+def _first_lines(path: Path, count: int = 8) -> list[bytes]:
+    return path.read_bytes().split(b"\n")[:count]
+
+
+_LOG_LINES = sorted(
+    {line for path in (Path(__file__).parent.parent / "logs").glob("*.*") if path.suffix != ".md"
+     and path.name != "expected.json" for line in _first_lines(path)}
+    | set(DEFAULT.split(b"\n") + DEBIAN.split(b"\n") + PGBADGER.split(b"\n") + CUSTOM.split(b"\n"))
+)
+
+
+def _detected(head: bytes, config: FormatConfig) -> FormatConfig | str:
+    try:
+        return detect(head, config)
+    except FormatError as exc:
+        return exc.message
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.lists(st.sampled_from(_LOG_LINES), max_size=12),
+    prefix=st.sampled_from([None, "%m [%p] ", "%t %u "]),
+)
+def test_a_log_read_whole_by_a_common_prefix_is_detected_as_without_that_shortcut(
+    lines: list[bytes], prefix: str | None
+) -> None:
+    """Property: trying the common prefixes first (sparing the shapes' compilation) settles every
+    head, of any mix of real log lines, as the shapes-then-prefixes detection does."""
+    head, config = b"\n".join(lines) + b"\n", FormatConfig("auto", prefix)
+    shortcut = _detected(head, config)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(detect_module, "_common_prefix_of_every_line", lambda _lines: None)
+        assert _detected(head, config) == shortcut

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from dblogpack.formats import build, detect
+from dblogpack.formats import build, detect, framing
 from dblogpack.formats.base import LogFormat
 from dblogpack.formats.framing import ChunkFramer
 from dblogpack.model import FormatConfig, LogKind, Query, TimeWindow
@@ -159,3 +162,28 @@ def test_a_stray_line_between_entries_stays_with_the_entry_before_it(name: str) 
     for kind in (LogKind.ERROR, LogKind.ALL):
         result = fmt.scan(data, Query(TimeWindow(0, 2e9), kind, details=True), "f", 0)
         assert (result.spans, result.entries, result.warnings) == ([(0, len(data))], 3, [])
+
+
+_LINES = st.lists(st.sampled_from([b"\n", b"2", b"\t", b"x\n", b"\n2", b"\n%"]), max_size=200)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.binary(max_size=300) | _LINES.map(b"".join),
+    guard=st.sampled_from([rb"\d", rb"[0-9a-f]", rb"%", rb"x"]),
+    cuts=st.tuples(st.floats(0, 1), st.floats(0, 1.02)),
+    slice_size=st.integers(1, 40),
+)
+def test_line_heads_counted_a_slice_at_a_time_are_those_counted_at_once(
+    data: bytes, guard: bytes, cuts: tuple[float, float], slice_size: int
+) -> None:
+    """Property: a newline with a one-byte lookahead counted slice by slice (so a thread waiting
+    for the GIL waits a slice at most) is counted exactly as one findall over the range counts it,
+    heads at slice edges and at the range's end included."""
+    pattern = re.compile(rb"\n(?=" + guard + rb")")
+    lo, end = (int(cut * len(data)) for cut in cuts)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(framing, "COUNT_SLICE", slice_size)
+        assert framing.count_line_heads(pattern, data, lo, end) == framing.count_matches(
+            pattern, data, lo, end
+        )

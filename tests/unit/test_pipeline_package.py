@@ -27,7 +27,7 @@ from tests.unit.engine_logs import (
     write_log,
 )
 
-from dblogpack import pipeline, planning, scanpool, streamscan
+from dblogpack import chunkreads, pipeline, planning, scanpool, streamscan
 from dblogpack.model import (
     FormatConfig,
     LogFile,
@@ -291,7 +291,7 @@ def test_a_long_stretch_without_entry_starts_is_warned_about_not_read_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(scanpool, "CHUNK", 8 * 1024)
-    monkeypatch.setattr(scanpool, "MAX_CHUNK", 32 * 1024)
+    monkeypatch.setattr(chunkreads, "MAX_CHUNK", 32 * 1024)
     garbage = b"not a log line at all\n" * 10_000  # 220 KB before the first entry
     entry = slow(BASE_MS, 12.0)
     (tmp_path / "a.log").write_bytes(garbage + entry.text())

@@ -10,10 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.unit.test_formats_window import synthetic_log, windows
 
-from dblogpack import scanpool
+from dblogpack import chunkreads, scanpool
+from dblogpack.chunkreads import TAIL_FRAMED
 from dblogpack.formats import build
 from dblogpack.model import FormatConfig, LogKind, Query
-from dblogpack.scanpool import TAIL_FRAMED, Scanned
+from dblogpack.scanpool import Scanned
 
 
 def scan_file(path: Path, name: str, query: Query) -> Scanned:
@@ -37,13 +38,13 @@ def test_reading_to_the_tail_boundary_selects_what_cutting_a_read_does(
     path = tmp_path / "a.log"
     path.write_bytes(data)
     monkeypatch.setattr(scanpool, "CHUNK", 16 * 1024)  # a few dozen chunks
-    monkeypatch.setattr(scanpool, "_TAIL", 2 * 1024)
+    monkeypatch.setattr(chunkreads, "_TAIL", 2 * 1024)
     for window in windows(entries)[:4]:
         for kind in LogKind:
             query = Query(window, kind, details=kind is not LogKind.ALL)
             fast = scan_file(path, name, query)
             with monkeypatch.context() as general:
-                general.setattr(scanpool, "TAIL_FRAMED", frozenset())
+                general.setattr(chunkreads, "TAIL_FRAMED", frozenset())
                 cut = scan_file(path, name, query)
             assert outcome(fast) == outcome(cut), (window, kind)
 
@@ -72,3 +73,32 @@ def test_the_framing_of_a_tail_is_the_framing_of_the_whole_buffer(
     found = log_format.complete_length(buf[offset:])
     if found > 0:
         assert offset + found == log_format.complete_length(buf)
+
+
+@pytest.mark.parametrize("name", ["pg-stderr", "mongo-json", "pg-csv"])
+def test_chunks_read_ahead_by_a_thread_scan_as_chunks_read_in_turn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """An in-process scan compressing as it goes reads the next chunk in a thread while it
+    scans one: the same chunks, the same selection, and the member holds exactly those bytes."""
+    from isal import isal_zlib
+
+    data, entries = synthetic_log(name)
+    path = tmp_path / "a.log"
+    path.write_bytes(data)
+    monkeypatch.setattr(chunkreads, "_TAIL", 2 * 1024)
+    for window in windows(entries)[:4]:
+        for kind in LogKind:
+            query = Query(window, kind, details=kind is not LogKind.ALL)
+            task = scanpool._PieceTask(
+                str(path), path.name, FormatConfig(name, "%m [%p] "), query, 0, len(data),
+                "mongo" if name.startswith("mongo") else "sql", chunk=16 * 1024,
+            )
+            ahead, in_turn = scanpool._scan_piece(task, level=1), scanpool._scan_piece(task)
+            assert outcome(ahead) == outcome(in_turn), (window, kind)
+            assert ahead.member is not None
+            packed = b"".join(ahead.member.compressed_chunks())
+            assert isal_zlib.decompress(packed, wbits=31) == b"".join(
+                data[start:end] for start, end in in_turn.spans
+            )
+            ahead.member.close()

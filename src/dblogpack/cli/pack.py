@@ -117,11 +117,12 @@ def _pack_problem(args: PackArgs) -> str | None:
     return None
 
 
-# A small package's selected bytes are deflated and hashed by a thread while this one scans:
-# each time that thread comes back from ISA-L or hashlib it needs the GIL, and after the default
-# 5 ms switch interval only does the scanning thread let go of it (a 2 MiB chunk's compression
-# and hash came back up to 10 ms late).
-SWITCH_INTERVAL = 0.0005
+# A small package's chunks are read ahead, deflated and hashed by threads while this one scans:
+# each time such a thread comes back from a read, ISA-L or hashlib it needs the GIL, and only
+# after the switch interval does the scanning thread let go of it (the default 5 ms brought a
+# 2 MiB chunk's compression and hash back up to 10 ms late). A thread asks a few times a chunk,
+# so a short interval costs the scan little.
+SWITCH_INTERVAL = 0.0001
 
 
 def run_pack(args: PackArgs) -> int:
@@ -131,6 +132,7 @@ def run_pack(args: PackArgs) -> int:
         return 2
     interval = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL)
+    _import_in_background("hashlib")
     try:
         return _write_package(args)
     except DblogpackError as exc:
@@ -141,6 +143,18 @@ def run_pack(args: PackArgs) -> int:
         return 1
     finally:
         sys.setswitchinterval(interval)
+
+
+def _import_in_background(module: str) -> None:
+    """Import `module` in a thread while this one goes on to the engine's imports and planning.
+
+    For hashlib: loading OpenSSL's library takes ~2.5 ms, most of it without the GIL, and the
+    package needs it only once its file is opened (members.sha256 imports it there; a failure
+    here is raised there again). `_thread`, as `threading` is not needed otherwise.
+    """
+    import _thread
+
+    _thread.start_new_thread(__import__, (module,))
 
 
 def package_id() -> str:

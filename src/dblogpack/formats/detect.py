@@ -58,6 +58,9 @@ def detect(head: bytes, config: FormatConfig) -> FormatConfig:
         return config
     lines = _sample_lines(head)
     if config.name == "auto":
+        common = None if config.log_line_prefix else _common_prefix_of_every_line(lines)
+        if common is not None:
+            return config._replace(name="pg-stderr", log_line_prefix=common)
         name = _detect_shape(lines)
         if name is not None:
             return config._replace(name=name)
@@ -67,6 +70,21 @@ def detect(head: bytes, config: FormatConfig) -> FormatConfig:
         )
     prefix = _detect_prefix(lines, config.log_line_prefix)
     return config._replace(name="pg-stderr", log_line_prefix=prefix)
+
+
+def _common_prefix_of_every_line(lines: list[bytes]) -> str | None:
+    """The first common prefix reading every line, when there is one (the usual pg-stderr log):
+    the answer the shapes and then the prefixes would give, without compiling the shapes (~1 ms
+    of a pack start). No shape matches a line such a prefix reads: none starts with `{`, a
+    timestamp-led line has a space, not `T`, after its date, and %m's zone is followed by a
+    space, not csvlog's comma (%t has no milliseconds at all)."""
+    if not lines or not lines[0][:1].isdigit():  # every common prefix starts with %m or %t
+        return None
+    for prefix in COMMON_PREFIXES:
+        line = compile_prefix(prefix).line
+        if all(line.match(text) for text in lines):
+            return prefix
+    return None
 
 
 def _sample_lines(head: bytes) -> list[bytes]:
@@ -99,6 +117,8 @@ def _detect_prefix(lines: list[bytes], configured: str | None) -> str:
         share = _share(lines, compile_prefix(prefix).line)
         if share > best_share:
             best, best_share = prefix, share
+        if best_share == 1.0:
+            break  # no later prefix can do better: spare compiling them (~0.2 ms each)
     if best is None or best_share < 0.5:
         raise FormatError(_refusal(lines, configured))
     return best

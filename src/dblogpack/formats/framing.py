@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Callable, Iterator
+from functools import cache
 
 Buffer = bytes | memoryview
 
@@ -57,6 +58,23 @@ def count_matches(pattern: re.Pattern[bytes], buf: Buffer, lo: int, hi: int) -> 
     return len(pattern.findall(buf, lo, hi))
 
 
+# A regex call holds the GIL from start to end (~1 ms a MiB): a thread compressing, hashing or
+# reading for the scan waits that long each time it needs the GIL back (after each C step).
+# Counting passes over a whole chunk are made a slice at a time (~0.05 ms), so it waits that at
+# most (see cli/pack.py's SWITCH_INTERVAL).
+COUNT_SLICE = 64 * 1024
+
+
+def count_line_heads(pattern: re.Pattern[bytes], buf: Buffer, lo: int, end: int) -> int:
+    """`count_matches(pattern, buf, lo, end)` for a pattern matching one byte and looking one
+    byte ahead (`\\n(?=X)`, X one byte), counted a COUNT_SLICE at a time: each slice reaches one
+    byte past its matches' starts, for their lookahead, and no further (as `end` does)."""
+    count = 0
+    for start in range(lo, end, COUNT_SLICE):
+        count += len(pattern.findall(buf, start, min(start + COUNT_SLICE + 1, end)))
+    return count
+
+
 def find_all(buf: bytes, needle: bytes, lo: int, hi: int) -> Iterator[int]:
     """Offsets of `needle` in buf[lo:hi]: bytes.find's fast search, faster than a regex literal."""
     at = buf.find(needle, lo, hi)
@@ -72,9 +90,12 @@ def find_any(buf: bytes, needles: tuple[bytes, ...], lo: int, hi: int) -> Iterat
     return iter(sorted(at for needle in needles for at in find_all(buf, needle, lo, hi)))
 
 
-# One CSV record up to its ending newline: unquoted runs or quoted fields ("" escapes
-# a quote). Possessive quantifiers: a record without its newline fails in linear time.
-_CSV_RECORD = re.compile(rb'(?:[^"\n]++|"[^"]*+(?:""[^"]*+)*+")*+\n')
+@cache
+def _csv_record() -> re.Pattern[bytes]:
+    """One CSV record up to its ending newline: unquoted runs or quoted fields ("" escapes a
+    quote). Possessive quantifiers: a record without its newline fails in linear time. Compiled
+    at first use: only pg-csv logs need it."""
+    return re.compile(rb'(?:[^"\n]++|"[^"]*+(?:""[^"]*+)*+")*+\n')
 
 
 def csv_record_end(buf: bytes, start: int, hi: int) -> int | None:
@@ -83,7 +104,7 @@ def csv_record_end(buf: bytes, start: int, hi: int) -> int | None:
     A newline ends the record only outside quotes; the scan runs in C, even for
     a record of millions of quoted lines.
     """
-    found = _CSV_RECORD.match(buf, start, hi)
+    found = _csv_record().match(buf, start, hi)
     return found.end() if found is not None else None
 
 

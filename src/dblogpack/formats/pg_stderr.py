@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Iterator
 from functools import cached_property
 
 from dblogpack.formats.base import ScanResult
-from dblogpack.formats.framing import count_matches, find_all, last_match_start
+from dblogpack.formats.framing import count_line_heads, count_matches, find_all, last_match_start
 from dblogpack.formats.pg_prefix import (
     DEFAULT_PREFIX,
     CompiledPrefix,
@@ -197,7 +197,7 @@ class PgStderrFormat(EntryScanner):
         # C-speed pass plus Python work for follow-up lines only. A stray line that
         # starts like a prefix would be counted (its bytes are packaged all the same).
         first_line = 1 if self._guarded_line.match(b"\n" + buf[lo : lo + 1]) else 0
-        lines = first_line + count_matches(self._guarded_line, buf, lo, hi - 1)
+        lines = first_line + count_line_heads(self._guarded_line, buf, lo, hi - 1)
         return lines - self._follow_ups(buf, lo, hi, orphans=False)
 
     def _candidates(
