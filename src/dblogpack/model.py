@@ -126,6 +126,9 @@ class Query(NamedTuple):
     kind: LogKind
     min_duration_ms: float | None = None
     details: bool = False
+    # False for a file whose times go back (spliced files, clock jumps): no chunk may then be
+    # cut by bisecting its times, every entry is judged by its own.
+    ordered: bool = True
 
 
 class EntryDetail(NamedTuple):

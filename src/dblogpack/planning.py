@@ -64,6 +64,12 @@ class FilePlan:
     def streamed(self) -> bool:
         return self.file.compressed or self.path is None
 
+    def query(self, query: Query) -> Query:
+        """`query` as this file is scanned: unordered when planning found its times going back."""
+        warning = None if self.range is None else self.range.warning
+        disordered = warning is not None and warning.kind == "disorder"
+        return query._replace(ordered=False) if disordered else query
+
 
 def wants_details(spec: PackageSpec) -> bool:
     # Summaries describe slow and error packages; an all-entries package needs no per-entry parse.

@@ -126,7 +126,8 @@ def scans(
     """
     tasks = [
         _PieceTask(
-            p.path, p.file.name, p.config, query, a, b, dialect_of(p.config), piece_dir, level
+            p.path, p.file.name, p.config, p.query(query), a, b, dialect_of(p.config), piece_dir,
+            level,
         )
         for p in plans
         if p.pieces and p.path is not None
@@ -160,7 +161,8 @@ def _local_scanner(
         name = plan.file.name
         threaded = scan.size < THREADED_MAX
         task = _PieceTask(
-            plan.path, name, plan.config, query, scan.start, scan.stop, dialect_of(plan.config),
+            plan.path, name, plan.config, plan.query(query), scan.start, scan.stop,
+            dialect_of(plan.config),
             chunk=min(THREADED_CHUNK, CHUNK) if threaded else 0,
         )
         return _scan_piece(task, meter.advance, level if threaded else None)

@@ -20,6 +20,7 @@ from tests.unit.engine_logs import (
     write_log,
 )
 
+from dblogpack import scanpool
 from dblogpack.model import LogKind, TimeWindow
 from dblogpack.selector import Margins
 from dblogpack.sources.local import DirSource
@@ -114,14 +115,21 @@ def test_entries_out_of_order_around_a_rotation_are_each_judged_by_their_own_tim
         assert result.entries == 1 + 3 and result.warnings == []
 
 
-def test_a_spliced_file_is_packed_exactly_with_a_disorder_warning(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", [LogKind.ALL, LogKind.SLOW, LogKind.ERROR])
+@pytest.mark.parametrize("chunk", [16 * 1024, 256 * 1024, 2 * 1024 * 1024])
+def test_a_spliced_file_is_packed_exactly_with_a_disorder_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int, kind: LogKind
+) -> None:
+    # Whatever the chunks the file is read in: a chunk may hold both sides of the splice, or
+    # only entries of the later run, before the window's.
+    monkeypatch.setattr(scanpool, "THREADED_CHUNK", chunk)
     later = mixed(BASE_MS + 5 * HOUR_MS, 4000)
     earlier = mixed(BASE_MS, 4000)
     write_log(tmp_path / "spliced.log", later + earlier)
     begin, end = BASE_MS + 600_000, BASE_MS + 1_200_000
 
-    result, files, _ = pack(DirSource(tmp_path), spec_for(LogKind.ALL, begin, end))
+    result, files, _ = pack(DirSource(tmp_path), spec_for(kind, begin, end))
 
     window = TimeWindow(begin / 1000, end / 1000)
-    assert files["logs/spliced.log"] == reference(later + earlier, window, LogKind.ALL)
+    assert files["logs/spliced.log"] == reference(later + earlier, window, kind)
     assert [w.kind for w in result.warnings] == ["disorder"]

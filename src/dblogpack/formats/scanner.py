@@ -165,6 +165,9 @@ class EntryScanner(LogFormat):
         garbage: list[tuple[int, int]],
     ) -> None:
         n, begin, end = len(buf), query.window.begin, query.window.end
+        if not query.ordered and (begin is not None or end is not None):
+            self._judge_each(buf, first, n, query, result)  # no bisection in disordered times
+            return
         edge_a = (first, first) if begin is None else self._edge_zone(buf, first, begin)
         edge_b = (n, n) if end is None else self._edge_zone(buf, first, end)
         if edge_a[1] >= edge_b[0]:
