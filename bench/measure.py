@@ -8,6 +8,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(slots=True)
@@ -76,15 +77,29 @@ def shell(command: str) -> list[str]:
     return ["bash", "-o", "pipefail", "-c", command]
 
 
-def paired(a: list[str], b: list[str], repeats: int, warmup: bool = True) -> Paired:
-    """Alternate A and B `repeats` times each (A first on even rounds, B first on odd ones)."""
+def paired(
+    a: list[str],
+    b: list[str],
+    repeats: int,
+    warmup: bool = True,
+    outputs: tuple[Path, Path] | None = None,
+) -> Paired:
+    """Alternate A and B `repeats` times each (A first on even rounds, B first on odd ones).
+
+    `outputs` (A's and B's) are removed before each run, untimed: each run writes a new file,
+    as a user's does, rather than replacing the last run's (on ext4, replacing a file forces
+    its blocks out: 1.5-2 ms, a few percent of the 1-hour window row).
+    """
+    fresh = outputs or (None, None)
     if warmup:
         run(a)
         run(b)
     result = Paired()
     for round_number in range(repeats):
-        order = ((a, result.a), (b, result.b))
-        for argv, runs in order if round_number % 2 == 0 else reversed(order):
+        order = ((a, result.a, fresh[0]), (b, result.b, fresh[1]))
+        for argv, runs, output in order if round_number % 2 == 0 else reversed(order):
+            if output is not None:
+                output.unlink(missing_ok=True)
             runs.append(run(argv))
     return result
 

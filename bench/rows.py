@@ -83,9 +83,9 @@ def compare(ctx: Context, row: Comparison) -> RowResult:
         "--out",
         str(package),
     ]
+    baseline_out = OUT_DIR / f"{row.key}.baseline.gz"
     theirs = row.baseline.format(
-        src=shlex.quote(str(data_set.path)),
-        out=shlex.quote(str(OUT_DIR / f"{row.key}.baseline.gz")),
+        src=shlex.quote(str(data_set.path)), out=shlex.quote(str(baseline_out))
     )
     result = RowResult(
         row.key,
@@ -96,7 +96,10 @@ def compare(ctx: Context, row: Comparison) -> RowResult:
     )
     with ctx.console.status(f"{row.key}: alternating dblogpack and baseline"):
         try:
-            runs = paired(ours, shell(theirs), row.repeats or ctx.repeats, row.warmup)
+            runs = paired(
+                ours, shell(theirs), row.repeats or ctx.repeats, row.warmup,
+                outputs=(package, baseline_out),
+            )
         except CommandError as exc:
             result.note = str(exc)
             return result
