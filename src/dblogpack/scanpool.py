@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from itertools import starmap
 
 from dblogpack.errors import InternalError, SourceError
 from dblogpack.members import (
@@ -336,11 +337,11 @@ def _scan_fd(
 def selected(buf: bytes, spans: list[tuple[int, int]]) -> bytes | memoryview:
     """The bytes of `spans` of `buf`: a view for one span (an all-entries chunk), else joined
     in one C-level pass (a slow scan's chunk selects thousands of short spans)."""
-    view = memoryview(buf)
     if len(spans) == 1:
         start, end = spans[0]
-        return view[start:end]
-    return b"".join([view[start:end] for start, end in spans])
+        return memoryview(buf)[start:end]
+    # Slices of the bytes (short copies) mapped in C: no view object or Python frame per span.
+    return b"".join(map(buf.__getitem__, starmap(slice, spans)))
 
 
 # Formats whose complete_length is the last match of a forward-looking pattern (a line start
