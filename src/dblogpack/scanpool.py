@@ -139,6 +139,8 @@ def scans(
     ]
     results: Iterator[Scanned] = iter(())
     if pool is not None and tasks:
+        for config in {task.config for task in tasks}:
+            format_of(config).prepare(query)  # once here, not in each worker
         results = pool.map(_scan_piece, tasks)  # a dead worker raises InternalError (workerpool)
     for plan in plans:
         yield _local_scanner(plan, query, results if pool is not None else None, meter, level)
