@@ -13,7 +13,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Hashable, Iterable
 from itertools import chain, compress, count, repeat
-from operator import attrgetter, eq, itemgetter, ne, not_
+from operator import add, attrgetter, eq, itemgetter, ne, not_
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from dblogpack.formats.base import ScanResult
@@ -32,7 +32,6 @@ LEVEL_END = b":  "
 # search to the general loop (at least 2: match.group of several names returns a tuple).
 FOLLOW_UPS = 3
 _NAMED_GROUP = re.compile(rb"\(\?P<(\w+)>")
-_NEXT = (1).__add__
 # Match methods mapped over a batch of matches: C calls, no Python frame per match. A group's
 # text is read with an itemgetter of its number (`match[n]`): Match.group takes its arguments as
 # a tuple, built anew for every call.
@@ -158,7 +157,8 @@ class BatchScan(ABC):
         (edge "end") at the hit."""
         # `first` starts a line, so the newline before it (if any) bounds the backward search.
         newlines = map(buf.rfind, repeat(b"\n"), repeat(max(first - 1, 0)), hits)
-        heads = cast(Heads, list(map(self._match, repeat(buf), map(_NEXT, newlines))))
+        starts = map(add, newlines, repeat(1))  # operator.add: no method-wrapper call per hit
+        heads = cast(Heads, list(map(self._match, repeat(buf), starts)))
         # A line that does not parse matches the pattern's empty alternative: its level is at -1.
         levels = map(_START if edge == "start" else _END, heads, repeat(self._level))
         return list(compress(heads, map(eq, levels, hits)))
