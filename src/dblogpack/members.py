@@ -275,14 +275,6 @@ def gunzipped(path: str) -> Iterator[bytes]:
         raise OSError(f"{path}: the compressed piece ends early")
 
 
-def read_once(path: str, block: int) -> Iterator[bytes]:
-    """A file's content `block` bytes at a time, the file removed once read (its pages freed)."""
-    with open(path, "rb", buffering=0) as file:
-        while data := file.read(block):
-            yield data
-    os.unlink(path)
-
-
 def gzip_member(level: int) -> Callable[[bytes | memoryview | None], bytes]:
     """A compressor of one gzip member: call it with each piece of data, then with None for the
     member's end."""

@@ -18,7 +18,6 @@ from dblogpack.members import (
     SpanList,
     gunzipped,
     gzip_member,
-    read_once,
     span_bytes,
 )
 from dblogpack.model import FormatConfig, LogWarning, Query
@@ -28,7 +27,7 @@ from dblogpack.summary import SummaryBuilder
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
 if TYPE_CHECKING:
-    from typing import IO, Any, BinaryIO, Protocol
+    from typing import Any, BinaryIO, Protocol
 
     from dblogpack.formats.base import LogFormat, ScanResult
 
@@ -59,8 +58,8 @@ class Scanned:
     """
 
     __slots__ = (
-        "bytes_scanned", "compressed", "entries", "first_ts", "last_ts", "member", "raw",
-        "spans", "summary", "warnings",
+        "bytes_scanned", "compressed", "entries", "first_ts", "last_ts", "member", "spans",
+        "summary", "warnings",
     )
 
     def __init__(self, summary: SummaryBuilder | None = None) -> None:
@@ -72,9 +71,6 @@ class Scanned:
         self.summary = summary
         # A worker's piece: the file holding its selected bytes as one gzip member (when asked).
         self.compressed: str | None = None
-        # ...and, when every chunk of it selected little, the same bytes as they are (the parent
-        # hashes them from there instead of decompressing the member).
-        self.raw: str | None = None
         # The whole file in the parent: the pieces' gzip members with the bytes' sha256 (or the
         # member a thread compressed while this process scanned).
         self.member: CompressedMember | BackgroundMember | None = None
@@ -199,9 +195,9 @@ def _gathered(plan: FilePlan, results: Iterator[Scanned], meter: Meter) -> Scann
     return total
 
 
-# Below this share of a piece selected, its bytes are read back from the worker's copy of them
-# (kept while each chunk selects less than this share) or its gzip member (C speed, a tenth of
-# the bytes) rather than the file (a read window per few spans, thousands of spans to join).
+# Below this share of a piece selected, its bytes are read back by decompressing the worker's
+# gzip member (C speed, a tenth of the bytes) rather than the file (a read window per few
+# spans, and thousands of spans to join).
 SPARSE_SHARE = 0.25
 
 
@@ -209,8 +205,6 @@ def _selected_bytes(
     piece: Scanned, compressed: str, file: BinaryIO
 ) -> Iterator[bytes | memoryview]:
     """The bytes a piece selected, in order, for the member's hash."""
-    if piece.raw is not None:
-        return read_once(piece.raw, CHUNK)
     if piece.spans.total() < SPARSE_SHARE * piece.bytes_scanned:
         return gunzipped(compressed)
     return span_bytes(file.fileno(), piece.spans, CHUNK)
@@ -261,37 +255,18 @@ class _CompressedPiece:
             dir=directory, prefix="piece-", suffix=".gz", delete=False
         )
         self._compress = gzip_member(level)
-        # The selected bytes as they are, while every chunk is sparse: a copy costs this process
-        # a write, where decompressing the member cost the parent about as much as hashing it.
-        self._raw: IO[bytes] | None = tempfile.NamedTemporaryFile(
-            dir=directory, prefix="piece-", suffix=".raw", delete=False
-        )
 
     def add(self, buf: bytes, spans: list[tuple[int, int]]) -> None:
-        if not spans:
-            return
-        data = selected(buf, spans)
-        self._file.write(self._compress(data))
-        if self._raw is not None and len(data) < SPARSE_SHARE * len(buf):
-            self._raw.write(data)
-        elif self._raw is not None:  # a dense chunk: the parent reads the piece back otherwise
-            self._raw.close()
-            os.unlink(self._raw.name)
-            self._raw = None
+        if spans:
+            self._file.write(self._compress(selected(buf, spans)))
 
     def finish(self, scanned: Scanned) -> None:
-        """End the gzip member; `scanned.compressed` names its file, `scanned.raw` the copy of
-        its content when there is one."""
+        """End the gzip member; `scanned.compressed` names its file."""
         self._file.write(self._compress(None))
         scanned.compressed = self._file.name
-        if self._raw is not None:
-            self._raw.close()
-            scanned.raw = self._raw.name
 
     def close(self) -> None:
         self._file.close()
-        if self._raw is not None:
-            self._raw.close()
 
 
 class _ThreadPiece:

@@ -8,13 +8,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.unit.engine_logs import BASE_MS, mixed, reference, slow, write_log
 from tests.unit.test_formats_window import synthetic_log, windows
 
 from dblogpack import scanpool
 from dblogpack.formats import build
-from dblogpack.members import gunzipped
-from dblogpack.model import FormatConfig, LogKind, Query, TimeWindow
+from dblogpack.model import FormatConfig, LogKind, Query
 from dblogpack.scanpool import TAIL_FRAMED, Scanned
 
 
@@ -74,30 +72,3 @@ def test_the_framing_of_a_tail_is_the_framing_of_the_whole_buffer(
     found = log_format.complete_length(buf[offset:])
     if found > 0:
         assert offset + found == log_format.complete_length(buf)
-
-
-@pytest.mark.parametrize(
-    ("leading_slow", "copied"), [(0, True), (400, False)], ids=["sparse", "one-dense-chunk"]
-)
-def test_a_workers_piece_is_read_back_from_its_copy_only_when_every_chunk_was_sparse(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, leading_slow: int, copied: bool
-) -> None:
-    # A run of slow entries makes the first chunk dense; the rest of the log selects a seventh.
-    entries = [slow(BASE_MS + i, 150.0) for i in range(leading_slow)]
-    entries += mixed(BASE_MS + 1_000, 3_000)
-    path = write_log(tmp_path / "a.log", entries)
-    monkeypatch.setattr(scanpool, "CHUNK", 16 * 1024)
-    query = Query(TimeWindow(None, None), LogKind.SLOW)
-    task = scanpool._PieceTask(
-        str(path), path.name, FormatConfig("pg-stderr", "%m [%p] "), query, 0,
-        path.stat().st_size, "sql", str(tmp_path),
-    )
-    piece = scanpool._scan_piece(task)
-    assert piece.compressed is not None
-    expected = reference(entries, TimeWindow(None, None), LogKind.SLOW)
-
-    assert (piece.raw is not None) is copied
-    with path.open("rb") as file:
-        read_back = b"".join(scanpool._selected_bytes(piece, piece.compressed, file))
-    assert read_back == expected == b"".join(gunzipped(piece.compressed))
-    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".gz", ".log"]  # the copy is gone
