@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 _DIED = "a log-scanning worker process died"
-_PIPE_BUF = 4096  # POSIX's least PIPE_BUF, a multiple of a task number's 4 bytes
 
 
 def open_pool(workers: int) -> Pool:
@@ -60,9 +59,9 @@ class ForkPool:
 
     Cheaper to start than a ProcessPoolExecutor (whose modules alone take ~20 ms to import, at
     the start of every package big enough for workers): the children inherit the function and the
-    tasks, read task numbers from one pipe (each 4-byte read takes one number, for one child) and
-    write length-prefixed pickles of (number, ok, result or exception) to a pipe of their own. A
-    child that ends before its results are in fails the map with InternalError.
+    tasks, read task numbers from one pipe (4-byte reads of a pipe are atomic, so each number goes
+    to one child) and write length-prefixed pickles of (number, ok, result or exception) to a pipe
+    of their own. A child that ends before its results are in fails the map with InternalError.
     """
 
     def __init__(self, workers: int) -> None:
@@ -78,15 +77,8 @@ class ForkPool:
         numbers_in, numbers_out = os.pipe()
         pipes = [self._fork(fn, todo, numbers_in, numbers_out) for _ in range(self._workers)]
         os.close(numbers_in)
-        numbers = b"".join(n.to_bytes(4, "little") for n in range(len(todo)))
-        try:
-            # Writes of up to PIPE_BUF bytes are atomic: what a child reads is whole numbers.
-            for block in range(0, len(numbers), _PIPE_BUF):
-                os.write(numbers_out, numbers[block : block + _PIPE_BUF])
-        except BrokenPipeError as exc:  # every worker ended before taking its tasks
-            raise InternalError(_DIED) from exc
-        finally:
-            os.close(numbers_out)
+        with os.fdopen(numbers_out, "wb") as numbers:  # all at once: 4 bytes a task
+            numbers.write(b"".join(n.to_bytes(4, "little") for n in range(len(todo))))
         self._results = _Results(pipes, len(todo))
         yield from self._results
 
@@ -141,8 +133,7 @@ def _failure(index: int, exc: Exception) -> bytes:
     try:
         return pickle.dumps((index, False, exc), pickle.HIGHEST_PROTOCOL)
     except Exception:  # an exception that does not pickle still fails the package, by name
-        failed = InternalError(f"a log-scanning worker process failed: {exc!r}")
-        return pickle.dumps((index, False, failed), pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((index, False, InternalError(f"{_DIED} of {exc!r}")))
 
 
 class _Results:

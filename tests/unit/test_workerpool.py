@@ -39,16 +39,6 @@ def test_results_come_in_task_order_from_worker_processes() -> None:
     assert os.getpid() not in {pid for _, pid in results}
 
 
-def test_more_task_numbers_than_one_atomic_pipe_write_holds() -> None:
-    pool = workerpool.ForkPool(2)
-    try:
-        assert [square for square, _ in pool.map(_square_and_pid, range(3000))] == [
-            n * n for n in range(3000)
-        ]
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
 @pytest.mark.parametrize("tasks", [0, 1])
 def test_fewer_tasks_than_workers(tasks: int) -> None:
     pool = workerpool.ForkPool(2)
