@@ -67,7 +67,6 @@ class ForkPool:
     def __init__(self, workers: int) -> None:
         self._workers = workers
         self._pids: list[int] = []
-        self._results: _Results | None = None
 
     def map(self, fn: Callable[[Any], Any], tasks: Iterable[Any]) -> Iterator[Any]:
         """fn(task) for every task, in order, computed by the worker processes."""
@@ -79,8 +78,7 @@ class ForkPool:
         os.close(numbers_in)
         with os.fdopen(numbers_out, "wb") as numbers:  # all at once: 4 bytes a task
             numbers.write(b"".join(n.to_bytes(4, "little") for n in range(len(todo))))
-        self._results = _Results(pipes, len(todo))
-        yield from self._results
+        yield from _Results(pipes, len(todo))
 
     def _fork(
         self, fn: Callable[[Any], Any], todo: list[Any], numbers_in: int, numbers_out: int
@@ -102,15 +100,14 @@ class ForkPool:
         return results_in
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Reap the workers; after a failure, those still scanning are killed first."""
-        if self._results is not None and not self._results.complete:
-            import signal  # ~2 ms to import: only a failed package needs it
+        """Stop the workers (those still scanning, after a failure, are killed) and reap them."""
+        import signal
 
-            for pid in self._pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    continue  # ended already: reaped below
+        for pid in self._pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue  # ended already, results sent: reaped below
         for pid in self._pids:
             os.waitpid(pid, 0)
         self._pids.clear()
@@ -140,18 +137,16 @@ class _Results:
     """The results of the tasks in order, read from the workers' pipes as they come."""
 
     def __init__(self, pipes: list[int], count: int) -> None:
-        self._files = [os.fdopen(fd, "rb") for fd in pipes]
+        self._files = {fd: os.fdopen(fd, "rb") for fd in pipes}
         self._count = count
         self._waiting: dict[int, Any] = {}
-        # Every result read: the workers end by themselves (the caller need not ask for more).
-        self.complete = False
 
     def __iter__(self) -> Iterator[Any]:
         import selectors
 
         try:
             with selectors.DefaultSelector() as selector:
-                for file in self._files:
+                for file in self._files.values():
                     selector.register(file, selectors.EVENT_READ)
                 for index in range(self._count):
                     while index not in self._waiting:
@@ -159,16 +154,10 @@ class _Results:
                     ok, value = self._waiting.pop(index)
                     if not ok:
                         raise value
-                    if index == self._count - 1:
-                        self.complete = True
-                        self._close()
                     yield value
         finally:
-            self._close()
-
-    def _close(self) -> None:
-        for file in self._files:
-            file.close()
+            for file in self._files.values():
+                file.close()
 
     def _read_ready(self, selector: Any) -> None:
         if not selector.get_map():
