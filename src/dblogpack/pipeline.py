@@ -36,10 +36,10 @@ from dblogpack.summary import SummaryBuilder, render_text
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
 if TYPE_CHECKING:
     import tempfile
+    from concurrent.futures import Executor
     from typing import BinaryIO
 
     from dblogpack.sources.base import LogSource
-    from dblogpack.workerpool import Pool
 
 
 def run(
@@ -100,7 +100,7 @@ def detect_kind(source: LogSource, fmt: FormatConfig) -> str:
     return dialect_of(fmt)
 
 
-def _open_pool(workers: int) -> Pool:
+def _open_pool(workers: int) -> Executor:
     from dblogpack.workerpool import open_pool  # only packages big enough for workers need it
 
     return open_pool(workers)

@@ -27,14 +27,10 @@ from dblogpack.summary import SummaryBuilder
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
 if TYPE_CHECKING:
-    from typing import Any, BinaryIO, Protocol
+    from concurrent.futures import Executor
+    from typing import BinaryIO
 
     from dblogpack.formats.base import LogFormat, ScanResult
-
-    class Pool(Protocol):
-        """What scans need of a pool of processes (workerpool's, above this module)."""
-
-        def map(self, fn: Callable[[Any], Any], tasks: list[Any], /) -> Iterator[Any]: ...
 
 # 4 MiB chunks: C-speed scans amortise their call overhead long before that, and each of the
 # three processes holds about two chunks, so memory stays well under 100 MB in all.
@@ -117,7 +113,7 @@ class _PieceTask(NamedTuple):
 def scans(
     plans: list[FilePlan],
     query: Query,
-    pool: Pool | None,
+    pool: Executor | None,
     meter: Meter,
     piece_dir: str | None,
     level: int,
@@ -141,9 +137,18 @@ def scans(
     if pool is not None and tasks:
         for config in {task.config for task in tasks}:
             format_of(config).prepare(query)  # once here, not in each worker
-        results = pool.map(_scan_piece, tasks)  # a dead worker raises InternalError (workerpool)
+        results = _worker_results(pool, tasks)
     for plan in plans:
         yield _local_scanner(plan, query, results if pool is not None else None, meter, level)
+
+
+def _worker_results(pool: Executor, tasks: list[_PieceTask]) -> Iterator[Scanned]:
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        yield from pool.map(_scan_piece, tasks)
+    except BrokenProcessPool as exc:
+        raise InternalError(f"a log-scanning worker process died: {exc}") from exc
 
 
 def _local_scanner(
