@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from itertools import starmap
 
 # MAX_CHUNK re-exported: the worker pool sizes its processes' allocator by it.
 from dblogpack.chunkreads import MAX_CHUNK as MAX_CHUNK
@@ -135,6 +136,8 @@ def scans(
     ]
     results: Iterator[Scanned] = iter(())
     if pool is not None and tasks:
+        for config in {task.config for task in tasks}:
+            format_of(config).prepare(query)  # once here, not in each worker
         results = _worker_results(pool, tasks)
     for plan in plans:
         yield _local_scanner(plan, query, results if pool is not None else None, meter, level)
@@ -341,11 +344,11 @@ def _scan_fd(
 def selected(buf: bytes, spans: list[tuple[int, int]]) -> bytes | memoryview:
     """The bytes of `spans` of `buf`: a view for one span (an all-entries chunk), else joined
     in one C-level pass (a slow scan's chunk selects thousands of short spans)."""
-    view = memoryview(buf)
     if len(spans) == 1:
         start, end = spans[0]
-        return view[start:end]
-    return b"".join([view[start:end] for start, end in spans])
+        return memoryview(buf)[start:end]
+    # Slices of the bytes (short copies) mapped in C: no view object or Python frame per span.
+    return b"".join(map(buf.__getitem__, starmap(slice, spans)))
 
 
 def add_found(scanned: Scanned, found: ScanResult, base: int) -> None:

@@ -65,6 +65,11 @@ class LogFormat(ABC):
     def last_timestamp(self, buf: bytes | memoryview) -> float | None:
         """Timestamp of the last entry that starts in `buf` (read from a file's tail)."""
 
+    def prepare(self, query: Query) -> None:
+        """Build now what scanning for `query` needs (worker processes forked afterwards inherit
+        it instead of each building its own); by default nothing is built ahead."""
+        return None
+
     @abstractmethod
     def scan(
         self, buf: bytes | memoryview, query: Query, file: str, base_offset: int

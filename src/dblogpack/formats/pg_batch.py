@@ -13,7 +13,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Hashable, Iterable
 from itertools import chain, compress, count, repeat
-from operator import attrgetter, eq, ne, not_
+from operator import add, attrgetter, eq, itemgetter, ne, not_
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from dblogpack.formats.base import ScanResult
@@ -32,10 +32,12 @@ LEVEL_END = b":  "
 # search to the general loop (at least 2: match.group of several names returns a tuple).
 FOLLOW_UPS = 3
 _NAMED_GROUP = re.compile(rb"\(\?P<(\w+)>")
-_NEXT = (1).__add__
-# Match methods mapped over a batch of matches: C calls, no Python frame per match.
-_START, _END, GROUP = re.Match.start, re.Match.end, re.Match.group
+# Match methods mapped over a batch of matches: C calls, no Python frame per match. A group's
+# text is read with an itemgetter of its number (`match[n]`): Match.group takes its arguments as
+# a tuple, built anew for every call.
+_START, _END = re.Match.start, re.Match.end
 _LAST = attrgetter("lastindex")
+_FIRST = itemgetter(0)
 
 Heads = list[re.Match[bytes]]
 _Kind = TypeVar("_Kind", bound=Hashable)
@@ -88,9 +90,10 @@ def captured(pattern: bytes, names: Collection[str | None], rename: str = "") ->
 
 def first_entries(kinds: list[_Kind]) -> list[tuple[int, _Kind]]:
     """Each kind once with the index of its first entry, in order of first entry."""
-    # A dictionary keeps its keys in insertion order: the kinds in order of first entry.
-    index = kinds.index
-    return [(index(kind), kind) for kind in dict.fromkeys(kinds)]
+    # Built from the last entry back, each kind's index ends as its first one (in C, where
+    # kinds.index per kind walked the list again for each).
+    firsts = dict(zip(reversed(kinds), range(len(kinds) - 1, -1, -1), strict=True))
+    return sorted(zip(firsts.values(), firsts, strict=True), key=_FIRST)
 
 
 class BatchScan(ABC):
@@ -109,6 +112,7 @@ class BatchScan(ABC):
         "_said",
         "_span",
         "_stamp",
+        "_stamps",
     )
 
     def __init__(self, log_format: PgStderrFormat, pattern: bytes, span: StampSpan) -> None:
@@ -122,6 +126,7 @@ class BatchScan(ABC):
             groups["level"],
             groups["message"],
         )
+        self._stamps = itemgetter(self._stamp)
         process = prefix.process_group
         self._process = None if process is None else groups[process]
         # The process groups of the follow-up lines a match may read (FOLLOW_UPS of them, or
@@ -152,7 +157,8 @@ class BatchScan(ABC):
         (edge "end") at the hit."""
         # `first` starts a line, so the newline before it (if any) bounds the backward search.
         newlines = map(buf.rfind, repeat(b"\n"), repeat(max(first - 1, 0)), hits)
-        heads = cast(Heads, list(map(self._match, repeat(buf), map(_NEXT, newlines))))
+        starts = map(add, newlines, repeat(1))  # operator.add: no method-wrapper call per hit
+        heads = cast(Heads, list(map(self._match, repeat(buf), starts)))
         # A line that does not parse matches the pattern's empty alternative: its level is at -1.
         levels = map(_START if edge == "start" else _END, heads, repeat(self._level))
         return list(compress(heads, map(eq, levels, hits)))
@@ -165,8 +171,7 @@ class BatchScan(ABC):
         if not heads:
             return [], [], None
         earliest, latest = window_bounds(window)
-        stamp = self._stamp
-        span = self._span.span(list(map(GROUP, heads, repeat(stamp))))
+        span = self._span.span(list(map(self._stamps, heads)))
         times: list[float] | None = None
         if span is not None and span[0] >= earliest and span[1] < latest:
             low, high = span
@@ -222,7 +227,7 @@ class BatchScan(ABC):
         ]
         if ones:
             read = list(map(heads.__getitem__, ones))
-            same = map(eq, map(GROUP, read, repeat(first)), map(GROUP, read, repeat(process)))
+            same = map(eq, map(itemgetter(first), read), map(itemgetter(process), read))
             suspects.extend(compress(ones, map(not_, same)))
         return suspects
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from operator import methodcaller
+from itertools import compress
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from dblogpack.formats.pg_batch import MESSAGE, BatchScan, Heads, first_entries, head_pattern
@@ -25,7 +26,6 @@ LEVELS = frozenset({b"WARNING", b"ERROR", b"FATAL", b"PANIC"})
 # LEVELS.
 TAG = re.compile(rb":  (?<=(?:NING|RROR|ATAL|ANIC):  )")
 _START = re.Match.start
-_LEVEL = methodcaller("group", "level")
 
 
 def error_pattern(prefix: CompiledPrefix, ends: bytes) -> bytes:
@@ -36,25 +36,29 @@ def error_pattern(prefix: CompiledPrefix, ends: bytes) -> bytes:
 class ErrorScan(BatchScan):
     """The error-entry scan of one chunk for a `PgStderrFormat` (built once per format)."""
 
-    __slots__ = ("_coded",)
+    __slots__ = ("_codes", "_levels")
 
     def __init__(self, log_format: PgStderrFormat, pattern: bytes, span: StampSpan) -> None:
         super().__init__(log_format, pattern, span)
-        self._coded = "sqlstate" in log_format.prefix.line.groupindex
+        groups = self._pattern.groupindex
+        # A group's text by its number (see pg_batch).
+        self._levels = itemgetter(self._level)
+        coded = "sqlstate" in log_format.prefix.line.groupindex
+        self._codes = itemgetter(groups["sqlstate"]) if coded else None
 
     def _heads(self, buf: bytes, first: int, query: Query) -> Heads:
         """Matches at the line starts of the hits whose line's level ends at the tag."""
         tags = list(map(_START, TAG.finditer(buf, first)))
         heads = self._matched(buf, first, tags, "end")
-        return [head for head in heads if head["level"] in LEVELS]
+        return list(compress(heads, map(LEVELS.__contains__, map(self._levels, heads))))
 
     def _groups(
         self, buf: bytes, heads: Heads, ends: list[int], times: list[float] | None
     ) -> list[DetailGroup]:
         """Groups in order of first entry, one per level and SQLSTATE, with the first's details."""
-        kinds: list[object] = list(map(_LEVEL, heads))
-        if self._coded:
-            kinds = list(zip(kinds, map(methodcaller("group", "sqlstate"), heads), strict=True))
+        kinds: list[object] = list(map(self._levels, heads))
+        if self._codes is not None:
+            kinds = list(zip(kinds, map(self._codes, heads), strict=True))
         counts, groups = Counter(kinds), []
         for index, kind in first_entries(kinds):
             ts = self._time(heads, times, index)

@@ -6,13 +6,12 @@ SQLSTATE and statement fingerprint, found from each entry's statement text by a 
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections import defaultdict, deque
 from itertools import compress, count, repeat
-from operator import eq, is_
+from operator import eq, is_, itemgetter
 from typing import TYPE_CHECKING, cast
 
 from dblogpack.formats.pg_batch import (
-    GROUP,
     LEVEL_END,
     MESSAGE,
     BatchScan,
@@ -58,10 +57,13 @@ class SlowScan(BatchScan):
     """The slow-entry scan of one chunk for a `PgStderrFormat` (built once per format)."""
 
     __slots__ = (
+        "_codes",
         "_counter",
         "_duration",
+        "_durations",
         "_inner_messages",
         "_key",
+        "_keys_read",
         "_known",
         "_lead",
         "_numbers",
@@ -73,6 +75,8 @@ class SlowScan(BatchScan):
         groups = self._pattern.groupindex
         self._duration, self._key, self._lead = groups["duration"], groups["key"], groups["lead"]
         self._sqlstate = groups.get("sqlstate")
+        self._durations, self._keys_read = itemgetter(self._duration), itemgetter(self._key)
+        self._codes = None if self._sqlstate is None else itemgetter(self._sqlstate)
         # When no TAB line can parse as prefixed, an entry holds its whole message.
         self._inner_messages = log_format._guarded_line is not None
         # Kinds, (SQLSTATE, fingerprint), are numbered; their numbers by key, across chunks, so
@@ -97,11 +101,12 @@ class SlowScan(BatchScan):
     ) -> list[DetailGroup]:
         """Summary groups in order of first entry: entries the summary counts alike (same SQLSTATE
         and statement fingerprint) share one group, its details those of its first entry."""
-        durations = list(map(float, map(GROUP, heads, repeat(self._duration))))
+        durations = list(map(float, map(self._durations, heads)))
         kinds = self._kinds(buf, heads, ends, times)
         alike: defaultdict[int, list[float]] = defaultdict(list)
-        for kind, ms in zip(kinds, durations, strict=True):
-            alike[kind].append(ms)  # summed below in entry order, as one by one
+        # Each duration appended to its kind's list, in entry order (summed below in that order,
+        # as one by one); the loop runs in C, consumed by an empty deque.
+        deque(map(list.append, map(alike.__getitem__, kinds), durations), maxlen=0)
         groups = []
         for index, kind in first_entries(kinds):
             entries, total_ms, max_ms = len(alike[kind]), sum(alike[kind]), max(alike[kind])
@@ -169,13 +174,13 @@ class SlowScan(BatchScan):
         """What decides an entry's statement and SQLSTATE: the text after the duration up to the
         message's end when a statement leads it, else up to the entry's end (a STATEMENT line)."""
         key = self._key
-        keys: list[_Key] = list(map(GROUP, heads, repeat(key)))
+        keys: list[_Key] = list(map(self._keys_read, heads))
         leads = list(map(_START, heads, repeat(self._lead)))
         if -1 in leads:
             for index in compress(count(), map(eq, leads, repeat(-1))):
                 keys[index] = buf[heads[index].start(key) : ends[index]]
-        if self._sqlstate is not None:
-            return list(zip(map(GROUP, heads, repeat(self._sqlstate)), keys, strict=True))  # type: ignore[arg-type]
+        if self._codes is not None:
+            return list(zip(map(self._codes, heads), keys, strict=True))  # type: ignore[arg-type]
         return keys
 
     def _learn(self, key: _Key, statement: str | None, code: str | None) -> int:

@@ -92,6 +92,13 @@ class PgStderrFormat(EntryScanner):
 
         return ErrorScan(self, error_pattern(self.prefix, self._ends), self._span)
 
+    def prepare(self, query: Query) -> None:
+        if query.kind is not LogKind.ALL:
+            self._batch_scan(query.kind)
+
+    def _batch_scan(self, kind: LogKind) -> SlowScan | ErrorScan:
+        return self._slow if kind is LogKind.SLOW else self._errors
+
     @cached_property
     def _span(self) -> StampSpan:
         from dblogpack.formats.pg_times import StampSpan
@@ -208,8 +215,7 @@ class PgStderrFormat(EntryScanner):
         return self._error_candidates(buf, window, lo, hi)
 
     def _scan_kind(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
-        scan = self._slow if query.kind is LogKind.SLOW else self._errors
-        scan.scan(buf, first, query, result)
+        self._batch_scan(query.kind).scan(buf, first, query, result)
 
     def _slow_key(self, buf: bytes, head: re.Match[bytes], end: int, coded: bool) -> bytes | None:
         """What follows `duration: N ms` (statement and follow-up lines), plus the SQLSTATE
