@@ -2,13 +2,16 @@
 
 Every event carries a unique marker `wl:<n>` that the server writes into its log entry, and the
 client-side time bracket [sent, answered]. Phases are separated by quiet gaps that contain a whole
-second, so windows with those edges decide membership by the record alone (even for `%t`).
+second, so windows with those edges decide membership by the record alone (even for `%t`). Each
+phase ends in log files the collector keeps across the gap, so every boundary after a phase falls
+inside a file of each destination.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,6 +25,9 @@ WORKLOAD_APP = "wl-app"
 SLOW_SLEEP_S = 0.11  # over the cluster's 100 ms log_min_duration_statement, by a margin
 LONG_SLEEP_S = 0.35  # well over SLOW_SLEEP_S, for MinDuration filters
 GAP_MARGIN_S = 0.12  # quiet time kept on each side of a phase boundary
+SUFFIXES = {"stderr": ".log", "csvlog": ".csv", "jsonlog": ".json"}  # by log_destination
+LOGGED_WITHIN_S = 30.0  # the collector writes an entry within this, however loaded the machine
+CLOSING_TRIES = 4  # the third warning is sure to be under the size (Workload._end_in_open_files)
 
 
 class EventKind(StrEnum):
@@ -139,6 +145,52 @@ class Workload:
         self._fatal_unknown_database()
         self._fatal_wrong_password()
         self._error_multiline()
+        self._end_in_open_files()
+
+    def _end_in_open_files(self) -> None:
+        """Log warnings until the last one lies, for every destination, in a file under the size.
+
+        After each read from its pipe the collector rotates each destination whose file has
+        reached log_rotation_size to a file named by the current second (the same file when
+        it already has that name). A phase ending in a full file loses it at the next phase's
+        first read, which often holds only the csvlog copy of the first entry (the server
+        sends csvlog, jsonlog, stderr): no file of that destination would span the boundary.
+        A file under the size stays open until the next phase's first entry has joined it,
+        whatever the load. A full file is left at the first read in a later second, so the
+        warning after the next whole second, or the one after it, lands in a new file.
+        """
+        limit = self._rotation_size_bytes()
+        if limit == 0:
+            return  # no size rotation: a file is only left when the server restarts
+        for _ in range(CLOSING_TRIES):
+            self._raise_warning()
+            sizes = self._sizes_of_files_holding(self.record.events[-1])
+            if all(size < limit for size in sizes.values()):
+                return
+            time.sleep(math.floor(time.time()) + 1.05 - time.time())
+        raise AssertionError(f"log files stay at log_rotation_size ({limit} B) or more: {sizes}")
+
+    def _rotation_size_bytes(self) -> int:
+        sql = b"SELECT setting::bigint * 1024 FROM pg_settings WHERE name = 'log_rotation_size'"
+        row = self.connection.execute(sql).fetchone()
+        assert row is not None and isinstance(row[0], int)
+        return row[0]
+
+    def _sizes_of_files_holding(self, event: Event) -> dict[str, int]:
+        """Per destination, the size of the file holding the event's entry once it is written."""
+        destinations = self.cluster.settings["log_destination"].split(",")
+        entry = re.compile(rb"%s\b[^\n]*\n" % event.marker.encode())
+        deadline = time.monotonic() + LOGGED_WITHIN_S
+        sizes: dict[str, int] = {}
+        while time.monotonic() < deadline:
+            for destination in destinations:
+                size = _size_of_file_holding(self.cluster, SUFFIXES[destination], entry)
+                if size is not None:
+                    sizes[destination] = size
+            if len(sizes) == len(destinations):
+                return sizes
+            time.sleep(0.01)
+        raise AssertionError(f"the server did not log {event} within {LOGGED_WITHIN_S} s: {sizes}")
 
     def _gap(self) -> None:
         """Stay quiet across a whole second; that second becomes a boundary."""
@@ -250,6 +302,15 @@ class Workload:
         else:
             raise AssertionError(f"workload connection {n} was meant to fail: {dsn}")
         self.record.events.append(Event(n, EventKind.FATAL, sent, answered, fragments))
+
+
+def _size_of_file_holding(cluster: PgCluster, suffix: str, entry: re.Pattern[bytes]) -> int | None:
+    """The size of the log file holding a whole (newline-ended) `entry`; None while none does."""
+    for path in sorted(cluster.log_dir.glob(f"postgresql-*{suffix}"), reverse=True):
+        data = path.read_bytes()
+        if entry.search(data):
+            return len(data)
+    return None
 
 
 def run_workload(cluster: PgCluster, phases: int = 3) -> WorkloadRecord:
