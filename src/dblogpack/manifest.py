@@ -1,6 +1,5 @@
 """The package's documents: manifest.json (DESIGN.md's keys) and the JSON text of it and of
-summary.json, written as `json.dumps(indent=2, ensure_ascii=False)` writes it without importing
-json (its decoder, scanner and their regexes cost ~1.7 ms of every `pack` start).
+summary.json.
 """
 
 from __future__ import annotations
@@ -89,59 +88,7 @@ def manifest(spec: PackageSpec, result: PackageResult) -> dict[str, Any]:
 
 
 def json_bytes(document: dict[str, Any]) -> bytes:
-    """`document` as `json.dumps(document, indent=2, ensure_ascii=False)` writes it, plus a newline
-    (a test holds it to json.dumps's text)."""
-    return _json_text(document, "\n").encode() + b"\n"
+    """`document` as the package's JSON text: indented, UTF-8, a newline at the end."""
+    import json  # at the package's end: json's decoder and its regexes stay off pack's start
 
-
-def _json_text(value: object, newline: str) -> str:
-    """One JSON value, its nested lines starting with `newline` (a newline and indentation)."""
-    if isinstance(value, str):
-        return _json_string(value)
-    if isinstance(value, dict):
-        inner = newline + "  "
-        items = [inner + _json_key(k) + ": " + _json_text(v, inner) for k, v in value.items()]
-        return "{" + ",".join(items) + newline + "}" if items else "{}"
-    if isinstance(value, list | tuple):
-        inner = newline + "  "
-        items = [inner + _json_text(v, inner) for v in value]
-        return "[" + ",".join(items) + newline + "]" if items else "[]"
-    if value is None or isinstance(value, bool | int | float):
-        return _json_scalar(value)
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-def _json_scalar(value: bool | float | None) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return int.__repr__(value)  # an IntEnum's number, not its name
-    if value != value:
-        return "NaN"
-    if value in (math.inf, -math.inf):
-        return "Infinity" if value > 0 else "-Infinity"
-    return float.__repr__(value)
-
-
-def _json_key(key: object) -> str:
-    if isinstance(key, str):
-        return _json_string(key)
-    if key is None or isinstance(key, bool | int | float):
-        return '"' + _json_scalar(key) + '"'
-    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
-
-
-# What json escapes in a string when it may write any other character as it is.
-_JSON_ESCAPES = {i: f"\\u{i:04x}" for i in range(0x20)} | {
-    ord('"'): '\\"', ord("\\"): "\\\\", 8: "\\b", 9: "\\t", 10: "\\n", 12: "\\f", 13: "\\r",
-}
-
-
-def _json_string(text: str) -> str:
-    # Printable text without quote or backslash has nothing to escape: three C-speed checks
-    # instead of a translate call per character (slow packages' statements run to kilobytes).
-    if text.isprintable() and '"' not in text and "\\" not in text:
-        return '"' + text + '"'
-    return '"' + text.translate(_JSON_ESCAPES) + '"'
+    return json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n"

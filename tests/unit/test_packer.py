@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import subprocess
 import zlib
@@ -17,9 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tests.unit.engine_logs import members
 
-from dblogpack.manifest import iso, json_bytes
+from dblogpack.manifest import iso
 from dblogpack.members import BackgroundMember
-from dblogpack.model import LogKind
 from dblogpack.packer import TarGzWriter
 
 
@@ -118,35 +116,3 @@ def test_bytes_deflated_by_a_scanning_thread_join_the_package(threads: int, leve
     inflate = zlib.decompressobj(31)
     inflate.decompress(out.getvalue())
     assert inflate.eof and (inflate.unused_data == b"") == (threads == 0)
-
-
-_JSON_SCALARS = (
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text()
-    | st.sampled_from(list(LogKind))
-)
-_JSON_KEYS = st.text() | st.integers() | st.floats() | st.booleans() | st.none()
-
-
-@given(
-    st.recursive(
-        _JSON_SCALARS,
-        lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner)
-        | st.dictionaries(_JSON_KEYS, inner, max_size=4),
-        max_leaves=20,
-    )
-)
-def test_json_documents_are_written_as_json_dumps_writes_them(value: object) -> None:
-    """Property: manifest.json and summary.json, written without importing json, are
-    byte-for-byte json.dumps(indent=2, ensure_ascii=False): NaN, infinities, enums, control
-    characters, non-ASCII text and non-string keys included."""
-    document = {"value": value}
-    expected = json.dumps(document, indent=2, ensure_ascii=False)
-    assert json_bytes(document) == expected.encode() + b"\n"
-
-
-@pytest.mark.parametrize("value", [object(), {(1, 2): 3}, {1, 2}, b"bytes"])
-def test_json_documents_refuse_what_json_refuses(value: object) -> None:
-    with pytest.raises(TypeError):
-        json.dumps(value)
-    with pytest.raises(TypeError):
-        json_bytes({"value": value})
