@@ -14,7 +14,7 @@ from dblogpack.formats.base import ScanResult
 from dblogpack.formats.framing import find_all
 from dblogpack.formats.json_lines import JsonLinesScanner, dump_json, load_document
 from dblogpack.formats.mongo_slow import SlowQueries
-from dblogpack.formats.mongo_slow_lines import CODE, DURATION, MASK_DIGITS, NEEDLE, NUMBER
+from dblogpack.formats.mongo_slow_lines import CODE, MASK_DIGITS, NEEDLE, last_duration
 from dblogpack.formats.scanner import Candidate, window_bounds
 from dblogpack.formats.timestamps import IsoSecondsCache, with_fraction
 from dblogpack.model import EntryDetail, FormatConfig, LogKind, Query, TimeWindow
@@ -119,11 +119,7 @@ class MongoJsonFormat(JsonLinesScanner):
         return rest.count(CODE) == 1 and code != b"" and expected == str(int(code))
 
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
-        at = buf.rfind(DURATION, start, end)
-        if at < 0:
-            return None
-        number = NUMBER.match(buf, at + len(DURATION))
-        return float(number[0]) if number is not None else None
+        return last_duration(buf, start, end)
 
     def _detail(
         self, buf: bytes, start: int, end: int, ts: float, duration: float | None

@@ -25,8 +25,8 @@ HEAD = re.compile(
     rb'"s":"(?P<s>[A-Z]\d?)",\s*+"c":"[^"\n]*+",\s*+"id":51803,(?P<idend>)'
     rb'(?:\s*+"ctx":"[^"\\\n]*+",\s*+"msg":"(?P<msg>[^"\\\n]*+)",\s*+"attr":(?P<attr>)(?=\{))?'
 )
-DURATION = b'"durationMillis":'
-NUMBER = re.compile(rb"\d+(?:\.\d+)?")
+_DURATION = b'"durationMillis":'
+_NUMBER = re.compile(rb"\d+(?:\.\d+)?")
 # The duration is the last member of a slow entry's attr: it is looked for near the end first.
 _TAIL_BYTES = 64
 # In MongoDB's slow-query layout the command is followed by planSummary.
@@ -96,12 +96,12 @@ class SlowLines:
                 and buf[start + _MINUTE_TENS] < _SIXTY and buf[start + _SECOND_TENS] < _SIXTY
             ):
                 _, date_end, zone_at, key = shape
-                # The last duration, as _duration finds it; read here when it is whole digits
-                # ending the line's attr and the entry (the usual layout), else by _duration.
-                found = rfind(DURATION, end - _TAIL_BYTES, end)
+                # The last duration, as last_duration finds it; read here when it is whole digits
+                # ending the line's attr and the entry (the usual layout), else by last_duration.
+                found = rfind(_DURATION, end - _TAIL_BYTES, end)
                 closed = buf.endswith(b"}}\n", start, end)
-                number = buf[found + len(DURATION) : end - 3] if found > at and closed else b""
-                ms = float(number) if number.isdigit() else _duration(buf, at, end)
+                number = buf[found + len(_DURATION) : end - 3] if found > at and closed else b""
+                ms = float(number) if number.isdigit() else last_duration(buf, at, end)
                 if ms is not None and ms >= least:
                     # What follows the key's region is checked for the whole chunk at once.
                     if not (keyed and closed):
@@ -136,7 +136,7 @@ class SlowLines:
         if cut >= 0 and head["date"] is not None and len(head["s"]) == 1:
             # (A severity with a digit, D1-D5, is not the same in all lines of a shape.)
             self._learn(buf, head, at, cut)
-        duration = _duration(buf, at, end)
+        duration = last_duration(buf, at, end)
         if duration is None or duration < least:
             return None
         if keyed and cut >= 0 and buf.endswith(b"}}\n", start, end):
@@ -173,12 +173,13 @@ def _drop_unsafe_keys(buf: bytes, lines: Lines, cuts: list[int]) -> None:
                 keys[i] = None
 
 
-def _duration(buf: bytes, at: int, end: int) -> float | None:
+def last_duration(buf: bytes, at: int, end: int) -> float | None:
+    """The number after the last `"durationMillis":` in buf[at:end], if any."""
     near = end - _TAIL_BYTES
-    found = buf.rfind(DURATION, near if near > at else at, end)
+    found = buf.rfind(_DURATION, near if near > at else at, end)
     if found < 0:
-        found = buf.rfind(DURATION, at, end)
-    number = NUMBER.match(buf, found + len(DURATION)) if found >= 0 else None
+        found = buf.rfind(_DURATION, at, end)
+    number = _NUMBER.match(buf, found + len(_DURATION)) if found >= 0 else None
     return float(number[0]) if number is not None else None
 
 

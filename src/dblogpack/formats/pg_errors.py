@@ -40,11 +40,10 @@ class ErrorScan(BatchScan):
 
     def __init__(self, log_format: PgStderrFormat, pattern: bytes, span: StampSpan) -> None:
         super().__init__(log_format, pattern, span)
-        groups = self._pattern.groupindex
         # A group's text by its number (see pg_batch).
         self._levels = itemgetter(self._level)
-        coded = "sqlstate" in log_format.prefix.line.groupindex
-        self._codes = itemgetter(groups["sqlstate"]) if coded else None
+        sqlstate = self._pattern.groupindex.get("sqlstate")
+        self._codes = None if sqlstate is None else itemgetter(sqlstate)
 
     def _heads(self, buf: bytes, first: int, query: Query) -> Heads:
         """Matches at the line starts of the hits whose line's level ends at the tag."""
