@@ -290,7 +290,7 @@ class _ThreadPiece:
 
     def finish(self, scanned: Scanned) -> None:
         """End the gzip member; `scanned.member` holds it (closed by whoever packs it)."""
-        self._member.finish()
+        self._member.wait()
         scanned.member = self._member
 
     def close(self) -> None:
