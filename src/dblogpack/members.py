@@ -241,8 +241,9 @@ class BackgroundMember:
         self._window = data[-_WINDOW:]
 
     def wait(self) -> None:
-        """Return once the pieces added so far are deflated and hashed (the threads are done);
-        raise what failed there."""
+        """Return once the pieces added so far are deflated and hashed (the threads are done;
+        each piece ends byte-aligned already, so the member is then complete); raise what
+        failed there."""
         for pending in (self._deflating, self._hashing):
             if pending is not None:
                 pending.wait()
@@ -253,10 +254,6 @@ class BackgroundMember:
         for pending in (self._deflating, self._hashing):
             if pending is not None:
                 pending.join()
-
-    def finish(self) -> None:
-        """Return once every piece added is deflated (each ends byte-aligned already)."""
-        self.wait()
 
     def hexdigest(self) -> str:
         return self._digest.hexdigest()

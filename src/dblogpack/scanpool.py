@@ -11,8 +11,6 @@ import os
 from collections.abc import Callable, Iterator
 from itertools import starmap
 
-# MAX_CHUNK re-exported: the worker pool sizes its processes' allocator by it.
-from dblogpack.chunkreads import MAX_CHUNK as MAX_CHUNK
 from dblogpack.chunkreads import Reads, whole_length
 from dblogpack.errors import InternalError, SourceError
 from dblogpack.members import (
@@ -292,7 +290,7 @@ class _ThreadPiece:
 
     def finish(self, scanned: Scanned) -> None:
         """End the gzip member; `scanned.member` holds it (closed by whoever packs it)."""
-        self._member.finish()
+        self._member.wait()
         scanned.member = self._member
 
     def close(self) -> None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import threading
 
-from dblogpack import scanpool
+# scanpool: imported for the forkserver preload below (its workers' code), not used here.
+from dblogpack import scanpool  # noqa: F401
+from dblogpack.chunkreads import MAX_CHUNK
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
 if TYPE_CHECKING:
@@ -33,8 +35,8 @@ def open_pool(workers: int) -> Executor:
 
 # glibc's mallopt parameters (malloc.h) and the values a scanning worker runs with.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_MMAP_THRESHOLD = 2 * scanpool.MAX_CHUNK
-_TRIM_THRESHOLD = 4 * scanpool.MAX_CHUNK
+_MMAP_THRESHOLD = 2 * MAX_CHUNK
+_TRIM_THRESHOLD = 4 * MAX_CHUNK
 
 
 def tune_scanning_worker() -> None:

@@ -100,7 +100,7 @@ def test_a_failure_in_the_deflating_thread_is_raised_in_the_scanning_one() -> No
     member = BackgroundMember(1)
     member.add(b"2024-05-01 LOG:  a\n")
     with pytest.raises(OverflowError, match="buffer size"):
-        member.finish()
+        member.wait()
     member.close()
 
 

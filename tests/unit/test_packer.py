@@ -103,7 +103,7 @@ def test_bytes_deflated_by_a_scanning_thread_join_the_package(threads: int, leve
     member = BackgroundMember(level)
     for piece in pieces:
         member.add(piece)
-    member.finish()
+    member.wait()
     out = io.BytesIO()
     with TarGzWriter(out, threads=threads, compresslevel=level) as tar:
         tar.add_bytes("logs/a.log", b"first\n")
