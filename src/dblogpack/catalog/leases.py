@@ -14,7 +14,6 @@ from sqlalchemy import (
     Connection,
     Row,
     and_,
-    delete,
     func,
     insert,
     not_,
@@ -187,10 +186,11 @@ def record_success(
         )
     )
     if changed.rowcount == 1 and built.summary is not None:
-        # In the same transaction as the state: a Package_Success row has its summary.
-        summaries = package_summaries
-        conn.execute(delete(summaries).where(summaries.c.package_id == package_id))
-        conn.execute(insert(summaries).values(package_id=package_id, document=built.summary))
+        # In the same transaction as the state: a Package_Success row has its summary. A row
+        # reaches Success once (the lease is gone after), so no earlier summary is there.
+        conn.execute(
+            insert(package_summaries).values(package_id=package_id, document=built.summary)
+        )
     return changed.rowcount == 1
 
 
