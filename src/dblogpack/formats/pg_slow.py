@@ -20,6 +20,7 @@ from dblogpack.formats.pg_batch import (
     head_pattern,
 )
 from dblogpack.formats.pg_prefix import CompiledPrefix
+from dblogpack.formats.pg_stderr import entry_detail
 from dblogpack.formats.pg_times import StampSpan
 from dblogpack.model import DetailGroup, EntryDetail, Query
 from dblogpack.sqlshape import fingerprint_sql
@@ -123,18 +124,8 @@ class SlowScan(BatchScan):
         if not self._inner_messages or head.start(self._lead) < 0:
             return self._format._detail(buf, head.start(), end, ts, duration)
         body = head.end(self._level) + len(LEVEL_END)
-        first_line_end = buf.find(b"\n", body, end)
         statement, code = self._statement_and_code(head)
-        return EntryDetail(
-            timestamp=ts,
-            severity=head.group(self._level).decode(),
-            duration_ms=duration,
-            statement=statement,
-            code=code,
-            message=buf[body : end if first_line_end < 0 else first_line_end].decode(
-                "utf-8", "replace"
-            ),
-        )
+        return entry_detail(buf, body, end, ts, duration, head.group(self._level), statement, code)
 
     def _kinds(
         self, buf: bytes, heads: Heads, ends: list[int], times: list[float] | None

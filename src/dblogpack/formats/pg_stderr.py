@@ -281,17 +281,8 @@ class PgStderrFormat(EntryScanner):
         message_end = _message_end(buf, body, end)
         statement = self._statement(buf, body, message_end, end)
         code = head.groupdict().get("sqlstate")
-        first_line_end = buf.find(b"\n", body, end)
-        return EntryDetail(
-            timestamp=ts,
-            severity=head["level"].decode(),
-            duration_ms=duration,
-            statement=statement,
-            code=code.decode("ascii", "replace") if code else None,
-            message=buf[body : end if first_line_end < 0 else first_line_end].decode(
-                "utf-8", "replace"
-            ),
-        )
+        sqlstate = code.decode("ascii", "replace") if code else None
+        return entry_detail(buf, body, end, ts, duration, head["level"], statement, sqlstate)
 
     # ---- helpers ----------------------------------------------------------------------------
 
@@ -381,6 +372,23 @@ class PgStderrFormat(EntryScanner):
         if found is None:
             return None
         return _untab(buf[found.end() : _message_end(buf, found.end(), end)])
+
+
+def entry_detail(
+    buf: bytes, body: int, end: int, ts: float, duration: float | None, level: bytes,
+    statement: str | None, code: str | None,
+) -> EntryDetail:
+    """An entry's details from its parsed parts; its message is the first line from `body`."""
+    first_line_end = buf.find(b"\n", body, end)
+    message = buf[body : end if first_line_end < 0 else first_line_end]
+    return EntryDetail(
+        timestamp=ts,
+        severity=level.decode(),
+        duration_ms=duration,
+        statement=statement,
+        code=code,
+        message=message.decode("utf-8", "replace"),
+    )
 
 
 def _level_starts(
