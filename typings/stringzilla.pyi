@@ -1,0 +1,16 @@
+# Types of the stringzilla functions dblogpack calls (the package ships none). Each takes any
+# buffer (bytes, bytearray, memoryview) without copying it; offsets are byte offsets, as in
+# the matching bytes methods.
+from typing_extensions import Buffer
+
+__version__: str
+
+def count(
+    text: Buffer | str,
+    substring: Buffer | str,
+    start: int = ...,
+    end: int = ...,
+    allowoverlap: bool = ...,
+) -> int: ...
+def find(text: Buffer | str, substring: Buffer | str, start: int = ..., end: int = ...) -> int: ...
+def rfind(text: Buffer | str, substring: Buffer | str, start: int = ..., end: int = ...) -> int: ...
