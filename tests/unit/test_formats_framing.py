@@ -187,3 +187,26 @@ def test_line_heads_counted_a_slice_at_a_time_are_those_counted_at_once(
         assert framing.count_line_heads(pattern, data, lo, end) == framing.count_matches(
             pattern, data, lo, end
         )
+
+
+def _find_all_by_bytes(buf: bytes, needle: bytes, lo: int, hi: int) -> list[int]:
+    found, at = [], buf.find(needle, lo, hi)
+    while at >= 0:
+        found.append(at)
+        at = buf.find(needle, at + 1, hi)
+    return found
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    buf=st.binary(max_size=400) | st.text("ab\n\t", max_size=400).map(str.encode),
+    needle=st.text("ab\n", min_size=1, max_size=4).map(str.encode),
+    bounds=st.tuples(st.integers(-5, 420), st.integers(-5, 420)),
+)
+def test_needles_are_found_where_bytes_find_finds_them(
+    buf: bytes, needle: bytes, bounds: tuple[int, int]
+) -> None:
+    """Property: find_all (stringzilla's SIMD search) yields the offsets bytes.find does, in
+    order, overlapping occurrences and out-of-range or reversed bounds included."""
+    lo, hi = bounds
+    assert list(framing.find_all(buf, needle, lo, hi)) == _find_all_by_bytes(buf, needle, lo, hi)
