@@ -16,25 +16,11 @@ from dblogpack.formats.framing import count_matches
 from dblogpack.formats.pg_stderr import PgStderrFormat
 from dblogpack.model import FormatConfig
 
-# Prefixes whose lines start with a pid (two first bytes: pids 11 and 912) or with literal text.
+# Prefixes whose lines start with a pid (two first bytes: pids 11 and 912) or with literal text
+# (laid out so by `rendered`).
 OTHER_PREFIXES = {"pid-first": "%p %m ", "literal-first": "pg: %m [%p] "}
 _TAG = re.compile(rb":  (?<=[LTYN]:  )")
 _FOLLOW_UP_WORDS = {b"DETAIL", b"HINT", b"CONTEXT", b"STATEMENT", b"QUERY", b"LOCATION"}
-
-
-def other_rendered(log: str, prefix: str) -> bytes:
-    """The generated log in the layout of OTHER_PREFIXES[prefix]."""
-    out = []
-    for line in log.split("\n"):
-        parts = line.split(" ", 4)
-        if len(parts) < 5 or not parts[3].startswith("["):
-            out.append(line)
-            continue
-        stamp, pid, rest = " ".join(parts[:3]), parts[3], parts[4].split(" ", 1)[1]
-        number = ("9" if pid == "[12]" else "") + pid[1:-1]
-        head = f"{number} {stamp} " if prefix == "pid-first" else f"pg: {stamp} {pid} "
-        out.append(head + rest)
-    return "\n".join(out).encode()
 
 
 def regex_follow_ups(fmt: PgStderrFormat, buf: bytes, lo: int, hi: int, orphans: bool) -> int:
@@ -80,7 +66,7 @@ def test_entry_count_is_the_regex_count(
     the regex takes over and any count slice, the count is the regexes' count."""
     source = PREFIXES.get(prefix) or OTHER_PREFIXES[prefix]
     fmt = pg_stderr(FormatConfig("pg-stderr", source, "America/Chicago"))
-    buf = other_rendered(log, prefix) if prefix in OTHER_PREFIXES else rendered(log, prefix)
+    buf = rendered(log, prefix)
     lo, hi = sorted(int(cut * len(buf)) for cut in cuts)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(framing, "HEAD_PASSES", passes)
@@ -107,28 +93,3 @@ def test_bytes_counted_a_slice_at_a_time_are_those_bytes_count_counts(
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(framing, "COUNT_BYTES_SLICE", slice_size)
         assert framing.count_bytes(data, needle, lo, hi) == data.count(needle, lo, max(hi, lo))
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    data=st.lists(st.sampled_from([b"\n", b"\t", b"2", b"1", b"x", b"\n2"]), max_size=200).map(
-        b"".join
-    ),
-    first=st.sampled_from([b"2", b"12", b"21", b"0123456789"]),
-    cuts=st.tuples(st.floats(0, 1), st.floats(0, 1.02)),
-    passes=st.integers(0, 10),
-)
-def test_line_heads_by_byte_are_the_regex_count_or_none(
-    data: bytes, first: bytes, cuts: tuple[float, float], passes: int
-) -> None:
-    """Property: counted by first byte, line heads are the lookahead regex's count, or None
-    when the bytes tried do not account for every line (never a wrong number)."""
-    lo, end = (int(cut * len(data)) for cut in cuts)
-    pattern = re.compile(b"\n(?=[" + first + b"])")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(framing, "HEAD_PASSES", passes)
-        found = framing.count_heads_by_byte(data, first, lo, end)
-    expected = count_matches(pattern, data, lo, end)
-    assert found in (None, expected)
-    if passes >= len(first) and b"x" not in data[lo:end] and b"\n\n" not in data[lo:end]:
-        assert found == expected  # every line starts with TAB or a byte tried
