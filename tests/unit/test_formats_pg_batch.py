@@ -142,7 +142,8 @@ def pg_logs(draw: st.DrawFn) -> str:
 
 
 def rendered(log: str, prefix: str) -> bytes:
-    """The generated log (written with the Debian prefix) in the layout of PREFIXES[prefix]."""
+    """The generated log (written with the Debian prefix) in the layout of PREFIXES[prefix] (or
+    of `%p %m ` for "pid-first", where pid 12 is written 912, and `pg: %m [%p] `)."""
     if prefix == "debian":
         return log.encode()
     out = []
@@ -159,6 +160,8 @@ def rendered(log: str, prefix: str) -> bytes:
             "no-process": f"{stamp} ",
             "optional-process": f"{stamp} " + (f"{pid} " if pid != "[12]" else ""),
             "epoch": f"1730{stamp[14:16]}{stamp[17:19]}00.{stamp[20:23]} {pid} ",
+            "pid-first": f"{'9' if pid == '[12]' else ''}{pid[1:-1]} {stamp} ",
+            "literal-first": f"pg: {stamp} {pid} ",
         }[prefix]
         out.append(head + rest)
     return "\n".join(out).encode()

@@ -1,0 +1,95 @@
+"""The exact entry count of pg-stderr from SIMD counts and searches (line heads by newline + first
+byte, follow-up lines by their tags) is the count the regexes make, for every prefix: with TAB
+continuations, follow-ups of the same and of other processes, stray lines, any range."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tests.unit.test_formats_pg_batch import PREFIXES, pg_logs, pg_stderr, rendered
+
+from dblogpack.formats import framing
+from dblogpack.formats.framing import count_matches
+from dblogpack.formats.pg_stderr import PgStderrFormat
+from dblogpack.model import FormatConfig
+
+# Prefixes whose lines start with a pid (two first bytes: pids 11 and 912) or with literal text
+# (laid out so by `rendered`).
+OTHER_PREFIXES = {"pid-first": "%p %m ", "literal-first": "pg: %m [%p] "}
+_TAG = re.compile(rb":  (?<=[LTYN]:  )")
+_FOLLOW_UP_WORDS = {b"DETAIL", b"HINT", b"CONTEXT", b"STATEMENT", b"QUERY", b"LOCATION"}
+
+
+def regex_follow_ups(fmt: PgStderrFormat, buf: bytes, lo: int, hi: int, orphans: bool) -> int:
+    """Follow-up lines counted from one regex of every tag, each line matched (the general way)."""
+    group, count = fmt.prefix.process_group, 0
+    for tag in _TAG.finditer(buf, lo, hi):
+        line = buf.rfind(b"\n", lo, tag.start()) + 1 or lo
+        head = fmt.prefix.line.match(buf, line)
+        if head is None or head.end("level") != tag.start() or line == 0:
+            continue
+        if head["level"] not in _FOLLOW_UP_WORDS:
+            continue
+        same = group is None or head[group] == fmt._previous_process(buf, line)
+        count += same != orphans
+    return count
+
+
+def regex_count(fmt: PgStderrFormat, buf: bytes, lo: int, hi: int) -> int:
+    """The entry count made by regexes only: line heads by `\\n(?=guard)`, follow-ups by tag."""
+    if hi <= lo:
+        return 0
+    if fmt._guarded_line is None:
+        primaries = count_matches(fmt._next_primary, buf, max(lo - 1, 0), hi)
+        primaries += 1 if lo == 0 and fmt._starts_entry(buf, 0) else 0
+        return primaries + regex_follow_ups(fmt, buf, lo, hi, orphans=True)
+    first_line = 1 if fmt._guarded_line.match(b"\n" + buf[lo : lo + 1]) else 0
+    heads = count_matches(fmt._guarded_line, buf, lo, hi - 1)
+    return first_line + heads - regex_follow_ups(fmt, buf, lo, hi, orphans=False)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    log=pg_logs(),
+    prefix=st.sampled_from(sorted(PREFIXES) + sorted(OTHER_PREFIXES)),
+    cuts=st.tuples(st.floats(0, 1), st.floats(0, 1)),
+    passes=st.integers(0, 3),
+    slice_size=st.integers(1, 64),
+)
+def test_entry_count_is_the_regex_count(
+    log: str, prefix: str, cuts: tuple[float, float], passes: int, slice_size: int
+) -> None:
+    """Property: on any range of a generated log, with any number of first bytes tried before
+    the regex takes over and any count slice, the count is the regexes' count."""
+    source = PREFIXES.get(prefix) or OTHER_PREFIXES[prefix]
+    fmt = pg_stderr(FormatConfig("pg-stderr", source, "America/Chicago"))
+    buf = rendered(log, prefix)
+    lo, hi = sorted(int(cut * len(buf)) for cut in cuts)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(framing, "HEAD_PASSES", passes)
+        patch.setattr(framing, "COUNT_BYTES_SLICE", slice_size)
+        assert fmt._count_entries(buf, lo, hi) == regex_count(fmt, buf, lo, hi)
+
+
+_NEEDLE_BYTES = st.sampled_from([b"\n", b"\t", b"2", b"a"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.lists(_NEEDLE_BYTES, max_size=200).map(b"".join) | st.binary(max_size=200),
+    needle=st.lists(_NEEDLE_BYTES, min_size=1, max_size=3).map(b"".join),
+    lo=st.integers(0, 220),
+    hi=st.integers(-10, 220),
+    slice_size=st.integers(1, 40),
+)
+def test_bytes_counted_a_slice_at_a_time_are_those_bytes_count_counts(
+    data: bytes, needle: bytes, lo: int, hi: int, slice_size: int
+) -> None:
+    """Property: stringzilla's count, slice by slice, is bytes.count over the same range (ends
+    past the data and before the start included)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(framing, "COUNT_BYTES_SLICE", slice_size)
+        assert framing.count_bytes(data, needle, lo, hi) == data.count(needle, lo, max(hi, lo))
