@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 
+from stringzilla import find as find_needle
+
 from dblogpack.records import NamedTuple
 
 NEEDLE = b'"id":51803,'
@@ -85,7 +87,7 @@ class SlowLines:
         # one row a line (the columns are made at C speed at the end).
         rows: list[_Row] = []
         add, find, rfind, shape_of = rows.append, buf.find, buf.rfind, self._shapes.get
-        at = find(NEEDLE, lo, hi)
+        at = find_needle(buf, NEEDLE, lo, hi)
         while at >= 0:
             start = rfind(b"\n", lo, at) + 1 or lo
             end = find(b"\n", at, hi) + 1 or hi
@@ -112,7 +114,7 @@ class SlowLines:
                 row = self._judge(buf, start, at, end, least, keyed)
                 if row is not None:
                     add(row)
-            at = find(NEEDLE, end, hi)
+            at = find_needle(buf, NEEDLE, end, hi)
         if not rows:
             return Lines([], [], [], [], [], [])
         columns = list(map(list, zip(*rows, strict=True)))
