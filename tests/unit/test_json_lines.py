@@ -1,5 +1,6 @@
-"""The JSON-lines formats' garbage lines: counted first with stringzilla, found by the regex only
-when the counts differ; either way exactly the lines the regex alone finds."""
+"""The JSON-lines formats' byte scans with stringzilla find what the regexes they replace found:
+garbage lines (counted first, found by the regex only when the counts differ) and mongo-json's
+error hits."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dblogpack.formats import build
+from dblogpack.formats.framing import find_any
 from dblogpack.formats.json_lines import JsonLinesScanner
+from dblogpack.formats.mongo_json import _ERROR_NEEDLES
 from dblogpack.model import FormatConfig
 
 _PIECES = ["\n", '{"t":{"$date":', '{"timestamp":"', '{"t":', "x", "{", "\r"]
@@ -44,3 +47,14 @@ def test_a_line_cut_short_by_the_range_end_is_garbage() -> None:
     assert isinstance(scanner, JsonLinesScanner)
     buf = b'{"t":{"$date":1}\n{"t":{"$date'
     assert list(scanner._garbage(buf, 0, len(buf))) == [(17, len(buf))]
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data())
+def test_error_hits_found_with_stringzilla_are_the_regex_matches(data: st.DataObject) -> None:
+    pieces = ['s":"', "W", "E", "F", "I", '"', "s", "\n"]
+    buf = "".join(data.draw(st.lists(st.sampled_from(pieces), max_size=40))).encode()
+    lo = data.draw(st.integers(0, len(buf)))
+    hi = data.draw(st.integers(0, len(buf) + 2))
+    expected = [found.start() for found in re.finditer(rb's":"[WEF]"', buf[:hi])]
+    assert list(find_any(buf, _ERROR_NEEDLES, lo, hi)) == [at for at in expected if at >= lo]
