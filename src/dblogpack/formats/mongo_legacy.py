@@ -42,6 +42,7 @@ _NEXT_START = re.compile(rb"\n(?=(?:" + _ISO + rb"|" + _CTIME + rb")" + _TAIL + 
 _ERROR_NEEDLES = (b" W ", b" E ", b" F ")
 _SLOW_NEEDLE = b"ms\n"
 _TRAILING_MS = re.compile(rb" (\d+)ms\r?$")
+_MS_REACH = 32  # bytes of a line's tail that hold its duration, but for absurd ones
 _CODE = re.compile(r"\b(?:code|errCode):\s?(\d+)")
 _STATEMENT_END = re.compile(r" (?:planSummary|keysExamined|docsExamined|numYields|nreturned):")
 _MONTHS = {
@@ -71,7 +72,14 @@ class MongoLegacyFormat(LineStartScanner):
         return None if head is None else self._time(head["ts"])
 
     def _entry_end(self, buf: bytes, start: int, hi: int) -> int:
-        found = _NEXT_START.search(buf, start, hi)
+        # Most entries are one line: the next entry is tried at the first newline before the
+        # search runs on (the search would find it there first).
+        newline = buf.find(b"\n", start, hi)
+        if newline < 0:
+            return hi
+        if _NEXT_START.match(buf, newline, hi) is not None:
+            return newline + 1
+        found = _NEXT_START.search(buf, newline + 1, hi)
         return hi if found is None else found.start() + 1
 
     def _candidates(
@@ -97,7 +105,12 @@ class MongoLegacyFormat(LineStartScanner):
 
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
         newline = buf.find(b"\n", start, end)
-        found = _TRAILING_MS.search(buf, start, end if newline < 0 else newline)
+        stop = end if newline < 0 else newline
+        # At most one place of a line matches (the space before its last digits): looked for in
+        # the line's tail first, the whole line only when the tail holds no match.
+        found = _TRAILING_MS.search(buf, max(start, stop - _MS_REACH), stop)
+        if found is None:
+            found = _TRAILING_MS.search(buf, start, stop)
         return float(found[1]) if found is not None else None
 
     def _detail(
@@ -106,7 +119,9 @@ class MongoLegacyFormat(LineStartScanner):
         head = _HEAD.match(buf, start)
         assert head is not None  # selected entries start with a head
         message = buf[head.end() : end].rstrip(b"\r\n").decode("utf-8", "replace")
-        code = _CODE.search(message)
+        # The search tries every word boundary (4 us a slow entry): only messages holding
+        # "code:" or "errCode:" (both hold "ode:") can match.
+        code = _CODE.search(message) if "ode:" in message else None
         return EntryDetail(
             timestamp=ts,
             severity=head["sev"].decode(),

@@ -1,0 +1,54 @@
+"""mongo-legacy's shortcuts give what the plain regex searches gave: a duration looked for in a
+line's tail first, an entry's end tried at its first newline first, an error code searched only
+in messages that can hold one."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dblogpack.formats import mongo_legacy
+from dblogpack.formats.mongo_legacy import MongoLegacyFormat
+from dblogpack.model import FormatConfig
+
+_FORMAT = MongoLegacyFormat(FormatConfig("mongo-legacy"))
+_HEADS = [
+    "2024-05-01T00:00:00.096+0000 I  COMMAND  [conn1] ",
+    "Wed May  1 00:00:00.096 W REPL [x] ",
+]
+_PIECES = [*_HEADS, " ", "12", "9" * 40, "ms", "\r", "\n", "\t", "a", "code: 7", "errCode:1"]
+_texts = st.lists(st.sampled_from(_PIECES), max_size=30).map("".join)
+
+
+def regex_duration(buf: bytes, start: int, end: int) -> float | None:
+    newline = buf.find(b"\n", start, end)
+    found = mongo_legacy._TRAILING_MS.search(buf, start, end if newline < 0 else newline)
+    return float(found[1]) if found is not None else None
+
+
+def regex_entry_end(buf: bytes, start: int, hi: int) -> int:
+    found = mongo_legacy._NEXT_START.search(buf, start, hi)
+    return hi if found is None else found.start() + 1
+
+
+@settings(max_examples=400, deadline=None)
+@given(_texts, st.data())
+def test_duration_and_entry_end_are_those_of_the_plain_search(
+    text: str, data: st.DataObject
+) -> None:
+    buf = text.encode()
+    start = data.draw(st.integers(0, len(buf)))
+    end = data.draw(st.integers(start, len(buf)))
+    assert _FORMAT._duration_ms(buf, start, end) == regex_duration(buf, start, end)
+    assert _FORMAT._entry_end(buf, start, end) == regex_entry_end(buf, start, end)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_texts)
+def test_a_code_is_found_where_the_search_alone_finds_it(message: str) -> None:
+    line = f"{_HEADS[0]}{message}".encode()
+    detail = _FORMAT._detail(line, 0, len(line), 0.0, None)
+    found = re.search(r"\b(?:code|errCode):\s?(\d+)", line[len(_HEADS[0]) :].decode())
+    assert detail.code == (found[1] if found is not None else None)
