@@ -1,6 +1,6 @@
-"""mongo-legacy's shortcuts give what the plain regex searches gave: a duration looked for in a
-line's tail first, an entry's end tried at its first newline first, an error code searched only
-in messages that can hold one."""
+"""mongo-legacy's shortcuts give what the plain searches gave: slow lines found by their
+components' names, a duration looked for in a line's tail first, an entry's end tried at its first
+newline first, an error code searched only in messages that can hold one."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dblogpack.formats import mongo_legacy
+from dblogpack.formats.framing import find_all
 from dblogpack.formats.mongo_legacy import MongoLegacyFormat
 from dblogpack.model import FormatConfig
 
@@ -52,3 +53,38 @@ def test_a_code_is_found_where_the_search_alone_finds_it(message: str) -> None:
     detail = _FORMAT._detail(line, 0, len(line), 0.0, None)
     found = re.search(r"\b(?:code|errCode):\s?(\d+)", line[len(_HEADS[0]) :].decode())
     assert detail.code == (found[1] if found is not None else None)
+
+
+def line_end_lines(buf: bytes, lo: int, hi: int) -> list[int]:
+    """The reference: lines found by their `<digits>ms` ends, then the head's component."""
+    ends = [at for at in find_all(buf, b"ms\n", lo, hi) if at > lo and 48 <= buf[at - 1] <= 57]
+    if buf.endswith(b"ms", lo, hi) and hi - 3 >= lo and 48 <= buf[hi - 3] <= 57:
+        ends.append(hi - 2)
+    starts = (buf.rfind(b"\n", lo, at) + 1 or lo for at in ends)
+    return [start for start in starts if mongo_legacy._names_slow_component(buf, start)]
+
+
+_LINE_PIECES = [
+    *_HEADS,
+    "2024-05-01T00:00:00.096+0000 I  WRITE [c] ",
+    "x QUERY  [",
+    " COMMAND ",
+    " WRITE ",
+    " ",
+    "5",
+    "ms",
+    "\n",
+    "a" * 40,
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_LINE_PIECES), max_size=30).map("".join), st.data())
+def test_slow_lines_found_by_component_are_those_found_by_line_end(
+    text: str, data: st.DataObject
+) -> None:
+    buf = text.encode()
+    lo = data.draw(st.integers(0, len(buf)))
+    hi = data.draw(st.integers(lo, len(buf)))
+    found = [start for start, _ in _FORMAT._slow_lines(buf, lo, hi)]
+    assert found == line_end_lines(buf, lo, hi)
