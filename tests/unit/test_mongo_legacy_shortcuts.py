@@ -34,14 +34,20 @@ def regex_entry_end(buf: bytes, start: int, hi: int) -> int:
     return hi if found is None else found.start() + 1
 
 
+@st.composite
+def _ranged(draw: st.DrawFn, pieces: list[str]) -> tuple[bytes, int, int]:
+    """Bytes joined from `pieces` and a range of them."""
+    buf = "".join(draw(st.lists(st.sampled_from(pieces), max_size=30))).encode()
+    lo = draw(st.integers(0, len(buf)))
+    return buf, lo, draw(st.integers(lo, len(buf)))
+
+
 @settings(max_examples=400, deadline=None)
-@given(_texts, st.data())
+@given(_ranged(_PIECES))
 def test_duration_and_entry_end_are_those_of_the_plain_search(
-    text: str, data: st.DataObject
+    ranged: tuple[bytes, int, int],
 ) -> None:
-    buf = text.encode()
-    start = data.draw(st.integers(0, len(buf)))
-    end = data.draw(st.integers(start, len(buf)))
+    buf, start, end = ranged
     assert _FORMAT._duration_ms(buf, start, end) == regex_duration(buf, start, end)
     assert _FORMAT._entry_end(buf, start, end) == regex_entry_end(buf, start, end)
 
@@ -79,12 +85,10 @@ _LINE_PIECES = [
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.lists(st.sampled_from(_LINE_PIECES), max_size=30).map("".join), st.data())
+@given(_ranged(_LINE_PIECES))
 def test_slow_lines_found_by_component_are_those_found_by_line_end(
-    text: str, data: st.DataObject
+    ranged: tuple[bytes, int, int],
 ) -> None:
-    buf = text.encode()
-    lo = data.draw(st.integers(0, len(buf)))
-    hi = data.draw(st.integers(lo, len(buf)))
+    buf, lo, hi = ranged
     found = [start for start, _ in _FORMAT._slow_lines(buf, lo, hi)]
     assert found == line_end_lines(buf, lo, hi)
