@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from dblogpack.formats import mongo_legacy
 from dblogpack.formats.framing import find_all
 from dblogpack.formats.mongo_legacy import MongoLegacyFormat
-from dblogpack.model import FormatConfig
+from dblogpack.model import FormatConfig, LogKind, TimeWindow
 
 _FORMAT = MongoLegacyFormat(FormatConfig("mongo-legacy"))
 _HEADS = [
@@ -92,3 +92,24 @@ def test_slow_lines_found_by_component_are_those_found_by_line_end(
     buf, lo, hi = ranged
     found = [start for start, _ in _FORMAT._slow_lines(buf, lo, hi)]
     assert found == line_end_lines(buf, lo, hi)
+
+
+def test_details_of_an_entry_other_than_the_last_candidate_are_its_own() -> None:
+    log = MongoLegacyFormat(FormatConfig("mongo-legacy"))
+    buf = (
+        b"2024-05-01T00:00:00.096+0000 I  COMMAND  [conn1] command a.b command: find { x: 1 } 5ms\n"
+        b"2024-05-01T00:00:01.096+0000 W  WRITE    [conn2] update a.c code: 11 errCode:2 7ms\n"
+    )
+    second = buf.index(b"2024-05-01T00:00:01")
+    candidates = list(log._candidates(buf, LogKind.SLOW, TimeWindow(), 0, len(buf)))
+    assert [c[0] for c in candidates] == [0, second]
+    first, last = (
+        log._detail(buf, 0, second, 1.0, 5.0),
+        log._detail(buf, second, len(buf), 2.0, 7.0),
+    )
+    fresh = MongoLegacyFormat(FormatConfig("mongo-legacy"))  # no candidate yielded: no head kept
+    assert first == fresh._detail(buf, 0, second, 1.0, 5.0)
+    assert last == fresh._detail(buf, second, len(buf), 2.0, 7.0)
+    assert (first.severity, first.code, last.severity, last.code) == ("I", None, "W", "11")
+    other = bytes(bytearray(buf))  # equal bytes, another object: the head kept is not its own
+    assert log._detail(other, second, len(buf), 2.0, 7.0) == last
