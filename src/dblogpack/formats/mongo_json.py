@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 
 from dblogpack.formats.base import ScanResult
-from dblogpack.formats.framing import find_all
+from dblogpack.formats.framing import find_all, find_any
 from dblogpack.formats.json_lines import JsonLinesScanner, dump_json, load_document
 from dblogpack.formats.mongo_slow import SlowQueries
 from dblogpack.formats.mongo_slow_lines import CODE, MASK_DIGITS, NEEDLE, last_duration
@@ -23,10 +23,10 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see reco
 if TYPE_CHECKING:
     from typing import Any
 
-# One regex pass beats three bytes.find passes here (measured), and without the leading quote
-# (rarer than `"` as the first byte the search looks for) it runs 1.45x faster; a match that is
-# not the head's own "s" fails the head check.
-_ERROR_NEEDLE = re.compile(rb's":"[WEF]"')
+# Three stringzilla passes (0.35 ms each a 4 MiB chunk) beat the one regex pass `s":"[WEF]"`
+# (2.6 ms); a hit that is not the head's own "s" fails the head check. Without the leading quote,
+# as the regex had it: no needle overlaps another or itself, so the hits are the regex's matches.
+_ERROR_NEEDLES = (b's":"W"', b's":"E"', b's":"F"')
 _HEAD = re.compile(
     rb'\{"t":\{"\$date":(?:"(?P<sec>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(?P<frac>\d+))?'
     rb'(?P<off>[^"\n]*)"|\{"\$numberLong":"(?P<ms>-?\d+)"\})\},\s*'
@@ -71,7 +71,7 @@ class MongoJsonFormat(JsonLinesScanner):
         hits = (
             find_all(buf, NEEDLE, lo, hi)
             if slow
-            else (found.start() - 1 for found in _ERROR_NEEDLE.finditer(buf, lo, hi))
+            else (found - 1 for found in find_any(buf, _ERROR_NEEDLES, lo, hi))
         )
         for at in hits:
             start = buf.rfind(b"\n", lo, at) + 1 or lo

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import re
 
+from stringzilla import find as find_needle
+from stringzilla import find_first_of, translate
+
 from dblogpack.records import NamedTuple
 
 NEEDLE = b'"id":51803,'
@@ -40,6 +43,8 @@ _ZERO_DIGITS = bytes.maketrans(b"123456789", b"0" * 9)
 # `{"t":{"$date":"` (15 bytes) and `YYYY-MM-DDTHH:` / `YYYY-MM-DDTHH:MM:`.
 _DATE_AT, _MINUTE_TENS, _SECOND_TENS = 15, 29, 32
 _SIXTY = ord("6")
+# A backslash (an escape may spell a digit) or a NUL (the mask) in a line: see _plain.
+_UNPLAIN = b"\\\0"
 # Shapes are a few hundred bytes: 4096 of them stay a megabyte or two (RSS stays bounded).
 _SHAPES_LIMIT = 4096
 
@@ -85,12 +90,14 @@ class SlowLines:
         # one row a line (the columns are made at C speed at the end).
         rows: list[_Row] = []
         add, find, rfind, shape_of = rows.append, buf.find, buf.rfind, self._shapes.get
-        at = find(NEEDLE, lo, hi)
+        at = find_needle(buf, NEEDLE, lo, hi)
         while at >= 0:
             start = rfind(b"\n", lo, at) + 1 or lo
             end = find(b"\n", at, hi) + 1 or hi
             cut = find(AFTER_COMMAND, at, end)
-            shape = shape_of(buf[start:cut].translate(_ZERO_DIGITS)) if cut > 0 else None
+            # (stringzilla translates the range in place of a slice and bytes.translate: 0.21
+            # against 0.43 us a line)
+            shape = shape_of(translate(buf, _ZERO_DIGITS, False, start, cut)) if cut > 0 else None
             if (
                 shape is not None and at - start == shape[0]
                 and buf[start + _MINUTE_TENS] < _SIXTY and buf[start + _SECOND_TENS] < _SIXTY
@@ -112,7 +119,7 @@ class SlowLines:
                 row = self._judge(buf, start, at, end, least, keyed)
                 if row is not None:
                     add(row)
-            at = find(NEEDLE, end, hi)
+            at = find_needle(buf, NEEDLE, end, hi)
         if not rows:
             return Lines([], [], [], [], [], [])
         columns = list(map(list, zip(*rows, strict=True)))
@@ -167,7 +174,8 @@ def _drop_unsafe_keys(buf: bytes, lines: Lines, cuts: list[int]) -> None:
     looked for in the chunk's tails joined, line by line only when they hold one."""
     ends, keys = lines.ends, lines.keys
     tails = b"".join(map(buf.__getitem__, map(slice, cuts, ends)))
-    if CODE in tails or b"\\" in tails or b"\0" in tails:
+    # stringzilla: 0.02 ms for the ~340 KB of a 4 MiB chunk's tails, `CODE in tails` 0.2 ms
+    if find_needle(tails, CODE) >= 0 or find_first_of(tails, _UNPLAIN) >= 0:
         for i, (cut, end) in enumerate(zip(cuts, ends, strict=True)):
             if buf.find(CODE, cut, end) >= 0 or not _plain(buf, cut, end):
                 keys[i] = None
@@ -185,4 +193,4 @@ def last_duration(buf: bytes, at: int, end: int) -> float | None:
 
 def _plain(buf: bytes, start: int, end: int) -> bool:
     """Whether the line has no backslash (an escape may spell a digit) and no NUL (the mask)."""
-    return buf.find(b"\\", start, end) < 0 and buf.find(b"\0", start, end) < 0
+    return find_first_of(buf, _UNPLAIN, start, end) < 0

@@ -1,0 +1,27 @@
+"""The stringzilla calls the mongo-json slow scan makes give what the bytes methods they replace
+give, over random bytes and ranges (in and out of bounds)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from stringzilla import find_first_of, translate
+
+from dblogpack.formats.mongo_slow_lines import _UNPLAIN, _ZERO_DIGITS, MASK_DIGITS
+
+_bytes = st.lists(st.sampled_from(b'0159a\\\0\n"{'), max_size=60).map(bytes)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_bytes, st.integers(0, 70), st.integers(0, 70), st.sampled_from([_ZERO_DIGITS, MASK_DIGITS]))
+def test_translating_a_range_is_translating_its_slice(
+    data: bytes, start: int, end: int, table: bytes
+) -> None:
+    assert translate(data, table, False, start, end) == data[start:end].translate(table)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_bytes, st.integers(0, 70), st.integers(0, 70))
+def test_first_of_a_backslash_or_nul_is_the_first_either(data: bytes, start: int, end: int) -> None:
+    either = [at for at in (data.find(b"\\", start, end), data.find(b"\0", start, end)) if at >= 0]
+    assert find_first_of(data, _UNPLAIN, start, end) == min(either, default=-1)
