@@ -11,6 +11,7 @@ from itertools import compress, count, repeat
 from operator import eq, is_, itemgetter
 from typing import TYPE_CHECKING, cast
 
+from dblogpack.formats.framing import find_all
 from dblogpack.formats.pg_batch import (
     LEVEL_END,
     MESSAGE,
@@ -38,7 +39,6 @@ LEAD = (
 # Statements parsed in earlier chunks are remembered up to this many, each up to _MAX_KEY bytes.
 _KNOWN_LIMIT = 4096
 _MAX_KEY = 4096
-_NEEDLE = re.compile(re.escape(NEEDLE))
 _START = re.Match.start
 
 # An entry's key: the text that decides its statement, with the SQLSTATE when the prefix has one.
@@ -89,8 +89,7 @@ class SlowScan(BatchScan):
     def _heads(self, buf: bytes, first: int, query: Query) -> Heads:
         """Matches at the line starts of the hits whose `LOG` is the line's level, of entries
         lasting at least the query's least duration."""
-        hits = list(map(_START, _NEEDLE.finditer(buf, first)))
-        heads = self._matched(buf, first, hits, "start")
+        heads = self._matched(buf, first, list(find_all(buf, NEEDLE, first, len(buf))))
         least = query.min_duration_ms or 0.0
         if least > 0:
             duration = self._duration
