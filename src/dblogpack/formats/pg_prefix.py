@@ -13,8 +13,8 @@ from dblogpack.records import NamedTuple
 
 _ZONE = rb"[A-Za-z0-9+\-:]+"
 # Digits as a range, not `\d`: the same bytes in a bytes pattern, but sre tests a range inline
-# and a category through a call (a slow-entry match of pg-stderr-1g.log: 11.75 -> 11.36 k
-# instructions, of which the prefix is most).
+# and a category through a call (one slow hit's match in pg-stderr-1g.log, mostly prefix
+# parses: 11.75 -> 11.36 k instructions).
 _SECONDS = rb"[0-9]{4}-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]"
 _FREE_TEXT = rb"[^\n]*?"
 # Role and database names are taken to have no spaces: otherwise Debian's optional
