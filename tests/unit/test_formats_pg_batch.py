@@ -136,7 +136,7 @@ def pg_logs(draw: st.DrawFn) -> str:
         level = draw(st.sampled_from(["LOG", "LOG", "LOG", "ERROR", "WARNING", "FATAL", "XERROR"]))
         user = draw(st.sampled_from(USERS))
         lines.append(f"{stamp} [{pid}] {user} {level}:  {draw(st.sampled_from(MESSAGES))}")
-        for _ in range(draw(st.integers(0, 5))):
+        for _ in range(draw(st.integers(0, 7))):  # past pg_batch.FOLLOW_UPS too
             other = draw(st.sampled_from(["11", "12"]))
             lines.append(f"{stamp} [{other}] {user} {draw(st.sampled_from(FOLLOW_UPS))}")
         if draw(st.integers(0, 9)) == 0:

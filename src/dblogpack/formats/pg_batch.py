@@ -31,8 +31,11 @@ MESSAGE = rb"[^\n]*+(?:\n\t[^\n]*+)*+"
 # What follows the level word of a line's head (pg_prefix.LEVEL): the message starts after it.
 LEVEL_END = b":  "
 # Follow-up lines (DETAIL, HINT, STATEMENT...) an entry's match reads before giving the end
-# search to the general loop (at least 2: match.group of several names returns a tuple).
-FOLLOW_UPS = 3
+# search to the general loop (at least 2: match.group of several names returns a tuple). A
+# deadlock ERROR has four (DETAIL, HINT, CONTEXT, STATEMENT), five with LOCATION lines: at 3,
+# the general loop took a fifth of the error scan of pg-stderr-1g.log (22.0 -> 18.7 M
+# instructions a 4 MiB chunk at 5; each level adds ~0.8 ms to the pattern's compile, once).
+FOLLOW_UPS = 5
 _NAMED_GROUP = re.compile(rb"\(\?P<(\w+)>")
 # Match methods mapped over a batch of matches: C calls, no Python frame per match. A group's
 # text is read with an itemgetter of its number (`match[n]`): Match.group takes its arguments as
