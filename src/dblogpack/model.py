@@ -146,12 +146,20 @@ class DetailGroup:
     """Selected entries a summary counts alike (same statement, severity and code): the first
     entry's details, how many there are and their durations. Grouping spares a parse per entry."""
 
-    __slots__ = ("count", "first", "max_ms", "total_ms")
+    __slots__ = ("count", "fingerprint", "first", "max_ms", "total_ms")
 
     def __init__(
-        self, first: EntryDetail, count: int = 1, total_ms: float = 0.0, max_ms: float = 0.0
+        self,
+        first: EntryDetail,
+        count: int = 1,
+        total_ms: float = 0.0,
+        max_ms: float = 0.0,
+        fingerprint: str | None = None,
     ) -> None:
         self.first, self.count, self.total_ms, self.max_ms = first, count, total_ms, max_ms
+        # The summary's fingerprint of the first entry's statement, when the scan has it already
+        # (pg-stderr's slow scan groups by it); else the summary computes it.
+        self.fingerprint = fingerprint
 
     def __repr__(self) -> str:
         return _repr(self)

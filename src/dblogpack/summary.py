@@ -154,7 +154,9 @@ class SummaryBuilder:
         if detail.code:
             _tally(self.codes, detail.code, detail.message, group.count)
         if detail.duration_ms is not None and detail.statement:
-            key = self._fingerprint(detail.statement)
+            key = group.fingerprint
+            if key is None:
+                key = self._fingerprint(detail.statement)
             self._add_fingerprint(key, detail.statement, group.count, group.total_ms, group.max_ms)
 
     def _fingerprint(self, statement: str) -> str:

@@ -6,17 +6,20 @@ the last entry start of a chunk is found walking back as the window search finds
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from stringzilla import rfind
 from tests.unit.engine_logs import scan_told
 
 from dblogpack.formats import build, pg_slow
 from dblogpack.formats.base import ScanResult
-from dblogpack.formats.framing import last_match_start
+from dblogpack.formats.framing import find_any, last_match_start
+from dblogpack.formats.pg_errors import LEVEL_TAGS
 from dblogpack.formats.pg_stderr import PgStderrFormat
 from dblogpack.formats.scanner import EntryScanner
 from dblogpack.model import FormatConfig, LogKind, Query, TimeWindow
@@ -133,7 +136,7 @@ def pg_logs(draw: st.DrawFn) -> str:
         level = draw(st.sampled_from(["LOG", "LOG", "LOG", "ERROR", "WARNING", "FATAL", "XERROR"]))
         user = draw(st.sampled_from(USERS))
         lines.append(f"{stamp} [{pid}] {user} {level}:  {draw(st.sampled_from(MESSAGES))}")
-        for _ in range(draw(st.integers(0, 5))):
+        for _ in range(draw(st.integers(0, 7))):  # past pg_batch.FOLLOW_UPS too
             other = draw(st.sampled_from(["11", "12"]))
             lines.append(f"{stamp} [{other}] {user} {draw(st.sampled_from(FOLLOW_UPS))}")
         if draw(st.integers(0, 9)) == 0:
@@ -232,3 +235,50 @@ def test_slow_details_read_from_the_match_are_the_formats(log: str, prefix: str)
     for head, end in zip(heads, scan._ends(buf, heads), strict=True):
         expected = fmt._detail(buf, head.start(), end, 1.5, 2.5)
         assert scan._detail(buf, head, end, 1.5, 2.5) == expected
+
+
+# ---- the byte searches the scans are built on -----------------------------------------------
+
+# What the error scans found their hits with before stringzilla: every `:  ` after the last
+# letters of an error level, then the level word ending there.
+_LEVEL_TAG = re.compile(rb":  (?<=(?:NING|RROR|ATAL|ANIC):  )")
+_LEVEL_WORDS = (b"WARNING", b"ERROR", b"FATAL", b"PANIC")
+
+
+def regex_level_starts(buf: bytes, lo: int, hi: int) -> list[int]:
+    starts = []
+    for found in _LEVEL_TAG.finditer(buf, lo, hi):
+        colon = found.start()
+        starts.extend(
+            colon - len(w) for w in _LEVEL_WORDS if buf.startswith(w, colon - len(w), colon)
+        )
+    return starts
+
+
+LEVEL_PARTS = [*b"WARNING ERROR FATAL PANIC XERROR NING RROR LOG DETAIL x @".split(), b":  ", b": "]
+LEVEL_TEXT = st.lists(st.sampled_from([*LEVEL_PARTS, b":", b" ", b"\n", b"\t"]), max_size=40).map(
+    b"".join
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=LEVEL_TEXT, lines=st.integers(0, 40))
+def test_error_tags_find_the_level_starts_the_level_regex_found(text: bytes, lines: int) -> None:
+    # The scans search from a line start (the chunk's first entry) to the chunk's end.
+    newlines = [i + 1 for i, byte in enumerate(text) if byte == 10]
+    lo = ([0, *newlines])[lines % (len(newlines) + 1)]
+    found = list(find_any(text, LEVEL_TAGS, lo, len(text)))
+    assert found == regex_level_starts(text, lo, len(text))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    text=st.lists(st.sampled_from([b"\n", b"a", b"\t", b"LOG"]), max_size=60).map(b"".join),
+    start=st.integers(-5, 70),
+    end=st.integers(-5, 70),
+)
+def test_stringzilla_rfind_of_a_newline_is_bytes_rfind(text: bytes, start: int, end: int) -> None:
+    # pg_batch finds each hit's line start with it, bounded by the chunk's first line.
+    assert rfind(text, b"\n", max(start, 0), max(end, 0)) == text.rfind(
+        b"\n", max(start, 0), max(end, 0)
+    )

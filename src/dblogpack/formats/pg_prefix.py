@@ -12,7 +12,10 @@ from dblogpack.errors import FormatError
 from dblogpack.records import NamedTuple
 
 _ZONE = rb"[A-Za-z0-9+\-:]+"
-_SECONDS = rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
+# Digits as a range, not `\d`: the same bytes in a bytes pattern, but sre tests a range inline
+# and a category through a call (one slow hit's match in pg-stderr-1g.log, mostly prefix
+# parses: 11.75 -> 11.36 k instructions).
+_SECONDS = rb"[0-9]{4}-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]"
 _FREE_TEXT = rb"[^\n]*?"
 # Role and database names are taken to have no spaces: otherwise Debian's optional
 # `%q%u@%d ` could swallow a message holding "a@b WORD:  " and misplace the level.
@@ -26,19 +29,19 @@ _ESCAPES: dict[str, tuple[str, bytes]] = {
     "r": ("remote", _FREE_TEXT),
     "h": ("host", _FREE_TEXT),
     "b": ("backend_type", _FREE_TEXT),
-    "p": ("pid", rb"\d+"),
-    "P": ("leader_pid", rb"\d*"),
+    "p": ("pid", rb"[0-9]+"),
+    "P": ("leader_pid", rb"[0-9]*"),
     "t": ("ts_t", _SECONDS + rb" " + _ZONE),
-    "m": ("ts_m", _SECONDS + rb"\.\d{3} " + _ZONE),
-    "n": ("ts_n", rb"\d+\.\d{3}"),
+    "m": ("ts_m", _SECONDS + rb"\.[0-9]{3} " + _ZONE),
+    "n": ("ts_n", rb"[0-9]+\.[0-9]{3}"),
     "i": ("command_tag", _FREE_TEXT),
     "e": ("sqlstate", rb"[0-9A-Z]{5}"),
     "c": ("session", rb"[0-9a-f]+\.[0-9a-f]+"),
-    "l": ("line", rb"\d+"),
+    "l": ("line", rb"[0-9]+"),
     "s": ("session_start", _SECONDS + rb" " + _ZONE),
     "v": ("vxid", rb"[0-9/\-]*"),
-    "x": ("xid", rb"\d+"),
-    "Q": ("query_id", rb"-?\d+"),
+    "x": ("xid", rb"[0-9]+"),
+    "Q": ("query_id", rb"-?[0-9]+"),
 }
 
 # The entry's own time: the most precise timestamp escape of the prefix.

@@ -11,7 +11,7 @@ follow-up line of another process starts an entry of its own.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from functools import cached_property
 
 from dblogpack.formats.base import ScanResult
@@ -20,6 +20,7 @@ from dblogpack.formats.framing import (
     count_line_heads,
     count_matches,
     find_all,
+    find_any,
     last_match_start,
 )
 from dblogpack.formats.pg_prefix import (
@@ -276,11 +277,11 @@ class PgStderrFormat(EntryScanner):
     def _error_candidates(
         self, buf: bytes, window: TimeWindow, lo: int, hi: int
     ) -> Iterator[Candidate]:
-        from dblogpack.formats.pg_errors import LEVELS, TAG
+        from dblogpack.formats.pg_errors import LEVEL_TAGS
 
         earliest, latest = window_bounds(window)
         coded = "sqlstate" in self._line.groupindex
-        for at in _level_starts(buf, TAG, lo, hi, LEVELS):
+        for at in find_any(buf, LEVEL_TAGS, lo, hi):
             start, head = self._head_at_level(buf, lo, at)
             if head is None:
                 continue
@@ -414,18 +415,6 @@ def entry_detail(
         code=code,
         message=message.decode("utf-8", "replace"),
     )
-
-
-def _level_starts(
-    buf: bytes, tag: re.Pattern[bytes], lo: int, hi: int, levels: Collection[bytes]
-) -> Iterator[int]:
-    """Where one of `levels` starts, for each `:  ` that `tag` finds after one."""
-    for found in tag.finditer(buf, lo, hi):
-        colon = found.start()
-        for level in levels:
-            if buf.startswith(level, colon - len(level)):
-                yield colon - len(level)
-                break
 
 
 def _bytes_matching(guard: bytes) -> bytes:
