@@ -65,9 +65,6 @@ class MongoLegacyFormat(LineStartScanner):
         self._iso = IsoSecondsCache()
         self._ctime: dict[bytes, int] = {}
         self._current_year = time.gmtime().tm_year
-        # The head of the candidate yielded last: its details are asked for next (a second
-        # match cost 0.6 us a selected entry).
-        self._head: re.Match[bytes] | None = None
 
     # ---- primitives ------------------------------------------------------------------------
 
@@ -102,7 +99,6 @@ class MongoLegacyFormat(LineStartScanner):
                 continue
             ts = self._time(head["ts"])
             if ts is not None and earliest <= ts < latest:
-                self._head = head
                 yield start, self._entry_end(buf, start, hi), ts, None, None
 
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
@@ -118,9 +114,7 @@ class MongoLegacyFormat(LineStartScanner):
     def _detail(
         self, buf: bytes, start: int, end: int, ts: float, duration: float | None
     ) -> EntryDetail:
-        head = self._head
-        if head is None or head.string is not buf or head.start() != start:
-            head = _HEAD.match(buf, start)
+        head = _HEAD.match(buf, start)
         assert head is not None  # selected entries start with a head
         message = buf[head.end() : end].rstrip(b"\r\n").decode("utf-8", "replace")
         # The search tries every word boundary (4 us a slow entry): only messages holding
