@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from stringzilla import rfind
 from tests.unit.engine_logs import scan_told
 
 from dblogpack.formats import build, pg_slow
@@ -269,16 +268,3 @@ def test_error_tags_find_the_level_starts_the_level_regex_found(text: bytes, lin
     lo = ([0, *newlines])[lines % (len(newlines) + 1)]
     found = list(find_any(text, LEVEL_TAGS, lo, len(text)))
     assert found == regex_level_starts(text, lo, len(text))
-
-
-@settings(max_examples=500, deadline=None)
-@given(
-    text=st.lists(st.sampled_from([b"\n", b"a", b"\t", b"LOG"]), max_size=60).map(b"".join),
-    start=st.integers(-5, 70),
-    end=st.integers(-5, 70),
-)
-def test_stringzilla_rfind_of_a_newline_is_bytes_rfind(text: bytes, start: int, end: int) -> None:
-    # pg_batch finds each hit's line start with it, bounded by the chunk's first line.
-    assert rfind(text, b"\n", max(start, 0), max(end, 0)) == text.rfind(
-        b"\n", max(start, 0), max(end, 0)
-    )
