@@ -1,6 +1,8 @@
 # Types of the stringzilla functions dblogpack calls (the package ships none). Each takes any
 # buffer (bytes, bytearray, memoryview) without copying it; offsets are byte offsets, as in
 # the matching bytes methods.
+from collections.abc import Iterator
+
 from typing_extensions import Buffer
 
 __version__: str
@@ -24,3 +26,15 @@ def translate(
     start: int = ...,
     end: int = ...,
 ) -> bytes: ...
+
+class Str:
+    """A view of a buffer's bytes (what split_iter yields)."""
+
+    def __len__(self) -> int: ...
+
+def split_iter(
+    text: Buffer | str,
+    separator: Buffer | str,
+    keepseparator: bool = ...,
+    skip_empty: bool = ...,
+) -> Iterator[Str]: ...

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.unit.engine_logs import scan_told
 
-from dblogpack.formats import build, pg_slow
+from dblogpack.formats import build, pg_slow, pg_times
 from dblogpack.formats.base import ScanResult
 from dblogpack.formats.framing import find_any, last_match_start
 from dblogpack.formats.pg_errors import LEVEL_TAGS
@@ -268,3 +268,28 @@ def test_error_tags_find_the_level_starts_the_level_regex_found(text: bytes, lin
     lo = ([0, *newlines])[lines % (len(newlines) + 1)]
     found = list(find_any(text, LEVEL_TAGS, lo, len(text)))
     assert found == regex_level_starts(text, lo, len(text))
+
+
+@st.composite
+def stamp_texts(draw: st.DrawFn) -> tuple[list[bytes], bytes]:
+    """Timestamp texts of one zone (`%m` or `%t` layout), minute and second tens of any digit;
+    zones with a `:` of their own."""
+    zone = draw(st.sampled_from([b"CST", b"UTC", b"+05:30", b"-07:60", b"+1:7"]))
+    millis = draw(st.sampled_from([b".123", b""]))
+    digits = st.sampled_from(b"0123456789").map(lambda digit: bytes((digit,)))
+    texts = []
+    for _ in range(draw(st.integers(1, 12))):
+        minute, second = draw(digits) + b"5", draw(digits) + b"9"
+        texts.append(b"2024-11-03 01:" + minute + b":" + second + millis + b" " + zone)
+    return texts, zone
+
+
+@settings(max_examples=300, deadline=None)
+@given(stamps=stamp_texts())
+def test_clock_fields_read_by_stride_find_what_the_regex_finds(
+    stamps: tuple[list[bytes], bytes],
+) -> None:
+    texts, zone = stamps
+    joined = b"\n".join(texts) + b"\n"
+    expected = pg_times._BAD_CLOCK.search(joined) is not None
+    assert pg_times._bad_clock(joined, min(texts), zone) == expected

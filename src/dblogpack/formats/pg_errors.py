@@ -44,7 +44,7 @@ class ErrorScan(BatchScan):
 
     def _heads(self, buf: bytes, first: int, query: Query) -> Heads:
         """Matches at the line starts of the hits whose line's level starts at the hit."""
-        return self._matched(buf, first, list(find_any(buf, LEVEL_TAGS, first, len(buf))))
+        return self._matched(buf, first, find_any(buf, LEVEL_TAGS, first, len(buf)))
 
     def _groups(
         self, buf: bytes, heads: Heads, ends: list[int], times: list[float] | None

@@ -96,7 +96,7 @@ class SlowScan(BatchScan):
     def _heads(self, buf: bytes, first: int, query: Query) -> Heads:
         """Matches at the line starts of the hits whose `LOG` is the line's level, of entries
         lasting at least the query's least duration."""
-        heads = self._matched(buf, first, list(find_all(buf, NEEDLE, first, len(buf))))
+        heads = self._matched(buf, first, find_all(buf, NEEDLE, first, len(buf)))
         least = query.min_duration_ms or 0.0
         if least > 0:
             duration = self._duration

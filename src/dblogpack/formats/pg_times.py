@@ -17,6 +17,10 @@ from dblogpack.formats.timestamps import LocalSecondsCache
 # A minute or second field of 60 or more (`:6`..`:9`): such texts are not times (the parser
 # refuses them), so the chunk is judged entry by entry.
 _BAD_CLOCK = re.compile(rb":[6-9]")
+# Where the tens of the minutes and of the seconds sit in a text (`YYYY-MM-DD HH:MM:SS`), and
+# the digits they may be.
+_MINUTE_TENS, _SECOND_TENS = 14, 17
+_CLOCK_TENS = b"012345"
 # `YYYY-MM-DD HH`: the part of a local time whose UTC offset is checked once.
 _HOUR = itemgetter(slice(0, 13))
 
@@ -41,7 +45,7 @@ class StampSpan:
         earliest, latest = min(texts), max(texts)
         zone = earliest[self._zone_at :]
         joined = b"\n".join(texts) + b"\n"
-        if joined.count(b" " + zone + b"\n") != len(texts) or _BAD_CLOCK.search(joined):
+        if joined.count(b" " + zone + b"\n") != len(texts) or _bad_clock(joined, earliest, zone):
             return None
         # Texts sorted between two of one hour are of that hour (a chunk often spans one).
         first_hour, last_hour = _HOUR(earliest), _HOUR(latest)
@@ -66,3 +70,13 @@ class StampSpan:
                 return False
             previous = first
         return True
+
+
+def _bad_clock(joined: bytes, earliest: bytes, zone: bytes) -> bool:
+    """Whether `_BAD_CLOCK` is found in `joined`, texts that each end with ` zone` and so are as
+    wide as `earliest` (a text's zone holds no space): a `:` of theirs is a clock field's or the
+    zone's. Their tens are read by stride, not by a regex over every byte (0.38 k instructions
+    a text of pg-stderr-1g.log)."""
+    stride = len(earliest) + 1
+    tens = joined[_MINUTE_TENS::stride] + joined[_SECOND_TENS::stride]
+    return bool(tens.translate(None, _CLOCK_TENS)) or _BAD_CLOCK.search(zone) is not None
