@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import subprocess
 import zlib
@@ -16,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tests.unit.engine_logs import members
 
-from dblogpack.manifest import iso
+from dblogpack.manifest import iso, json_bytes
 from dblogpack.members import BackgroundMember
 from dblogpack.packer import TarGzWriter
 
@@ -78,6 +79,34 @@ def test_iso_writes_what_datetime_isoformat_writes(ts: float) -> None:
     # iso() spares every `pack` the datetime import; its text must not change.
     text = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
     assert iso(ts) == text.replace("+00:00", "Z")
+
+
+_JSON_SCALARS = (
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text()
+    | st.sampled_from(["", "\"\\/\b\f\n\r\t\x00\x1f\x7f", "é ✓ \u2028 😀"])
+)
+_JSON_VALUES = st.recursive(
+    _JSON_SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner)
+    | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=30,
+)
+
+
+@given(st.dictionaries(st.text(max_size=8), _JSON_VALUES, max_size=6))
+def test_documents_are_written_as_json_dumps_writes_them(document: dict[str, object]) -> None:
+    # json_bytes spares every `pack` the json import; manifest.json and summary.json must not
+    # change by a byte.
+    expected = json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n"
+    assert json_bytes(document) == expected
+
+
+@pytest.mark.parametrize("document", [{"a": {1}}, {"a": {1: 2}}, {"a": b"x"}])
+def test_what_the_documents_never_hold_is_refused(document: dict[str, object]) -> None:
+    # Sets and bytes as json.dumps refuses them; a key other than a string too (json would
+    # write it as a string: the package's documents have none).
+    with pytest.raises(TypeError):
+        json_bytes(document)
 
 
 @pytest.mark.parametrize("threads", [0, 1, 2])
