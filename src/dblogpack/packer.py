@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dblogpack.members import (
     COMPRESS_BLOCK,
     GZIP_HEADER,
+    HASHLIB_MIN,
     BackgroundMember,
     CompressedMember,
     gzip_trailer,
@@ -34,10 +35,10 @@ _USTAR_MAX_SIZE = 0o77777777777
 class _HashingWriter:
     """Passes bytes to the real output, counting and hashing what the package is made of."""
 
-    def __init__(self, out: BinaryIO) -> None:
+    def __init__(self, out: BinaryIO, size: int) -> None:
         self.out = out
         self.size = 0
-        self.sha256 = sha256()
+        self.sha256 = sha256(size)
 
     def write(self, data: bytes) -> int:
         self.out.write(data)
@@ -97,20 +98,18 @@ def _padding(size: int) -> bytes:
     return b"\0" * (-size % BLOCK)
 
 
-_THREADED_HASH_MIN = 16 * 1024 * 1024
-
-
 class _ThreadedHash:
-    """sha256 in its own thread (hashlib releases the GIL), overlapping the copy and compression.
+    """sha256 of a big member (hashlib's, which releases the GIL) in its own thread, overlapping
+    the copy and compression.
 
     Chunks are handed over through a short queue, so memory stays a few chunks.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, size: int) -> None:
         import queue  # only members of 16 MiB and more: kept off small packages' start-up
         import threading
 
-        self._digest = sha256()
+        self._digest = sha256(size)
         self._queue: queue.Queue[bytes | memoryview | None] = queue.Queue(maxsize=2)
         self._thread = threading.Thread(target=self._run, name="dblogpack-sha256", daemon=True)
         self._thread.start()
@@ -169,16 +168,23 @@ class _OneMember:
 
 class TarGzWriter:
     """Streams tar members into gzip on `out`; compression runs in `threads` threads of ISA-L
-    (0: in the caller's thread).
+    (0: in the caller's thread). `size_hint`: about how many bytes the package may take at most
+    (it chooses the package's hash, see members.sha256).
 
     Members are written one after the other: a member's size must be known before its bytes,
     and `add_member` checks that the chunks add up to it.
     """
 
     def __init__(
-        self, out: BinaryIO, *, compresslevel: int = 1, threads: int = 2, mtime: float | None = None
+        self,
+        out: BinaryIO,
+        *,
+        compresslevel: int = 1,
+        threads: int = 2,
+        mtime: float | None = None,
+        size_hint: int = 0,
     ) -> None:
-        self._sink = _HashingWriter(out)
+        self._sink = _HashingWriter(out, size_hint)
         self._open_gzip: Callable[[], GzipStream] = (
             self._threaded_gzip(compresslevel, threads) if threads
             else lambda: _OneMember(self._sink, compresslevel)
@@ -215,7 +221,7 @@ class TarGzWriter:
     def add_member(self, name: str, size: int, chunks: Iterable[bytes | memoryview]) -> str:
         """Write a member of exactly `size` bytes from `chunks`; returns their sha256 (hex)."""
         self._write(tar_header(name, size, self._mtime))
-        hasher = _ThreadedHash() if size >= _THREADED_HASH_MIN else sha256()
+        hasher = _ThreadedHash(size) if size >= HASHLIB_MIN else sha256(size)
         written = 0
         try:
             for chunk in chunks:

@@ -72,7 +72,9 @@ def run(
     try:
         piece_dir = None if pieces is None else pieces.name
         scanned_files = scans(plans, query, pool, meter, piece_dir, compresslevel)
-        with TarGzWriter(out, compresslevel=compresslevel, threads=_threads(workers, total)) as tar:
+        with TarGzWriter(
+            out, compresslevel=compresslevel, threads=_threads(workers, total), size_hint=total
+        ) as tar:
             packing = _Packing(tar, source, query, result, summary, meter)
             for plan, scanned in zip(plans, scanned_files, strict=True):
                 result.files.append(packing.file(plan, scanned()))
