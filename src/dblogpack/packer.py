@@ -33,16 +33,18 @@ _USTAR_MAX_SIZE = 0o77777777777
 
 
 class _HashingWriter:
-    """Passes bytes to the real output, counting and hashing what the package is made of."""
+    """Passes bytes to the real output, counting and (unless `size` is None) hashing what the
+    package is made of; `size`: about how many bytes that may be (it chooses the hash)."""
 
-    def __init__(self, out: BinaryIO, size: int) -> None:
+    def __init__(self, out: BinaryIO, size: int | None) -> None:
         self.out = out
         self.size = 0
-        self.sha256 = sha256(size)
+        self.sha256 = None if size is None else sha256(size)
 
     def write(self, data: bytes) -> int:
         self.out.write(data)
-        self.sha256.update(data)
+        if self.sha256 is not None:
+            self.sha256.update(data)
         self.size += len(data)
         return len(data)
 
@@ -169,7 +171,7 @@ class _OneMember:
 class TarGzWriter:
     """Streams tar members into gzip on `out`; compression runs in `threads` threads of ISA-L
     (0: in the caller's thread). `size_hint`: about how many bytes the package may take at most
-    (it chooses the package's hash, see members.sha256).
+    (it chooses the package's hash, see members.sha256); `checksum=False`: no hash at all.
 
     Members are written one after the other: a member's size must be known before its bytes,
     and `add_member` checks that the chunks add up to it.
@@ -183,8 +185,9 @@ class TarGzWriter:
         threads: int = 2,
         mtime: float | None = None,
         size_hint: int = 0,
+        checksum: bool = True,
     ) -> None:
-        self._sink = _HashingWriter(out, size_hint)
+        self._sink = _HashingWriter(out, size_hint if checksum else None)
         self._open_gzip: Callable[[], GzipStream] = (
             self._threaded_gzip(compresslevel, threads) if threads
             else lambda: _OneMember(self._sink, compresslevel)
@@ -269,14 +272,16 @@ class TarGzWriter:
             self._stream().write(data)
             self._tar_bytes += len(data)
 
-    def close(self) -> tuple[int, str]:
-        """Finish the archive; returns the size and sha256 (hex) of the .tar.gz written."""
+    def close(self) -> tuple[int, str | None]:
+        """Finish the archive; returns the size and sha256 (hex; None without `checksum`) of
+        the .tar.gz written."""
         if not self._closed:
             end = 2 * BLOCK
             self._write(b"\0" * (end + (-(self._tar_bytes + end) % RECORD)))
             self._stream().close()
             self._closed = True
-        return self._sink.size, self._sink.sha256.hexdigest()
+        digest = self._sink.sha256
+        return self._sink.size, None if digest is None else digest.hexdigest()
 
     def abort(self) -> None:
         """Stop the compression threads after a failure; the output is left incomplete."""

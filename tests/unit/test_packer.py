@@ -53,6 +53,18 @@ def test_close_reports_size_and_checksum_of_the_written_file(size_hint: int) -> 
     assert digest == hashlib.sha256(b"abc").hexdigest()
 
 
+def test_without_checksum_the_same_file_is_written_and_no_hash_reported() -> None:
+    files = []
+    for checksum in (True, False):
+        out = io.BytesIO()
+        tar = TarGzWriter(out, threads=0, mtime=0, checksum=checksum)
+        tar.add_bytes("a", b"abc")
+        size, sha256 = tar.close()
+        assert size == len(out.getvalue()) and (sha256 is None) == (not checksum)
+        files.append(out.getvalue())
+    assert files[0] == files[1]
+
+
 @pytest.mark.parametrize("level", [0, 1, 2, 3])
 def test_every_isal_level_makes_standard_gzip(level: int) -> None:
     out = io.BytesIO()
