@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import _thread
 import os
+import sys
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 
@@ -23,21 +24,22 @@ if TYPE_CHECKING:
 
 
 COMPRESS_BLOCK = 1024 * 1024
-# From this many bytes on, a hash is hashlib's (OpenSSL's), below stringzilla's (see sha256).
+# Below this many bytes, a hash is stringzilla's where hashlib is not loaded yet (see sha256).
 HASHLIB_MIN = 16 * 1024 * 1024
 
 
 def sha256(size: int) -> Sha256:
     """A new sha256 hasher for about `size` bytes.
 
-    Small ones hash with stringzilla's (loaded already by the scans): importing hashlib loads
-    and initialises OpenSSL, 4.5-6 ms of a 1-hour window's pack, all of it holding the GIL
-    (it held the scanning thread back as long when imported in another thread), whereas
-    stringzilla hashes its 6.5 MB in ~5 ms. But it holds the GIL as it hashes, where hashlib
-    lets the other threads run, and is a little slower (3.09 against 2.77 ms per 4 MiB): big
-    ones hash with hashlib, in a thread of their own or beside the compressing threads.
+    hashlib's, unless the hash is small and hashlib not loaded yet (a `pack` process): then
+    stringzilla's (loaded already by the scans). Importing hashlib loads and initialises
+    OpenSSL, 4.5-6 ms of a 1-hour window's pack, all of it holding the GIL (it held the
+    scanning thread back as long when imported in another thread), whereas stringzilla hashes
+    its 6.5 MB in ~5 ms. But stringzilla holds the GIL as it hashes, where hashlib lets the
+    other threads run, and is a little slower (3.09 against 2.77 ms per 4 MiB): big hashes,
+    and every hash of a process that has hashlib already (the server), are hashlib's.
     """
-    if size < HASHLIB_MIN:
+    if size < HASHLIB_MIN and "hashlib" not in sys.modules:
         from stringzilla import Sha256
 
         return Sha256()

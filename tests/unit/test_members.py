@@ -6,9 +6,11 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import sys
 from pathlib import Path
 
 import pytest
+import stringzilla
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -130,15 +132,24 @@ def test_a_scan_failing_while_the_thread_fails_too_reports_its_own_error(
         scanpool._scan_piece(task, level=1)
 
 
-@given(
-    st.lists(st.binary(max_size=300), max_size=8),
-    st.sampled_from([0, HASHLIB_MIN - 1, HASHLIB_MIN]),
-    st.booleans(),
-)
-def test_each_hasher_gives_hashlib_sha256(chunks: list[bytes], size: int, views: bool) -> None:
-    # Small hashes are stringzilla's, big ones hashlib's: the manifest's digest is the same.
-    digest = sha256(size)
+@pytest.fixture
+def pack_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in a `pack` process: hashlib not loaded (this module's import of it is put back)."""
+    monkeypatch.delitem(sys.modules, "hashlib")
+
+
+@pytest.mark.usefixtures("pack_process")
+@given(st.lists(st.binary(max_size=300), max_size=8), st.booleans())
+def test_a_small_hash_in_a_pack_process_is_stringzillas_and_hashlibs_digest(
+    chunks: list[bytes], views: bool
+) -> None:
+    digest = sha256(HASHLIB_MIN - 1)
+    assert isinstance(digest, stringzilla.Sha256) and "hashlib" not in sys.modules
     for chunk in chunks:
         digest.update(memoryview(chunk)[1:] if views else chunk)
     expected = b"".join(chunk[1:] if views else chunk for chunk in chunks)
     assert digest.hexdigest() == hashlib.sha256(expected).hexdigest()
+
+
+def test_big_hashes_and_hashes_where_hashlib_is_loaded_are_hashlibs() -> None:
+    assert type(sha256(0)) is type(sha256(HASHLIB_MIN)) is type(hashlib.sha256())
