@@ -220,8 +220,9 @@ class Background:
 
 class BackgroundMember:
     """A member's bytes deflated and hashed in threads while the caller goes on scanning: ISA-L
-    releases the GIL, so deflate runs on the other core; a small member's hash (stringzilla's,
-    see sha256) takes turns with the scan for it, and runs beside the last piece's deflate.
+    releases the GIL, so deflate runs on the other core, and so does hashlib's hash; a small
+    member's hash in a pack process (stringzilla's, see sha256) takes turns with the scan for
+    the GIL instead, and runs beside the last piece's deflate.
 
     The bytes end up as one raw deflate segment ending byte-aligned (a sync flush), with their
     CRC-32 and size: a packer writing its own gzip member splices it in, so the package stays one
