@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dblogpack.members import (
     COMPRESS_BLOCK,
     GZIP_HEADER,
+    HASHLIB_MIN,
     BackgroundMember,
     CompressedMember,
     gzip_trailer,
@@ -32,16 +33,18 @@ _USTAR_MAX_SIZE = 0o77777777777
 
 
 class _HashingWriter:
-    """Passes bytes to the real output, counting and hashing what the package is made of."""
+    """Passes bytes to the real output, counting and (unless `size` is None) hashing what the
+    package is made of; `size`: about how many bytes that may be (it chooses the hash)."""
 
-    def __init__(self, out: BinaryIO) -> None:
+    def __init__(self, out: BinaryIO, size: int | None) -> None:
         self.out = out
         self.size = 0
-        self.sha256 = sha256()
+        self.sha256 = None if size is None else sha256(size)
 
     def write(self, data: bytes) -> int:
         self.out.write(data)
-        self.sha256.update(data)
+        if self.sha256 is not None:
+            self.sha256.update(data)
         self.size += len(data)
         return len(data)
 
@@ -97,20 +100,18 @@ def _padding(size: int) -> bytes:
     return b"\0" * (-size % BLOCK)
 
 
-_THREADED_HASH_MIN = 16 * 1024 * 1024
-
-
 class _ThreadedHash:
-    """sha256 in its own thread (hashlib releases the GIL), overlapping the copy and compression.
+    """sha256 of a big member (hashlib's, which releases the GIL) in its own thread, overlapping
+    the copy and compression.
 
     Chunks are handed over through a short queue, so memory stays a few chunks.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, size: int) -> None:
         import queue  # only members of 16 MiB and more: kept off small packages' start-up
         import threading
 
-        self._digest = sha256()
+        self._digest = sha256(size)
         self._queue: queue.Queue[bytes | memoryview | None] = queue.Queue(maxsize=2)
         self._thread = threading.Thread(target=self._run, name="dblogpack-sha256", daemon=True)
         self._thread.start()
@@ -169,16 +170,24 @@ class _OneMember:
 
 class TarGzWriter:
     """Streams tar members into gzip on `out`; compression runs in `threads` threads of ISA-L
-    (0: in the caller's thread).
+    (0: in the caller's thread). `size_hint`: about how many bytes the package may take at most
+    (it chooses the package's hash, see members.sha256); `checksum=False`: no hash at all.
 
     Members are written one after the other: a member's size must be known before its bytes,
     and `add_member` checks that the chunks add up to it.
     """
 
     def __init__(
-        self, out: BinaryIO, *, compresslevel: int = 1, threads: int = 2, mtime: float | None = None
+        self,
+        out: BinaryIO,
+        *,
+        compresslevel: int = 1,
+        threads: int = 2,
+        mtime: float | None = None,
+        size_hint: int = 0,
+        checksum: bool = True,
     ) -> None:
-        self._sink = _HashingWriter(out)
+        self._sink = _HashingWriter(out, size_hint if checksum else None)
         self._open_gzip: Callable[[], GzipStream] = (
             self._threaded_gzip(compresslevel, threads) if threads
             else lambda: _OneMember(self._sink, compresslevel)
@@ -215,7 +224,7 @@ class TarGzWriter:
     def add_member(self, name: str, size: int, chunks: Iterable[bytes | memoryview]) -> str:
         """Write a member of exactly `size` bytes from `chunks`; returns their sha256 (hex)."""
         self._write(tar_header(name, size, self._mtime))
-        hasher = _ThreadedHash() if size >= _THREADED_HASH_MIN else sha256()
+        hasher = _ThreadedHash(size) if size >= HASHLIB_MIN else sha256(size)
         written = 0
         try:
             for chunk in chunks:
@@ -263,14 +272,16 @@ class TarGzWriter:
             self._stream().write(data)
             self._tar_bytes += len(data)
 
-    def close(self) -> tuple[int, str]:
-        """Finish the archive; returns the size and sha256 (hex) of the .tar.gz written."""
+    def close(self) -> tuple[int, str | None]:
+        """Finish the archive; returns the size and sha256 (hex; None without `checksum`) of
+        the .tar.gz written."""
         if not self._closed:
             end = 2 * BLOCK
             self._write(b"\0" * (end + (-(self._tar_bytes + end) % RECORD)))
             self._stream().close()
             self._closed = True
-        return self._sink.size, self._sink.sha256.hexdigest()
+        digest = self._sink.sha256
+        return self._sink.size, None if digest is None else digest.hexdigest()
 
     def abort(self) -> None:
         """Stop the compression threads after a failure; the output is left incomplete."""

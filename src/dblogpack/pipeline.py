@@ -52,11 +52,13 @@ def run(
     progress: Progress | None = None,
     workers: int = 2,
     compresslevel: int = 1,
+    checksum: bool = True,
 ) -> PackageResult:
     """Write the package `spec` describes to `out` as a .tar.gz; returns what it holds.
 
     `fmt` is the node's configured format ("auto": detected per file from its head).
     `workers` processes scan big local files; compression uses as many threads.
+    `checksum=False`: the result's `sha256` of the package stays None (not computed).
     """
     result = PackageResult()
     query = Query(spec.window, spec.log_type, spec.min_duration_ms, details=wants_details(spec))
@@ -72,7 +74,10 @@ def run(
     try:
         piece_dir = None if pieces is None else pieces.name
         scanned_files = scans(plans, query, pool, meter, piece_dir, compresslevel)
-        with TarGzWriter(out, compresslevel=compresslevel, threads=_threads(workers, total)) as tar:
+        with TarGzWriter(
+            out, compresslevel=compresslevel, threads=_threads(workers, total), size_hint=total,
+            checksum=checksum,
+        ) as tar:
             packing = _Packing(tar, source, query, result, summary, meter)
             for plan, scanned in zip(plans, scanned_files, strict=True):
                 result.files.append(packing.file(plan, scanned()))

@@ -178,7 +178,7 @@ def _gathered(plan: FilePlan, results: Iterator[Scanned], meter: Meter) -> Scann
     A file rotated away since its scan gets no member: the packer then reports it as gone.
     """
     assert plan.path is not None
-    total, member = Scanned(), CompressedMember()
+    total, member = Scanned(), CompressedMember(plan.cost)
     try:
         file: BinaryIO | None = open(plan.path, "rb", buffering=0)  # closed below
     except FileNotFoundError:
@@ -240,7 +240,7 @@ def _scan_piece(
             piece = _CompressedPiece(task.piece_dir, task.level)
         elif level is not None:
             reads.ahead(task.start, task.chunk or CHUNK)  # read while ISA-L loads
-            piece = _ThreadPiece(level)
+            piece = _ThreadPiece(level, task.stop - task.start)
         _scan_fd(reads, task, log_format, scanned, on_chunk, piece)
         if piece is not None:
             piece.finish(scanned)
@@ -278,11 +278,11 @@ class _CompressedPiece:
 
 
 class _ThreadPiece:
-    """The selected bytes of an in-process scan, compressed and hashed by threads of this
-    process while the scan goes on (ISA-L and hashlib release the GIL)."""
+    """The selected bytes of an in-process scan (at most `size`), compressed and hashed by
+    threads of this process while the scan goes on (see BackgroundMember)."""
 
-    def __init__(self, level: int) -> None:
-        self._member = BackgroundMember(level)
+    def __init__(self, level: int, size: int) -> None:
+        self._member = BackgroundMember(level, size)
 
     def add(self, buf: bytes, spans: list[tuple[int, int]]) -> None:
         if spans:

@@ -1,15 +1,20 @@
 """A member's parts: span lists (merged, spilled, pickled), the spans' bytes copied with large
-reads, and bytes deflated by a thread whose failure reaches the scanning thread."""
+reads, bytes deflated by a thread whose failure reaches the scanning thread, and their hash."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
+import sys
 from pathlib import Path
 
 import pytest
+import stringzilla
+from hypothesis import given
+from hypothesis import strategies as st
 
-from dblogpack.members import BackgroundMember, SpanList, span_bytes
+from dblogpack.members import HASHLIB_MIN, BackgroundMember, SpanList, sha256, span_bytes
 
 
 def test_span_list_merges_adjacent_ranges_and_spills_to_disk_past_its_bound() -> None:
@@ -97,7 +102,7 @@ def broken_deflate(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("broken_deflate")
 def test_a_failure_in_the_deflating_thread_is_raised_in_the_scanning_one() -> None:
-    member = BackgroundMember(1)
+    member = BackgroundMember(1, 100)
     member.add(b"2024-05-01 LOG:  a\n")
     with pytest.raises(OverflowError, match="buffer size"):
         member.wait()
@@ -125,3 +130,26 @@ def test_a_scan_failing_while_the_thread_fails_too_reports_its_own_error(
     )
     with pytest.raises(SourceError, match="mid-scan"):
         scanpool._scan_piece(task, level=1)
+
+
+@pytest.fixture
+def pack_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in a `pack` process: hashlib not loaded (this module's import of it is put back)."""
+    monkeypatch.delitem(sys.modules, "hashlib")
+
+
+@pytest.mark.usefixtures("pack_process")
+@given(st.lists(st.binary(max_size=300), max_size=8), st.booleans())
+def test_a_small_hash_in_a_pack_process_is_stringzillas_and_hashlibs_digest(
+    chunks: list[bytes], views: bool
+) -> None:
+    digest = sha256(HASHLIB_MIN - 1)
+    assert isinstance(digest, stringzilla.Sha256) and "hashlib" not in sys.modules
+    for chunk in chunks:
+        digest.update(memoryview(chunk)[1:] if views else chunk)
+    expected = b"".join(chunk[1:] if views else chunk for chunk in chunks)
+    assert digest.hexdigest() == hashlib.sha256(expected).hexdigest()
+
+
+def test_big_hashes_and_hashes_where_hashlib_is_loaded_are_hashlibs() -> None:
+    assert type(sha256(0)) is type(sha256(HASHLIB_MIN)) is type(hashlib.sha256())

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tests.unit.engine_logs import members
 
 from dblogpack.manifest import iso
-from dblogpack.members import BackgroundMember
+from dblogpack.members import HASHLIB_MIN, BackgroundMember
 from dblogpack.packer import TarGzWriter
 
 
@@ -40,15 +40,28 @@ def test_members_read_back_with_tarfile_gzip_and_tar(tmp_path: Path) -> None:
     assert read_back[long_name] == b"x" * (3 << 20)
 
 
-def test_close_reports_size_and_checksum_of_the_written_file() -> None:
+@pytest.mark.parametrize("size_hint", [0, HASHLIB_MIN])
+def test_close_reports_size_and_checksum_of_the_written_file(size_hint: int) -> None:
     out = io.BytesIO()
-    tar = TarGzWriter(out, threads=1)
+    tar = TarGzWriter(out, threads=1, size_hint=size_hint)
     digest = tar.add_bytes("a", b"abc")
     size, sha256 = tar.close()
 
     assert size == len(out.getvalue())
     assert sha256 == hashlib.sha256(out.getvalue()).hexdigest()
     assert digest == hashlib.sha256(b"abc").hexdigest()
+
+
+def test_without_checksum_the_same_file_is_written_and_no_hash_reported() -> None:
+    files = []
+    for checksum in (True, False):
+        out = io.BytesIO()
+        tar = TarGzWriter(out, threads=0, mtime=0, checksum=checksum)
+        tar.add_bytes("a", b"abc")
+        size, sha256 = tar.close()
+        assert size == len(out.getvalue()) and (sha256 is None) == (not checksum)
+        files.append(out.getvalue())
+    assert files[0] == files[1]
 
 
 @pytest.mark.parametrize("level", [0, 1, 2, 3])
@@ -93,14 +106,18 @@ def test_every_thread_count_makes_the_same_members(threads: int) -> None:
     assert read_back["logs/b.log"] == b"y" * (2 << 20)
 
 
-@pytest.mark.parametrize(("threads", "level"), [(0, 1), (1, 1), (0, 0), (0, 3)])
-def test_bytes_deflated_by_a_scanning_thread_join_the_package(threads: int, level: int) -> None:
+@pytest.mark.parametrize(
+    ("threads", "level", "size"), [(0, 1, 0), (1, 1, HASHLIB_MIN), (0, 0, 0), (0, 3, HASHLIB_MIN)]
+)
+def test_bytes_deflated_by_a_scanning_thread_join_the_package(
+    threads: int, level: int, size: int
+) -> None:
     # threads=0: the thread's raw deflate segment is spliced into the package's one gzip member;
     # a threaded writer gets it wrapped as a gzip member of its own. Pieces refer back to the
     # ones before (short, empty and incompressible ones included).
     pieces = [b"2024-05-01 LOG:  a\n" * 3000, b"", b"LOG:  b\n", os.urandom(200_000),
               b"2024-05-01 LOG:  a\n" * 5000]
-    member = BackgroundMember(level)
+    member = BackgroundMember(level, size)
     for piece in pieces:
         member.add(piece)
     member.wait()
