@@ -204,9 +204,10 @@ def _gathered(plan: FilePlan, results: Iterator[Scanned], meter: Meter) -> Scann
 
 # Below this share of a piece selected, its bytes are read back from the copy the worker wrote
 # as they are (or, without one, by decompressing its gzip member) rather than from the file (a
-# read window per few spans, and thousands of spans to join). The copy: the parent's hashing of
-# the slow mongo-json-1g.log package took 0.30 s user + 0.15 s sys decompressing (39k page
-# faults on fresh output blocks), 0.1x s reading the copy; the workers' writes cost ~0.07 s sys.
+# read window per few spans, and thousands of spans to join). The copy: packing the slow
+# mongo-json-1g.log, the parent spent 0.40 s user + 0.22 s sys (44k page faults on fresh output
+# blocks) decompressing and hashing, 0.26 + 0.10 reading the copy and hashing; the workers'
+# writes cost them 0.05-0.1 s sys.
 SPARSE_SHARE = 0.25
 # Read back a block at a time into one reused buffer (fresh blocks fault their pages in).
 _RAW_BLOCK = 1024 * 1024
