@@ -278,8 +278,9 @@ def _scan_piece(
 class _CompressedPiece:
     """The selected bytes of one piece as one gzip member in a file of `directory`, and as they
     are in another while they stay a small share of the bytes scanned (SPARSE_SHARE; the parent
-    hashes them from there). A worker writes them as it scans; a failed worker's files go with
-    the directory."""
+    hashes them from there, then removes the copy: temporary space grows by at most that share of
+    the pieces the workers are ahead by). A worker writes them as it scans; a failed worker's
+    files go with the directory."""
 
     def __init__(self, directory: str, level: int) -> None:
         import tempfile
