@@ -17,6 +17,7 @@ from tests.unit.engine_logs import scan_told
 from dblogpack import summary
 from dblogpack.formats.base import ScanResult
 from dblogpack.formats.mongo_json import MongoJsonFormat
+from dblogpack.formats.mongo_slow import _add_spans
 from dblogpack.formats.scanner import EntryScanner
 from dblogpack.formats.timestamps import IsoSecondsCache, _iso_seconds
 from dblogpack.model import FormatConfig, LogKind, Query, TimeWindow
@@ -329,3 +330,26 @@ def test_error_lines_are_grouped_only_when_their_codes_are_alike() -> None:
     result = MongoJsonFormat(FormatConfig("mongo-json")).scan(data, query, "mongod.log", 0)
     # Met once, a key is parsed alone; from its second line on, its lines share a group.
     assert [group.count for group in result.details[:2]] == [1, 2]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 2), st.integers(1, 3)), max_size=12),
+    st.sampled_from([[], [(0, 1)], [(0, 2)]]),
+)
+def test_lines_spans_merge_as_one_by_one(gaps: list[tuple[int, int]], before: list[Any]) -> None:
+    # Lines at increasing offsets, each `gap` bytes after the last (0: it continues it).
+    starts, ends, at = [], [], 2
+    for gap, size in gaps:
+        starts.append(at + gap)
+        ends.append(at + gap + size)
+        at = ends[-1]
+    expected = list(before)
+    for start, end in zip(starts, ends, strict=True):
+        if expected and expected[-1][1] == start:
+            expected[-1] = (expected[-1][0], end)
+        else:
+            expected.append((start, end))
+    spans = list(before)
+    _add_spans(spans, starts, ends)
+    assert spans == expected

@@ -98,3 +98,24 @@ def test_lines_of_a_learnt_shape_with_minutes_or_seconds_past_59_are_not_slow_en
     )
     assert_alike(data)
     assert len(found(SlowLines(), data, 0.0, True).starts) == 2
+
+
+def _slow_line(component: str, ms: int = 150) -> bytes:
+    return (
+        b'{"t":{"$date":"2024-05-01T12:00:01.000Z"},"s":"I","c":"%s","id":51803,"ctx":"conn1",'
+        b'"msg":"Slow query","attr":{"command":{"find":"o"},"planSummary":"COLLSCAN",'
+        b'"durationMillis":%d}}\n' % (component.encode(), ms)
+    )
+
+
+def test_a_line_start_guessed_from_the_last_shape_is_checked_by_the_shape() -> None:
+    # The padded component puts the id 8 bytes further than the short one: the start guessed
+    # for a short line after a padded one (from the padded one's id offset) lies 8 bytes before
+    # its own, just after the newline of an 8-byte line, so it is a line start, but not this
+    # line's: no shape holds the newline in between, and the line is judged from its own start.
+    padded, short = _slow_line("COMMAND  ", 120), _slow_line("C", 130)
+    assert short.find(b'"id"') == padded.find(b'"id"') - 8
+    data = padded + padded + b"garbage\n" + short + short + padded + b"garbage\n" + short
+    assert_alike(data)
+    found_lines = found(SlowLines(), data, 0.0, True)
+    assert found_lines.durations == [120.0, 120.0, 130.0, 130.0, 120.0, 130.0]

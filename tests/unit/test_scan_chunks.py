@@ -13,7 +13,8 @@ from tests.unit.test_formats_window import synthetic_log, windows
 from dblogpack import chunkreads, scanpool
 from dblogpack.chunkreads import TAIL_FRAMED
 from dblogpack.formats import build
-from dblogpack.model import FormatConfig, LogKind, Query
+from dblogpack.members import gunzipped
+from dblogpack.model import FormatConfig, LogKind, Query, TimeWindow
 from dblogpack.scanpool import Scanned
 
 
@@ -102,3 +103,31 @@ def test_chunks_read_ahead_by_a_thread_scan_as_chunks_read_in_turn(
                 data[start:end] for start, end in in_turn.spans
             )
             ahead.member.close()
+
+
+
+@pytest.mark.parametrize("kind", list(LogKind))
+def test_a_workers_piece_hands_back_its_selected_bytes_alike_every_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: LogKind
+) -> None:
+    # A sparse selection comes with a copy as it is, which the parent hashes; a dense one (all)
+    # has none, and the parent reads the log file; the gzip member holds them in every case.
+    data, _ = synthetic_log("mongo-json")
+    path = tmp_path / "a.log"
+    path.write_bytes(data)
+    pieces = tmp_path / "pieces"
+    pieces.mkdir()
+    monkeypatch.setattr(scanpool, "CHUNK", 16 * 1024)
+    task = scanpool._PieceTask(
+        str(path), path.name, FormatConfig("mongo-json"), Query(TimeWindow(), kind), 0,
+        len(data), "mongo", str(pieces),
+    )
+    scanned = scanpool._scan_piece(task)
+    expected = b"".join(data[start:end] for start, end in scanned.spans)
+    assert scanned.compressed is not None
+    assert b"".join(gunzipped(scanned.compressed)) == expected
+    assert (scanned.raw is None) == (kind is LogKind.ALL)
+    with path.open("rb", buffering=0) as file:
+        given = b"".join(map(bytes, scanpool._selected_bytes(scanned, scanned.compressed, file)))
+    assert given == expected
+    assert sorted(p.suffix for p in pieces.iterdir()) == [".gz"]  # the copy, once read, is gone

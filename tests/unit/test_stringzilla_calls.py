@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from stringzilla import find_first_of, rfind, translate
+from stringzilla import find, find_first_of, rfind, translate
 
 from dblogpack.formats.mongo_slow_lines import _UNPLAIN, _ZERO_DIGITS, MASK_DIGITS
 
@@ -37,3 +37,18 @@ def test_first_of_a_backslash_or_nul_is_the_first_either(data: bytes, start: int
 def test_rfind_of_a_newline_is_bytes_rfind(text: bytes, start: int, end: int) -> None:
     # pg_batch finds each hit's line start with it, bounded by the chunk's first line.
     assert rfind(text, b"\n", start, end) == text.rfind(b"\n", start, end)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    text=st.lists(st.sampled_from([b",", b'"p":', b',"p":', b"a", b"\n"]), max_size=40).map(
+        b"".join
+    ),
+    start=st.integers(0, 70),
+    end=st.integers(0, 70),
+)
+def test_find_of_the_cut_is_bytes_find(text: bytes, start: int, end: int) -> None:
+    # mongo_slow_lines finds each slow line's cut (AFTER_COMMAND) with it, from the hit to the
+    # line's end; the needle here is as self-similar as the generated text allows.
+    for needle in (b',"p":', b'"p":'):
+        assert find(text, needle, start, end) == text.find(needle, start, end)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from operator import itemgetter
+from itertools import chain, compress, islice
+from operator import itemgetter, ne
 
 from dblogpack.formats.base import ScanResult
 from dblogpack.formats.json_lines import dump_json, load_document
@@ -61,16 +62,12 @@ class SlowQueries:
     def scan(self, buf: bytes, first: int, query: Query, result: ScanResult) -> None:
         lines = self._lines.find(buf, first, len(buf), query.min_duration_ms or 0.0, query.details)
         chosen, times, (earliest, latest) = self._in_window(lines, query)
-        spans, count = result.spans, 0
-        starts, ends = lines.starts, lines.ends
-        for i in chosen:
-            start, end = starts[i], ends[i]
-            if spans and spans[-1][1] == start:
-                spans[-1] = (spans[-1][0], end)
-            else:
-                spans.append((start, end))
-            count += 1
-        count_selected(result, count, earliest, latest)
+        if isinstance(chosen, range):  # every line
+            _add_spans(result.spans, lines.starts, lines.ends)
+        else:
+            starts = list(map(lines.starts.__getitem__, chosen))
+            _add_spans(result.spans, starts, list(map(lines.ends.__getitem__, chosen)))
+        count_selected(result, len(chosen), earliest, latest)
         if query.details:
             result.details.extend(self._groups(buf, lines, chosen, times))
 
@@ -196,6 +193,19 @@ class SlowQueries:
             # As a parse would read it: invalid UTF-8 replaced (a quote ends any sequence).
             message=head["msg"].decode("utf-8", "replace"),
         )
+
+
+def _add_spans(spans: list[tuple[int, int]], starts: list[int], ends: list[int]) -> None:
+    """Add the lines' spans (in order) to `spans`, a line merged into the span it continues:
+    the breaks between spans found in one C-level pass (0.7k instructions a line, by a loop)."""
+    if not starts:
+        return
+    if spans and spans[-1][1] == starts[0]:
+        starts = [spans.pop()[0], *islice(starts, 1, None)]
+    breaks = list(map(ne, ends, islice(starts, 1, None)))  # between line i and i + 1
+    span_starts = compress(starts, chain((True,), breaks))
+    span_ends = compress(ends, chain(breaks, (True,)))
+    spans.extend(zip(span_starts, span_ends, strict=True))
 
 
 def _learnable(region: bytes, key: bytes) -> bool:

@@ -32,6 +32,10 @@ _DURATION = b'"durationMillis":'
 _NUMBER = re.compile(rb"\d+(?:\.\d+)?")
 # The duration is the last member of a slow entry's attr: it is looked for near the end first.
 _TAIL_BYTES = 64
+# The usual end of a slow entry: its duration, whole digits, closing attr and the entry. One
+# search of the last bytes (2.4k instructions a line) in place of an rfind of the key, an
+# endswith, a slice and isdigit (4.2k).
+_TAIL = re.compile(rb'"durationMillis":(\d++)\}\}\n\Z')
 # In MongoDB's slow-query layout the command is followed by planSummary.
 AFTER_COMMAND = b',"planSummary":'
 CODE = b'"code":'
@@ -43,6 +47,7 @@ _ZERO_DIGITS = bytes.maketrans(b"123456789", b"0" * 9)
 # `{"t":{"$date":"` (15 bytes) and `YYYY-MM-DDTHH:` / `YYYY-MM-DDTHH:MM:`.
 _DATE_AT, _MINUTE_TENS, _SECOND_TENS = 15, 29, 32
 _SIXTY = ord("6")
+_NEWLINE = ord("\n")
 # A backslash (an escape may spell a digit) or a NUL (the mask) in a line: see _plain.
 _UNPLAIN = b"\\\0"
 # Shapes are a few hundred bytes: 4096 of them stay a megabyte or two (RSS stays bounded).
@@ -90,25 +95,39 @@ class SlowLines:
         # one row a line (the columns are made at C speed at the end).
         rows: list[_Row] = []
         add, find, rfind, shape_of = rows.append, buf.find, buf.rfind, self._shapes.get
-        at = find_needle(buf, NEEDLE, lo, hi)
+        tail_of = _TAIL.search
+        ms: float | None
+        # A line's start is first guessed from the last shape's id offset (heads pad their fields
+        # alike: one offset serves nearly every line): a guess just after a newline (or at lo)
+        # whose bytes up to the cut have a shape is the line's start, as no shape holds a newline.
+        # (An rfind of the newline a line: 1.2k instructions, the guess's check 0.7k fewer.)
+        at, id_at = find_needle(buf, NEEDLE, lo, hi), 0
         while at >= 0:
-            start = rfind(b"\n", lo, at) + 1 or lo
             end = find(b"\n", at, hi) + 1 or hi
-            cut = find(AFTER_COMMAND, at, end)
+            # (stringzilla's find: 1k instructions fewer a line than bytes.find)
+            cut = find_needle(buf, AFTER_COMMAND, at, end)
+            start = at - id_at
+            shape = None
             # (stringzilla translates the range in place of a slice and bytes.translate: 0.21
             # against 0.43 us a line)
-            shape = shape_of(translate(buf, _ZERO_DIGITS, False, start, cut)) if cut > 0 else None
+            if cut > 0 and ((start > lo and buf[start - 1] == _NEWLINE) or start == lo):
+                shape = shape_of(translate(buf, _ZERO_DIGITS, False, start, cut))
+            if shape is None:
+                start = rfind(b"\n", lo, at) + 1 or lo
+                if cut > 0:
+                    shape = shape_of(translate(buf, _ZERO_DIGITS, False, start, cut))
             if (
                 shape is not None and at - start == shape[0]
                 and buf[start + _MINUTE_TENS] < _SIXTY and buf[start + _SECOND_TENS] < _SIXTY
             ):
-                _, date_end, zone_at, key = shape
+                id_at, date_end, zone_at, key = shape
                 # The last duration, as last_duration finds it; read here when it is whole digits
                 # ending the line's attr and the entry (the usual layout), else by last_duration.
-                found = rfind(_DURATION, end - _TAIL_BYTES, end)
-                closed = buf.endswith(b"}}\n", start, end)
-                number = buf[found + len(_DURATION) : end - 3] if found > at and closed else b""
-                ms = float(number) if number.isdigit() else last_duration(buf, at, end)
+                tail = tail_of(buf, end - _TAIL_BYTES, end)
+                if tail is not None and tail.start() > at:
+                    closed, ms = True, float(tail[1])
+                else:
+                    closed, ms = buf.endswith(b"}}\n", start, end), last_duration(buf, at, end)
                 if ms is not None and ms >= least:
                     # What follows the key's region is checked for the whole chunk at once.
                     if not (keyed and closed):
