@@ -348,11 +348,16 @@ def gzip_member(level: int) -> Callable[[bytes | memoryview | None], bytes]:
 
 
 def span_bytes(
-    fd: int, spans: Iterable[tuple[int, int]], window: int
+    fd: int, spans: Iterable[tuple[int, int]], window: int, buffer: bytearray | None = None
 ) -> Iterator[bytes | memoryview]:
     """The bytes of `spans` from file `fd`, read `window` bytes at a time; the ranges inside one
     read are joined into one piece, so thousands of small ranges cost one syscall, not one each.
     At most one read window is alive at a time.
+
+    With a `buffer` (at least `window` long), every read goes into it, and a piece is valid only
+    until the next is asked for: for a consumer that hashes each piece at once. A fresh 4 MiB
+    read is fresh memory, faulted in page by page: the parent of a 1.1 GB all-entries package
+    spent ~0.15 s of system time on that alone.
     """
     loaded_at, loaded = 0, memoryview(b"")
     batch: list[memoryview] = []
@@ -362,7 +367,7 @@ def span_bytes(
                 if batch:
                     yield _joined(batch)
                     batch = []
-                loaded_at, loaded = start, memoryview(os.pread(fd, window, start))
+                loaded_at, loaded = start, _read(fd, window, start, buffer)
                 if not loaded:
                     raise OSError(f"file ended at {start}, before the selected range's end {end}")
             piece_end = min(end, loaded_at + len(loaded))
@@ -370,6 +375,13 @@ def span_bytes(
             start = piece_end
     if batch:
         yield _joined(batch)
+
+
+def _read(fd: int, size: int, at: int, buffer: bytearray | None) -> memoryview:
+    if buffer is None:
+        return memoryview(os.pread(fd, size, at))
+    view = memoryview(buffer)[:size]
+    return view[: os.preadv(fd, [view], at)]
 
 
 def _joined(batch: list[memoryview]) -> bytes | memoryview:

@@ -181,6 +181,9 @@ def _gathered(plan: FilePlan, results: Iterator[Scanned], meter: Meter) -> Scann
     """
     assert plan.path is not None
     total, member = Scanned(), CompressedMember(plan.cost)
+    # Every piece's reads for its hash go here: a fresh block for each read faults its pages in
+    # (see span_bytes).
+    buffer = bytearray(CHUNK)
     try:
         file: BinaryIO | None = open(plan.path, "rb", buffering=0)  # closed below
     except FileNotFoundError:
@@ -192,7 +195,7 @@ def _gathered(plan: FilePlan, results: Iterator[Scanned], meter: Meter) -> Scann
             if file is not None:
                 if piece.compressed is None:
                     raise InternalError(f"a scanning worker compressed nothing of {plan.path}")
-                member.add(piece.compressed, _selected_bytes(piece, piece.compressed, file))
+                member.add(piece.compressed, _selected_bytes(piece, piece.compressed, file, buffer))
             total.add(piece)
     finally:
         if file is not None:
@@ -209,30 +212,27 @@ def _gathered(plan: FilePlan, results: Iterator[Scanned], meter: Meter) -> Scann
 # blocks) decompressing and hashing, 0.26 + 0.10 reading the copy and hashing; the workers'
 # writes cost them 0.05-0.1 s sys.
 SPARSE_SHARE = 0.25
-# Read back a block at a time into one reused buffer (fresh blocks fault their pages in).
-_RAW_BLOCK = 1024 * 1024
 
 
 def _selected_bytes(
-    piece: Scanned, compressed: str, file: BinaryIO
+    piece: Scanned, compressed: str, file: BinaryIO, buffer: bytearray
 ) -> Iterator[bytes | memoryview]:
     """The bytes a piece selected, in order, for the member's hash (each piece valid until the
     next is asked for)."""
     if piece.raw is not None:
-        return _raw_bytes(piece.raw)
+        return _raw_bytes(piece.raw, buffer)
     if piece.spans.total() < SPARSE_SHARE * piece.bytes_scanned:
         return gunzipped(compressed)
-    return span_bytes(file.fileno(), piece.spans, CHUNK)
+    return span_bytes(file.fileno(), piece.spans, CHUNK, buffer)
 
 
-def _raw_bytes(path: str) -> Iterator[memoryview]:
-    """The bytes of a worker's copy of its selection, a reused block at a time; the copy is
-    removed once read."""
-    block = bytearray(_RAW_BLOCK)
-    view = memoryview(block)
+def _raw_bytes(path: str, buffer: bytearray) -> Iterator[memoryview]:
+    """The bytes of a worker's copy of its selection, read into `buffer` a block at a time; the
+    copy is removed once read."""
+    view = memoryview(buffer)
     try:
         with open(path, "rb", buffering=0) as raw:
-            while size := raw.readinto(block):
+            while size := raw.readinto(buffer):
                 yield view[:size]
     finally:
         os.unlink(path)

@@ -66,6 +66,10 @@ def test_span_bytes_are_the_ranges_joined_whatever_the_read_window(tmp_path: Pat
         for window in (7, 4096, 1 << 20):
             joined = b"".join(span_bytes(fd, ranges, window))
             assert joined == b"".join(data[a:b] for a, b in ranges)
+            # Read into one reused buffer, each piece taken before the next is read.
+            pieces = span_bytes(fd, ranges, window, bytearray(window))
+            reused = b"".join(bytes(piece) for piece in pieces)
+            assert reused == joined
     finally:
         os.close(fd)
 
