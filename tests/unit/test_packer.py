@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tests.unit.engine_logs import members
 
 from dblogpack.manifest import iso
-from dblogpack.members import HASHLIB_MIN, BackgroundMember
+from dblogpack.members import HASHLIB_MIN, BackgroundMember, CompressedMember, gzip_member
 from dblogpack.packer import TarGzWriter
 
 
@@ -104,6 +104,29 @@ def test_every_thread_count_makes_the_same_members(threads: int) -> None:
     read_back = members(out.getvalue())
     assert read_back["logs/a.log"] == b"2024-05-01 LOG:  x\n" * 50_000
     assert read_back["logs/b.log"] == b"y" * (2 << 20)
+
+
+
+def test_members_compressed_by_workers_are_copied_in_and_the_checksum_covers_them(
+    tmp_path: Path,
+) -> None:
+    pieces = [b"2024-05-01 LOG:  a\n" * 50_000, os.urandom(3 << 20), b"", b"LOG:  b\n"]
+    member = CompressedMember(HASHLIB_MIN)
+    for number, piece in enumerate(pieces):
+        compress, path = gzip_member(1), tmp_path / f"piece-{number}.gz"
+        path.write_bytes(compress(piece) + compress(None))
+        member.add(str(path), [piece])
+    out = io.BytesIO()
+    with TarGzWriter(out, threads=2) as tar:
+        tar.add_bytes("logs/a.log", b"first\n")
+        tar.add_compressed_member("logs/b.log", member)
+        tar.add_bytes("manifest.json", b"{}\n")
+    size, sha256 = tar.close()
+
+    assert members(out.getvalue())["logs/b.log"] == b"".join(pieces)
+    assert member.hexdigest() == hashlib.sha256(b"".join(pieces)).hexdigest()
+    assert size == len(out.getvalue())
+    assert sha256 == hashlib.sha256(out.getvalue()).hexdigest()
 
 
 @pytest.mark.parametrize(
