@@ -379,6 +379,10 @@ class PgStderrFormat(EntryScanner):
         rfind = buf.rfind
         lines = [rfind(b"\n", lo, colon) + 1 or lo for colon in hits]
         befores = [rfind(b"\n", 0, line - 1) + 1 if line else 0 for line in lines]
+        if self._guarded_line is not None:
+            # TAB lines have no prefix: the pair is read from the line before them (the
+            # DETAIL of a deadlock has one; ~50 hits a chunk took the general reading, ~5 us).
+            befores = [_before_tabs(buf, at) if buf[at] == 9 else at for at in befores]
         pairs = [match(buf, before) for before in befores]
         starts = map(_START, pairs, repeat(second))
         ends = map(_END, pairs, repeat(level))
@@ -395,16 +399,19 @@ class PgStderrFormat(EntryScanner):
 
     @cached_property
     def _follow_up_pair(self) -> _Pair:
-        """A line and the line before it, each read as `_line.match` reads it alone (atomic
-        groups), or an empty match (so `map` needs no None). With that match: an itemgetter of
-        the second line's level, its process and the first line's (the whole match twice when
-        the prefix has no process: every follow-up line then belongs to the entry before),
-        and the numbers of the groups `second` (where the second line starts) and `level`."""
+        """A line and the line before it (TAB lines between), each read as `_line.match` reads
+        it alone (atomic groups), or an empty match (so `map` needs no None). With that match:
+        an itemgetter of the second line's level, its process and the first line's (the whole
+        match twice when the prefix has no process: every follow-up line then belongs to the
+        entry before), and the numbers of the groups `second` (where the second line starts)
+        and `level`."""
         names = {self.prefix.process_group} - {None}
         line = self._line.pattern
         before = unread_names(captured(line, names, "before_"))
         this = unread_names(captured(line, names | {"level"}))
-        pattern = re.compile(b"(?:(?>" + before + rb")[^\n]*+\n(?P<second>)(?>" + this + b")|)")
+        pattern = re.compile(
+            b"(?:(?>" + before + rb")[^\n]*+(?:\n\t[^\n]*+)*+\n(?P<second>)(?>" + this + b")|)"
+        )
         groups = pattern.groupindex
         processes = [groups[f"{first}{name}"] for first in ("", "before_") for name in names]
         read = itemgetter(groups["level"], *(processes or [0, 0]))
@@ -462,6 +469,13 @@ def _bytes_matching(guard: bytes) -> bytes:
     """The bytes a one-byte regex matches (a prefix's first byte, ten for `\\d`)."""
     match = re.compile(guard).fullmatch
     return bytes(byte for byte in range(256) if match(bytes((byte,))))
+
+
+def _before_tabs(buf: bytes, start: int) -> int:
+    """Start of the nearest line at or before the line at `start` that does not open with TAB."""
+    while start > 0 and buf[start] == 9:
+        start = buf.rfind(b"\n", 0, start - 1) + 1
+    return start
 
 
 def _message_end(buf: bytes, pos: int, end: int) -> int:
