@@ -25,6 +25,7 @@ _TAG = re.compile(rb":  (?<=[LTYN]:  )")
 _TAGGED_LINES = [
     "2024-11-03 01:10:00.000 CDT [11] app@db LOG:  a message with DETAIL:  inside",
     "2024-11-03 01:10:00.000 CDT [12] app@db FATAL:  no HINT:  here",
+    "2024-11-03 01:10:00.000 CDT [11] app@db DETAIL:  a key (HINT:  x) in the text",
     "\tHINT:  a TAB line",
     "QUERY:  a line without a prefix",
     "2024-11-03 01:10:00.000 CDT [12] app@db LOCATION:  exec_simple_query, postgres.c:1",
