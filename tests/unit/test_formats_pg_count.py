@@ -20,7 +20,28 @@ from dblogpack.model import FormatConfig
 # (laid out so by `rendered`).
 OTHER_PREFIXES = {"pid-first": "%p %m ", "literal-first": "pg: %m [%p] "}
 _TAG = re.compile(rb":  (?<=[LTYN]:  )")
+# Lines (in the Debian layout `rendered` rewrites) with a follow-up tag that is no level, a
+# follow-up level without a prefix, and the levels the generated logs lack.
+_TAGGED_LINES = [
+    "2024-11-03 01:10:00.000 CDT [11] app@db LOG:  a message with DETAIL:  inside",
+    "2024-11-03 01:10:00.000 CDT [12] app@db FATAL:  no HINT:  here",
+    "2024-11-03 01:10:00.000 CDT [11] app@db DETAIL:  a key (HINT:  x) in the text",
+    "\tHINT:  a TAB line",
+    "QUERY:  a line without a prefix",
+    "2024-11-03 01:10:00.000 CDT [12] app@db LOCATION:  exec_simple_query, postgres.c:1",
+    "2024-11-03 01:10:00.000 CDT [11] app@db QUERY:  SELECT 1",
+    "2024-11-03 01:10:00.000 CDT [11] app@db CONTEXT:  SQL function",
+]
 _FOLLOW_UP_WORDS = {b"DETAIL", b"HINT", b"CONTEXT", b"STATEMENT", b"QUERY", b"LOCATION"}
+
+
+@st.composite
+def tagged_logs(draw: st.DrawFn) -> str:
+    """Generated logs with some of _TAGGED_LINES put anywhere (first line included)."""
+    lines = draw(pg_logs()).split("\n")
+    for _ in range(draw(st.integers(0, 6))):
+        lines.insert(draw(st.integers(0, len(lines))), draw(st.sampled_from(_TAGGED_LINES)))
+    return "\n".join(lines)
 
 
 def regex_follow_ups(fmt: PgStderrFormat, buf: bytes, lo: int, hi: int, orphans: bool) -> int:
@@ -53,7 +74,7 @@ def regex_count(fmt: PgStderrFormat, buf: bytes, lo: int, hi: int) -> int:
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    log=pg_logs(),
+    log=tagged_logs(),
     prefix=st.sampled_from(sorted(PREFIXES) + sorted(OTHER_PREFIXES)),
     cuts=st.tuples(st.floats(0, 1), st.floats(0, 1)),
     passes=st.integers(0, 3),
@@ -72,6 +93,27 @@ def test_entry_count_is_the_regex_count(
         patch.setattr(framing, "HEAD_PASSES", passes)
         patch.setattr(framing, "COUNT_BYTES_SLICE", slice_size)
         assert fmt._count_entries(buf, lo, hi) == regex_count(fmt, buf, lo, hi)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    log=tagged_logs(),
+    prefix=st.sampled_from(sorted(PREFIXES) + sorted(OTHER_PREFIXES)),
+    cuts=st.tuples(st.floats(0, 1), st.floats(0, 1)),
+    orphans=st.booleans(),
+)
+def test_follow_ups_read_in_pairs_are_those_read_line_by_line(
+    log: str, prefix: str, cuts: tuple[float, float], orphans: bool
+) -> None:
+    """Property: follow-up lines counted from one match of each hit's line and the line before
+    (with the general reading where that pair does not apply) are those each line's own match
+    and the walk back over unprefixed lines count, on any range."""
+    source = PREFIXES.get(prefix) or OTHER_PREFIXES[prefix]
+    fmt = pg_stderr(FormatConfig("pg-stderr", source, "America/Chicago"))
+    buf = rendered(log, prefix)
+    lo, hi = sorted(int(cut * len(buf)) for cut in cuts)
+    expected = regex_follow_ups(fmt, buf, lo, hi, orphans)
+    assert fmt._follow_ups(buf, lo, hi, orphans=orphans) == expected
 
 
 _NEEDLE_BYTES = st.sampled_from([b"\n", b"\t", b"2", b"a"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Hashable, Iterable
+from collections.abc import Hashable, Iterable
 from itertools import chain, compress, count, repeat
 from operator import add, attrgetter, eq, itemgetter, ne, not_
 from typing import TYPE_CHECKING, TypeVar, cast
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TypeVar, cast
 from stringzilla import rfind
 
 from dblogpack.formats.base import ScanResult
-from dblogpack.formats.pg_prefix import CompiledPrefix, always_set, unread_names
+from dblogpack.formats.pg_prefix import CompiledPrefix, always_set, captured, unread_names
 from dblogpack.formats.pg_times import StampSpan
 from dblogpack.formats.scanner import count_selected, window_bounds
 from dblogpack.model import DetailGroup, Query, TimeWindow
@@ -36,7 +36,6 @@ LEVEL_END = b":  "
 # the general loop took a fifth of the error scan of pg-stderr-1g.log (22.0 -> 18.7 M
 # instructions a 4 MiB chunk at 5; each level adds ~0.8 ms to the pattern's compile, once).
 FOLLOW_UPS = 5
-_NAMED_GROUP = re.compile(rb"\(\?P<(\w+)>")
 # Match methods mapped over a batch of matches: C calls, no Python frame per match. A group's
 # text is read with an itemgetter of its number (`match[n]`): Match.group takes its arguments as
 # a tuple, built anew for every call.
@@ -80,17 +79,6 @@ def head_pattern(prefix: CompiledPrefix) -> bytes:
     only what the scans read: the timestamp, the process, the level and the SQLSTATE."""
     read = {prefix.timestamp_group, prefix.process_group, "level", "sqlstate"} - {None}
     return b"(?>" + unread_names(captured(prefix.line.pattern, read)) + b")"
-
-
-def captured(pattern: bytes, names: Collection[str | None], rename: str = "") -> bytes:
-    """`pattern` with only the groups `names` captured (`rename` put before their names), the
-    others non-capturing: sre records fewer groups."""
-
-    def group(found: re.Match[bytes]) -> bytes:
-        name = found[1].decode()
-        return f"(?P<{rename}{name}>".encode() if name in names else b"(?:"
-
-    return _NAMED_GROUP.sub(group, pattern)
 
 
 def first_entries(kinds: list[_Kind]) -> list[tuple[int, _Kind]]:

@@ -7,6 +7,7 @@ Every escape PostgreSQL documents is understood, with its padding (`%-10u`,
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 from dblogpack.errors import FormatError
 from dblogpack.records import NamedTuple
@@ -48,7 +49,7 @@ _ESCAPES: dict[str, tuple[str, bytes]] = {
 _TIMESTAMP_PREFERENCE = ("ts_m", "ts_n", "ts_t")
 
 _ESCAPE_RE = re.compile(r"%(-?\d*)([A-Za-z%])")
-_GROUP = re.compile(rb"\(\?P<\w+>")
+_GROUP = re.compile(rb"\(\?P<(\w+)>")
 _USER_AT_DATABASE = b"(?:" + _NAME + b")@(?:" + _NAME + rb")\ "
 
 LEVEL = rb"(?P<level>[A-Z]+[1-5]?):  "
@@ -113,6 +114,17 @@ def unread_names(pattern: bytes) -> bytes:
     `%u@%d ` matched without backtracking: any parse of it spans the same text, the word up to
     its first space (names hold no space), and only the user/database split differs."""
     return pattern.replace(_USER_AT_DATABASE, rb"[^\n @]*+@[^\n ]*+\ ")
+
+
+def captured(pattern: bytes, names: Collection[str | None], rename: str = "") -> bytes:
+    """`pattern` with only the groups `names` captured (`rename` put before their names), the
+    others non-capturing: sre records fewer groups."""
+
+    def group(found: re.Match[bytes]) -> bytes:
+        name = found[1].decode()
+        return f"(?P<{rename}{name}>".encode() if name in names else b"(?:"
+
+    return _GROUP.sub(group, pattern)
 
 
 def _translate(prefix: str) -> tuple[bytes, set[str]]:

@@ -23,6 +23,7 @@ from dblogpack.formats.framing import (
     find_any,
     last_match_start,
 )
+from dblogpack.formats.pg_follow_ups import FOLLOW_UP_LEVELS, FollowUps
 from dblogpack.formats.pg_prefix import (
     DEFAULT_PREFIX,
     CompiledPrefix,
@@ -44,15 +45,9 @@ if TYPE_CHECKING:
     from dblogpack.formats.pg_slow import SlowScan
     from dblogpack.formats.pg_times import StampSpan
 
-FOLLOW_UP_LEVELS = frozenset({"DETAIL", "HINT", "CONTEXT", "STATEMENT", "QUERY", "LOCATION"})
 _FOLLOW_UP = rb"(?:DETAIL|HINT|CONTEXT|STATEMENT|QUERY|LOCATION):  "
 _ANY_LEVEL = rb"[A-Z]+[1-5]?:  "
 
-# The `:  ` after a level word ending like a follow-up level, one SIMD search per last letter
-# (~0.25 ms per 4 MiB each, where one regex of them all took 4.5 ms and a search per level needs
-# six); the line's match tells a follow-up level from FATAL's and from message text.
-_FOLLOW_UP_TAGS = tuple(sorted({level[-1].encode() + b":  " for level in FOLLOW_UP_LEVELS}))
-_FOLLOW_UP_WORDS = frozenset(level.encode() for level in FOLLOW_UP_LEVELS)
 _NON_TAB_LINE = re.compile(rb"\n(?!\t)")
 _DURATION = re.compile(rb"duration: (\d+(?:\.\d+)?) ms")
 # Lines _last_primary_newline tries one by one before searching a window.
@@ -355,32 +350,11 @@ class PgStderrFormat(EntryScanner):
         Those are `orphans`, entries of their own; with orphans=False, the ones of
         the same process are counted instead (parts of the entry before them).
         """
-        return sum(self._tag_follow_ups(buf, tag, lo, hi, orphans) for tag in _FOLLOW_UP_TAGS)
+        return self._follow_up_count.count(buf, lo, hi, orphans)
 
-    def _tag_follow_ups(self, buf: bytes, tag: bytes, lo: int, hi: int, orphans: bool) -> int:
-        # One inline loop (follow-up lines are ~2% of all lines): the tag's line is matched once,
-        # which tells whether the tag is its level; the line before is read directly, the generic
-        # walk back over unprefixed lines only when that line has no prefix.
-        group, match, rfind = self.prefix.process_group, self._line.match, buf.rfind
-        count = 0
-        for at in find_all(buf, tag, lo, hi):
-            colon = at + 1
-            line = rfind(b"\n", lo, colon) + 1 or lo
-            head = match(buf, line)
-            if head is None or head.end("level") != colon or line == 0:
-                continue  # nothing before it in the buffer: not an entry start (see _starts_entry)
-            if head["level"] not in _FOLLOW_UP_WORDS:
-                continue
-            if group is None:
-                same = True  # no process in the prefix: every follow-up belongs to its entry
-            else:
-                before = match(buf, rfind(b"\n", 0, line - 1) + 1) if line > 1 else None
-                if before is None:
-                    same = head[group] == self._previous_process(buf, line)
-                else:
-                    same = head[group] == before[group]
-            count += same != orphans
-        return count
+    @cached_property
+    def _follow_up_count(self) -> FollowUps:
+        return FollowUps(self)
 
     def _head_at_level(self, buf: bytes, lo: int, at: int) -> tuple[int, re.Match[bytes] | None]:
         """The prefixed line whose level word sits at `at`, if the word at `at` is one."""
