@@ -28,8 +28,8 @@ COMPRESS_BLOCK = 1024 * 1024
 HASHLIB_MIN = 16 * 1024 * 1024
 
 
-def sha256(size: int) -> Sha256:
-    """A new sha256 hasher for about `size` bytes.
+def sha256(size: int | None = None) -> Sha256:
+    """A new sha256 hasher for about `size` bytes (None: a big or unknown amount).
 
     hashlib's, unless the hash is small and hashlib not loaded yet (a `pack` process): then
     stringzilla's (loaded already by the scans). Importing hashlib loads and initialises
@@ -39,7 +39,7 @@ def sha256(size: int) -> Sha256:
     other threads run, and is a little slower (3.09 against 2.77 ms per 4 MiB): big hashes,
     and every hash of a process that has hashlib already (the server), are hashlib's.
     """
-    if size < HASHLIB_MIN and "hashlib" not in sys.modules:
+    if size is not None and size < HASHLIB_MIN and "hashlib" not in sys.modules:
         from stringzilla import Sha256
 
         return Sha256()
@@ -153,10 +153,9 @@ class CompressedMember:
     they hold. Memory stays a read buffer whatever the member's size.
     """
 
-    def __init__(self, size: int) -> None:
-        """`size`: about how many bytes the members will hold (chooses the hash)."""
+    def __init__(self) -> None:
         self._files: list[str] = []
-        self._digest = sha256(size)
+        self._digest = sha256()  # pieces of ranges of 48 MiB and more (planning.PARALLEL_MIN)
         self.size = 0
 
     def add(self, compressed_file: str, content: Iterable[bytes | memoryview]) -> None:

@@ -33,13 +33,13 @@ _USTAR_MAX_SIZE = 0o77777777777
 
 
 class _HashingWriter:
-    """Passes bytes to the real output, counting and (unless `size` is None) hashing what the
-    package is made of; `size`: about how many bytes that may be (it chooses the hash)."""
+    """Passes bytes to the real output, counting and (with `checksum`) hashing what the package
+    is made of."""
 
-    def __init__(self, out: BinaryIO, size: int | None) -> None:
+    def __init__(self, out: BinaryIO, checksum: bool) -> None:
         self.out = out
         self.size = 0
-        self.sha256 = None if size is None else sha256(size)
+        self.sha256 = sha256() if checksum else None
 
     def write(self, data: bytes) -> int:
         self.out.write(data)
@@ -107,11 +107,11 @@ class _ThreadedHash:
     Chunks are handed over through a short queue, so memory stays a few chunks.
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self) -> None:
         import queue  # only members of 16 MiB and more: kept off small packages' start-up
         import threading
 
-        self._digest = sha256(size)
+        self._digest = sha256()
         self._queue: queue.Queue[bytes | memoryview | None] = queue.Queue(maxsize=2)
         self._thread = threading.Thread(target=self._run, name="dblogpack-sha256", daemon=True)
         self._thread.start()
@@ -170,8 +170,7 @@ class _OneMember:
 
 class TarGzWriter:
     """Streams tar members into gzip on `out`; compression runs in `threads` threads of ISA-L
-    (0: in the caller's thread). `size_hint`: about how many bytes the package may take at most
-    (it chooses the package's hash, see members.sha256); `checksum=False`: no hash at all.
+    (0: in the caller's thread). `checksum=False`: no hash of the package.
 
     Members are written one after the other: a member's size must be known before its bytes,
     and `add_member` checks that the chunks add up to it.
@@ -184,10 +183,9 @@ class TarGzWriter:
         compresslevel: int = 1,
         threads: int = 2,
         mtime: float | None = None,
-        size_hint: int = 0,
         checksum: bool = True,
     ) -> None:
-        self._sink = _HashingWriter(out, size_hint if checksum else None)
+        self._sink = _HashingWriter(out, checksum)
         self._open_gzip: Callable[[], GzipStream] = (
             self._threaded_gzip(compresslevel, threads) if threads
             else lambda: _OneMember(self._sink, compresslevel)
@@ -224,7 +222,7 @@ class TarGzWriter:
     def add_member(self, name: str, size: int, chunks: Iterable[bytes | memoryview]) -> str:
         """Write a member of exactly `size` bytes from `chunks`; returns their sha256 (hex)."""
         self._write(tar_header(name, size, self._mtime))
-        hasher = _ThreadedHash(size) if size >= HASHLIB_MIN else sha256(size)
+        hasher = _ThreadedHash() if size >= HASHLIB_MIN else sha256(size)
         written = 0
         try:
             for chunk in chunks:

@@ -75,8 +75,7 @@ def run(
         piece_dir = None if pieces is None else pieces.name
         scanned_files = scans(plans, query, pool, meter, piece_dir, compresslevel)
         with TarGzWriter(
-            out, compresslevel=compresslevel, threads=_threads(workers, total), size_hint=total,
-            checksum=checksum,
+            out, compresslevel=compresslevel, threads=_threads(workers, total), checksum=checksum,
         ) as tar:
             packing = _Packing(tar, source, query, result, summary, meter)
             for plan, scanned in zip(plans, scanned_files, strict=True):

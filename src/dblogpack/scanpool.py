@@ -180,7 +180,7 @@ def _gathered(plan: FilePlan, results: Iterator[Scanned], meter: Meter) -> Scann
     A file rotated away since its scan gets no member: the packer then reports it as gone.
     """
     assert plan.path is not None
-    total, member = Scanned(), CompressedMember(plan.cost)
+    total, member = Scanned(), CompressedMember()
     # Every piece's reads for its hash go here: a fresh block for each read faults its pages in
     # (see span_bytes).
     buffer = bytearray(CHUNK)

@@ -156,4 +156,4 @@ def test_a_small_hash_in_a_pack_process_is_stringzillas_and_hashlibs_digest(
 
 
 def test_big_hashes_and_hashes_where_hashlib_is_loaded_are_hashlibs() -> None:
-    assert type(sha256(0)) is type(sha256(HASHLIB_MIN)) is type(hashlib.sha256())
+    assert type(sha256()) is type(sha256(0)) is type(sha256(HASHLIB_MIN)) is type(hashlib.sha256())
