@@ -206,11 +206,12 @@ def _gathered(plan: FilePlan, results: Iterator[Scanned], meter: Meter) -> Scann
 
 
 # Below this share of a piece selected, its bytes are read back from the copy the worker wrote
-# as they are (or, without one, by decompressing its gzip member) rather than from the file (a
-# read window per few spans, and thousands of spans to join). The copy: packing the slow
-# mongo-json-1g.log, the parent spent 0.40 s user + 0.22 s sys (44k page faults on fresh output
-# blocks) decompressing and hashing, 0.26 + 0.10 reading the copy and hashing; the workers'
-# writes cost them 0.05-0.1 s sys.
+# as they are, or, when the worker dropped it (its selection passed this share on the way), by
+# decompressing its gzip member, rather than from the file (a read window per few spans, and
+# thousands of spans to join: 29-83 ms per 128 MiB piece of the slow and error bench packages,
+# against 1-29 ms decompressing). The copy: packing the slow mongo-json-1g.log, the parent spent
+# 0.40 s user + 0.22 s sys (44k page faults on fresh output blocks) decompressing and hashing,
+# 0.26 + 0.10 reading the copy and hashing; the workers' writes cost them 0.05-0.1 s sys.
 SPARSE_SHARE = 0.25
 
 
