@@ -3,8 +3,8 @@ exact entry count: those of the same process as the line before them belong to i
 others start entries of their own.
 
 Each hit of a level tag is read with the line before it by one match, and only where that pair
-does not apply (an unprefixed line before, a tag in message text) line by line, as
-`_starts_entry` reads an entry start.
+does not apply (an unprefixed line before, a tag in message text) line by line, by the format's
+own judgement of an entry start.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dblogpack.formats.pg_prefix import captured, unread_names
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
 if TYPE_CHECKING:
-    from dblogpack.formats.pg_stderr import PgStderrFormat
+    from dblogpack.formats.pg_prefix import CompiledPrefix
 
 FOLLOW_UP_LEVELS = frozenset({"DETAIL", "HINT", "CONTEXT", "STATEMENT", "QUERY", "LOCATION"})
 # The `:  ` after a level word ending like a follow-up level, one SIMD search per last letter
@@ -39,11 +39,14 @@ _Pair = tuple[
 
 
 class FollowUps:
-    """The follow-up lines of one pg-stderr format's logs."""
+    """The follow-up lines of logs with one `log_line_prefix`: `guarded` when no TAB line can
+    read as a prefixed line; `starts_entry(buf, pos)` tells whether the line at `pos` starts an
+    entry (a follow-up line does when its process is not the one before it)."""
 
-    def __init__(self, log_format: PgStderrFormat) -> None:
-        self._format = log_format
-        self._guarded = log_format._guarded_line is not None  # TAB lines have no prefix
+    def __init__(
+        self, prefix: CompiledPrefix, guarded: bool, starts_entry: Callable[[bytes, int], bool]
+    ) -> None:
+        self._prefix, self._guarded, self._starts_entry = prefix, guarded, starts_entry
 
     def count(self, buf: bytes, lo: int, hi: int, orphans: bool) -> int:
         """Follow-up lines in buf[lo:hi] of the same process as the line before them (of
@@ -86,8 +89,8 @@ class FollowUps:
         match twice when the prefix has no process: every follow-up line then belongs to the
         entry before), and the numbers of the groups `second` (where the second line starts)
         and `level`."""
-        names = {self._format.prefix.process_group} - {None}
-        line = self._format.prefix.line.pattern
+        names = {self._prefix.process_group} - {None}
+        line = self._prefix.line.pattern
         before = unread_names(captured(line, names, "before_"))
         this = unread_names(captured(line, names | {"level"}))
         pattern = re.compile(
@@ -102,14 +105,13 @@ class FollowUps:
     def _general(self, buf: bytes, line: int, colon: int, orphans: bool) -> bool:
         """Whether the line at `line`, whose level may end at `colon`, is a follow-up line of
         the process before it (of another one, with `orphans`)."""
-        head = self._format.prefix.line.match(buf, line)
-        if head is None or head.end("level") != colon or line == 0:
-            return False  # nothing before it in the buffer: not an entry start (see _starts_entry)
-        if head["level"] not in _FOLLOW_UP_WORDS:
+        if line == 0:
+            return False  # nothing before it in the buffer: not an entry start
+        head = self._prefix.line.match(buf, line)
+        if head is None or head.end("level") != colon or head["level"] not in _FOLLOW_UP_WORDS:
             return False
-        group = self._format.prefix.process_group
-        same = group is None or head[group] == self._format._previous_process(buf, line)
-        return same != orphans
+        # A follow-up line starts an entry exactly when its process is not the one before it.
+        return self._starts_entry(buf, line) == orphans
 
 
 def _before_tabs(buf: bytes, start: int) -> int:

@@ -354,7 +354,7 @@ class PgStderrFormat(EntryScanner):
 
     @cached_property
     def _follow_up_count(self) -> FollowUps:
-        return FollowUps(self)
+        return FollowUps(self.prefix, self._guarded_line is not None, self._starts_entry)
 
     def _head_at_level(self, buf: bytes, lo: int, at: int) -> tuple[int, re.Match[bytes] | None]:
         """The prefixed line whose level word sits at `at`, if the word at `at` is one."""
