@@ -113,9 +113,10 @@ class SlowLines:
             if cut > 0 and ((start > lo and buf[start - 1] == _NEWLINE) or start == lo):
                 shape = shape_of(translate(buf, _ZERO_DIGITS, False, start, cut))
             if shape is None:
-                start = rfind(b"\n", lo, at) + 1 or lo
-                if cut > 0:
-                    shape = shape_of(translate(buf, _ZERO_DIGITS, False, start, cut))
+                line_start = rfind(b"\n", lo, at) + 1 or lo
+                if cut > 0 and line_start != start:  # (the guess's shape was looked up already)
+                    shape = shape_of(translate(buf, _ZERO_DIGITS, False, line_start, cut))
+                start = line_start
             if (
                 shape is not None and at - start == shape[0]
                 and buf[start + _MINUTE_TENS] < _SIXTY and buf[start + _SECOND_TENS] < _SIXTY
