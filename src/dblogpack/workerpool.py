@@ -9,6 +9,7 @@ import threading
 # scanpool: imported for the forkserver preload below (its workers' code), not used here.
 from dblogpack import scanpool  # noqa: F401
 from dblogpack.chunkreads import MAX_CHUNK
+from dblogpack.collector import tune_for_scanning
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def tune_scanning_worker() -> None:
     import gc
 
     gc.freeze()
-    gc.set_threshold(100_000, 50, 50)
+    tune_for_scanning()
     mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
     if mallopt is not None:
         mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)

@@ -7,11 +7,11 @@ commands). Heavy imports happen inside the commands, so `dblogpack --help` stays
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 
 from dblogpack.cli.pack import add_pack, plain_pack_args
+from dblogpack.collector import tune_for_scanning
 from dblogpack.errors import DblogpackError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
@@ -62,21 +62,16 @@ def _parser_for(argv: Sequence[str]) -> argparse.ArgumentParser:
     return build_parser()
 
 
-# The cycle collector's thresholds in a `pack` process. At the default (700, 10, 10) it ran ten
-# times in a 1-hour window's pack, ~2.5 ms of its main thread (a generation-1 pass over the
-# modules just imported 1.1-1.7 ms, each later pass 0.1-0.3 ms), to find a few dozen cycles. The
-# scanning worker processes run with the same (workerpool).
-PACK_GC_THRESHOLDS = (100_000, 50, 50)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     given = sys.argv[1:] if argv is None else list(argv)
     args = plain_pack_args(given) or _parser_for(given).parse_args(given)
     # The process's own `pack`: it ends with its package (callers passing argv keep their
-    # process's settings).
+    # process's settings). At the collector's default thresholds it collected ten times in a
+    # 1-hour window's pack, ~2.5 ms of its main thread (a generation-1 pass over the modules just
+    # imported 1.1-1.7 ms, each later pass 0.1-0.3 ms), to find a few dozen cycles.
     own_pack = argv is None and args.command == "pack"
     if own_pack:
-        gc.set_threshold(*PACK_GC_THRESHOLDS)
+        tune_for_scanning()
     code = _run(args)
     if own_pack:
         _end_process(code)
