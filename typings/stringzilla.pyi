@@ -2,6 +2,7 @@
 # buffer (bytes, bytearray, memoryview) without copying it; offsets are byte offsets, as in
 # the matching bytes methods.
 from collections.abc import Iterator
+from typing import overload
 
 from typing_extensions import Buffer
 
@@ -19,6 +20,7 @@ def rfind(text: Buffer | str, substring: Buffer | str, start: int = ..., end: in
 def find_first_of(
     text: Buffer | str, chars: Buffer | str, start: int = ..., end: int = ...
 ) -> int: ...
+@overload
 def translate(
     text: Buffer | str,
     table: Buffer | str | dict[int, int],
@@ -26,6 +28,16 @@ def translate(
     start: int = ...,
     end: int = ...,
 ) -> bytes: ...
+@overload
+def translate(
+    text: Buffer | str,
+    table: Buffer | str | dict[int, int],
+    inplace: bool = ...,
+    start: int = ...,
+    end: int = ...,
+    *,
+    out: Buffer,
+) -> Buffer: ...
 
 class Str:
     """A view of a buffer's bytes (what split_iter yields)."""

@@ -173,28 +173,58 @@ _LINES = st.lists(st.sampled_from([b"\n", b"2", b"\t", b"x\n", b"\n2", b"\n%"]),
     guard=st.sampled_from([rb"\d", rb"[0-9a-f]", rb"%", rb"x"]),
     cuts=st.tuples(st.floats(0, 1), st.floats(0, 1.02)),
     slice_size=st.integers(1, 40),
-    passes=st.integers(0, 16),
 )
 def test_line_heads_counted_a_slice_at_a_time_are_those_counted_at_once(
-    data: bytes, guard: bytes, cuts: tuple[float, float], slice_size: int, passes: int
+    data: bytes, guard: bytes, cuts: tuple[float, float], slice_size: int
 ) -> None:
     """Property: a newline with a one-byte lookahead counted slice by slice (so a thread waiting
     for the GIL waits a slice at most) is counted exactly as one findall over the range counts it,
-    heads at slice edges and at the range's end included. Counted from SIMD counts of newline +
-    each byte the lookahead allows, it is that count too, or None when `passes` bytes leave some
-    line unaccounted for (never a wrong number)."""
+    heads at slice edges and at the range's end included."""
     pattern = re.compile(rb"\n(?=" + guard + rb")")
-    first = bytes(byte for byte in range(256) if re.fullmatch(guard, bytes((byte,))))
     lo, end = (int(cut * len(data)) for cut in cuts)
     expected = framing.count_matches(pattern, data, lo, end)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(framing, "COUNT_SLICE", slice_size)
-        patch.setattr(framing, "COUNT_BYTES_SLICE", slice_size)
-        patch.setattr(framing, "HEAD_PASSES", passes)
         assert framing.count_line_heads(pattern, data, lo, end) == expected
-        found = framing.count_heads_by_byte(data, first, lo, end)
-    stray = framing.count_matches(re.compile(rb"\n(?!\t|" + guard + rb")(?s:.)"), data, lo, end)
-    assert found == expected if passes >= len(first) and not stray else found in (None, expected)
+
+
+# Byte strings whose bytes map to classes 0-3 (as a table maps them), and needles of classes
+# that cannot overlap themselves (first class not the last).
+_MAPPED = st.lists(st.sampled_from(b"\n2\tLT: x\0"), max_size=300).map(bytes)
+_NEEDLES = st.sampled_from([b"\1\2", b"\3\2", b"\1\0\0\2", b"\2\1\1", b"\3"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    data=_MAPPED | st.binary(max_size=300),
+    classes=st.lists(st.integers(0, 3), min_size=256, max_size=256).map(bytes),
+    counted=_NEEDLES,
+    found=_NEEDLES | st.none(),
+    bounds=st.tuples(st.integers(-5, 320), st.integers(-5, 320), st.integers(-5, 320)),
+    slice_size=st.integers(1, 40),
+)
+def test_mapped_counts_and_searches_are_those_of_the_translated_bytes(
+    data: bytes,
+    classes: bytes,
+    counted: bytes,
+    found: bytes | None,
+    bounds: tuple[int, int, int],
+    slice_size: int,
+) -> None:
+    """Property: counting and finding needles of byte classes slice by slice, each slice mapped
+    into a scratch buffer, gives bytes.count and bytes.find over the whole translated range
+    (needles across slice edges, at the range's ends, bounds out of range or reversed)."""
+    lo, hi, end = bounds
+    mapped = data.translate(classes)
+    start, stop, _ = slice(lo, hi).indices(len(data))
+    last = min(slice(end).indices(len(data))[1], stop)
+    expected = mapped.count(counted, start, last) if start <= last else 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(framing, "COUNT_BYTES_SLICE", slice_size)
+        result = framing.count_and_find_mapped(data, classes, lo, hi, (counted, end), found)
+        assert result[0] == expected
+        assert result[1] == (_find_all_by_bytes(mapped, found, lo, hi) if found else [])
+        assert framing.count_and_find_mapped(data, classes, lo, hi, None, None) == (0, [])
 
 
 def _find_all_by_bytes(buf: bytes, needle: bytes, lo: int, hi: int) -> list[int]:

@@ -1,6 +1,7 @@
-"""The exact entry count of pg-stderr from SIMD counts and searches (line heads by newline + first
-byte, follow-up lines by their tags) is the count the regexes make, for every prefix: with TAB
-continuations, follow-ups of the same and of other processes, stray lines, any range."""
+"""The exact entry count of pg-stderr from one SIMD pass over bytes mapped to classes (line
+heads by newline + first byte, follow-up lines by their tags) is the count the regexes make, for
+every prefix: with TAB continuations, follow-ups of the same and of other processes, stray lines,
+any range."""
 
 from __future__ import annotations
 
@@ -17,8 +18,20 @@ from dblogpack.formats.pg_stderr import PgStderrFormat
 from dblogpack.model import FormatConfig
 
 # Prefixes whose lines start with a pid (two first bytes: pids 11 and 912) or with literal text
-# (laid out so by `rendered`).
+# (laid out so by `rendered`), and others laid out by `laid_out`: pgBadger's (%t, %l), a session
+# (%c) or an xid first; first bytes the tags' classes hold (SQLSTATE's letters, `T`, a space),
+# and a newline first (its line heads counted by the regex).
 OTHER_PREFIXES = {"pid-first": "%p %m ", "literal-first": "pg: %m [%p] "}
+MORE_PREFIXES = {
+    "pgbadger": "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",
+    "session-first": "%c %m ",
+    "xid-first": "%x %m [%p] ",
+    "sqlstate-first": "%e %m [%p] ",
+    "tag-letter-first": "T %m [%p] ",
+    "space-first": " %m [%p] ",
+    "newline-first": "\n%m [%p] ",
+}
+ALL_PREFIXES = sorted(PREFIXES) + sorted(OTHER_PREFIXES) + sorted(MORE_PREFIXES)
 _TAG = re.compile(rb":  (?<=[LTYN]:  )")
 # Lines (in the Debian layout `rendered` rewrites) with a follow-up tag that is no level, a
 # follow-up level without a prefix, and the levels the generated logs lack.
@@ -33,6 +46,36 @@ _TAGGED_LINES = [
     "2024-11-03 01:10:00.000 CDT [11] app@db CONTEXT:  SQL function",
 ]
 _FOLLOW_UP_WORDS = {b"DETAIL", b"HINT", b"CONTEXT", b"STATEMENT", b"QUERY", b"LOCATION"}
+
+
+def laid_out(log: str, prefix: str) -> bytes:
+    """The generated log in the layout of `prefix` (a key of PREFIXES, OTHER_PREFIXES or
+    MORE_PREFIXES)."""
+    if prefix not in MORE_PREFIXES:
+        return rendered(log, prefix)
+    out = []
+    for line in log.split("\n"):
+        parts = line.split(" ", 4)
+        if len(parts) < 5 or not parts[3].startswith("["):
+            out.append(line)
+            continue
+        stamp, pid, rest = " ".join(parts[:3]), parts[3], parts[4].split(" ", 1)[1]
+        head = {
+            "pgbadger": f"{stamp[:19]}{stamp[23:]} {pid}: [7-1] user=app,db=db,app=psql,client=h ",
+            "session-first": f"6650f00d.{pid[1:-1]} {stamp} ",
+            "xid-first": f"0 {stamp} {pid} ",
+            "sqlstate-first": f"{'42P01' if pid == '[11]' else 'LT000'} {stamp} {pid} ",
+            "tag-letter-first": f"T {stamp} {pid} ",
+            "space-first": f" {stamp} {pid} ",
+            "newline-first": f"\n{stamp} {pid} ",
+        }[prefix]
+        out.append(head + rest)
+    return "\n".join(out).encode()
+
+
+def prefixed_format(prefix: str) -> PgStderrFormat:
+    source = PREFIXES.get(prefix) or OTHER_PREFIXES.get(prefix) or MORE_PREFIXES[prefix]
+    return pg_stderr(FormatConfig("pg-stderr", source, "America/Chicago"))
 
 
 @st.composite
@@ -72,25 +115,31 @@ def regex_count(fmt: PgStderrFormat, buf: bytes, lo: int, hi: int) -> int:
     return first_line + heads - regex_follow_ups(fmt, buf, lo, hi, orphans=False)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@st.composite
+def ranges(draw: st.DrawFn, buf: bytes) -> tuple[int, int]:
+    """A range of `buf` whose ends are anywhere, or at line starts (any kind of line)."""
+    starts = [0, *(at + 1 for at in range(len(buf)) if buf[at] == 10)]
+    ends = st.floats(0, 1).map(lambda cut: int(cut * len(buf))) | st.sampled_from(starts)
+    lo, hi = draw(ends), draw(ends)
+    return min(lo, hi), max(lo, hi)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     log=tagged_logs(),
-    prefix=st.sampled_from(sorted(PREFIXES) + sorted(OTHER_PREFIXES)),
-    cuts=st.tuples(st.floats(0, 1), st.floats(0, 1)),
-    passes=st.integers(0, 3),
+    prefix=st.sampled_from(ALL_PREFIXES),
+    data=st.data(),
     slice_size=st.integers(1, 64),
 )
 def test_entry_count_is_the_regex_count(
-    log: str, prefix: str, cuts: tuple[float, float], passes: int, slice_size: int
+    log: str, prefix: str, data: st.DataObject, slice_size: int
 ) -> None:
-    """Property: on any range of a generated log, with any number of first bytes tried before
-    the regex takes over and any count slice, the count is the regexes' count."""
-    source = PREFIXES.get(prefix) or OTHER_PREFIXES[prefix]
-    fmt = pg_stderr(FormatConfig("pg-stderr", source, "America/Chicago"))
-    buf = rendered(log, prefix)
-    lo, hi = sorted(int(cut * len(buf)) for cut in cuts)
+    """Property: on any range of a generated log, with any count slice, the count is the
+    regexes' count."""
+    fmt = prefixed_format(prefix)
+    buf = laid_out(log, prefix)
+    lo, hi = data.draw(ranges(buf))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(framing, "HEAD_PASSES", passes)
         patch.setattr(framing, "COUNT_BYTES_SLICE", slice_size)
         assert fmt._count_entries(buf, lo, hi) == regex_count(fmt, buf, lo, hi)
 
@@ -98,22 +147,21 @@ def test_entry_count_is_the_regex_count(
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     log=tagged_logs(),
-    prefix=st.sampled_from(sorted(PREFIXES) + sorted(OTHER_PREFIXES)),
-    cuts=st.tuples(st.floats(0, 1), st.floats(0, 1)),
+    prefix=st.sampled_from(ALL_PREFIXES),
+    data=st.data(),
     orphans=st.booleans(),
 )
 def test_follow_ups_read_in_pairs_are_those_read_line_by_line(
-    log: str, prefix: str, cuts: tuple[float, float], orphans: bool
+    log: str, prefix: str, data: st.DataObject, orphans: bool
 ) -> None:
     """Property: follow-up lines counted from one match of each hit's line and the line before
     (with the general reading where that pair does not apply) are those each line's own match
     and the walk back over unprefixed lines count, on any range."""
-    source = PREFIXES.get(prefix) or OTHER_PREFIXES[prefix]
-    fmt = pg_stderr(FormatConfig("pg-stderr", source, "America/Chicago"))
-    buf = rendered(log, prefix)
-    lo, hi = sorted(int(cut * len(buf)) for cut in cuts)
+    fmt = prefixed_format(prefix)
+    buf = laid_out(log, prefix)
+    lo, hi = data.draw(ranges(buf))
     expected = regex_follow_ups(fmt, buf, lo, hi, orphans)
-    assert fmt._follow_ups(buf, lo, hi, orphans=orphans) == expected
+    assert fmt._entry_count.follow_ups(buf, lo, hi, orphans=orphans) == expected
 
 
 _NEEDLE_BYTES = st.sampled_from([b"\n", b"\t", b"2", b"a"])

@@ -14,7 +14,7 @@ from functools import cache
 from itertools import accumulate, repeat
 from operator import add
 
-from stringzilla import count, find, split_iter
+from stringzilla import count, find, split_iter, translate
 
 Buffer = bytes | memoryview
 
@@ -69,10 +69,6 @@ def count_matches(pattern: re.Pattern[bytes], buf: Buffer, lo: int, hi: int) -> 
 COUNT_SLICE = 64 * 1024
 # stringzilla counts a byte at ~8 GB/s (bench/primitives.py): its slices are larger (~0.03 ms).
 COUNT_BYTES_SLICE = 256 * 1024
-# Bytes a line may start with that count_heads_by_byte tries, each one SIMD pass (~0.3 ms per
-# 4 MiB), before it leaves the count to the regex (~3.8 ms per 4 MiB of pg-stderr-1g.log): a
-# prefix starting with a timestamp needs one ("2"), with a pid a few.
-HEAD_PASSES = 3
 
 
 def count_line_heads(pattern: re.Pattern[bytes], buf: Buffer, lo: int, end: int) -> int:
@@ -105,18 +101,36 @@ def _overlaps_itself(needle: bytes) -> bool:
     return any(needle[:size] == needle[-size:] for size in range(1, len(needle)))
 
 
-def count_heads_by_byte(buf: Buffer, first: bytes, lo: int, end: int) -> int | None:
-    """`count_line_heads` of `\\n(?=[first])` (`first` holds neither TAB nor newline) from
-    SIMD counts: of newlines, of TAB continuations and of newline + each byte of `first` in turn
-    until those account for every line. None when HEAD_PASSES bytes do not: some line starts
-    with another byte (a stray line) or the lines start with many, and the regex counts instead."""
-    lines = count_bytes(buf, b"\n", lo, end - 1) - count_bytes(buf, b"\n\t", lo, end)
-    heads = 0
-    for byte in first[:HEAD_PASSES]:
-        if heads == lines:
-            break
-        heads += count_bytes(buf, b"\n" + bytes((byte,)), lo, end)
-    return heads if heads == lines else None
+def count_and_find_mapped(
+    buf: Buffer,
+    table: bytes,
+    lo: int,
+    hi: int,
+    counted: tuple[bytes, int] | None,
+    found: bytes | None,
+) -> tuple[int, list[int]]:
+    """With buf's bytes mapped by `table` (as `bytes.translate` maps them: each byte to its class,
+    so one needle stands for many byte strings, e.g. a newline and any digit): the occurrences of
+    `counted` = (needle, end) in the mapped buf[lo:end] and the offsets of `found` in the mapped
+    buf[lo:hi]. Neither needle may overlap itself. One mapping, count and search a
+    COUNT_BYTES_SLICE at a time (a slice reaches on for the needles starting in it): a search
+    costs ~0.25 ms per 4 MiB whatever it finds, so searches for several needles become one
+    mapping (~0.8 ms) and one search."""
+    lo, hi, _ = slice(lo, hi).indices(len(buf))
+    needle, end = counted or (b"", lo)
+    end, tag = min(slice(end).indices(len(buf))[1], hi), found or b""
+    reach = max(len(needle), len(tag), 1) - 1
+    scratch = memoryview(bytearray(min(COUNT_BYTES_SLICE, max(hi - lo, 0)) + reach))
+    total, offsets = 0, []
+    for start in range(lo, hi, COUNT_BYTES_SLICE):
+        stop = min(start + COUNT_BYTES_SLICE, hi)
+        mapped = scratch[: min(stop + reach, hi) - start]
+        translate(buf, table, start=start, end=start + len(mapped), out=mapped)
+        if needle:
+            total += count(mapped, needle, 0, max(min(stop + len(needle) - 1, end) - start, 0))
+        if tag:
+            offsets += _offsets(mapped[: min(stop + len(tag) - 1, hi) - start], tag, start)
+    return total, offsets
 
 
 def find_all(buf: bytes, needle: bytes, lo: int, hi: int) -> list[int]:
@@ -126,12 +140,18 @@ def find_all(buf: bytes, needle: bytes, lo: int, hi: int) -> list[int]:
     if not needle or _overlaps_itself(needle):
         return _found_one_by_one(buf, needle, lo, hi)
     lo, hi, _ = slice(lo, hi).indices(len(buf))
+    return _offsets(memoryview(buf)[lo : max(lo, hi)], needle, lo)
+
+
+def _offsets(part: Buffer, needle: bytes, base: int) -> list[int]:
+    """Offsets of `needle` (which cannot overlap itself) in `part`, plus `base` (where `part`
+    starts in the buffer searched)."""
     # The needles' offsets from the lengths of the parts between them, mapped in C: a search
     # call per needle cost ~1.6 k instructions of call and generator (pg-stderr-1g.log's slow
-    # hits: 4.6 -> 4.1 M instructions a 4 MiB chunk). The sums run from before `lo` to `hi`.
+    # hits: 4.6 -> 4.1 M instructions a 4 MiB chunk). The sums run from before `base`.
     step = len(needle)
-    parts = split_iter(memoryview(buf)[lo : max(lo, hi)], needle)
-    return list(accumulate(map(add, map(len, parts), repeat(step)), initial=lo - step))[1:-1]
+    parts = split_iter(part, needle)
+    return list(accumulate(map(add, map(len, parts), repeat(step)), initial=base - step))[1:-1]
 
 
 def _found_one_by_one(buf: bytes, needle: bytes, lo: int, hi: int) -> list[int]:

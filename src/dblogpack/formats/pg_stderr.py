@@ -15,15 +15,8 @@ from collections.abc import Callable, Iterator
 from functools import cached_property
 
 from dblogpack.formats.base import ScanResult
-from dblogpack.formats.framing import (
-    count_heads_by_byte,
-    count_line_heads,
-    count_matches,
-    find_all,
-    find_any,
-    last_match_start,
-)
-from dblogpack.formats.pg_follow_ups import FOLLOW_UP_LEVELS, FollowUps
+from dblogpack.formats.framing import find_all, find_any, last_match_start
+from dblogpack.formats.pg_count import FOLLOW_UP_LEVELS, EntryCount
 from dblogpack.formats.pg_prefix import (
     DEFAULT_PREFIX,
     CompiledPrefix,
@@ -79,7 +72,6 @@ class PgStderrFormat(EntryScanner):
         if guard is not None and re.match(guard, b"\t"):
             guard = None
         self._guarded_line = None if guard is None else re.compile(rb"\n(?=" + guard + b")")
-        self._head_bytes = b"" if guard is None else _bytes_matching(guard)
 
     # Built on first use, with the modules of the slow and error scans: their patterns take
     # ~15 ms to compile, which an all-entries package of a small window (a whole process in tens
@@ -196,35 +188,11 @@ class PgStderrFormat(EntryScanner):
             pos = line
 
     def _count_entries(self, buf: bytes, lo: int, hi: int) -> int:
-        if hi <= lo:
-            return 0
-        if self._guarded_line is None:
-            primaries = count_matches(self._next_primary, buf, max(lo - 1, 0), hi)
-            if lo == 0 and self._starts_entry(buf, 0):
-                primaries += 1
-            return primaries + self._follow_ups(buf, lo, hi, orphans=True)
-        # Lines whose first byte can start a prefix (so neither TAB continuations nor
-        # most stray lines) minus follow-ups attached to the entry before them: one
-        # C-speed pass plus Python work for follow-up lines only. A stray line that
-        # starts like a prefix would be counted (its bytes are packaged all the same).
-        first_line = 1 if self._guarded_line.match(b"\n" + buf[lo : lo + 1]) else 0
-        lines = first_line + self._line_heads(buf, lo, hi)
-        return lines - self._follow_ups(buf, lo, hi, orphans=False)
+        return self._entry_count.count(buf, lo, hi)
 
-    def _line_heads(self, buf: bytes, lo: int, hi: int) -> int:
-        """Lines after the first whose first byte can start a prefix: SIMD counts of newline +
-        byte when the prefix's first byte is one of a few (the first line's byte tried first),
-        else the regex's count."""
-        heads = self._head_bytes
-        if heads and b"\n" not in heads:
-            first = buf[lo : lo + 1]
-            if first and first in heads:
-                heads = first + heads.replace(first, b"")
-            found = count_heads_by_byte(buf, heads, lo, hi - 1)
-            if found is not None:
-                return found
-        assert self._guarded_line is not None
-        return count_line_heads(self._guarded_line, buf, lo, hi - 1)
+    @cached_property
+    def _entry_count(self) -> EntryCount:
+        return EntryCount(self.prefix, self._guarded_line, self._next_primary, self._starts_entry)
 
     def _candidates(
         self, buf: bytes, kind: LogKind, window: TimeWindow, lo: int, hi: int
@@ -344,18 +312,6 @@ class PgStderrFormat(EntryScanner):
             line_end = line_start - 1
         return None
 
-    def _follow_ups(self, buf: bytes, lo: int, hi: int, *, orphans: bool) -> int:
-        """Follow-up lines in buf[lo:hi] of another process than the line before them.
-
-        Those are `orphans`, entries of their own; with orphans=False, the ones of
-        the same process are counted instead (parts of the entry before them).
-        """
-        return self._follow_up_count.count(buf, lo, hi, orphans)
-
-    @cached_property
-    def _follow_up_count(self) -> FollowUps:
-        return FollowUps(self.prefix, self._guarded_line is not None, self._starts_entry)
-
     def _head_at_level(self, buf: bytes, lo: int, at: int) -> tuple[int, re.Match[bytes] | None]:
         """The prefixed line whose level word sits at `at`, if the word at `at` is one."""
         start = buf.rfind(b"\n", lo, at) + 1 or lo
@@ -389,12 +345,6 @@ def entry_detail(
         code=code,
         message=message.decode("utf-8", "replace"),
     )
-
-
-def _bytes_matching(guard: bytes) -> bytes:
-    """The bytes a one-byte regex matches (a prefix's first byte, ten for `\\d`)."""
-    match = re.compile(guard).fullmatch
-    return bytes(byte for byte in range(256) if match(bytes((byte,))))
 
 
 def _message_end(buf: bytes, pos: int, end: int) -> int:
