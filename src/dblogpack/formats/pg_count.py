@@ -14,7 +14,9 @@ import re
 from collections.abc import Callable
 from functools import cached_property
 from itertools import compress, repeat
-from operator import and_, eq, itemgetter, not_
+from operator import add, and_, eq, itemgetter, not_
+
+from stringzilla import rfind
 
 from dblogpack.formats.framing import count_and_find_mapped, count_line_heads, count_matches
 from dblogpack.formats.pg_prefix import captured, unread_names
@@ -125,11 +127,9 @@ class EntryCount:
         # (~0.7 ms of matches a chunk). Hits that do not read as two prefixed lines, the second
         # ending its level at the tag, take the general `_general` (a stray line before, a tag
         # in message text).
-        hits = [at + 1 for at in tags]
         match, read, second, level = self._pair
-        rfind = buf.rfind
-        lines = [rfind(b"\n", lo, colon) + 1 or lo for colon in hits]
-        befores = [rfind(b"\n", 0, line - 1) + 1 if line else 0 for line in lines]
+        hits = list(map(add, tags, repeat(1)))
+        lines, befores = _lines_and_befores(buf, lo, hits)
         if self._guarded_line is not None:
             # TAB lines have no prefix: the pair is read from the line before them (the
             # DETAIL of a deadlock has one; ~50 hits a chunk took the general reading, ~5 us).
@@ -179,6 +179,22 @@ class EntryCount:
             return False
         # A follow-up line starts an entry exactly when its process is not the one before it.
         return self._starts_entry(buf, line) == orphans
+
+
+def _lines_and_befores(buf: bytes, lo: int, hits: list[int]) -> tuple[list[int], list[int]]:
+    """The starts of the lines of `hits` (ascending offsets in buf[lo:]; a line starts at `lo`
+    at the earliest) and of the lines before them (0 for a line at 0)."""
+    # Searched by stringzilla's rfind, mapped in C: two comprehensions of bytes.rfind took
+    # ~3.5 k instructions a hit, these ~2.1 k.
+    newlines = list(map(rfind, repeat(buf), repeat(b"\n"), repeat(lo), hits))
+    lines = list(map(add, newlines, repeat(1)))
+    befores = list(map(add, map(rfind, repeat(buf), repeat(b"\n"), repeat(0), newlines), repeat(1)))
+    for first, newline in enumerate(newlines):  # the hits on the range's first line, if any
+        if newline >= 0:
+            break
+        lines[first] = lo
+        befores[first] = buf.rfind(b"\n", 0, lo - 1) + 1 if lo else 0
+    return lines, befores
 
 
 def _before_tabs(buf: bytes, start: int) -> int:
