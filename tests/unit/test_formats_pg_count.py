@@ -6,6 +6,7 @@ any range."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -48,29 +49,26 @@ _TAGGED_LINES = [
 _FOLLOW_UP_WORDS = {b"DETAIL", b"HINT", b"CONTEXT", b"STATEMENT", b"QUERY", b"LOCATION"}
 
 
+# A line head as `pg_logs` writes it (Debian's layout): the stamp, [pid] and user@db.
+_DEBIAN_HEAD = re.compile(r"^(\S+ \S+ \S+) (\[\d+\]) \S+ ", re.MULTILINE)
+_HEADS: dict[str, Callable[[str, str], str]] = {
+    "pgbadger": lambda ts, pid: f"{ts[:19]}{ts[23:]} {pid}: [7-1] user=a,db=d,app=psql,client=h ",
+    "session-first": lambda ts, pid: f"6650f00d.{pid[1:-1]} {ts} ",
+    "xid-first": lambda ts, pid: f"0 {ts} {pid} ",
+    "sqlstate-first": lambda ts, pid: f"{'42P01' if pid == '[11]' else 'LT000'} {ts} {pid} ",
+    "tag-letter-first": lambda ts, pid: f"T {ts} {pid} ",
+    "space-first": lambda ts, pid: f" {ts} {pid} ",
+    "newline-first": lambda ts, pid: f"\n{ts} {pid} ",
+}
+
+
 def laid_out(log: str, prefix: str) -> bytes:
     """The generated log in the layout of `prefix` (a key of PREFIXES, OTHER_PREFIXES or
     MORE_PREFIXES)."""
     if prefix not in MORE_PREFIXES:
         return rendered(log, prefix)
-    out = []
-    for line in log.split("\n"):
-        parts = line.split(" ", 4)
-        if len(parts) < 5 or not parts[3].startswith("["):
-            out.append(line)
-            continue
-        stamp, pid, rest = " ".join(parts[:3]), parts[3], parts[4].split(" ", 1)[1]
-        head = {
-            "pgbadger": f"{stamp[:19]}{stamp[23:]} {pid}: [7-1] user=app,db=db,app=psql,client=h ",
-            "session-first": f"6650f00d.{pid[1:-1]} {stamp} ",
-            "xid-first": f"0 {stamp} {pid} ",
-            "sqlstate-first": f"{'42P01' if pid == '[11]' else 'LT000'} {stamp} {pid} ",
-            "tag-letter-first": f"T {stamp} {pid} ",
-            "space-first": f" {stamp} {pid} ",
-            "newline-first": f"\n{stamp} {pid} ",
-        }[prefix]
-        out.append(head + rest)
-    return "\n".join(out).encode()
+    head = _HEADS[prefix]
+    return _DEBIAN_HEAD.sub(lambda found: head(found[1], found[2]), log).encode()
 
 
 def prefixed_format(prefix: str) -> PgStderrFormat:
