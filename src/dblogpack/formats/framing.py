@@ -114,7 +114,7 @@ def count_and_find_mapped(
     `counted` = (needle, end) in the mapped buf[lo:end] and the offsets of `found` in the mapped
     buf[lo:hi]. Neither needle may overlap itself. One mapping, count and search a
     COUNT_BYTES_SLICE at a time (a slice reaches on for the needles starting in it): a search
-    costs ~0.25 ms per 4 MiB whatever it finds, so searches for several needles become one
+    for a rare needle costs ~0.25 ms per 4 MiB, so searches for several needles become one
     mapping (~0.8 ms) and one search."""
     lo, hi, _ = slice(lo, hi).indices(len(buf))
     needle, end = counted or (b"", lo)
