@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, TypeVar, cast
 from stringzilla import rfind
 
 from dblogpack.formats.base import ScanResult
-from dblogpack.formats.pg_prefix import CompiledPrefix, always_set, captured, unread_names
+from dblogpack.formats.pg_prefix import (
+    CompiledPrefix,
+    always_set,
+    captured,
+    process_in_place,
+    referring_to_process,
+    unread_names,
+)
 from dblogpack.formats.pg_times import StampSpan
 from dblogpack.formats.scanner import count_selected, window_bounds
 from dblogpack.model import DetailGroup, Query, TimeWindow
@@ -54,21 +61,30 @@ def total(pattern: bytes) -> bytes:
 
 def end_pattern(prefix: CompiledPrefix, primary: bytes) -> bytes:
     """What follows a message when the match finds the entry's end: a newline before a primary
-    line (`primary`, a lookahead body), or up to FOLLOW_UPS follow-up lines (each one's process in
-    groups `f1_`, `f2_`... for the caller to compare) and then a primary line. Each branch is tried
-    only when the one before failed, so a follow-up line is never a primary one.
+    line (`primary`, a lookahead body), or up to FOLLOW_UPS follow-up lines of the entry's process
+    and then a primary line. Each branch is tried only when the one before failed, so a follow-up
+    line is never a primary one. A follow-up line's process is the entry's when the prefix puts it
+    in place (pg_prefix.process_in_place: then a backreference to the entry's matches it, and one
+    of another process ends the match's reading); else each one's is read into groups `f1_`,
+    `f2_`... for the caller to compare (comparing them took ~1 M instructions a 4 MiB chunk of
+    the slow pg-stderr-1g.log package, where 22% of the entries have a DETAIL line).
 
     The match's last closed group (`lastindex`) tells the caller what it read: `said` (first,
-    empty) when it found the end without reading a process, `open` when it found no end, or the
-    process group of the last follow-up line read."""
+    empty) when it found the end without reading a process group, `open` when it found no end,
+    or the process group of the last follow-up line read."""
     pattern = b"\n(?=" + primary + b")"
     name = prefix.process_group
     process = set() if name is None else {name}
     # The caller takes an unset process group for "no follow-up line read": when the process may
     # be unset (its escape comes after %q), follow-up lines are left to the general search.
     follow_ups = FOLLOW_UPS if name is None or always_set(prefix, name) else 0
+    in_place = name is not None and process_in_place(prefix)
     for n in range(follow_ups, 0, -1):
-        follow_up = unread_names(captured(prefix.line.pattern, process, f"f{n}_"))
+        if in_place:
+            follow_up = captured(referring_to_process(prefix.line.pattern, prefix), ())
+        else:
+            follow_up = captured(prefix.line.pattern, process, f"f{n}_")
+        follow_up = unread_names(follow_up)
         pattern = b"\n(?=" + primary + b")|\n(?>" + follow_up + b")" + MESSAGE + b"(?:" + pattern
         pattern += b")"
     return b"(?P<said>)(?:" + pattern + b"|(?P<open>))"
@@ -123,7 +139,8 @@ class BatchScan(ABC):
         process = prefix.process_group
         self._process = None if process is None else groups[process]
         # The process groups of the follow-up lines a match may read (FOLLOW_UPS of them, or
-        # none when TAB lines may parse as prefixed and the general search finds every end).
+        # none: when the match compares the processes itself, see end_pattern, and when TAB
+        # lines may parse as prefixed and the general search finds every end).
         names = [f"f{n}_{process}" for n in range(1, FOLLOW_UPS + 1)]
         self._follow_ups = tuple(groups[name] for name in names if name in groups)
         # None: no end pattern, the general search finds every end.
