@@ -48,7 +48,6 @@ FOLLOW_UPS = 5
 # a tuple, built anew for every call.
 _START, _END = re.Match.start, re.Match.end
 _LAST = attrgetter("lastindex")
-_FIRST = itemgetter(0)
 
 Heads = list[re.Match[bytes]]
 _Kind = TypeVar("_Kind", bound=Hashable)
@@ -97,12 +96,17 @@ def head_pattern(prefix: CompiledPrefix) -> bytes:
     return b"(?>" + unread_names(captured(prefix.line.pattern, read)) + b")"
 
 
-def first_entries(kinds: list[_Kind]) -> list[tuple[int, _Kind]]:
-    """Each kind once with the index of its first entry, in order of first entry."""
-    # Built from the last entry back, each kind's index ends as its first one (in C, where
-    # kinds.index per kind walked the list again for each).
-    firsts = dict(zip(reversed(kinds), range(len(kinds) - 1, -1, -1), strict=True))
-    return sorted(zip(firsts.values(), firsts, strict=True), key=_FIRST)
+def first_entries(kinds: list[_Kind], distinct: Iterable[_Kind]) -> list[tuple[int, _Kind]]:
+    """Each kind with the index of its first entry, in order of first entry; `distinct`: the
+    kinds once each in that order (the keys of a dict filled in entry order)."""
+    # Each index is searched from the one before's, so the searches cover the list once in all
+    # (a dict of every entry's index built from the last one back, then sorted, cost 0.6 M
+    # instructions a 4 MiB chunk of the slow pg-stderr-1g.log package).
+    firsts, index = [], 0
+    for kind in distinct:
+        index = kinds.index(kind, index)
+        firsts.append((index, kind))
+    return firsts
 
 
 class BatchScan(ABC):

@@ -116,10 +116,11 @@ class SlowScan(BatchScan):
         kinds = self._kinds(buf, heads, ends, times)
         alike: defaultdict[int, list[float]] = defaultdict(list)
         # Each duration appended to its kind's list, in entry order (summed below in that order,
-        # as one by one); the loop runs in C, consumed by an empty deque.
+        # as one by one; the kinds come in order of first entry); the loop runs in C, consumed
+        # by an empty deque.
         deque(map(list.append, map(alike.__getitem__, kinds), durations), maxlen=0)
         groups = []
-        for index, kind in first_entries(kinds):
+        for index, kind in first_entries(kinds, alike):
             entries, total_ms, max_ms = len(alike[kind]), sum(alike[kind]), max(alike[kind])
             ts = self._time(heads, times, index)
             detail = self._detail(buf, heads[index], ends[index], ts, durations[index])
