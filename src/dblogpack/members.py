@@ -12,6 +12,8 @@ import sys
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 
+from dblogpack.errors import InternalError
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
 if TYPE_CHECKING:
     from typing import BinaryIO, Protocol
@@ -53,6 +55,7 @@ class SpanList:
 
     16 bytes a range; past `spill_at` integers they move to a temporary file, so memory stays
     bounded however many entries a file selects. Pickles as plain bytes (worker results).
+    A list made by `total_only` knows how many bytes its ranges cover, not the ranges.
     """
 
     def __init__(self, spill_at: int = 1 << 20) -> None:
@@ -60,18 +63,28 @@ class SpanList:
         self._spill: BinaryIO | None = None
         self._spill_at = spill_at
         self._total = 0
-
-    def __reduce__(self) -> tuple[Callable[[bytes, int], SpanList], tuple[bytes, int]]:
-        # The total goes along: summing a worker's hundreds of thousands of offsets again cost
-        # the receiving process about a millisecond per piece.
-        data = b"".join(block.tobytes() for block in self._blocks())
-        return SpanList._from_bytes, (data, self._total)
+        self._ranges_kept = True
 
     @staticmethod
-    def _from_bytes(data: bytes, total: int) -> SpanList:
+    def total_only(total: int) -> SpanList:
+        """Ranges covering `total` bytes that nobody will read (a worker's piece whose bytes the
+        parent takes from the worker's copy of them): reading them raises InternalError, and so
+        does reading a list extended with these."""
+        spans = SpanList()
+        spans._total, spans._ranges_kept = total, False
+        return spans
+
+    def __reduce__(self) -> tuple[Callable[[bytes, int, bool], SpanList], tuple[bytes, int, bool]]:
+        # The total goes along: summing a worker's hundreds of thousands of offsets again cost
+        # the receiving process about a millisecond per piece.
+        data = b"".join(block.tobytes() for block in self._blocks()) if self._ranges_kept else b""
+        return SpanList._from_bytes, (data, self._total, self._ranges_kept)
+
+    @staticmethod
+    def _from_bytes(data: bytes, total: int, ranges_kept: bool) -> SpanList:
         spans = SpanList()
         spans._mem.frombytes(data)
-        spans._total = total
+        spans._total, spans._ranges_kept = total, ranges_kept
         return spans
 
     def append(self, start: int, end: int) -> None:
@@ -101,6 +114,10 @@ class SpanList:
             self._spill_memory()
 
     def extend(self, other: SpanList) -> None:
+        if not other._ranges_kept:
+            self._ranges_kept = False
+            self._total += other._total
+            return
         for block in other._blocks():
             if not block:
                 continue
@@ -121,6 +138,8 @@ class SpanList:
             yield from zip(block[0::2], block[1::2], strict=True)
 
     def _blocks(self) -> Iterator[array[int]]:
+        if not self._ranges_kept:
+            raise InternalError("the ranges of these spans were not kept, only their total")
         if self._spill is not None:
             self._spill.seek(0)
             while data := self._spill.read(self._spill_at * 8):

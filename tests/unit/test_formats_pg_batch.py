@@ -34,6 +34,8 @@ PREFIXES = {
     "app-first": "%a %m [%p] ",  # a TAB line may parse as prefixed: every end is searched
     "no-process": "%m ",
     "optional-process": "%m %q[%p] ",  # process 12 writes no session part
+    # Digits after the pid: its process is not in place, the scan compares follow-up lines'.
+    "glued": "%m [%p%l] ",
 }
 
 
@@ -164,6 +166,7 @@ def rendered(log: str, prefix: str) -> bytes:
             "epoch": f"1730{stamp[14:16]}{stamp[17:19]}00.{stamp[20:23]} {pid} ",
             "pid-first": f"{'9' if pid == '[12]' else ''}{pid[1:-1]} {stamp} ",
             "literal-first": f"pg: {stamp} {pid} ",
+            "glued": f"{stamp} [{pid[1:-1]}1] ",
         }[prefix]
         out.append(head + rest)
     return "\n".join(out).encode()
@@ -177,7 +180,16 @@ ZONE_EDGES = [None, 1730615400.0, 1730619000.0, 1709183400.0, 1710057600.0]
 @given(
     log=pg_logs(),
     prefix=st.sampled_from(
-        ["debian", "default", "coded", "app-first", "no-process", "epoch", "optional-process"]
+        [
+            "debian",
+            "default",
+            "coded",
+            "app-first",
+            "no-process",
+            "epoch",
+            "optional-process",
+            "glued",
+        ]
     ),
     begin=st.sampled_from(ZONE_EDGES),
     end=st.sampled_from(ZONE_EDGES),

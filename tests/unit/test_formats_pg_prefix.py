@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from dblogpack.errors import FormatError
-from dblogpack.formats.pg_prefix import compile_prefix
+from dblogpack.formats.pg_prefix import (
+    DEBIAN_PREFIX,
+    DEFAULT_PREFIX,
+    PGBADGER_PREFIX,
+    compile_prefix,
+    process_in_place,
+    referring_to_process,
+)
 
 TS = "2024-05-01 12:00:00.123 UTC"
 
@@ -135,3 +144,81 @@ def test_random_prefixes_read_back_the_time_and_the_level(
     assert head["ts_m"] == TS.encode()
     assert head["level"] == b"WARNING"
     assert head.end() == len(rendered) + len("WARNING:  ")
+
+
+@pytest.mark.parametrize(
+    ("prefix", "in_place"),
+    [
+        (DEFAULT_PREFIX, True),
+        (DEBIAN_PREFIX, True),
+        (PGBADGER_PREFIX, True),
+        ("%p %m ", True),
+        ("%n [%p] ", True),
+        ("%m %e %c ", True),
+        ("%m ", False),  # no process
+        ("%m %q[%p] ", False),  # no process in non-session lines
+        ("%a %m [%p] ", False),  # the application name may hold what follows it
+        ("%m %u [%p] ", False),
+        ("%m [%p%l] ", False),  # which digits are the pid's?
+        ("%m [%p1] ", False),
+        ("%m [%5p] ", False),
+        ("%m%p ", False),  # a zone abbreviation may end in digits
+        ("%m [%p]", True),
+        ("%m [%p", False),  # only a literal byte after a value is looked at, not the level
+    ],
+)
+def test_the_process_is_in_place_when_each_value_before_it_ends_at_one_place(
+    prefix: str, in_place: bool
+) -> None:
+    assert process_in_place(compile_prefix(prefix)) is in_place
+
+
+def test_a_process_after_free_text_is_not_in_place_as_a_reference_would_find_another() -> None:
+    compiled = compile_prefix("%m %a %p %a ")
+    line = f"{TS} x 5 y 6 z WARNING:  w".encode()
+    head = compiled.line.match(line)
+    assert head is not None and head["pid"] == b"5"  # the first parse
+    reference = b"(?P<pid>6)\n(?>" + referring_to_process(compiled.line.pattern, compiled) + b")"
+    assert re.match(reference, b"6\n" + line) is not None  # another parse reads 6
+    assert not process_in_place(compiled)
+
+
+TRICKY_VALUES = st.sampled_from(["1", "1 1", "1 2", "2] [1", "1,2", "1 db=1", "a.1", "1@2 "])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(
+    parts=st.lists(st.tuples(st.sampled_from(sorted(FIELD_VALUES)), SEPARATORS), max_size=5),
+    process=st.tuples(st.sampled_from(["p", "c"]), SEPARATORS, st.integers(0, 5)),
+    data=st.data(),
+)
+def test_a_process_in_place_matches_by_reference_exactly_where_the_first_parse_reads_it(
+    parts: list[tuple[str, str]], process: tuple[str, str, int], data: st.DataObject
+) -> None:
+    """Property: what lets a follow-up line's process be compared by a backreference: for a
+    prefix whose process is in place, a line matches with a given process exactly when its
+    first parse reads that process."""
+    escape, separator, at = process
+    parts.insert(at, (escape, separator))
+    prefix, rendered = "%m ", f"{TS} "
+    for escape, separator in parts:
+        prefix += f"%{escape}{separator}"
+        # Values made of what separates others, so that other parses may exist.
+        rendered += data.draw(FIELD_VALUES[escape] | TRICKY_VALUES) + separator
+    compiled = compile_prefix(prefix)
+    assume(compiled.process_group is not None and process_in_place(compiled))
+    name = compiled.process_group
+    assert name is not None
+    line = f"{rendered}WARNING:  disk almost full".encode()
+    head = compiled.line.match(line)
+    assume(head is not None)
+    assert head is not None
+    read = head[name]
+    # Every text a process value may be, wherever it is in the line.
+    for value in set(re.findall(rb"[0-9a-f]+(?:\.[0-9a-f]+)?", line)) | {read}:
+        reference = re.compile(
+            b"(?P<" + name.encode() + b">" + re.escape(value) + b")\n(?>"
+            + referring_to_process(compiled.line.pattern, compiled) + b")"
+        )
+        matched = reference.match(value + b"\n" + line) is not None
+        assert matched is (value == read), (prefix, line, value)

@@ -14,6 +14,7 @@ import stringzilla
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dblogpack.errors import InternalError
 from dblogpack.members import HASHLIB_MIN, BackgroundMember, SpanList, sha256, span_bytes
 
 
@@ -53,6 +54,20 @@ def test_a_scan_s_spans_appended_at_once_are_those_appended_one_by_one() -> None
     assert at_once.total() == one_by_one.total() == 5 + 5 + 2 + 10 + 1
     one_by_one.close()
     at_once.close()
+
+
+def test_spans_known_by_their_total_only_refuse_to_be_read_and_so_does_what_they_extend() -> None:
+    # A worker's piece whose bytes the parent takes from the worker's copy: only the total.
+    known = pickle.loads(pickle.dumps(SpanList.total_only(25)))
+    assert known.total() == 25
+    with pytest.raises(InternalError, match="not kept"):
+        list(known)
+    merged = SpanList()
+    merged.append(0, 10)
+    merged.extend(known)
+    assert merged.total() == 35
+    with pytest.raises(InternalError, match="not kept"):
+        list(merged)
 
 
 def test_span_bytes_are_the_ranges_joined_whatever_the_read_window(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from tests.unit.test_formats_window import synthetic_log, windows
 
 from dblogpack import chunkreads, scanpool
 from dblogpack.chunkreads import TAIL_FRAMED
+from dblogpack.errors import InternalError
 from dblogpack.formats import build
 from dblogpack.members import gunzipped
 from dblogpack.model import FormatConfig, LogKind, Query, TimeWindow
@@ -123,13 +124,37 @@ def test_a_workers_piece_hands_back_its_selected_bytes_alike_every_way(
         len(data), "mongo", str(pieces),
     )
     scanned = scanpool._scan_piece(task)
-    expected = b"".join(data[start:end] for start, end in scanned.spans)
+    alone = scanpool._scan_piece(task._replace(piece_dir=None))  # no member: spans kept
+    expected = b"".join(data[start:end] for start, end in alone.spans)
     assert scanned.compressed is not None
     assert b"".join(gunzipped(scanned.compressed)) == expected
     assert (scanned.raw is None) == (kind is LogKind.ALL)
+    assert scanned.spans.total() == len(expected)
+    if scanned.raw is None:
+        assert list(scanned.spans) == list(alone.spans)
+    else:  # the parent reads the copy: the ranges were not kept
+        with pytest.raises(InternalError, match="not kept"):
+            list(scanned.spans)
     with path.open("rb", buffering=0) as file:
         # Read into one small reused buffer: each piece is taken before the next is read.
         read = scanpool._selected_bytes(scanned, scanned.compressed, file, bytearray(16 * 1024))
         given = b"".join(map(bytes, read))
     assert given == expected
     assert sorted(p.suffix for p in pieces.iterdir()) == [".gz"]  # the copy, once read, is gone
+
+
+def test_a_piece_whose_selection_stops_being_sparse_keeps_the_spans_of_every_chunk(
+    tmp_path: Path,
+) -> None:
+    # The copy goes once a quarter of the scanned bytes is selected: the parent then reads the
+    # log file, from the spans of the chunks before that too.
+    piece = scanpool._CompressedPiece(str(tmp_path), 1)
+    chunks = [([(0, 10)], 0), ([], 100), ([(5, 10), (20, 60)], 200), ([(0, 90)], 300)]
+    for spans, base in chunks:
+        piece.add(bytes(100), spans, base)
+    scanned = Scanned()
+    piece.finish(scanned)
+    piece.close()
+    assert scanned.raw is None
+    assert list(scanned.spans) == [(0, 10), (205, 210), (220, 260), (300, 390)]
+    assert scanned.spans.total() == 10 + 5 + 40 + 90

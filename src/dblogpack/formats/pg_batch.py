@@ -12,14 +12,21 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Iterable
-from itertools import chain, compress, count, repeat
-from operator import add, attrgetter, eq, itemgetter, ne, not_
+from itertools import chain, compress, count, repeat, starmap
+from operator import add, attrgetter, eq, itemgetter, ne
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from stringzilla import rfind
 
 from dblogpack.formats.base import ScanResult
-from dblogpack.formats.pg_prefix import CompiledPrefix, always_set, captured, unread_names
+from dblogpack.formats.pg_prefix import (
+    CompiledPrefix,
+    always_set,
+    captured,
+    process_in_place,
+    referring_to_process,
+    unread_names,
+)
 from dblogpack.formats.pg_times import StampSpan
 from dblogpack.formats.scanner import count_selected, window_bounds
 from dblogpack.model import DetailGroup, Query, TimeWindow
@@ -41,7 +48,6 @@ FOLLOW_UPS = 5
 # a tuple, built anew for every call.
 _START, _END = re.Match.start, re.Match.end
 _LAST = attrgetter("lastindex")
-_FIRST = itemgetter(0)
 
 Heads = list[re.Match[bytes]]
 _Kind = TypeVar("_Kind", bound=Hashable)
@@ -54,21 +60,30 @@ def total(pattern: bytes) -> bytes:
 
 def end_pattern(prefix: CompiledPrefix, primary: bytes) -> bytes:
     """What follows a message when the match finds the entry's end: a newline before a primary
-    line (`primary`, a lookahead body), or up to FOLLOW_UPS follow-up lines (each one's process in
-    groups `f1_`, `f2_`... for the caller to compare) and then a primary line. Each branch is tried
-    only when the one before failed, so a follow-up line is never a primary one.
+    line (`primary`, a lookahead body), or up to FOLLOW_UPS follow-up lines of the entry's process
+    and then a primary line. Each branch is tried only when the one before failed, so a follow-up
+    line is never a primary one. A follow-up line's process is the entry's when the prefix puts it
+    in place (pg_prefix.process_in_place: then a backreference to the entry's matches it, and one
+    of another process ends the match's reading); else each one's is read into groups `f1_`,
+    `f2_`... for the caller to compare (comparing them took ~1 M instructions a 4 MiB chunk of
+    the slow pg-stderr-1g.log package, where 22% of the entries have a DETAIL line).
 
     The match's last closed group (`lastindex`) tells the caller what it read: `said` (first,
-    empty) when it found the end without reading a process, `open` when it found no end, or the
-    process group of the last follow-up line read."""
+    empty) when it found the end without reading a process group, `open` when it found no end,
+    or the process group of the last follow-up line read."""
     pattern = b"\n(?=" + primary + b")"
     name = prefix.process_group
     process = set() if name is None else {name}
     # The caller takes an unset process group for "no follow-up line read": when the process may
     # be unset (its escape comes after %q), follow-up lines are left to the general search.
     follow_ups = FOLLOW_UPS if name is None or always_set(prefix, name) else 0
+    in_place = name is not None and process_in_place(prefix)
     for n in range(follow_ups, 0, -1):
-        follow_up = unread_names(captured(prefix.line.pattern, process, f"f{n}_"))
+        if in_place:
+            follow_up = captured(referring_to_process(prefix.line.pattern, prefix), ())
+        else:
+            follow_up = captured(prefix.line.pattern, process, f"f{n}_")
+        follow_up = unread_names(follow_up)
         pattern = b"\n(?=" + primary + b")|\n(?>" + follow_up + b")" + MESSAGE + b"(?:" + pattern
         pattern += b")"
     return b"(?P<said>)(?:" + pattern + b"|(?P<open>))"
@@ -81,12 +96,17 @@ def head_pattern(prefix: CompiledPrefix) -> bytes:
     return b"(?>" + unread_names(captured(prefix.line.pattern, read)) + b")"
 
 
-def first_entries(kinds: list[_Kind]) -> list[tuple[int, _Kind]]:
-    """Each kind once with the index of its first entry, in order of first entry."""
-    # Built from the last entry back, each kind's index ends as its first one (in C, where
-    # kinds.index per kind walked the list again for each).
-    firsts = dict(zip(reversed(kinds), range(len(kinds) - 1, -1, -1), strict=True))
-    return sorted(zip(firsts.values(), firsts, strict=True), key=_FIRST)
+def first_entries(kinds: list[_Kind], distinct: Iterable[_Kind]) -> list[tuple[int, _Kind]]:
+    """Each kind with the index of its first entry, in order of first entry; `distinct`: the
+    kinds once each in that order (the keys of a dict filled in entry order)."""
+    # Each index is searched from the one before's, so the searches cover the list once in all
+    # (a dict of every entry's index built from the last one back, then sorted, cost 0.6 M
+    # instructions a 4 MiB chunk of the slow pg-stderr-1g.log package).
+    firsts, index = [], 0
+    for kind in distinct:
+        index = kinds.index(kind, index)
+        firsts.append((index, kind))
+    return firsts
 
 
 class BatchScan(ABC):
@@ -123,7 +143,8 @@ class BatchScan(ABC):
         process = prefix.process_group
         self._process = None if process is None else groups[process]
         # The process groups of the follow-up lines a match may read (FOLLOW_UPS of them, or
-        # none when TAB lines may parse as prefixed and the general search finds every end).
+        # none: when the match compares the processes itself, see end_pattern, and when TAB
+        # lines may parse as prefixed and the general search finds every end).
         names = [f"f{n}_{process}" for n in range(1, FOLLOW_UPS + 1)]
         self._follow_ups = tuple(groups[name] for name in names if name in groups)
         # None: no end pattern, the general search finds every end.
@@ -199,29 +220,37 @@ class BatchScan(ABC):
             self._search_ends(buf, heads, ends, range(len(heads)))
             return ends
         lasts = list(map(_LAST, heads))
-        if lasts.count(self._said) < len(lasts):
-            self._search_ends(buf, heads, ends, self._suspects(heads, lasts))
+        said = lasts.count(self._said)
+        if said < len(lasts):
+            self._search_ends(buf, heads, ends, self._suspects(heads, lasts, len(lasts) - said))
         return ends
 
-    def _suspects(self, heads: Heads, lasts: list[int | None]) -> list[int]:
-        """The entries whose match found no end or read a follow-up line of another process.
+    def _suspects(self, heads: Heads, lasts: list[int | None], unsaid: int) -> list[int]:
+        """The entries whose match found no end or read a follow-up line of another process
+        (`unsaid` of them did not find the end without reading one).
 
         A match that read follow-up lines closed the process group of the last one: when that is
-        the first (one line read, the common case), the processes are compared in C."""
-        unsaid = list(compress(count(), map(ne, lasts, repeat(self._said))))
-        if not self._follow_ups:
-            return unsaid  # no process groups: every one of them found no end
+        the first (one line read, the common case), the processes are compared in C, and the
+        others are looked at only when there are any (by C-level passes over every entry: a
+        loop over those that read follow-up lines cost ~0.5 M instructions a 4 MiB chunk of
+        pg-stderr-1g.log, where 22% of the slow entries read one, when its scan compared
+        processes here: see end_pattern)."""
+        if not self._follow_ups:  # no process groups: every one of them found no end
+            return list(compress(count(), map(ne, lasts, repeat(self._said))))
         first, process = self._follow_ups[0], self._process or 0
-        ones = [index for index in unsaid if lasts[index] == first]
-        suspects = [
-            index
-            for index in unsaid
-            if lasts[index] != first and (lasts[index] == self._open or self._others(heads[index]))
-        ]
+        ones = list(compress(count(), map(eq, lasts, repeat(first))))
+        suspects = []
+        if len(ones) < unsaid:
+            suspects = [
+                index
+                for index, last in enumerate(lasts)
+                if last != self._said
+                and last != first
+                and (last == self._open or self._others(heads[index]))
+            ]
         if ones:
-            read = list(map(heads.__getitem__, ones))
-            same = map(eq, map(itemgetter(first), read), map(itemgetter(process), read))
-            suspects.extend(compress(ones, map(not_, same)))
+            processes = map(itemgetter(first, process), map(heads.__getitem__, ones))
+            suspects.extend(compress(ones, starmap(ne, processes)))
         return suspects
 
     def _others(self, head: re.Match[bytes]) -> bool:

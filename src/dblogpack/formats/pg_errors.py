@@ -54,7 +54,7 @@ class ErrorScan(BatchScan):
         if self._codes is not None:
             kinds = list(zip(kinds, map(self._codes, heads), strict=True))
         counts, groups = Counter(kinds), []
-        for index, kind in first_entries(kinds):
+        for index, kind in first_entries(kinds, counts):
             ts = self._time(heads, times, index)
             detail = self._format._detail(buf, heads[index].start(), ends[index], ts, None)
             groups.append(DetailGroup(detail, counts[kind], 0.0, 0.0))

@@ -45,6 +45,24 @@ _ESCAPES: dict[str, tuple[str, bytes]] = {
     "Q": ("query_id", rb"-?[0-9]+"),
 }
 
+# Per escape, the bytes of the run its value ends with, when the byte after the value decides
+# where it ends (a byte outside the run); None: the value ends at one place once it starts (fixed
+# width, or fixed after a run that ends at a fixed byte). Escapes missing here (names, free text)
+# may end at several places.
+_ENDING_RUN: dict[str, bytes | None] = {
+    "m": b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+-:",
+    "p": b"0123456789",
+    "P": b"0123456789",
+    "l": b"0123456789",
+    "x": b"0123456789",
+    "Q": b"0123456789",
+    "c": b"0123456789abcdef",
+    "v": b"0123456789/-",
+    "n": None,
+    "e": None,
+}
+_ENDING_RUN["t"] = _ENDING_RUN["s"] = _ENDING_RUN["m"]  # a zone abbreviation ends them all
+
 # The entry's own time: the most precise timestamp escape of the prefix.
 _TIMESTAMP_PREFERENCE = ("ts_m", "ts_n", "ts_t")
 
@@ -95,6 +113,38 @@ def always_set(prefix: CompiledPrefix, group: str) -> bool:
         if letter in _ESCAPES and _ESCAPES[letter][0] == group:
             return not optional  # the first escape of a group is the one that names it
     return False
+
+
+def process_in_place(prefix: CompiledPrefix) -> bool:
+    """Whether every parse of a line puts its process value (`prefix.process_group`) on the same
+    bytes, so that "the line's first parse has process P" is "the line parses with P there": the
+    escapes up to the process's are unpadded, none after %q, and each one's value ends at one
+    place, given the literal byte after it (see _ENDING_RUN)."""
+    for match in _ESCAPE_RE.finditer(prefix.source):
+        padding, letter = match.groups()
+        if letter == "q" or padding:
+            return False
+        if letter not in _ESCAPES:
+            continue  # `%%` or an escape printing nothing (the escape before checked for a `%`)
+        if letter not in _ENDING_RUN:
+            return False
+        run, after = _ENDING_RUN[letter], prefix.source[match.end() : match.end() + 1]
+        if run is not None and (after in ("", "%") or after.encode()[:1] in run):
+            return False
+        if _ESCAPES[letter][0] == prefix.process_group:
+            return True
+    return False
+
+
+def referring_to_process(pattern: bytes, prefix: CompiledPrefix) -> bytes:
+    """`pattern` (a prefix's, its process group named as `prefix.pattern` names it) matching
+    only the process value the match read already: its group is a backreference to it."""
+    name = prefix.process_group
+    assert name is not None
+    letter = next(key for key, (group, _) in _ESCAPES.items() if group == name)
+    group = b"(?P<" + name.encode() + b">" + _ESCAPES[letter][1] + b")"
+    assert pattern.count(group) == 1
+    return pattern.replace(group, b"(?P=" + name.encode() + b")")
 
 
 def probe(pattern: bytes) -> bytes:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict, deque
 from itertools import compress, count, repeat
-from operator import eq, is_, itemgetter
+from operator import is_, itemgetter
 from typing import TYPE_CHECKING, cast
 
 from dblogpack.formats.framing import find_all
@@ -36,10 +36,11 @@ LEAD = (
     rb"(?:statement|(?:execute|parse|bind) [^:\n]*|fastpath function call): "
     rb"|plan:\n\tQuery Text: "
 )
+# What follows the duration's digits; the text after it decides the statement.
+DURATION_END = b" ms"
 # Statements parsed in earlier chunks are remembered up to this many, each up to _MAX_KEY bytes.
 _KNOWN_LIMIT = 4096
 _MAX_KEY = 4096
-_START = re.Match.start
 
 # An entry's key: the text that decides its statement, with the SQLSTATE when the prefix has one.
 _Key = bytes | tuple[bytes, bytes]
@@ -52,8 +53,11 @@ def slow_pattern(prefix: CompiledPrefix, ends: bytes) -> bytes:
     lead, the message and `ends` (pg_batch.end_pattern, or nothing)."""
     # An empty branch, not `?`, for the optional decimals: sre runs `(?:...)?` through its
     # general repeat (11.75 k instructions a match with the branch, 13.1 k with `?`).
-    head = head_pattern(prefix) + rb"duration: (?P<duration>[0-9]++(?:\.[0-9]++|)) ms"
-    return head + b"(?P<key>(?:  (?P<lead>" + LEAD + b")|)(?P<message>" + MESSAGE + b"))" + ends
+    head = head_pattern(prefix) + rb"duration: (?P<duration>[0-9]++(?:\.[0-9]++|))" + DURATION_END
+    # Without a lead, `key` (and `message`) is unset: SlowScan._keys finds those entries by
+    # their unset key rather than by a pass reading every entry's lead.
+    with_lead = b"(?P<key>  (?P<lead>" + LEAD + b")(?P<message>" + MESSAGE + b"))"
+    return head + b"(?:" + with_lead + b"|" + MESSAGE + b")" + ends
 
 
 class SlowScan(BatchScan):
@@ -112,10 +116,11 @@ class SlowScan(BatchScan):
         kinds = self._kinds(buf, heads, ends, times)
         alike: defaultdict[int, list[float]] = defaultdict(list)
         # Each duration appended to its kind's list, in entry order (summed below in that order,
-        # as one by one); the loop runs in C, consumed by an empty deque.
+        # as one by one; the kinds come in order of first entry); the loop runs in C, consumed
+        # by an empty deque.
         deque(map(list.append, map(alike.__getitem__, kinds), durations), maxlen=0)
         groups = []
-        for index, kind in first_entries(kinds):
+        for index, kind in first_entries(kinds, alike):
             entries, total_ms, max_ms = len(alike[kind]), sum(alike[kind]), max(alike[kind])
             ts = self._time(heads, times, index)
             detail = self._detail(buf, heads[index], ends[index], ts, durations[index])
@@ -170,16 +175,16 @@ class SlowScan(BatchScan):
 
     def _keys(self, buf: bytes, heads: Heads, ends: list[int]) -> list[_Key]:
         """What decides an entry's statement and SQLSTATE: the text after the duration up to the
-        message's end when a statement leads it, else up to the entry's end (a STATEMENT line)."""
-        key = self._key
-        keys: list[_Key] = list(map(self._keys_read, heads))
-        leads = list(map(_START, heads, repeat(self._lead)))
-        if -1 in leads:
-            for index in compress(count(), map(eq, leads, repeat(-1))):
-                keys[index] = buf[heads[index].start(key) : ends[index]]
+        message's end when a statement leads it (the `key` group), else up to the entry's end (a
+        STATEMENT line)."""
+        keys: list[_Key | None] = list(map(self._keys_read, heads))
+        if None in keys:
+            duration, after = self._duration, len(DURATION_END)
+            for index in compress(count(), map(is_, keys, repeat(None))):
+                keys[index] = buf[heads[index].end(duration) + after : ends[index]]
         if self._codes is not None:
             return list(zip(map(self._codes, heads), keys, strict=True))  # type: ignore[arg-type]
-        return keys
+        return cast(list[_Key], keys)
 
     def _learn(self, key: _Key, statement: str | None, code: str | None) -> int:
         if len(self._known) >= _KNOWN_LIMIT or len(self._numbers) >= _KNOWN_LIMIT:
