@@ -53,7 +53,7 @@ class Scanned:
 
     __slots__ = (
         "bytes_scanned", "compressed", "entries", "first_ts", "last_ts", "member", "raw", "spans",
-        "summary", "warnings",
+        "summary", "vanished", "warnings",
     )
 
     def __init__(self, summary: SummaryBuilder | None = None) -> None:
@@ -70,6 +70,9 @@ class Scanned:
         # The whole file in the parent: the pieces' gzip members with the bytes' sha256 (or the
         # member a thread compressed while this process scanned).
         self.member: CompressedMember | BackgroundMember | None = None
+        # The file was gone when this process came to read the bytes the workers selected (a
+        # piece's spans may be only their total, and a file under that name now is another).
+        self.vanished = False
 
     def add(self, other: Scanned) -> None:
         self.spans.extend(other.spans)
@@ -177,7 +180,8 @@ def _gathered(plan: FilePlan, results: Iterator[Scanned], meter: Meter) -> Scann
     """A file's pieces as the workers finish them: their gzip members' files kept in order, the
     bytes they hold hashed from the file meanwhile (this process is idle otherwise).
 
-    A file rotated away since its scan gets no member: the packer then reports it as gone.
+    A file rotated away since its scan gets no member and is marked vanished: the packer then
+    reports it as gone.
     """
     assert plan.path is not None
     total, member = Scanned(), CompressedMember()
@@ -202,6 +206,8 @@ def _gathered(plan: FilePlan, results: Iterator[Scanned], meter: Meter) -> Scann
             file.close()
     if file is not None:  # else no piece was added to the member: it holds no file
         total.member = member
+    else:
+        total.vanished = True
     return total
 
 

@@ -3,6 +3,7 @@ path of the formats whose framing allows it) selects exactly what reading and cu
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
@@ -10,13 +11,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.unit.test_formats_window import synthetic_log, windows
 
-from dblogpack import chunkreads, scanpool
+from dblogpack import chunkreads, pipeline, scanpool
 from dblogpack.chunkreads import TAIL_FRAMED
 from dblogpack.errors import InternalError
 from dblogpack.formats import build
 from dblogpack.members import gunzipped
-from dblogpack.model import FormatConfig, LogKind, Query, TimeWindow
+from dblogpack.model import FormatConfig, LogFile, LogKind, PackageResult, Query, TimeWindow
+from dblogpack.packer import TarGzWriter
+from dblogpack.planning import FilePlan, Meter
 from dblogpack.scanpool import Scanned
+from dblogpack.selector import ScanRange
+from dblogpack.sources.local import DirSource
+from dblogpack.summary import SummaryBuilder
 
 
 def scan_file(path: Path, name: str, query: Query) -> Scanned:
@@ -158,3 +164,38 @@ def test_a_piece_whose_selection_stops_being_sparse_keeps_the_spans_of_every_chu
     assert scanned.raw is None
     assert list(scanned.spans) == [(0, 10), (205, 210), (220, 260), (300, 390)]
     assert scanned.spans.total() == 10 + 5 + 40 + 90
+
+
+def test_a_file_rotated_away_before_its_pieces_are_gathered_is_packed_as_vanished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The workers scanned it; when this process comes to take their pieces it is gone. A file
+    # under its name by the time the packer writes the member is another one: the spans (here
+    # only their total, a copy stood for them) must not be read from it.
+    data, _ = synthetic_log("mongo-json")
+    path = tmp_path / "a.log"
+    path.write_bytes(data)
+    pieces = tmp_path / "pieces"
+    pieces.mkdir()
+    monkeypatch.setattr(scanpool, "CHUNK", 16 * 1024)
+    config, query = FormatConfig("mongo-json"), Query(TimeWindow(), LogKind.ERROR)
+    task = scanpool._PieceTask(
+        str(path), path.name, config, query, 0, len(data), "mongo", str(pieces),
+    )
+    piece = scanpool._scan_piece(task)
+    assert piece.entries and piece.raw is not None
+    path.rename(tmp_path / "a.log.1")
+    plan = FilePlan(LogFile(path.name, len(data)), config, str(path))
+    plan.range, plan.pieces = ScanRange(0, len(data)), [(0, len(data))]
+    gathered = scanpool._gathered(plan, iter([piece]), Meter(len(data), None))
+    assert gathered.vanished and gathered.member is None
+
+    path.write_bytes(data[: len(data) // 2])  # rotated in anew before the packer comes to it
+    result = PackageResult()
+    with TarGzWriter(io.BytesIO(), threads=0) as tar:
+        packing = pipeline._Packing(
+            tar, DirSource(tmp_path), query, result, SummaryBuilder("mongo"), Meter(1, None)
+        )
+        row = packing.file(plan, gathered)
+    assert row.member is None and not row.entries
+    assert [(w.file, w.kind) for w in result.warnings] == [("a.log", "vanished")]
