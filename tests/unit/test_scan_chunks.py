@@ -113,12 +113,11 @@ def test_chunks_read_ahead_by_a_thread_scan_as_chunks_read_in_turn(
 
 
 
-@pytest.mark.parametrize("kind", list(LogKind))
-def test_a_workers_piece_hands_back_its_selected_bytes_alike_every_way(
+def workers_task(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: LogKind
-) -> None:
-    # A sparse selection comes with a copy as it is, which the parent hashes; a dense one (all)
-    # has none, and the parent reads the log file; the gzip member holds them in every case.
+) -> tuple[bytes, Path, scanpool._PieceTask]:
+    """A worker's task for the whole of a mongo-json log, in 16 KiB chunks, its pieces kept in
+    tmp_path / "pieces"."""
     data, _ = synthetic_log("mongo-json")
     path = tmp_path / "a.log"
     path.write_bytes(data)
@@ -129,6 +128,17 @@ def test_a_workers_piece_hands_back_its_selected_bytes_alike_every_way(
         str(path), path.name, FormatConfig("mongo-json"), Query(TimeWindow(), kind), 0,
         len(data), "mongo", str(pieces),
     )
+    return data, path, task
+
+
+@pytest.mark.parametrize("kind", list(LogKind))
+def test_a_workers_piece_hands_back_its_selected_bytes_alike_every_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: LogKind
+) -> None:
+    # A sparse selection comes with a copy as it is, which the parent hashes; a dense one (all)
+    # has none, and the parent reads the log file; the gzip member holds them in every case.
+    data, path, task = workers_task(tmp_path, monkeypatch, kind)
+    pieces = Path(str(task.piece_dir))
     scanned = scanpool._scan_piece(task)
     alone = scanpool._scan_piece(task._replace(piece_dir=None))  # no member: spans kept
     expected = b"".join(data[start:end] for start, end in alone.spans)
@@ -172,16 +182,8 @@ def test_a_file_rotated_away_before_its_pieces_are_gathered_is_packed_as_vanishe
     # The workers scanned it; when this process comes to take their pieces it is gone. A file
     # under its name by the time the packer writes the member is another one: the spans (here
     # only their total, a copy stood for them) must not be read from it.
-    data, _ = synthetic_log("mongo-json")
-    path = tmp_path / "a.log"
-    path.write_bytes(data)
-    pieces = tmp_path / "pieces"
-    pieces.mkdir()
-    monkeypatch.setattr(scanpool, "CHUNK", 16 * 1024)
-    config, query = FormatConfig("mongo-json"), Query(TimeWindow(), LogKind.ERROR)
-    task = scanpool._PieceTask(
-        str(path), path.name, config, query, 0, len(data), "mongo", str(pieces),
-    )
+    data, path, task = workers_task(tmp_path, monkeypatch, LogKind.ERROR)
+    config, query = task.config, task.query
     piece = scanpool._scan_piece(task)
     assert piece.entries and piece.raw is not None
     path.rename(tmp_path / "a.log.1")
