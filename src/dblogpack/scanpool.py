@@ -219,6 +219,9 @@ def _gathered(plan: FilePlan, results: Iterator[Scanned], meter: Meter) -> Scann
 # 0.40 s user + 0.22 s sys (44k page faults on fresh output blocks) decompressing and hashing,
 # 0.26 + 0.10 reading the copy and hashing; the workers' writes cost them 0.05-0.1 s sys.
 SPARSE_SHARE = 0.25
+# A worker's piece keeps at most this many spans as its scan made them (~120 bytes each): see
+# _CompressedPiece.
+WAITING_SPANS = 1 << 16
 
 
 def _selected_bytes(
@@ -293,7 +296,10 @@ class _CompressedPiece:
     log file: while the copy is kept, each chunk's list waits as the scan made it (~120 bytes a
     span, ~3 MB for a 64 MiB piece of the slow pg-stderr-1g.log package), and if the copy goes,
     they are added to the span list then. Adding every chunk's spans as they came cost ~2.8 M
-    instructions a 4 MiB chunk of that package (~1,500 spans), ~7% of its scan."""
+    instructions a 4 MiB chunk of that package (~1,500 spans), ~7% of its scan. At most
+    WAITING_SPANS wait: a piece selecting many short entries (a 64 MiB piece of 40-byte lines,
+    a fifth of them selected, has ~300,000) adds them as it goes, and its memory stays bounded
+    by the span list's spilling."""
 
     def __init__(self, directory: str, level: int) -> None:
         import tempfile
@@ -308,6 +314,7 @@ class _CompressedPiece:
         self._scanned = self._selected = 0
         self._spans = SpanList()
         self._waiting: list[tuple[list[tuple[int, int]], int]] = []  # (a chunk's spans, its base)
+        self._waiting_spans = 0
 
     def add(self, buf: bytes, spans: list[tuple[int, int]], base: int) -> None:
         """A chunk's selected `spans` (relative to the chunk, at `base` in the file)."""
@@ -317,17 +324,21 @@ class _CompressedPiece:
         data = selected(buf, spans)
         self._file.write(self._compress(data))
         self._selected += len(data)
-        if self._raw is None:
-            self._spans.append_all(spans, base)
-        elif self._selected < SPARSE_SHARE * self._scanned:
-            self._raw.write(data)
-            self._waiting.append((spans, base))
-        else:  # no small share: the parent reads the bytes from the log file
-            self._drop_raw()
-            self._waiting.append((spans, base))
-            for waiting, at in self._waiting:
-                self._spans.append_all(waiting, at)
-            self._waiting.clear()
+        if self._raw is not None:
+            if self._selected < SPARSE_SHARE * self._scanned:
+                self._raw.write(data)
+            else:  # no small share: the parent reads the bytes from the log file
+                self._drop_raw()
+        self._waiting.append((spans, base))
+        self._waiting_spans += len(spans)
+        if self._raw is None or self._waiting_spans > WAITING_SPANS:
+            self._add_waiting()
+
+    def _add_waiting(self) -> None:
+        for waiting, at in self._waiting:
+            self._spans.append_all(waiting, at)
+        self._waiting.clear()
+        self._waiting_spans = 0
 
     def finish(self, scanned: Scanned) -> None:
         """End the gzip member; `scanned.compressed` names its file, `scanned.raw` the copy, and
@@ -337,6 +348,7 @@ class _CompressedPiece:
         if self._raw is not None:
             self._raw.close()
             scanned.raw = self._raw.name
+            self._spans.close()
             self._spans = SpanList.total_only(self._selected)
         scanned.spans = self._spans
 

@@ -159,11 +159,14 @@ def test_a_workers_piece_hands_back_its_selected_bytes_alike_every_way(
     assert sorted(p.suffix for p in pieces.iterdir()) == [".gz"]  # the copy, once read, is gone
 
 
+@pytest.mark.parametrize("waiting", [scanpool.WAITING_SPANS, 1], ids=["waiting", "added"])
 def test_a_piece_whose_selection_stops_being_sparse_keeps_the_spans_of_every_chunk(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, waiting: int
 ) -> None:
     # The copy goes once a quarter of the scanned bytes is selected: the parent then reads the
-    # log file, from the spans of the chunks before that too.
+    # log file, from the spans of the chunks before that too (waiting, or added as they came
+    # when more than WAITING_SPANS waited).
+    monkeypatch.setattr(scanpool, "WAITING_SPANS", waiting)
     piece = scanpool._CompressedPiece(str(tmp_path), 1)
     chunks = [([(0, 10)], 0), ([], 100), ([(5, 10), (20, 60)], 200), ([(0, 90)], 300)]
     for spans, base in chunks:
@@ -201,3 +204,21 @@ def test_a_file_rotated_away_before_its_pieces_are_gathered_is_packed_as_vanishe
         row = packing.file(plan, gathered)
     assert row.member is None and not row.entries
     assert [(w.file, w.kind) for w in result.warnings] == [("a.log", "vanished")]
+
+
+def test_a_sparse_piece_with_many_spans_hands_back_their_total_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # More spans than may wait went into the span list as they came; the copy stayed, so the
+    # parent reads it and gets only the total.
+    monkeypatch.setattr(scanpool, "WAITING_SPANS", 2)
+    piece = scanpool._CompressedPiece(str(tmp_path), 1)
+    for base in range(0, 1000, 100):
+        piece.add(bytes(100), [(0, 2), (10, 12), (20, 22)], base)
+    scanned = Scanned()
+    piece.finish(scanned)
+    piece.close()
+    assert scanned.raw is not None and Path(scanned.raw).read_bytes() == bytes(60)
+    assert scanned.spans.total() == 60
+    with pytest.raises(InternalError, match="not kept"):
+        list(scanned.spans)
