@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from itertools import starmap
 
 from dblogpack.chunkreads import Reads, whole_length
 from dblogpack.errors import InternalError, SourceError
@@ -18,10 +17,10 @@ from dblogpack.members import (
     CompressedMember,
     SpanList,
     gunzipped,
-    gzip_member,
     span_bytes,
 )
 from dblogpack.model import FormatConfig, LogWarning, Query
+from dblogpack.pieces import SPARSE_SHARE, CompressedPiece, Piece, ThreadPiece
 from dblogpack.planning import FilePlan, Meter, dialect_of, format_of, vanished_warning
 from dblogpack.records import NamedTuple
 from dblogpack.summary import SummaryBuilder
@@ -29,7 +28,7 @@ from dblogpack.summary import SummaryBuilder
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
 if TYPE_CHECKING:
     from concurrent.futures import Executor
-    from typing import IO, BinaryIO
+    from typing import BinaryIO
 
     from dblogpack.formats.base import LogFormat, ScanResult
 
@@ -211,17 +210,6 @@ def _gathered(plan: FilePlan, results: Iterator[Scanned], meter: Meter) -> Scann
     return total
 
 
-# Below this share of a piece selected, its bytes are read back from the copy the worker wrote
-# as they are, or, when the worker dropped it (its selection passed this share on the way), by
-# decompressing its gzip member, rather than from the file (a read window per few spans, and
-# thousands of spans to join: 29-83 ms per 128 MiB piece of the slow and error bench packages,
-# against 1-29 ms decompressing). The copy: packing the slow mongo-json-1g.log, the parent spent
-# 0.40 s user + 0.22 s sys (44k page faults on fresh output blocks) decompressing and hashing,
-# 0.26 + 0.10 reading the copy and hashing; the workers' writes cost them 0.05-0.1 s sys.
-SPARSE_SHARE = 0.25
-# A worker's piece keeps at most this many spans as its scan made them (~120 bytes each): see
-# _CompressedPiece.
-WAITING_SPANS = 1 << 16
 
 
 def _selected_bytes(
@@ -267,16 +255,18 @@ def _scan_piece(
     except OSError as exc:
         raise SourceError(f"cannot open {task.path}: {exc.strerror}") from exc
     reads = Reads(fd, log_format, task.stop)
-    piece: _Piece | None = None
+    piece: Piece | None = None
     try:
         if task.piece_dir is not None:
-            piece = _CompressedPiece(task.piece_dir, task.level)
+            piece = CompressedPiece(task.piece_dir, task.level)
         elif level is not None:
             reads.ahead(task.start, task.chunk or CHUNK)  # read while ISA-L loads
-            piece = _ThreadPiece(level, task.stop - task.start)
+            piece = ThreadPiece(level, task.stop - task.start)
         _scan_fd(reads, task, log_format, scanned, on_chunk, piece)
-        if piece is not None:
-            piece.finish(scanned)
+        if isinstance(piece, CompressedPiece):
+            scanned.compressed, scanned.raw, scanned.spans = piece.finish()
+        elif piece is not None:
+            scanned.member = piece.finish()
     finally:
         reads.close()
         os.close(fd)
@@ -285,108 +275,6 @@ def _scan_piece(
     return scanned
 
 
-class _CompressedPiece:
-    """The selected bytes of one piece as one gzip member in a file of `directory`, and as they
-    are in another while they stay a small share of the bytes scanned (SPARSE_SHARE; the parent
-    hashes them from there, then removes the copy: temporary space grows by at most that share of
-    the pieces the workers are ahead by). A worker writes them as it scans; a failed worker's
-    files go with the directory.
-
-    The piece keeps the spans of what it selected only for a parent that reads the bytes from the
-    log file: while the copy is kept, each chunk's list waits as the scan made it (~120 bytes a
-    span, ~3 MB for a 64 MiB piece of the slow pg-stderr-1g.log package), and if the copy goes,
-    they are added to the span list then. Adding every chunk's spans as they came cost ~2.8 M
-    instructions a 4 MiB chunk of that package (~1,500 spans), ~7% of its scan. At most
-    WAITING_SPANS wait: a piece selecting many short entries (a 64 MiB piece of 40-byte lines,
-    a fifth of them selected, has ~300,000) adds them as it goes, and its memory stays bounded
-    by the span list's spilling."""
-
-    def __init__(self, directory: str, level: int) -> None:
-        import tempfile
-
-        self._file = tempfile.NamedTemporaryFile(
-            dir=directory, prefix="piece-", suffix=".gz", delete=False
-        )
-        self._compress = gzip_member(level)
-        self._raw: IO[bytes] | None = tempfile.NamedTemporaryFile(
-            dir=directory, prefix="piece-", suffix=".raw", delete=False, buffering=0
-        )
-        self._scanned = self._selected = 0
-        self._spans = SpanList()
-        self._waiting: list[tuple[list[tuple[int, int]], int]] = []  # (a chunk's spans, its base)
-        self._waiting_spans = 0
-
-    def add(self, buf: bytes, spans: list[tuple[int, int]], base: int) -> None:
-        """A chunk's selected `spans` (relative to the chunk, at `base` in the file)."""
-        self._scanned += len(buf)
-        if not spans:
-            return
-        data = selected(buf, spans)
-        self._file.write(self._compress(data))
-        self._selected += len(data)
-        if self._raw is not None:
-            if self._selected < SPARSE_SHARE * self._scanned:
-                self._raw.write(data)
-            else:  # no small share: the parent reads the bytes from the log file
-                self._drop_raw()
-        self._waiting.append((spans, base))
-        self._waiting_spans += len(spans)
-        if self._raw is None or self._waiting_spans > WAITING_SPANS:
-            self._add_waiting()
-
-    def _add_waiting(self) -> None:
-        for waiting, at in self._waiting:
-            self._spans.append_all(waiting, at)
-        self._waiting.clear()
-        self._waiting_spans = 0
-
-    def finish(self, scanned: Scanned) -> None:
-        """End the gzip member; `scanned.compressed` names its file, `scanned.raw` the copy, and
-        `scanned.spans` holds the spans (only their total with a copy)."""
-        self._file.write(self._compress(None))
-        scanned.compressed = self._file.name
-        if self._raw is not None:
-            self._raw.close()
-            scanned.raw = self._raw.name
-            self._spans.close()
-            self._spans = SpanList.total_only(self._selected)
-        scanned.spans = self._spans
-
-    def _drop_raw(self) -> None:
-        assert self._raw is not None
-        self._raw.close()
-        os.unlink(self._raw.name)
-        self._raw = None
-
-    def close(self) -> None:
-        self._file.close()
-        if self._raw is not None:
-            self._raw.close()
-
-
-class _ThreadPiece:
-    """The selected bytes of an in-process scan (at most `size`), compressed and hashed by
-    threads of this process while the scan goes on (see BackgroundMember)."""
-
-    def __init__(self, level: int, size: int) -> None:
-        self._member = BackgroundMember(level, size)
-
-    def add(self, buf: bytes, spans: list[tuple[int, int]]) -> None:
-        if spans:
-            self._member.add(selected(buf, spans))
-
-    def finish(self, scanned: Scanned) -> None:
-        """End the gzip member; `scanned.member` holds it (closed by whoever packs it)."""
-        self._member.wait()
-        scanned.member = self._member
-
-    def close(self) -> None:
-        # The thread's failure is raised by finish(); here the scan may be leaving with its own
-        # error, which is the one to report.
-        self._member.join()
-
-
-_Piece = _CompressedPiece | _ThreadPiece
 
 
 def _scan_fd(
@@ -395,7 +283,7 @@ def _scan_fd(
     log_format: LogFormat,
     scanned: Scanned,
     on_chunk: Callable[[int], None] | None,
-    piece: _Piece | None,
+    piece: Piece | None,
 ) -> None:
     pos, chunk = task.start, task.chunk or CHUNK
     while pos < task.stop:
@@ -414,10 +302,10 @@ def _scan_fd(
         whole_entries = buf if whole == len(buf) else buf[:whole]
         del buf  # one copy of the chunk in memory while it is scanned
         chunk = task.chunk or CHUNK
-        if isinstance(piece, _ThreadPiece) and pos + whole < task.stop:
+        if isinstance(piece, ThreadPiece) and pos + whole < task.stop:
             reads.ahead(pos + whole, chunk)  # the next chunk read while this one is scanned
         found = log_format.scan(whole_entries, task.query, task.name, pos)
-        if isinstance(piece, _CompressedPiece):
+        if isinstance(piece, CompressedPiece):
             piece.add(whole_entries, found.spans, pos)  # it keeps the spans the parent needs
             add_tallies(scanned, found)
         else:
@@ -428,16 +316,6 @@ def _scan_fd(
         scanned.bytes_scanned += whole
         if on_chunk is not None:
             on_chunk(whole)
-
-
-def selected(buf: bytes, spans: list[tuple[int, int]]) -> bytes | memoryview:
-    """The bytes of `spans` of `buf`: a view for one span (an all-entries chunk), else joined
-    in one C-level pass (a slow scan's chunk selects thousands of short spans)."""
-    if len(spans) == 1:
-        start, end = spans[0]
-        return memoryview(buf)[start:end]
-    # Slices of the bytes (short copies) mapped in C: no view object or Python frame per span.
-    return b"".join(map(buf.__getitem__, starmap(slice, spans)))
 
 
 def add_found(scanned: Scanned, found: ScanResult, base: int) -> None:

@@ -9,8 +9,9 @@ from collections.abc import Callable, Iterator
 
 from dblogpack.chunkreads import whole_length
 from dblogpack.model import LogFile, LogWarning, Query
+from dblogpack.pieces import selected
 from dblogpack.planning import FilePlan, Meter, dialect_of, format_of, gzip_error, reader
-from dblogpack.scanpool import CHUNK, Scanned, add_found, selected
+from dblogpack.scanpool import CHUNK, Scanned, add_found
 from dblogpack.summary import SummaryBuilder
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.unit.test_formats_window import synthetic_log, windows
 
-from dblogpack import chunkreads, pipeline, scanpool
+from dblogpack import chunkreads, pieces, pipeline, scanpool
 from dblogpack.chunkreads import TAIL_FRAMED
 from dblogpack.errors import InternalError
 from dblogpack.formats import build
@@ -121,12 +121,12 @@ def workers_task(
     data, _ = synthetic_log("mongo-json")
     path = tmp_path / "a.log"
     path.write_bytes(data)
-    pieces = tmp_path / "pieces"
-    pieces.mkdir()
+    piece_dir = tmp_path / "pieces"
+    piece_dir.mkdir()
     monkeypatch.setattr(scanpool, "CHUNK", 16 * 1024)
     task = scanpool._PieceTask(
         str(path), path.name, FormatConfig("mongo-json"), Query(TimeWindow(), kind), 0,
-        len(data), "mongo", str(pieces),
+        len(data), "mongo", str(piece_dir),
     )
     return data, path, task
 
@@ -138,7 +138,7 @@ def test_a_workers_piece_hands_back_its_selected_bytes_alike_every_way(
     # A sparse selection comes with a copy as it is, which the parent hashes; a dense one (all)
     # has none, and the parent reads the log file; the gzip member holds them in every case.
     data, path, task = workers_task(tmp_path, monkeypatch, kind)
-    pieces = Path(str(task.piece_dir))
+    piece_dir = Path(str(task.piece_dir))
     scanned = scanpool._scan_piece(task)
     alone = scanpool._scan_piece(task._replace(piece_dir=None))  # no member: spans kept
     expected = b"".join(data[start:end] for start, end in alone.spans)
@@ -156,27 +156,26 @@ def test_a_workers_piece_hands_back_its_selected_bytes_alike_every_way(
         read = scanpool._selected_bytes(scanned, scanned.compressed, file, bytearray(16 * 1024))
         given = b"".join(map(bytes, read))
     assert given == expected
-    assert sorted(p.suffix for p in pieces.iterdir()) == [".gz"]  # the copy, once read, is gone
+    assert sorted(p.suffix for p in piece_dir.iterdir()) == [".gz"]  # the copy, once read, is gone
 
 
-@pytest.mark.parametrize("waiting", [scanpool.WAITING_SPANS, 1], ids=["waiting", "added"])
+@pytest.mark.parametrize("waiting", [pieces.WAITING_SPANS, 1], ids=["waiting", "added"])
 def test_a_piece_whose_selection_stops_being_sparse_keeps_the_spans_of_every_chunk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, waiting: int
 ) -> None:
     # The copy goes once a quarter of the scanned bytes is selected: the parent then reads the
     # log file, from the spans of the chunks before that too (waiting, or added as they came
     # when more than WAITING_SPANS waited).
-    monkeypatch.setattr(scanpool, "WAITING_SPANS", waiting)
-    piece = scanpool._CompressedPiece(str(tmp_path), 1)
+    monkeypatch.setattr(pieces, "WAITING_SPANS", waiting)
+    piece = pieces.CompressedPiece(str(tmp_path), 1)
     chunks = [([(0, 10)], 0), ([], 100), ([(5, 10), (20, 60)], 200), ([(0, 90)], 300)]
     for spans, base in chunks:
         piece.add(bytes(100), spans, base)
-    scanned = Scanned()
-    piece.finish(scanned)
+    files = piece.finish()
     piece.close()
-    assert scanned.raw is None
-    assert list(scanned.spans) == [(0, 10), (205, 210), (220, 260), (300, 390)]
-    assert scanned.spans.total() == 10 + 5 + 40 + 90
+    assert files.raw is None
+    assert list(files.spans) == [(0, 10), (205, 210), (220, 260), (300, 390)]
+    assert files.spans.total() == 10 + 5 + 40 + 90
 
 
 def test_a_file_rotated_away_before_its_pieces_are_gathered_is_packed_as_vanished(
@@ -211,14 +210,13 @@ def test_a_sparse_piece_with_many_spans_hands_back_their_total_alone(
 ) -> None:
     # More spans than may wait went into the span list as they came; the copy stayed, so the
     # parent reads it and gets only the total.
-    monkeypatch.setattr(scanpool, "WAITING_SPANS", 2)
-    piece = scanpool._CompressedPiece(str(tmp_path), 1)
+    monkeypatch.setattr(pieces, "WAITING_SPANS", 2)
+    piece = pieces.CompressedPiece(str(tmp_path), 1)
     for base in range(0, 1000, 100):
         piece.add(bytes(100), [(0, 2), (10, 12), (20, 22)], base)
-    scanned = Scanned()
-    piece.finish(scanned)
+    files = piece.finish()
     piece.close()
-    assert scanned.raw is not None and Path(scanned.raw).read_bytes() == bytes(60)
-    assert scanned.spans.total() == 60
+    assert files.raw is not None and Path(files.raw).read_bytes() == bytes(60)
+    assert files.spans.total() == 60
     with pytest.raises(InternalError, match="not kept"):
-        list(scanned.spans)
+        list(files.spans)
