@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from itertools import pairwise
+from itertools import chain, pairwise
 
 from dblogpack import formats
 from dblogpack.errors import FormatError, SourceError
@@ -249,10 +249,12 @@ def _split(
     count = max(2, -(-scan.size // PIECE))
     count = -(-count // workers) * workers
     quarters = count * QUARTERS
+    # Cut points counted in quarter pieces: each whole piece's end, then every quarter of the
+    # last `workers` pieces.
+    quartered = (count - workers) * QUARTERS
+    points = chain(range(QUARTERS, quartered, QUARTERS), range(max(quartered, 1), quarters))
     cuts = [scan.start]
-    for i in range(1, quarters):
-        if i % QUARTERS and i < (count - workers) * QUARTERS:
-            continue  # a whole piece's inside
+    for i in points:
         at = scan.start + scan.size * i // quarters
         found = entry_at_or_after(read, size, at, framing, 16384)
         if found is not None and cuts[-1] < found[0] < scan.stop:

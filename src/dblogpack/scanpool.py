@@ -210,8 +210,6 @@ def _gathered(plan: FilePlan, results: Iterator[Scanned], meter: Meter) -> Scann
     return total
 
 
-
-
 def _selected_bytes(
     piece: Scanned, compressed: str, file: BinaryIO, buffer: bytearray
 ) -> Iterator[bytes | memoryview]:
@@ -273,8 +271,6 @@ def _scan_piece(
         if piece is not None:
             piece.close()
     return scanned
-
-
 
 
 def _scan_fd(
