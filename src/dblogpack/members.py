@@ -16,7 +16,11 @@ from dblogpack.errors import InternalError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
 if TYPE_CHECKING:
+    from mmap import mmap
     from typing import BinaryIO, Protocol
+
+    # A buffer reads go into, one after the other (see read_buffer).
+    ReadBuffer = bytearray | mmap
 
     class Sha256(Protocol):
         """hashlib's and stringzilla's sha256 hashers alike."""
@@ -365,8 +369,23 @@ def gzip_member(level: int) -> Callable[[bytes | memoryview | None], bytes]:
     return compress
 
 
+def read_buffer(size: int) -> ReadBuffer:
+    """A buffer for reads of up to `size` bytes, used again for each read, that starts on a page.
+
+    A bytearray this large is served by glibc's mmap with its 16-byte header in front: its bytes
+    start 16 bytes past a page, and in this VM the kernel's copy out of the page cache runs 3-4x
+    slower to there than to any other offset when nothing else runs (docs/benchmarks.md, "Read
+    buffers on a page"). The parent's buffer for the member hash started there: its reads of the
+    1.1 GB all-entries package took 271-282 ms, now 238-259 ms. An anonymous map starts on a
+    page boundary.
+    """
+    import mmap  # only processes that gather workers' pieces read into one
+
+    return mmap.mmap(-1, size)
+
+
 def span_bytes(
-    fd: int, spans: Iterable[tuple[int, int]], window: int, buffer: bytearray | None = None
+    fd: int, spans: Iterable[tuple[int, int]], window: int, buffer: ReadBuffer | None = None
 ) -> Iterator[bytes | memoryview]:
     """The bytes of `spans` from file `fd`, read `window` bytes at a time; the ranges inside one
     read are joined into one piece, so thousands of small ranges cost one syscall, not one each.
@@ -395,7 +414,7 @@ def span_bytes(
         yield _joined(batch)
 
 
-def _read(fd: int, size: int, at: int, buffer: bytearray | None) -> memoryview:
+def _read(fd: int, size: int, at: int, buffer: ReadBuffer | None) -> memoryview:
     if buffer is None:
         return memoryview(os.pread(fd, size, at))
     view = memoryview(buffer)[:size]

@@ -17,6 +17,7 @@ from dblogpack.members import (
     CompressedMember,
     SpanList,
     gunzipped,
+    read_buffer,
     span_bytes,
 )
 from dblogpack.model import FormatConfig, LogWarning, Query
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from typing import BinaryIO
 
     from dblogpack.formats.base import LogFormat, ScanResult
+    from dblogpack.members import ReadBuffer
 
 # 4 MiB chunks: C-speed scans amortise their call overhead long before that, and each of the
 # three processes holds about two chunks, so memory stays well under 100 MB in all.
@@ -185,8 +187,8 @@ def _gathered(plan: FilePlan, results: Iterator[Scanned], meter: Meter) -> Scann
     assert plan.path is not None
     total, member = Scanned(), CompressedMember()
     # Every piece's reads for its hash go here: a fresh block for each read faults its pages in
-    # (see span_bytes).
-    buffer = bytearray(CHUNK)
+    # (see span_bytes), and a bytearray's bytes start where the kernel copies slowly to.
+    buffer = read_buffer(CHUNK)
     try:
         file: BinaryIO | None = open(plan.path, "rb", buffering=0)  # closed below
     except FileNotFoundError:
@@ -211,7 +213,7 @@ def _gathered(plan: FilePlan, results: Iterator[Scanned], meter: Meter) -> Scann
 
 
 def _selected_bytes(
-    piece: Scanned, compressed: str, file: BinaryIO, buffer: bytearray
+    piece: Scanned, compressed: str, file: BinaryIO, buffer: ReadBuffer
 ) -> Iterator[bytes | memoryview]:
     """The bytes a piece selected, in order, for the member's hash (each piece valid until the
     next is asked for)."""
@@ -222,7 +224,7 @@ def _selected_bytes(
     return span_bytes(file.fileno(), piece.spans, CHUNK, buffer)
 
 
-def _raw_bytes(path: str, buffer: bytearray) -> Iterator[memoryview]:
+def _raw_bytes(path: str, buffer: ReadBuffer) -> Iterator[memoryview]:
     """The bytes of a worker's copy of its selection, read into `buffer` a block at a time; the
     copy is removed once read."""
     view = memoryview(buffer)
