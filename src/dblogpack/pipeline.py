@@ -157,16 +157,14 @@ class _Packing:
         if scanned is None:
             return self._streamed(plan, row)
         assert plan.path is not None  # scanned locally, so it has a path
-        if scanned.vanished:
-            # Rotated away before its selected bytes were read: nothing of it is in the package
-            # (a file of that name now is another one, which its spans do not describe).
-            self.result.warnings.append(vanished_warning(plan.file.name, 0))
-            scanned.spans.close()
-            return row
         if scanned.member is not None:
             return self._compressed(row, plan.file, scanned, scanned.member)
         size = scanned.spans.total()
         try:
+            if scanned.vanished:
+                # Rotated away before its selected bytes were read (a file of that name now is
+                # another one, which its spans do not describe): as if gone when opened below.
+                raise FileNotFoundError(plan.path)
             if scanned.entries and size:
                 with open(plan.path, "rb", buffering=0) as f:
                     chunks = span_bytes(f.fileno(), scanned.spans, CHUNK)
