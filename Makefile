@@ -7,8 +7,10 @@ PY := $(VENV)/bin/python
 # them 10-35% faster than a plain `./configure --enable-shared` build such as pyenv's default
 # (docs/benchmarks.md, "The interpreter"). Any CPython 3.11+ works: BASE_PYTHON=python3.
 BASE_PYTHON ?= /usr/bin/python3.11
-# Debian packages the tests and benchmarks start for real, and the venv's interpreter.
-APT_PACKAGES := postgresql-15 openssh-server openssh-client isal time chromium python3.11-venv
+# Debian packages the tests and benchmarks start for real, the venv's interpreter, and what builds
+# the engine's compiled scan loops (src/dblogpack/formats/_scan.c).
+APT_PACKAGES := postgresql-15 openssh-server openssh-client isal time chromium python3.11-venv \
+	gcc python3.11-dev
 DATA_DIR ?= ./dblogpack-data
 HOST ?= 127.0.0.1
 PORT ?= 8080
@@ -30,7 +32,8 @@ apt-packages:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-$(INSTALLED): pyproject.toml
+# The editable install builds the compiled scan loops in place: a change to them installs anew.
+$(INSTALLED): pyproject.toml setup.py src/dblogpack/formats/_scan.c
 	@# A venv made from another interpreter (an older checkout's `python3`) is made anew.
 	@grep -qsx "executable = $$(readlink -f "$$(command -v $(BASE_PYTHON))")" $(VENV)/pyvenv.cfg || \
 		{ rm -rf $(VENV) && $(BASE_PYTHON) -m venv $(VENV); }

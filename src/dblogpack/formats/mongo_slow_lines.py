@@ -12,6 +12,7 @@ escape after the key's region) is found as the per-line judgement finds it.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from stringzilla import find as find_needle
 from stringzilla import find_first_of, translate
@@ -77,9 +78,15 @@ class Lines(NamedTuple):
     zones: list[int]
 
 
-# One line found: start, end, duration, key, date, zone (as Lines holds them) and where the key's
-# region ends (the end for a line judged alone, whose key is final).
-_Row = tuple[int, int, float, bytes | None, bytes, int, int]
+# One line found: start, end, duration, key, date, zone (as Lines holds them).
+Row = tuple[int, int, float, bytes | None, bytes, int]
+# The lines found as columns, as Lines holds them.
+Columns = tuple[list[int], list[int], list[float], list[bytes | None], list[bytes], list[int]]
+Shapes = dict[bytes, _Shape]
+# A line judged alone: buf, start, at (its hit), end, least, keyed → its row (its key final), or
+# None.
+Judge = Callable[[bytes, int, int, int, float, bool], Row | None]
+DurationOf = Callable[[bytes, int, int], float | None]
 
 
 class SlowLines:
@@ -91,66 +98,14 @@ class SlowLines:
     def find(self, buf: bytes, lo: int, hi: int, least: float, keyed: bool) -> Lines:
         """The slow lines of buf[lo:hi] (lo is a line start) whose duration is at least `least`;
         with `keyed`, their summary keys."""
-        # The hot loop: a few C calls a line, no Python function call for a known shape, and
-        # one row a line (the columns are made at C speed at the end).
-        rows: list[_Row] = []
-        add, find, rfind, shape_of = rows.append, buf.find, buf.rfind, self._shapes.get
-        tail_of = _TAIL.search
-        ms: float | None
-        # A line's start is first guessed from the last shape's id offset (heads pad their fields
-        # alike: one offset serves nearly every line): a guess just after a newline (or at lo)
-        # whose bytes up to the cut have a shape is the line's start, as no shape holds a newline.
-        # (An rfind of the newline a line: 1.2k instructions, the guess's check 0.7k fewer.)
-        at, id_at = find_needle(buf, NEEDLE, lo, hi), 0
-        while at >= 0:
-            end = find(b"\n", at, hi) + 1 or hi
-            # (stringzilla's find: 1k instructions fewer a line than bytes.find)
-            cut = find_needle(buf, AFTER_COMMAND, at, end)
-            start = at - id_at
-            shape = None
-            # (stringzilla translates the range in place of a slice and bytes.translate: 0.21
-            # against 0.43 us a line)
-            if cut > 0 and ((start > lo and buf[start - 1] == _NEWLINE) or start == lo):
-                shape = shape_of(translate(buf, _ZERO_DIGITS, False, start, cut))
-            if shape is None:
-                line_start = rfind(b"\n", lo, at) + 1 or lo
-                if cut > 0 and line_start != start:  # (the guess's shape was looked up already)
-                    shape = shape_of(translate(buf, _ZERO_DIGITS, False, line_start, cut))
-                start = line_start
-            if (
-                shape is not None and at - start == shape[0]
-                and buf[start + _MINUTE_TENS] < _SIXTY and buf[start + _SECOND_TENS] < _SIXTY
-            ):
-                id_at, date_end, zone_at, key = shape
-                # The last duration, as last_duration finds it; read here when it is whole digits
-                # ending the line's attr and the entry (the usual layout), else by last_duration.
-                tail = tail_of(buf, end - _TAIL_BYTES, end)
-                if tail is not None and tail.start() > at:
-                    closed, ms = True, float(tail[1])
-                else:
-                    closed, ms = buf.endswith(b"}}\n", start, end), last_duration(buf, at, end)
-                if ms is not None and ms >= least:
-                    # What follows the key's region is checked for the whole chunk at once.
-                    if not (keyed and closed):
-                        key = None
-                    add((start, end, ms, key, buf[start + _DATE_AT : start + date_end], zone_at,
-                         cut))
-            else:
-                row = self._judge(buf, start, at, end, least, keyed)
-                if row is not None:
-                    add(row)
-            at = find_needle(buf, NEEDLE, end, hi)
-        if not rows:
-            return Lines([], [], [], [], [], [])
-        columns = list(map(list, zip(*rows, strict=True)))
-        lines = Lines(*columns[:6])
-        if keyed:
-            _drop_unsafe_keys(buf, lines, columns[6])
-        return lines
+        # The compiled loop is slow_lines_reference's, line for line (test_compiled_scan.py):
+        # ~0.3 against ~3 us a slow line.
+        columns = slow_lines(buf, lo, hi, least, keyed, self._shapes, self._judge, last_duration)
+        return Lines(*columns)
 
     def _judge(
         self, buf: bytes, start: int, at: int, end: int, least: float, keyed: bool
-    ) -> _Row | None:
+    ) -> Row | None:
         """One line judged alone, its shape learnt when it has the standard layout."""
         head = HEAD.match(buf, start)
         # A hit elsewhere than the head's own id is not a slow entry (nor is any later hit of
@@ -172,8 +127,8 @@ class SlowLines:
             if buf.find(CODE, cut, end) < 0 and _plain(buf, start, end):
                 key = head["s"] + buf[attr:cut].translate(MASK_DIGITS)
         if head["date"] is None:
-            return start, end, duration, key, head["ms"], -1, end
-        return start, end, duration, key, head["date"], head.start("off") - head.start("date"), end
+            return start, end, duration, key, head["ms"], -1
+        return start, end, duration, key, head["date"], head.start("off") - head.start("date")
 
     def _learn(self, buf: bytes, head: re.Match[bytes], at: int, cut: int) -> None:
         start, attr = head.start(), head.start("attr")
@@ -188,11 +143,84 @@ class SlowLines:
         )
 
 
-def _drop_unsafe_keys(buf: bytes, lines: Lines, cuts: list[int]) -> None:
+def slow_lines_reference(
+    buf: bytes,
+    lo: int,
+    hi: int,
+    least: float,
+    keyed: bool,
+    shapes: Shapes,
+    judge: Judge,
+    duration_of: DurationOf,
+) -> Columns:
+    """SlowLines.find's lines as columns, found by Python calling C primitives: the reference of
+    the compiled loop (and what runs where the extension is not built). Lines of a shape in
+    `shapes` are read here, the others by `judge`, which may learn their shape."""
+    # The hot loop: a few C calls a line, no Python function call for a known shape, and
+    # one row a line (the columns are made at C speed at the end).
+    # Rows with where the key's region ends (the end for a line judged alone).
+    rows: list[tuple[int, int, float, bytes | None, bytes, int, int]] = []
+    add, find, rfind, shape_of = rows.append, buf.find, buf.rfind, shapes.get
+    tail_of = _TAIL.search
+    ms: float | None
+    # A line's start is first guessed from the last shape's id offset (heads pad their fields
+    # alike: one offset serves nearly every line): a guess just after a newline (or at lo)
+    # whose bytes up to the cut have a shape is the line's start, as no shape holds a newline.
+    # (An rfind of the newline a line: 1.2k instructions, the guess's check 0.7k fewer.)
+    at, id_at = find_needle(buf, NEEDLE, lo, hi), 0
+    while at >= 0:
+        end = find(b"\n", at, hi) + 1 or hi
+        # (stringzilla's find: 1k instructions fewer a line than bytes.find)
+        cut = find_needle(buf, AFTER_COMMAND, at, end)
+        start = at - id_at
+        shape = None
+        # (stringzilla translates the range in place of a slice and bytes.translate: 0.21
+        # against 0.43 us a line)
+        if cut > 0 and ((start > lo and buf[start - 1] == _NEWLINE) or start == lo):
+            shape = shape_of(translate(buf, _ZERO_DIGITS, False, start, cut))
+        if shape is None:
+            line_start = rfind(b"\n", lo, at) + 1 or lo
+            if cut > 0 and line_start != start:  # (the guess's shape was looked up already)
+                shape = shape_of(translate(buf, _ZERO_DIGITS, False, line_start, cut))
+            start = line_start
+        if (
+            shape is not None
+            and at - start == shape[0]
+            and buf[start + _MINUTE_TENS] < _SIXTY
+            and buf[start + _SECOND_TENS] < _SIXTY
+        ):
+            id_at, date_end, zone_at, key = shape
+            # The last duration, as last_duration finds it; read here when it is whole digits
+            # ending the line's attr and the entry (the usual layout), else by last_duration.
+            tail = tail_of(buf, end - _TAIL_BYTES, end)
+            if tail is not None and tail.start() > at:
+                closed, ms = True, float(tail[1])
+            else:
+                closed, ms = buf.endswith(b"}}\n", start, end), duration_of(buf, at, end)
+            if ms is not None and ms >= least:
+                # What follows the key's region is checked for the whole chunk at once.
+                if not (keyed and closed):
+                    key = None
+                add((start, end, ms, key, buf[start + _DATE_AT : start + date_end], zone_at, cut))
+        else:
+            row = judge(buf, start, at, end, least, keyed)
+            if row is not None:
+                add((*row, end))
+        at = find_needle(buf, NEEDLE, end, hi)
+    if not rows:
+        return [], [], [], [], [], []
+    starts, ends, durations, keys, dates, zones, cuts = map(list, zip(*rows, strict=True))
+    if keyed:
+        _drop_unsafe_keys(buf, keys, cuts, ends)
+    return starts, ends, durations, keys, dates, zones
+
+
+def _drop_unsafe_keys(
+    buf: bytes, keys: list[bytes | None], cuts: list[int], ends: list[int]
+) -> None:
     """No key for a line with an error code after its key's region (attr's `code`, or its
     `error`'s, which holds `"code":` too), or with an escape or a NUL there (an escaped name);
     looked for in the chunk's tails joined, line by line only when they hold one."""
-    ends, keys = lines.ends, lines.keys
     tails = b"".join(map(buf.__getitem__, map(slice, cuts, ends)))
     # stringzilla: 0.02 ms for the ~340 KB of a 4 MiB chunk's tails, `CODE in tails` 0.2 ms
     if find_needle(tails, CODE) >= 0 or find_first_of(tails, _UNPLAIN) >= 0:
@@ -214,3 +242,9 @@ def last_duration(buf: bytes, at: int, end: int) -> float | None:
 def _plain(buf: bytes, start: int, end: int) -> bool:
     """Whether the line has no backslash (an escape may spell a digit) and no NUL (the mask)."""
     return find_first_of(buf, _UNPLAIN, start, end) < 0
+
+
+try:
+    from dblogpack.formats._scan import slow_lines
+except ImportError:  # a source tree whose extension is not built: the reference loop runs
+    slow_lines = slow_lines_reference

@@ -1,0 +1,398 @@
+/* The engine's compiled scan loops: the per-line work of a scan that no chain of C-speed
+ * primitives called from Python does cheaply (docs/benchmarks.md, "The compiled scan core").
+ *
+ * Each function is an exact transcription of a Python reference kept beside its caller
+ * (mongo_slow_lines.SlowLines.find_reference, json_lines.every_line_starts_with_reference);
+ * the tests compare them on generated chunks cut at every kind of boundary. What is rare or
+ * needs a full parse stays in Python: these loops call back into it for such lines.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+static const char NEEDLE[] = "\"id\":51803,";
+static const char AFTER_COMMAND[] = ",\"planSummary\":";
+static const char DURATION[] = "\"durationMillis\":";
+static const char CODE[] = "\"code\":";
+#define NEEDLE_LEN ((Py_ssize_t)(sizeof NEEDLE - 1))
+#define AFTER_COMMAND_LEN ((Py_ssize_t)(sizeof AFTER_COMMAND - 1))
+#define CODE_LEN ((Py_ssize_t)(sizeof CODE - 1))
+/* The rare pairs of find_pair, counted in a 4 MiB chunk of the benchmark's mongo-json: the
+ * needle's 1 and 3 (2.1k), planSummary's p and S (only its hits), code's c and colon (261). */
+#define NEEDLE_PAIR 6, 9
+#define AFTER_COMMAND_PAIR 2, 6
+#define CODE_PAIR 1, 6
+#define DURATION_LEN ((Py_ssize_t)(sizeof DURATION - 1))
+/* mongo_slow_lines: _TAIL_BYTES, _DATE_AT, _MINUTE_TENS, _SECOND_TENS. */
+#define TAIL_BYTES 64
+#define DATE_AT 15
+#define MINUTE_TENS 29
+#define SECOND_TENS 32
+#define COLUMNS 6
+
+/* The first `needle` in buf[from:to]. Candidates are the offsets where two of its bytes, at
+ * `one` and `two` (chosen for their pair being rare in these logs), match: 16 offsets at a time
+ * with SSE2, then each candidate compared whole. For the slow-query needle, ~2k candidates in a
+ * 4 MiB chunk of mongo-json, ~700 of them hits; a call costs nothing like stringzilla's from
+ * Python, whose ~0.2 us a call doubled the search over a chunk's hits. */
+static Py_ssize_t
+find_pair(const char *buf, Py_ssize_t from, Py_ssize_t to, const char *needle, Py_ssize_t size,
+          Py_ssize_t one, Py_ssize_t two)
+{
+    Py_ssize_t at = from, last = to - size;
+#if defined(__SSE2__)
+    const __m128i first = _mm_set1_epi8(needle[one]), second = _mm_set1_epi8(needle[two]);
+    /* The loads reach `two` (the later of the two) + 16 bytes past the block's first offset. */
+    for (; at + two + 16 <= to; at += 16) {
+        __m128i ones = _mm_loadu_si128((const __m128i *)(buf + at + one));
+        __m128i twos = _mm_loadu_si128((const __m128i *)(buf + at + two));
+        unsigned mask = (unsigned)_mm_movemask_epi8(
+            _mm_and_si128(_mm_cmpeq_epi8(ones, first), _mm_cmpeq_epi8(twos, second)));
+        for (; mask != 0; mask &= mask - 1) {
+            Py_ssize_t candidate = at + __builtin_ctz(mask);
+            if (candidate <= last && memcmp(buf + candidate, needle, (size_t)size) == 0)
+                return candidate;
+        }
+    }
+#endif
+    for (; at <= last; at++)
+        if (buf[at + one] == needle[one] && memcmp(buf + at, needle, (size_t)size) == 0)
+            return at;
+    return -1;
+}
+
+static int
+is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* The shape of buf[start:cut] (every digit written as 0) looked up in `shapes`: a borrowed
+ * reference, or NULL (with an exception set when the lookup failed). */
+static PyObject *
+shape_of(PyObject *shapes, const char *buf, Py_ssize_t start, Py_ssize_t cut)
+{
+    PyObject *key = PyBytes_FromStringAndSize(NULL, cut - start);
+    if (key == NULL)
+        return NULL;
+    char *out = PyBytes_AS_STRING(key);
+    const unsigned char *in = (const unsigned char *)buf + start;
+    for (Py_ssize_t i = 0; i < cut - start; i++)  /* branch-free: vectorised at -O3 */
+        out[i] = (char)((unsigned char)(in[i] - '1') < 9 ? '0' : in[i]);
+    PyObject *shape = PyDict_GetItemWithError(shapes, key);
+    Py_DECREF(key);
+    return shape;
+}
+
+/* Where the digits of _TAIL.search(buf, end - TAIL_BYTES, end) begin when that match starts
+ * after `at` (`"durationMillis":<digits>}}\n` ending the line), else -1. The digits are the
+ * maximal run before `}}\n`; the key must lie wholly inside the searched bytes. */
+static Py_ssize_t
+tail_digits(const char *buf, Py_ssize_t at, Py_ssize_t end)
+{
+    Py_ssize_t pos = end - TAIL_BYTES > 0 ? end - TAIL_BYTES : 0;
+    if (end - pos < DURATION_LEN + 4 || memcmp(buf + end - 3, "}}\n", 3) != 0)
+        return -1;
+    Py_ssize_t digits = end - 3;
+    while (digits > pos + DURATION_LEN && is_digit(buf[digits - 1]))
+        digits--;
+    if (digits == end - 3 || is_digit(buf[digits - 1]))
+        return -1;
+    Py_ssize_t key = digits - DURATION_LEN;
+    if (key <= at || memcmp(buf + key, DURATION, DURATION_LEN) != 0)
+        return -1;
+    return digits;
+}
+
+/* float() of buf[from:to], ASCII digits only (at most TAIL_BYTES of them). */
+static double
+digits_value(const char *buf, Py_ssize_t from, Py_ssize_t to)
+{
+    char text[TAIL_BYTES + 1];
+    memcpy(text, buf + from, (size_t)(to - from));
+    text[to - from] = '\0';
+    return PyOS_string_to_double(text, NULL, NULL);
+}
+
+/* Whether buf[cut:end] holds an error code (attr's `code`, or its `error`'s, which holds
+ * `"code":` too), an escape or a NUL (an escaped name): no summary key then
+ * (mongo_slow_lines._drop_unsafe_keys). */
+static int
+tail_unsafe(const char *buf, Py_ssize_t cut, Py_ssize_t end)
+{
+    return memchr(buf + cut, '\\', (size_t)(end - cut)) != NULL
+           || memchr(buf + cut, '\0', (size_t)(end - cut)) != NULL
+           || find_pair(buf, cut, end, CODE, CODE_LEN, CODE_PAIR) >= 0;
+}
+
+static int
+append_new(PyObject *list, PyObject *item)
+{
+    if (item == NULL)
+        return -1;
+    int failed = PyList_Append(list, item);
+    Py_DECREF(item);
+    return failed;
+}
+
+static int
+append_row(PyObject **columns, PyObject *row)
+{
+    if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != COLUMNS) {
+        PyErr_SetString(PyExc_TypeError, "a judged line must be a 6-tuple or None");
+        return -1;
+    }
+    for (int i = 0; i < COLUMNS; i++)
+        if (PyList_Append(columns[i], PyTuple_GET_ITEM(row, i)) < 0)
+            return -1;
+    return 0;
+}
+
+/* One line of a known shape (what the Python loop does after its shape check): appended when
+ * its duration is at least `least`. */
+static int
+add_shaped(PyObject **columns, PyObject *buf, Py_ssize_t start, Py_ssize_t at, Py_ssize_t end,
+           Py_ssize_t cut, PyObject *shape, double least, int keyed, PyObject *last_duration)
+{
+    const char *data = PyBytes_AS_STRING(buf);
+    Py_ssize_t size = PyBytes_GET_SIZE(buf);
+    Py_ssize_t date_end = PyLong_AsSsize_t(PyTuple_GET_ITEM(shape, 1));
+    if (date_end == -1 && PyErr_Occurred())
+        return -1;
+    PyObject *zone = PyTuple_GET_ITEM(shape, 2), *key = PyTuple_GET_ITEM(shape, 3);
+    double ms;
+    int closed;
+    Py_ssize_t digits = tail_digits(data, at, end);
+    if (digits >= 0) {
+        closed = 1;
+        ms = digits_value(data, digits, end - 3);
+        if (ms == -1.0 && PyErr_Occurred())
+            return -1;
+    }
+    else {
+        /* The caller holds the shape, so its zone and key outlive any Python run here. */
+        closed = end - start >= 3 && memcmp(data + end - 3, "}}\n", 3) == 0;
+        PyObject *found = PyObject_CallFunction(last_duration, "Onn", buf, at, end);
+        if (found == NULL)
+            return -1;
+        if (found == Py_None) {
+            Py_DECREF(found);
+            return 0;
+        }
+        ms = PyFloat_AsDouble(found);
+        Py_DECREF(found);
+        if (ms == -1.0 && PyErr_Occurred())
+            return -1;
+    }
+    if (!(ms >= least))
+        return 0;
+    if (!(keyed && closed) || tail_unsafe(data, cut, end))
+        key = Py_None;
+    Py_ssize_t date_from = start + DATE_AT, date_to = start + date_end;
+    if (date_to > size)
+        date_to = size;
+    if (date_to < date_from)
+        date_to = date_from;
+    if (append_new(columns[0], PyLong_FromSsize_t(start)) < 0
+        || append_new(columns[1], PyLong_FromSsize_t(end)) < 0
+        || append_new(columns[2], PyFloat_FromDouble(ms)) < 0
+        || PyList_Append(columns[3], key) < 0
+        || append_new(columns[4], PyBytes_FromStringAndSize(data + date_from, date_to - date_from))
+               < 0
+        || PyList_Append(columns[5], zone) < 0)
+        return -1;
+    return 0;
+}
+
+static int
+is_shape(PyObject *shape)
+{
+    if (PyTuple_Check(shape) && PyTuple_GET_SIZE(shape) == 4)
+        return 1;
+    PyErr_SetString(PyExc_TypeError, "a shape must be a 4-tuple");
+    return 0;
+}
+
+/* mongo_slow_lines.SlowLines.find_reference's loop, line for line (see there for the why). */
+static int
+slow_lines_into(PyObject **columns, PyObject *buf, Py_ssize_t lo, Py_ssize_t hi, double least,
+                PyObject *keyed_flag, PyObject *shapes, PyObject *judge, PyObject *last_duration)
+{
+    const char *data = PyBytes_AS_STRING(buf);
+    int keyed = PyObject_IsTrue(keyed_flag);
+    if (keyed < 0)
+        return -1;
+    Py_ssize_t id_at = 0, at = find_pair(data, lo, hi, NEEDLE, NEEDLE_LEN, NEEDLE_PAIR);
+    while (at >= 0) {
+        const char *newline = memchr(data + at, '\n', (size_t)(hi - at));
+        Py_ssize_t end = newline ? newline - data + 1 : hi;
+        Py_ssize_t cut = find_pair(data, at, end, AFTER_COMMAND, AFTER_COMMAND_LEN, AFTER_COMMAND_PAIR);
+        Py_ssize_t start = at - id_at;
+        PyObject *shape = NULL;
+        if (cut > 0 && ((start > lo && data[start - 1] == '\n') || start == lo)) {
+            shape = shape_of(shapes, data, start, cut);
+            if (shape == NULL && PyErr_Occurred())
+                return -1;
+        }
+        if (shape == NULL) {
+            const char *before = at > lo ? memrchr(data + lo, '\n', (size_t)(at - lo)) : NULL;
+            Py_ssize_t line_start = before ? before - data + 1 : lo;
+            if (cut > 0 && line_start != start) {
+                shape = shape_of(shapes, data, line_start, cut);
+                if (shape == NULL && PyErr_Occurred())
+                    return -1;
+            }
+            start = line_start;
+        }
+        Py_ssize_t shape_id_at = -1;
+        if (shape != NULL) {
+            if (!is_shape(shape))
+                return -1;
+            shape_id_at = PyLong_AsSsize_t(PyTuple_GET_ITEM(shape, 0));
+            if (shape_id_at == -1 && PyErr_Occurred())
+                return -1;
+        }
+        /* A shape's id offset lies past its date, so both tens are inside the buffer. */
+        if (shape != NULL && at - start == shape_id_at && start + SECOND_TENS < at
+            && (unsigned char)data[start + MINUTE_TENS] < '6'
+            && (unsigned char)data[start + SECOND_TENS] < '6') {
+            id_at = shape_id_at;
+            Py_INCREF(shape);
+            int failed = add_shaped(columns, buf, start, at, end, cut, shape, least, keyed,
+                                    last_duration);
+            Py_DECREF(shape);
+            if (failed)
+                return -1;
+        }
+        else {
+            PyObject *row =
+                PyObject_CallFunction(judge, "OnnndO", buf, start, at, end, least, keyed_flag);
+            if (row == NULL)
+                return -1;
+            int failed = row != Py_None && append_row(columns, row) < 0;
+            Py_DECREF(row);
+            if (failed)
+                return -1;
+        }
+        at = find_pair(data, end, hi, NEEDLE, NEEDLE_LEN, NEEDLE_PAIR);
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(slow_lines_doc,
+"slow_lines(buf, lo, hi, least, keyed, shapes, judge, last_duration)\n--\n\n"
+"The slow lines of buf[lo:hi] as seven lists: starts, ends, durations, keys, dates, zones,\n"
+"cuts. Lines of a shape in `shapes` are read here; the others by judge(buf, start, at, end,\n"
+"least, keyed), which returns a row or None (and may learn a shape).");
+
+static PyObject *
+slow_lines(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *buf, *keyed, *shapes, *judge, *last_duration;
+    Py_ssize_t lo, hi;
+    double least;
+    if (!PyArg_ParseTuple(args, "O!nndOO!OO:slow_lines", &PyBytes_Type, &buf, &lo, &hi, &least,
+                          &keyed, &PyDict_Type, &shapes, &judge, &last_duration))
+        return NULL;
+    if (lo < 0 || lo > hi || hi > PyBytes_GET_SIZE(buf)) {
+        PyErr_SetString(PyExc_ValueError, "slow_lines needs 0 <= lo <= hi <= len(buf)");
+        return NULL;
+    }
+    PyObject *columns[COLUMNS] = {NULL};
+    for (int i = 0; i < COLUMNS; i++)
+        if ((columns[i] = PyList_New(0)) == NULL)
+            goto fail;
+    if (slow_lines_into(columns, buf, lo, hi, least, keyed, shapes, judge, last_duration) < 0)
+        goto fail;
+    PyObject *result = PyTuple_New(COLUMNS);
+    if (result == NULL)
+        goto fail;
+    for (int i = 0; i < COLUMNS; i++)
+        PyTuple_SET_ITEM(result, i, columns[i]);
+    return result;
+fail:
+    for (int i = 0; i < COLUMNS; i++)
+        Py_XDECREF(columns[i]);
+    return NULL;
+}
+
+static int
+followed_by(const char *data, Py_ssize_t newline, Py_ssize_t stop, const char *mark,
+            Py_ssize_t size)
+{
+    return stop - newline - 1 >= size && memcmp(data + newline + 1, mark, (size_t)size) == 0;
+}
+
+/* glibc's memchr from newline to newline: 0.43 ms for a 4 MiB chunk of mongo-json (a newline
+ * every ~300 bytes), as fast as an SSE2 or AVX2 loop over the bytes (bound by memory). */
+static int
+lines_start_with(const char *data, Py_ssize_t lo, Py_ssize_t stop, const char *mark,
+                 Py_ssize_t size)
+{
+    const char *at = data + lo, *end = data + stop, *newline;
+    while ((newline = memchr(at, '\n', (size_t)(end - at))) != NULL) {
+        if (!followed_by(data, newline - data, stop, mark, size))
+            return 0;
+        at = newline + 1;
+    }
+    return 1;
+}
+
+PyDoc_STRVAR(every_line_starts_with_doc,
+"every_line_starts_with(buf, marker, lo, stop)\n--\n\n"
+"Whether every newline in buf[lo:stop] is followed by `marker` (which holds no newline),\n"
+"wholly inside buf[lo:stop] (0 <= lo; stop is clamped to the buffer, as a slice's end is).\n"
+"The GIL is released while the bytes are read.");
+
+static PyObject *
+every_line_starts_with(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    Py_buffer buf, marker;
+    Py_ssize_t lo, stop;
+    if (!PyArg_ParseTuple(args, "y*y*nn:every_line_starts_with", &buf, &marker, &lo, &stop))
+        return NULL;
+    PyObject *result = NULL;
+    if (lo < 0) {
+        PyErr_SetString(PyExc_ValueError, "every_line_starts_with needs 0 <= lo");
+        goto done;
+    }
+    if (stop > buf.len)  /* as a count's end past the buffer is its end */
+        stop = buf.len;
+    if (stop < lo)
+        stop = lo;
+    const char *mark = marker.buf;
+    if (memchr(mark, '\n', (size_t)marker.len) != NULL) {
+        PyErr_SetString(PyExc_ValueError, "the marker must not hold a newline");
+        goto done;
+    }
+    int every;
+    Py_BEGIN_ALLOW_THREADS
+    every = lines_start_with(buf.buf, lo, stop, mark, marker.len);
+    Py_END_ALLOW_THREADS
+    result = PyBool_FromLong(every);
+done:
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&marker);
+    return result;
+}
+
+static PyMethodDef scan_methods[] = {
+    {"slow_lines", slow_lines, METH_VARARGS, slow_lines_doc},
+    {"every_line_starts_with", every_line_starts_with, METH_VARARGS, every_line_starts_with_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef scan_module = {
+    PyModuleDef_HEAD_INIT, "dblogpack.formats._scan",
+    "The engine's compiled scan loops (exact transcriptions of Python references).", -1,
+    scan_methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__scan(void)
+{
+    return PyModule_Create(&scan_module);
+}

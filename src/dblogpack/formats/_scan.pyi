@@ -1,0 +1,14 @@
+# The engine's compiled scan loops (_scan.c); each has a Python reference beside its caller.
+from dblogpack.formats.mongo_slow_lines import Columns, DurationOf, Judge, Shapes
+
+def slow_lines(
+    buf: bytes,
+    lo: int,
+    hi: int,
+    least: float,
+    keyed: bool,
+    shapes: Shapes,
+    judge: Judge,
+    duration_of: DurationOf,
+) -> Columns: ...
+def every_line_starts_with(buf: bytes, marker: bytes, lo: int, stop: int) -> bool: ...

@@ -1,0 +1,158 @@
+"""The compiled scan loops (formats/_scan.c) give exactly what their Python references give, on
+generated logs, on lines of every layout the references tell apart, and on byte soup; and the
+installed engine runs them (a build that silently fell back would pass every other test)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tests.unit.test_mongo_slow_lines import _lines
+
+from dblogpack.formats import json_lines, mongo_slow_lines
+from dblogpack.formats.json_lines import every_line_starts_with_reference
+from dblogpack.formats.mongo_slow_lines import (
+    AFTER_COMMAND,
+    NEEDLE,
+    Columns,
+    SlowLines,
+    last_duration,
+    slow_lines_reference,
+)
+from dblogpack.synth import Plan, build, generate
+
+START = 1714564800.0  # 2024-05-01T12:00:00Z
+
+
+def test_the_installed_engine_runs_the_compiled_loops() -> None:
+    assert mongo_slow_lines.slow_lines is not slow_lines_reference
+    assert json_lines.every_line_starts_with is not every_line_starts_with_reference
+    assert mongo_slow_lines.slow_lines.__module__ == "dblogpack.formats._scan"
+
+
+def both_ways(data: bytes, lo: int, hi: int, least: float, keyed: bool) -> None:
+    """Each way finds the lines twice (the second time through the shapes the first learnt):
+    every column and every learnt shape alike."""
+    compiled, reference = SlowLines(), SlowLines()
+    for _ in range(2):
+        got = mongo_slow_lines.slow_lines(
+            data, lo, hi, least, keyed, compiled._shapes, compiled._judge, last_duration
+        )
+        expected: Columns = slow_lines_reference(
+            data, lo, hi, least, keyed, reference._shapes, reference._judge, last_duration
+        )
+        assert got == expected
+        assert compiled._shapes == reference._shapes
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(_lines(), min_size=1, max_size=30),
+    st.sampled_from([0.0, 150.0, 500.0]),
+    st.booleans(),
+    st.data(),
+)
+def test_slow_lines_are_those_of_the_reference_loop(
+    lines: list[bytes], least: float, keyed: bool, data: st.DataObject
+) -> None:
+    buf = b"".join(lines)
+    hi = data.draw(st.integers(0, len(buf)))
+    lo = data.draw(st.integers(0, hi))
+    both_ways(buf, 0, len(buf), least, keyed)
+    both_ways(buf, lo, hi, least, keyed)
+
+
+# Lines alike but for their digits share one shape: after the first, the compiled loop reads
+# them itself (its fast path): minutes and seconds past 59, every ending of the line, and what
+# after the key's region takes the key away (an error code, an escape, a NUL) included.
+_ALIKE_TAILS = [
+    '"durationMillis":{ms}}}}}\n', '"durationMillis":{ms}.5}}}}\n', '"durationMillis":{ms}}}}} \n',
+    '"durationMillis":{ms}}}}}', '"durationMillis":{ms}}}}}}}\n', '"durationMillis":"{ms}"}}}}\n',
+    '"ok":0,"code":11000,"durationMillis":{ms}}}}}\n', '"x":"a\\\\b","durationMillis":{ms}}}}}\n',
+    '"x":"\0","durationMillis":{ms}}}}}\n', '"codeName":"c","durationMillis":{ms}}}}}\n',
+]
+
+
+@st.composite
+def _alike_line(draw: st.DrawFn) -> bytes:
+    minute, second = draw(st.integers(0, 99)), draw(st.integers(0, 99))
+    millis, digits = draw(st.integers(100, 999)), st.integers(0, 10**12)
+    tail = draw(st.sampled_from(_ALIKE_TAILS)).format(ms=draw(digits))
+    return (
+        f'{{"t":{{"$date":"2024-05-01T12:{minute:02d}:{second:02d}.{millis}Z"}},"s":"I",'
+        f'"c":"COMMAND","id":51803,"ctx":"conn{draw(st.integers(10, 99))}",'
+        f'"msg":"Slow query","attr":{{"command":{{"find":"o","n":{draw(digits):013d}}},'
+        f'"planSummary":"COLLSCAN",{tail}'
+    ).encode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_alike_line(), min_size=2, max_size=40), st.sampled_from([0.0, 5e11]))
+def test_slow_lines_of_one_shape_are_those_of_the_reference_loop(
+    lines: list[bytes], least: float
+) -> None:
+    buf = b"".join(lines)
+    for keyed in (True, False):
+        both_ways(buf, 0, len(buf), least, keyed)
+
+
+_SOUP = [
+    NEEDLE, AFTER_COMMAND, b"\n", b'"durationMillis":', b"12", b"7", b"}}\n", b"}}", b".5",
+    b'{"t":{"$date":"2024-05-01T12:00:01.000Z"},"s":"I","c":"C",', b'"ctx":"c","msg":"m",',
+    b'"attr":{"command":{"find":"o"}', b"\\", b"\0", b"\xff", b"9" * 30, b" ",
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_SOUP), max_size=60), st.booleans(), st.data())
+def test_slow_lines_of_byte_soup_are_those_of_the_reference_loop(
+    parts: list[bytes], keyed: bool, data: st.DataObject
+) -> None:
+    buf = b"".join(parts)
+    hi = data.draw(st.integers(0, len(buf)))
+    both_ways(buf, data.draw(st.integers(0, hi)), hi, 0.0, keyed)
+
+
+@pytest.mark.parametrize("style", ["iso-local", "iso-utc", "number-long"])
+def test_slow_lines_of_generated_logs_are_those_of_the_reference_loop(
+    tmp_path: Path, style: str
+) -> None:
+    fmt = build("mongo-json", timezone="Asia/Shanghai" if style == "iso-local" else None,
+                style=style)
+    path = tmp_path / "mongod.log"
+    generate(fmt, path, Plan(start=START, end=START + 3600, size=600_000, seed=7))
+    buf = path.read_bytes()
+    for least in (0.0, 400.0):
+        for keyed in (True, False):
+            both_ways(buf, 0, len(buf), least, keyed)
+    assert len(SlowLines().find(buf, 0, len(buf), 0.0, True).starts) > 50
+
+
+def test_slow_lines_refuse_bounds_outside_the_buffer() -> None:
+    finder = SlowLines()
+    with pytest.raises(ValueError, match="lo <= hi"):
+        mongo_slow_lines.slow_lines(b"ab", 1, 3, 0.0, True, {}, finder._judge, last_duration)
+
+
+_PIECES = [b"\n", b'{"t":{"$date":', b'{"t":', b"x", b"{", b"\r", b"\xff"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=40), st.data())
+def test_every_line_starts_with_is_what_the_two_counts_tell(
+    parts: list[bytes], data: st.DataObject
+) -> None:
+    buf = b"".join(parts)
+    stop = data.draw(st.integers(0, len(buf) + 2))
+    lo = data.draw(st.integers(0, len(buf)))
+    marker = b'{"t":{"$date":'
+    assert json_lines.every_line_starts_with(buf, marker, lo, stop) == (
+        every_line_starts_with_reference(buf, marker, lo, stop)
+    )
+
+
+def test_every_line_starts_with_refuses_a_marker_holding_a_newline() -> None:
+    with pytest.raises(ValueError, match="newline"):
+        json_lines.every_line_starts_with(b"a\nb", b"x\n", 0, 3)
