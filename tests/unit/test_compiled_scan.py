@@ -11,8 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.unit.test_mongo_slow_lines import _lines
 
-from dblogpack.formats import json_lines, mongo_slow_lines
+from dblogpack.formats import json_lines, mongo_slow, mongo_slow_lines
 from dblogpack.formats.json_lines import every_line_starts_with_reference
+from dblogpack.formats.mongo_slow import _MET_ONCE as MET_ONCE
+from dblogpack.formats.mongo_slow import _UNSEEN as UNSEEN
+from dblogpack.formats.mongo_slow import group_lines_reference
 from dblogpack.formats.mongo_slow_lines import (
     AFTER_COMMAND,
     NEEDLE,
@@ -21,6 +24,7 @@ from dblogpack.formats.mongo_slow_lines import (
     last_duration,
     slow_lines_reference,
 )
+from dblogpack.model import DetailGroup
 from dblogpack.synth import Plan, build, generate
 
 START = 1714564800.0  # 2024-05-01T12:00:00Z
@@ -28,6 +32,7 @@ START = 1714564800.0  # 2024-05-01T12:00:00Z
 
 def test_the_installed_engine_runs_the_compiled_loops() -> None:
     assert mongo_slow_lines.slow_lines is not slow_lines_reference
+    assert mongo_slow.group_lines is not group_lines_reference
     assert json_lines.every_line_starts_with is not every_line_starts_with_reference
     assert mongo_slow_lines.slow_lines.__module__ == "dblogpack.formats._scan"
 
@@ -156,3 +161,61 @@ def test_every_line_starts_with_is_what_the_two_counts_tell(
 def test_every_line_starts_with_refuses_a_marker_holding_a_newline() -> None:
     with pytest.raises(ValueError, match="newline"):
         json_lines.every_line_starts_with(b"a\nb", b"x\n", 0, 3)
+
+
+class _Commands:
+    """A command_of that learns as mongo_slow's does: a key met once is marked, its command
+    learnt the second time (None for keys that are not alike); every call recorded."""
+
+    def __init__(self, learnt: dict[bytes, bytes | None], durations: list[float]) -> None:
+        self.learnt, self.durations = learnt, durations
+        self.calls: list[tuple[str, int, object]] = []
+
+    def command_of(self, i: int, key: bytes) -> bytes | None:
+        self.calls.append(("command", i, key))
+        if key not in self.learnt:
+            self.learnt[key] = MET_ONCE
+            return None
+        self.learnt[key] = None if key.startswith(b"odd") else b"cmd-" + key
+        return self.learnt[key]
+
+    def new_group(self, i: int, alike: bool) -> DetailGroup:
+        self.calls.append(("group", i, alike))
+        return DetailGroup((i, alike), 0, 0.0, self.durations[i])  # type: ignore[arg-type]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([None, b"a", b"b", b"odd", b"c"]),
+            st.sampled_from([0.0, 1.0, 2.5, 100.0, 0.1, 1e300, 7.0, -5.0]),
+        ),
+        max_size=40,
+    ),
+    st.dictionaries(
+        st.sampled_from([b"a", b"b", b"odd"]),
+        st.sampled_from([None, b"cmd-a", b"cmd-x", MET_ONCE, UNSEEN]),
+    ),
+    st.data(),
+)
+def test_groups_are_those_of_the_reference_loop(
+    lines: list[tuple[bytes | None, float]],
+    learnt: dict[bytes, bytes | None],
+    data: st.DataObject,
+) -> None:
+    keys, durations = [key for key, _ in lines], [ms for _, ms in lines]
+    every = range(len(lines))
+    subsets = st.lists(st.sampled_from(every), unique=True).map(sorted) if lines else st.just([])
+    chosen = data.draw(st.just(every) | subsets)
+    results = []
+    for group_lines in (mongo_slow.group_lines, group_lines_reference):
+        commands = _Commands(dict(learnt), durations)
+        groups = group_lines(
+            chosen, keys, durations, commands.learnt, UNSEEN, MET_ONCE,
+            commands.command_of, commands.new_group,
+        )
+        told = [(group.first, group.count, group.total_ms, group.max_ms) for group in groups]
+        results.append((told, commands.calls, commands.learnt))
+    assert mongo_slow.group_lines is not group_lines_reference
+    assert results[0] == results[1]

@@ -379,7 +379,164 @@ done:
     return result;
 }
 
+/* ---- the summary groups of chosen slow lines (mongo_slow.group_lines_reference) ---------- */
+
+typedef struct {
+    Py_ssize_t count;
+    double total, max;
+} Tally;
+
+typedef struct {
+    PyObject *groups;     /* the DetailGroups, in first-seen order */
+    PyObject *by_command; /* command -> index into groups and tallies */
+    Tally *tallies;
+    Py_ssize_t allocated;
+} Grouping;
+
+/* The group of a line whose command is `command` (None: a group of its own), made by
+ * new_group(i, alike) when there is none yet; its index, or -1 on error. */
+static Py_ssize_t
+group_of(Grouping *grouping, PyObject *command, Py_ssize_t i, double ms, PyObject *new_group)
+{
+    if (command != Py_None) {
+        PyObject *index = PyDict_GetItemWithError(grouping->by_command, command);
+        if (index != NULL)
+            return PyLong_AsSsize_t(index);
+        if (PyErr_Occurred())
+            return -1;
+    }
+    Py_ssize_t at = PyList_GET_SIZE(grouping->groups);
+    if (at == grouping->allocated) {
+        Py_ssize_t more = at ? 2 * at : 64;
+        Tally *grown = PyMem_Realloc(grouping->tallies, (size_t)more * sizeof(Tally));
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        grouping->tallies = grown;
+        grouping->allocated = more;
+    }
+    PyObject *group = PyObject_CallFunction(new_group, "nO", i, command != Py_None ? Py_True
+                                                                                  : Py_False);
+    if (group == NULL || append_new(grouping->groups, group) < 0)
+        return -1;
+    if (command != Py_None) {
+        PyObject *index = PyLong_FromSsize_t(at);
+        int failed = index == NULL || PyDict_SetItem(grouping->by_command, command, index) < 0;
+        Py_XDECREF(index);
+        if (failed)
+            return -1;
+    }
+    /* As DetailGroup(detail, 0, 0.0, ms) starts. */
+    grouping->tallies[at] = (Tally){0, 0.0, ms};
+    return at;
+}
+
+/* The command of a line's key: learnt[key] when learnt, else command_of(i, key); a new
+ * reference. */
+static PyObject *
+command_of_line(PyObject *key, Py_ssize_t i, PyObject *learnt, PyObject *unseen,
+                PyObject *met_once, PyObject *command_of)
+{
+    if (key == Py_None)
+        return Py_NewRef(Py_None);
+    PyObject *command = PyDict_GetItemWithError(learnt, key);
+    if (command == NULL && PyErr_Occurred())
+        return NULL;
+    if (command != NULL && command != unseen && command != met_once)
+        return Py_NewRef(command);
+    return PyObject_CallFunction(command_of, "nO", i, key);
+}
+
+static int
+tally_lines(Grouping *grouping, PyObject *chosen, PyObject *keys, PyObject *durations,
+            PyObject *learnt, PyObject *unseen, PyObject *met_once, PyObject *command_of,
+            PyObject *new_group)
+{
+    PyObject *indices = PyObject_GetIter(chosen), *item;
+    if (indices == NULL)
+        return -1;
+    while ((item = PyIter_Next(indices)) != NULL) {
+        Py_ssize_t i = PyLong_AsSsize_t(item);
+        Py_DECREF(item);
+        if (i == -1 && PyErr_Occurred())
+            break;
+        if (i < 0 || i >= PyList_GET_SIZE(keys) || i >= PyList_GET_SIZE(durations)) {
+            PyErr_SetString(PyExc_IndexError, "a chosen line past the lines");
+            break;
+        }
+        double ms = PyFloat_AsDouble(PyList_GET_ITEM(durations, i));
+        if (ms == -1.0 && PyErr_Occurred())
+            break;
+        PyObject *key = Py_NewRef(PyList_GET_ITEM(keys, i));
+        PyObject *command = command_of_line(key, i, learnt, unseen, met_once, command_of);
+        Py_DECREF(key);
+        if (command == NULL)
+            break;
+        Py_ssize_t at = group_of(grouping, command, i, ms, new_group);
+        Py_DECREF(command);
+        if (at < 0)
+            break;
+        Tally *tally = &grouping->tallies[at];
+        tally->count += 1;
+        tally->total += ms;
+        if (ms > tally->max)
+            tally->max = ms;
+    }
+    Py_DECREF(indices);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static int
+set_tallies(Grouping *grouping)
+{
+    for (Py_ssize_t at = 0; at < PyList_GET_SIZE(grouping->groups); at++) {
+        PyObject *group = PyList_GET_ITEM(grouping->groups, at);
+        Tally tally = grouping->tallies[at];
+        PyObject *count = PyLong_FromSsize_t(tally.count), *total = PyFloat_FromDouble(tally.total),
+                 *max = PyFloat_FromDouble(tally.max);
+        int failed = count == NULL || total == NULL || max == NULL
+                     || PyObject_SetAttrString(group, "count", count) < 0
+                     || PyObject_SetAttrString(group, "total_ms", total) < 0
+                     || PyObject_SetAttrString(group, "max_ms", max) < 0;
+        Py_XDECREF(count);
+        Py_XDECREF(total);
+        Py_XDECREF(max);
+        if (failed)
+            return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(group_lines_doc,
+"group_lines(chosen, keys, durations, learnt, unseen, met_once, command_of, new_group)\n--\n\n"
+"The chosen lines' DetailGroups in first-seen order, as mongo_slow.group_lines_reference makes\n"
+"them: lines of one learnt command in one group, each other line in a group of its own.");
+
+static PyObject *
+group_lines(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *chosen, *keys, *durations, *learnt, *unseen, *met_once, *command_of, *new_group;
+    if (!PyArg_ParseTuple(args, "OO!O!O!OOOO:group_lines", &chosen, &PyList_Type, &keys,
+                          &PyList_Type, &durations, &PyDict_Type, &learnt, &unseen, &met_once,
+                          &command_of, &new_group))
+        return NULL;
+    Grouping grouping = {PyList_New(0), PyDict_New(), NULL, 0};
+    int failed = grouping.groups == NULL || grouping.by_command == NULL
+                 || tally_lines(&grouping, chosen, keys, durations, learnt, unseen, met_once,
+                                command_of, new_group) < 0
+                 || set_tallies(&grouping) < 0;
+    PyMem_Free(grouping.tallies);
+    Py_XDECREF(grouping.by_command);
+    if (failed) {
+        Py_XDECREF(grouping.groups);
+        return NULL;
+    }
+    return grouping.groups;
+}
+
 static PyMethodDef scan_methods[] = {
+    {"group_lines", group_lines, METH_VARARGS, group_lines_doc},
     {"slow_lines", slow_lines, METH_VARARGS, slow_lines_doc},
     {"every_line_starts_with", every_line_starts_with, METH_VARARGS, every_line_starts_with_doc},
     {NULL, NULL, 0, NULL},

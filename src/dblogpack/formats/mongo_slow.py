@@ -40,6 +40,10 @@ _CACHE_LIMIT = 4096
 _UNSEEN = b"unseen"
 _MET_ONCE = b"met once"
 
+# A line's command from its index and key (mongo_slow: _command_of); a new group for a line from
+# its index and whether its command is learnt.
+CommandOf = Callable[[int, bytes], bytes | None]
+NewGroup = Callable[[int, bool], DetailGroup]
 # (first entry's detail) of one selected line: buf, start, end, timestamp, duration.
 DetailOf = Callable[[bytes, int, int, float, float | None], EntryDetail]
 TimeOf = Callable[["re.Match[bytes]"], float | None]
@@ -125,26 +129,19 @@ class SlowQueries:
     ) -> list[DetailGroup]:
         """The chosen lines' details in first-seen order; lines of learnt keys grouped by their
         severity and masked command (attr's other members do not change a summary)."""
-        groups: list[DetailGroup] = []
-        by_command: dict[bytes, DetailGroup] = {}
-        keys, durations, learnt = lines.keys, lines.durations, self._learnt
-        for i in chosen:
-            key, ms = keys[i], durations[i]
-            command = None if key is None else learnt.get(key, _UNSEEN)
-            if command is _UNSEEN or command is _MET_ONCE:
-                command = self._command_of(buf, lines.starts[i], key)
-            group = None if command is None else by_command.get(command)
-            if group is None:
-                detail = self._first_detail(buf, lines, i, times, command is not None)
-                group = DetailGroup(detail, 0, 0.0, ms)
-                groups.append(group)
-                if command is not None:
-                    by_command[command] = group
-            group.count += 1
-            group.total_ms += ms
-            if ms > group.max_ms:
-                group.max_ms = ms
-        return groups
+        starts, durations = lines.starts, lines.durations
+
+        def command_of(i: int, key: bytes) -> bytes | None:
+            return self._command_of(buf, starts[i], key)
+
+        def new_group(i: int, alike: bool) -> DetailGroup:
+            detail = self._first_detail(buf, lines, i, times, alike)
+            return DetailGroup(detail, 0, 0.0, durations[i])
+
+        # The compiled loop is group_lines_reference's (~0.1 against ~0.5 ms a chunk).
+        return group_lines(
+            chosen, lines.keys, durations, self._learnt, _UNSEEN, _MET_ONCE, command_of, new_group
+        )
 
     def _command_of(self, buf: bytes, start: int, key: bytes | None) -> bytes | None:
         """Severity and masked command of a key met before, None if not alike. A key is learnt
@@ -193,6 +190,41 @@ class SlowQueries:
             # As a parse would read it: invalid UTF-8 replaced (a quote ends any sequence).
             message=head["msg"].decode("utf-8", "replace"),
         )
+
+
+def group_lines_reference(
+    chosen: range | list[int],
+    keys: list[bytes | None],
+    durations: list[float],
+    learnt: dict[bytes, bytes | None],
+    unseen: bytes,
+    met_once: bytes,
+    command_of: CommandOf,
+    new_group: NewGroup,
+) -> list[DetailGroup]:
+    """The chosen lines' groups in first-seen order: a line's command is learnt[key] (`unseen`
+    when not there), or command_of(i, key) while it is `unseen` or `met_once`; lines of one
+    command share a group, a line with none (None) has its own; new_group(i, alike) makes a
+    group. The reference of the compiled loop (and what runs where it is not built)."""
+    groups: list[DetailGroup] = []
+    by_command: dict[bytes, DetailGroup] = {}
+    for i in chosen:
+        key, ms = keys[i], durations[i]
+        command = None if key is None else learnt.get(key, unseen)
+        if command is unseen or command is met_once:
+            assert key is not None
+            command = command_of(i, key)
+        group = None if command is None else by_command.get(command)
+        if group is None:
+            group = new_group(i, command is not None)
+            groups.append(group)
+            if command is not None:
+                by_command[command] = group
+        group.count += 1
+        group.total_ms += ms
+        if ms > group.max_ms:
+            group.max_ms = ms
+    return groups
 
 
 def _add_spans(spans: list[tuple[int, int]], starts: list[int], ends: list[int]) -> None:
@@ -249,3 +281,9 @@ def _digit_free_keys(value: Any, first: bool = False) -> bool:
 
 def _has_digit(text: str) -> bool:
     return any(c.isdigit() for c in text)
+
+
+try:
+    from dblogpack.formats._scan import group_lines
+except ImportError:  # a source tree whose extension is not built: the reference loop runs
+    group_lines = group_lines_reference
