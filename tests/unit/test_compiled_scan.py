@@ -7,11 +7,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from tests.unit.test_formats_pg_count import (
+    ALL_PREFIXES,
+    laid_out,
+    prefixed_format,
+    ranges,
+    tagged_logs,
+)
 from tests.unit.test_mongo_slow_lines import _lines
 
-from dblogpack.formats import json_lines, mongo_slow, mongo_slow_lines
+from dblogpack.formats import json_lines, mongo_slow, mongo_slow_lines, pg_count
 from dblogpack.formats.json_lines import every_line_starts_with_reference
 from dblogpack.formats.mongo_slow import _MET_ONCE as MET_ONCE
 from dblogpack.formats.mongo_slow import _UNSEEN as UNSEEN
@@ -24,6 +31,7 @@ from dblogpack.formats.mongo_slow_lines import (
     last_duration,
     slow_lines_reference,
 )
+from dblogpack.formats.pg_count import heads_and_tags_reference
 from dblogpack.model import DetailGroup
 from dblogpack.synth import Plan, build, generate
 
@@ -33,6 +41,7 @@ START = 1714564800.0  # 2024-05-01T12:00:00Z
 def test_the_installed_engine_runs_the_compiled_loops() -> None:
     assert mongo_slow_lines.slow_lines is not slow_lines_reference
     assert mongo_slow.group_lines is not group_lines_reference
+    assert pg_count.heads_and_tags is not heads_and_tags_reference
     assert json_lines.every_line_starts_with is not every_line_starts_with_reference
     assert mongo_slow_lines.slow_lines.__module__ == "dblogpack.formats._scan"
 
@@ -219,3 +228,43 @@ def test_groups_are_those_of_the_reference_loop(
         results.append((told, commands.calls, commands.learnt))
     assert mongo_slow.group_lines is not group_lines_reference
     assert results[0] == results[1]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tagged_logs(), st.sampled_from(ALL_PREFIXES), st.data())
+def test_heads_and_tags_of_pg_logs_are_those_of_the_mapped_pass(
+    log: str, prefix: str, data: st.DataObject
+) -> None:
+    count = prefixed_format(prefix)._entry_count
+    assume(count._guarded_line is not None and count._heads_table[1])  # the pass's own prefixes
+    table = count._heads_table[0]
+    buf = laid_out(log, prefix)
+    lo, hi = data.draw(ranges(buf))
+    hi = data.draw(st.sampled_from([hi, hi + 1, len(buf) + 3]))
+    assert pg_count.heads_and_tags(buf, table, lo, hi) == heads_and_tags_reference(
+        buf, table, lo, hi
+    )
+
+
+_PG_SOUP = [b"\n", b"2", b"L", b"T", b"Y", b"N", b"R", b":", b" ", b":  ", b"L:  ", b"\t", b"\xff"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_PG_SOUP), max_size=80), st.data())
+def test_heads_and_tags_of_byte_soup_are_those_of_the_mapped_pass(
+    parts: list[bytes], data: st.DataObject
+) -> None:
+    buf = b"".join(parts)
+    table = prefixed_format("pgbadger")._entry_count._heads_table[0]
+    hi = data.draw(st.integers(0, len(buf) + 2))
+    lo = data.draw(st.integers(0, len(buf) + 2))
+    assert pg_count.heads_and_tags(buf, table, lo, hi) == heads_and_tags_reference(
+        buf, table, lo, hi
+    )
+
+
+def test_heads_and_tags_refuse_a_table_that_maps_other_bytes_to_the_marks() -> None:
+    table = bytearray(prefixed_format("pgbadger")._entry_count._heads_table[0])
+    table[ord("x")] = ord(":")
+    with pytest.raises(ValueError, match="newline, colon and space"):
+        pg_count.heads_and_tags(b"x:  \n", bytes(table), 0, 5)

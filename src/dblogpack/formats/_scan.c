@@ -535,7 +535,143 @@ group_lines(PyObject *Py_UNUSED(module), PyObject *args)
     return grouping.groups;
 }
 
+/* ---- pg-stderr's line heads and follow-up tags (pg_count.heads_and_tags_reference) ------- */
+
+/* The classes of pg_count's mapped pass. */
+#define HEAD_CLASS 1
+#define TAG_CLASS 2
+static const char TAG_REST[] = ":  ";
+
+typedef struct {
+    Py_ssize_t *at;
+    Py_ssize_t size, allocated;
+} Offsets;
+
+static int
+offsets_add(Offsets *offsets, Py_ssize_t at)
+{
+    if (offsets->size == offsets->allocated) {
+        Py_ssize_t more = offsets->allocated ? 2 * offsets->allocated : 1024;
+        Py_ssize_t *grown = PyMem_RawRealloc(offsets->at, (size_t)more * sizeof(Py_ssize_t));
+        if (grown == NULL)
+            return -1;
+        offsets->at = grown;
+        offsets->allocated = more;
+    }
+    offsets->at[offsets->size++] = at;
+    return 0;
+}
+
+/* Whether `table` maps a newline, a colon and a space each to itself and no other byte to
+ * them: then a mapped newline, colon or space is the byte itself. */
+static int
+plain_marks(const unsigned char *table)
+{
+    for (int byte = 0; byte < 256; byte++) {
+        int mark = byte == '\n' || byte == ':' || byte == ' ';
+        int to_mark = table[byte] == '\n' || table[byte] == ':' || table[byte] == ' ';
+        if (mark ? table[byte] != byte : to_mark)
+            return 0;
+    }
+    return 1;
+}
+
+/* Newlines in data[lo:end] followed, inside it, by a byte of the head class. */
+static Py_ssize_t
+count_heads(const char *data, Py_ssize_t lo, Py_ssize_t end, const unsigned char *table)
+{
+    Py_ssize_t count = 0;
+    const char *at = data + lo, *last = data + end - 1, *newline;
+    while (at < last && (newline = memchr(at, '\n', (size_t)(last - at))) != NULL) {
+        count += table[(unsigned char)newline[1]] == HEAD_CLASS;
+        at = newline + 1;
+    }
+    return count;
+}
+
+/* Offsets of a tag-class byte followed by `:  `, wholly inside data[lo:hi]. */
+static int
+find_tags(const char *data, Py_ssize_t lo, Py_ssize_t hi, const unsigned char *table,
+          Offsets *tags)
+{
+    Py_ssize_t at = lo + 1;
+    while (at < hi) {
+        Py_ssize_t colon = find_pair(data, at, hi, TAG_REST, 3, 0, 2);
+        if (colon < 0)
+            return 0;
+        if (table[(unsigned char)data[colon - 1]] == TAG_CLASS) {
+            if (offsets_add(tags, colon - 1) < 0)
+                return -1;
+            at = colon + 3;
+        }
+        else
+            at = colon + 1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(heads_and_tags_doc,
+"heads_and_tags(buf, table, lo, hi)\n--\n\n"
+"With buf's bytes mapped by `table` (classes as pg_count maps them; a newline, colon and space\n"
+"map to themselves alone): the newline + head-class pairs in buf[lo:hi-1] and the offsets of\n"
+"the tag-class + `:  ` quadruples in buf[lo:hi] (0 <= lo; hi is clamped to the buffer). The\n"
+"GIL is released while the bytes are read.");
+
+static PyObject *
+heads_and_tags(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    Py_buffer buf, table;
+    Py_ssize_t lo, hi;
+    if (!PyArg_ParseTuple(args, "y*y*nn:heads_and_tags", &buf, &table, &lo, &hi))
+        return NULL;
+    PyObject *result = NULL;
+    Offsets tags = {NULL, 0, 0};
+    const unsigned char *classes = table.buf;
+    if (table.len != 256 || !plain_marks(classes)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "the table must map 256 bytes, a newline, colon and space to themselves");
+        goto done;
+    }
+    if (lo < 0 || hi < 0) {
+        PyErr_SetString(PyExc_ValueError, "heads_and_tags needs 0 <= lo and 0 <= hi");
+        goto done;
+    }
+    /* The heads' range ends a byte before the tags' (at 0 for an empty one), both clamped. */
+    Py_ssize_t end = Py_MIN(hi > 0 ? hi - 1 : 0, buf.len);
+    hi = Py_MIN(hi, buf.len);
+    end = Py_MIN(end, hi);
+    lo = Py_MIN(lo, hi);
+    Py_ssize_t heads;
+    int failed;
+    Py_BEGIN_ALLOW_THREADS
+    heads = count_heads(buf.buf, lo, end, classes);
+    failed = find_tags(buf.buf, lo, hi, classes, &tags);
+    Py_END_ALLOW_THREADS
+    if (failed) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    PyObject *offsets = PyList_New(tags.size);
+    if (offsets == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < tags.size; i++) {
+        PyObject *at = PyLong_FromSsize_t(tags.at[i]);
+        if (at == NULL) {
+            Py_DECREF(offsets);
+            goto done;
+        }
+        PyList_SET_ITEM(offsets, i, at);
+    }
+    result = Py_BuildValue("nN", heads, offsets);
+done:
+    PyMem_RawFree(tags.at);
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&table);
+    return result;
+}
+
 static PyMethodDef scan_methods[] = {
+    {"heads_and_tags", heads_and_tags, METH_VARARGS, heads_and_tags_doc},
     {"group_lines", group_lines, METH_VARARGS, group_lines_doc},
     {"slow_lines", slow_lines, METH_VARARGS, slow_lines_doc},
     {"every_line_starts_with", every_line_starts_with, METH_VARARGS, every_line_starts_with_doc},

@@ -97,7 +97,7 @@ class EntryCount:
         prefix can start with a newline."""
         table, shared = self._heads_table
         if shared:
-            return count_and_find_mapped(buf, table, lo, hi, (_HEAD, hi - 1), _TAG)
+            return heads_and_tags(buf, table, lo, hi)
         if table:
             heads = count_and_find_mapped(buf, table, lo, hi, (_HEAD, hi - 1), None)[0]
         else:
@@ -181,6 +181,14 @@ class EntryCount:
         return self._starts_entry(buf, line) == orphans
 
 
+def heads_and_tags_reference(buf: bytes, table: bytes, lo: int, hi: int) -> tuple[int, list[int]]:
+    """With buf's bytes mapped by `table` (a newline, colon and space to themselves alone): the
+    line heads (newline + head class) in buf[lo:hi-1] and the offsets of the follow-up tags (tag
+    class + `:  `) in buf[lo:hi]. The reference of the compiled pass (and what runs where it is
+    not built): one mapping, count and search a slice at a time."""
+    return count_and_find_mapped(buf, table, lo, hi, (_HEAD, hi - 1), _TAG)
+
+
 def _lines_and_befores(buf: bytes, lo: int, hits: list[int]) -> tuple[list[int], list[int]]:
     """The starts of the lines of `hits` (ascending offsets in buf[lo:]; a line starts at `lo`
     at the earliest) and of the lines before them (0 for a line at 0)."""
@@ -210,3 +218,9 @@ def _class_table(classes: dict[int, int]) -> bytes:
 
 
 _TAG_TABLE = _class_table(_TAG_CLASSES)
+
+
+try:
+    from dblogpack.formats._scan import heads_and_tags
+except ImportError:  # a source tree whose extension is not built: the reference pass runs
+    heads_and_tags = heads_and_tags_reference
