@@ -589,24 +589,37 @@ count_heads(const char *data, Py_ssize_t lo, Py_ssize_t end, const unsigned char
     return count;
 }
 
-/* Offsets of a tag-class byte followed by `:  `, wholly inside data[lo:hi]. */
+static int
+is_tag(const char *data, Py_ssize_t at, const unsigned char *table)
+{
+    return table[(unsigned char)data[at]] == TAG_CLASS && memcmp(data + at + 1, TAG_REST, 3) == 0;
+}
+
+/* Offsets of a tag-class byte followed by `:  `, wholly inside data[lo:hi]. With SSE2, 16
+ * offsets a step are matched against the colon and the last space (a few instructions a step:
+ * the pass is bound by them, not by memory), and each candidate is checked whole; a pg-stderr
+ * line's level ends in `:  ` too, so there is about one a line. Tags cannot overlap. */
 static int
 find_tags(const char *data, Py_ssize_t lo, Py_ssize_t hi, const unsigned char *table,
           Offsets *tags)
 {
-    Py_ssize_t at = lo + 1;
-    while (at < hi) {
-        Py_ssize_t colon = find_pair(data, at, hi, TAG_REST, 3, 0, 2);
-        if (colon < 0)
-            return 0;
-        if (table[(unsigned char)data[colon - 1]] == TAG_CLASS) {
-            if (offsets_add(tags, colon - 1) < 0)
+    Py_ssize_t at = lo;
+#if defined(__SSE2__)
+    const __m128i colon = _mm_set1_epi8(':'), space = _mm_set1_epi8(' ');
+    for (; at + 4 + 16 <= hi; at += 16) {
+        unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(
+            _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(data + at + 1)), colon),
+            _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(data + at + 3)), space)));
+        for (; mask != 0; mask &= mask - 1) {
+            Py_ssize_t tag = at + __builtin_ctz(mask);
+            if (is_tag(data, tag, table) && offsets_add(tags, tag) < 0)
                 return -1;
-            at = colon + 3;
         }
-        else
-            at = colon + 1;
     }
+#endif
+    for (; at + 4 <= hi; at++)
+        if (is_tag(data, at, table) && offsets_add(tags, at) < 0)
+            return -1;
     return 0;
 }
 
