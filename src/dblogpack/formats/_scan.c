@@ -1,10 +1,11 @@
 /* The engine's compiled scan loops: the per-line work of a scan that no chain of C-speed
- * primitives called from Python does cheaply (docs/benchmarks.md, "The compiled scan core").
+ * primitives called from Python does cheaply (docs/engine.md, "3. Scanning").
  *
  * Each function is an exact transcription of a Python reference kept beside its caller
- * (mongo_slow_lines.SlowLines.find_reference, json_lines.every_line_starts_with_reference);
- * the tests compare them on generated chunks cut at every kind of boundary. What is rare or
- * needs a full parse stays in Python: these loops call back into it for such lines.
+ * (mongo_slow_lines.slow_lines_reference, mongo_slow.group_lines_reference,
+ * pg_count.heads_and_tags_reference, json_lines.every_line_starts_with_reference), which also
+ * runs where this module is not built; tests/unit/test_compiled_scan.py holds each to its
+ * reference. What is rare or needs a full parse stays in Python: the loops call back into it.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -19,13 +20,14 @@ static const char DURATION[] = "\"durationMillis\":";
 static const char CODE[] = "\"code\":";
 #define NEEDLE_LEN ((Py_ssize_t)(sizeof NEEDLE - 1))
 #define AFTER_COMMAND_LEN ((Py_ssize_t)(sizeof AFTER_COMMAND - 1))
+#define DURATION_LEN ((Py_ssize_t)(sizeof DURATION - 1))
 #define CODE_LEN ((Py_ssize_t)(sizeof CODE - 1))
-/* The rare pairs of find_pair, counted in a 4 MiB chunk of the benchmark's mongo-json: the
- * needle's 1 and 3 (2.1k), planSummary's p and S (only its hits), code's c and colon (261). */
+/* find_pair's two offsets of each needle, the pair of bytes rarest in a 4 MiB chunk of the
+ * benchmark's mongo-json (counted for every pair): the needle's `1` and `3` (2.1k offsets, 707 of
+ * them hits), planSummary's `p` and `S` (only its hits), code's `c` and colon (261). */
 #define NEEDLE_PAIR 6, 9
 #define AFTER_COMMAND_PAIR 2, 6
 #define CODE_PAIR 1, 6
-#define DURATION_LEN ((Py_ssize_t)(sizeof DURATION - 1))
 /* mongo_slow_lines: _TAIL_BYTES, _DATE_AT, _MINUTE_TENS, _SECOND_TENS. */
 #define TAIL_BYTES 64
 #define DATE_AT 15
@@ -216,7 +218,7 @@ is_shape(PyObject *shape)
     return 0;
 }
 
-/* mongo_slow_lines.SlowLines.find_reference's loop, line for line (see there for the why). */
+/* mongo_slow_lines.slow_lines_reference's loop, line for line (see there for the why). */
 static int
 slow_lines_into(PyObject **columns, PyObject *buf, Py_ssize_t lo, Py_ssize_t hi, double least,
                 PyObject *keyed_flag, PyObject *shapes, PyObject *judge, PyObject *last_duration)
@@ -229,7 +231,8 @@ slow_lines_into(PyObject **columns, PyObject *buf, Py_ssize_t lo, Py_ssize_t hi,
     while (at >= 0) {
         const char *newline = memchr(data + at, '\n', (size_t)(hi - at));
         Py_ssize_t end = newline ? newline - data + 1 : hi;
-        Py_ssize_t cut = find_pair(data, at, end, AFTER_COMMAND, AFTER_COMMAND_LEN, AFTER_COMMAND_PAIR);
+        Py_ssize_t cut =
+            find_pair(data, at, end, AFTER_COMMAND, AFTER_COMMAND_LEN, AFTER_COMMAND_PAIR);
         Py_ssize_t start = at - id_at;
         PyObject *shape = NULL;
         if (cut > 0 && ((start > lo && data[start - 1] == '\n') || start == lo)) {
@@ -284,9 +287,10 @@ slow_lines_into(PyObject **columns, PyObject *buf, Py_ssize_t lo, Py_ssize_t hi,
 
 PyDoc_STRVAR(slow_lines_doc,
 "slow_lines(buf, lo, hi, least, keyed, shapes, judge, last_duration)\n--\n\n"
-"The slow lines of buf[lo:hi] as seven lists: starts, ends, durations, keys, dates, zones,\n"
-"cuts. Lines of a shape in `shapes` are read here; the others by judge(buf, start, at, end,\n"
-"least, keyed), which returns a row or None (and may learn a shape).");
+"The slow lines of buf[lo:hi] as six lists: starts, ends, durations, summary keys, dates and\n"
+"zones (as mongo_slow_lines.slow_lines_reference gives them). Lines of a shape in `shapes` are\n"
+"read here; the others by judge(buf, start, at, end, least, keyed), which returns a row or\n"
+"None (and may learn a shape).");
 
 static PyObject *
 slow_lines(PyObject *Py_UNUSED(module), PyObject *args)
