@@ -44,6 +44,21 @@ _MET_ONCE = b"met once"
 # its index and whether its command is learnt.
 CommandOf = Callable[[int, bytes], bytes | None]
 NewGroup = Callable[[int, bool], DetailGroup]
+# group_lines(chosen, keys, durations, learnt, unseen, met_once, command_of, new_group):
+# group_lines_reference's signature, which the compiled loop shares.
+GroupLines = Callable[
+    [
+        range | list[int],
+        list[bytes | None],
+        list[float],
+        dict[bytes, bytes | None],
+        bytes,
+        bytes,
+        CommandOf,
+        NewGroup,
+    ],
+    list[DetailGroup],
+]
 # (first entry's detail) of one selected line: buf, start, end, timestamp, duration.
 DetailOf = Callable[[bytes, int, int, float, float | None], EntryDetail]
 TimeOf = Callable[["re.Match[bytes]"], float | None]

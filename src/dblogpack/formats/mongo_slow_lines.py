@@ -87,6 +87,9 @@ Shapes = dict[bytes, _Shape]
 # None.
 Judge = Callable[[bytes, int, int, int, float, bool], Row | None]
 DurationOf = Callable[[bytes, int, int], float | None]
+# slow_lines(buf, lo, hi, least, keyed, shapes, judge, duration_of): slow_lines_reference's
+# signature, which the compiled loop shares.
+FindSlowLines = Callable[[bytes, int, int, float, bool, Shapes, Judge, DurationOf], Columns]
 
 
 class SlowLines:
