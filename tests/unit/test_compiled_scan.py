@@ -31,7 +31,8 @@ from dblogpack.formats.mongo_slow_lines import (
     last_duration,
     slow_lines_reference,
 )
-from dblogpack.formats.pg_count import heads_and_tags_reference
+from dblogpack.formats.pg_count import _TAG_TABLE as TAG_TABLE
+from dblogpack.formats.pg_count import follow_up_tags_reference, heads_and_tags_reference
 from dblogpack.model import DetailGroup
 from dblogpack.synth import Plan, build, generate
 
@@ -42,6 +43,7 @@ def test_the_installed_engine_runs_the_compiled_loops() -> None:
     assert mongo_slow_lines.slow_lines is not slow_lines_reference
     assert mongo_slow.group_lines is not group_lines_reference
     assert pg_count.heads_and_tags is not heads_and_tags_reference
+    assert pg_count.follow_up_tags is not follow_up_tags_reference
     assert json_lines.every_line_starts_with is not every_line_starts_with_reference
     assert mongo_slow_lines.slow_lines.__module__ == "dblogpack.formats._scan"
 
@@ -119,14 +121,22 @@ _SOUP = [
 ]
 
 
+@st.composite
+def soup(draw: st.DrawFn, parts: list[bytes], past_end: int = 2) -> tuple[bytes, int, int]:
+    """Some of `parts` joined, and two bounds anywhere in them or up to `past_end` past them."""
+    buf = b"".join(draw(st.lists(st.sampled_from(parts), max_size=60)))
+    bound = st.integers(0, len(buf) + past_end)
+    return buf, draw(bound), draw(bound)
+
+
 @settings(max_examples=500, deadline=None)
-@given(st.lists(st.sampled_from(_SOUP), max_size=60), st.booleans(), st.data())
+@given(soup(_SOUP, past_end=0), st.booleans())
 def test_slow_lines_of_byte_soup_are_those_of_the_reference_loop(
-    parts: list[bytes], keyed: bool, data: st.DataObject
+    buf_and_bounds: tuple[bytes, int, int], keyed: bool
 ) -> None:
-    buf = b"".join(parts)
-    hi = data.draw(st.integers(0, len(buf)))
-    both_ways(buf, data.draw(st.integers(0, hi)), hi, 0.0, keyed)
+    buf, *bounds = buf_and_bounds
+    lo, hi = sorted(bounds)
+    both_ways(buf, lo, hi, 0.0, keyed)
 
 
 @pytest.mark.parametrize("style", ["iso-local", "iso-utc", "number-long"])
@@ -154,22 +164,22 @@ _PIECES = [b"\n", b'{"t":{"$date":', b'{"t":', b"x", b"{", b"\r", b"\xff"]
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.lists(st.sampled_from(_PIECES), max_size=40), st.data())
+@given(soup(_PIECES))
 def test_every_line_starts_with_is_what_the_two_counts_tell(
-    parts: list[bytes], data: st.DataObject
+    buf_and_bounds: tuple[bytes, int, int],
 ) -> None:
-    buf = b"".join(parts)
-    stop = data.draw(st.integers(0, len(buf) + 2))
-    lo = data.draw(st.integers(0, len(buf)))
+    buf, lo, stop = buf_and_bounds
     marker = b'{"t":{"$date":'
     assert json_lines.every_line_starts_with(buf, marker, lo, stop) == (
         every_line_starts_with_reference(buf, marker, lo, stop)
     )
 
 
-def test_every_line_starts_with_refuses_a_marker_holding_a_newline() -> None:
+def test_every_line_starts_with_refuses_a_marker_holding_a_newline_or_negative_bounds() -> None:
     with pytest.raises(ValueError, match="newline"):
         json_lines.every_line_starts_with(b"a\nb", b"x\n", 0, 3)
+    with pytest.raises(ValueError, match="0 <= lo and 0 <= hi"):
+        json_lines.every_line_starts_with(b"a\nb", b"x", 0, -1)
 
 
 class _Commands:
@@ -246,20 +256,33 @@ def test_heads_and_tags_of_pg_logs_are_those_of_the_mapped_pass(
     )
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tagged_logs(), st.sampled_from(ALL_PREFIXES), st.data())
+def test_follow_up_tags_of_pg_logs_are_those_of_the_mapped_pass(
+    log: str, prefix: str, data: st.DataObject
+) -> None:
+    buf = laid_out(log, prefix)
+    lo, hi = data.draw(ranges(buf))
+    assert pg_count.follow_up_tags(buf, TAG_TABLE, lo, hi) == follow_up_tags_reference(
+        buf, TAG_TABLE, lo, hi
+    )
+
+
 _PG_SOUP = [b"\n", b"2", b"L", b"T", b"Y", b"N", b"R", b":", b" ", b":  ", b"L:  ", b"\t", b"\xff"]
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.lists(st.sampled_from(_PG_SOUP), max_size=80), st.data())
+@given(soup(_PG_SOUP))
 def test_heads_and_tags_of_byte_soup_are_those_of_the_mapped_pass(
-    parts: list[bytes], data: st.DataObject
+    buf_and_bounds: tuple[bytes, int, int],
 ) -> None:
-    buf = b"".join(parts)
+    buf, lo, hi = buf_and_bounds
     table = prefixed_format("pgbadger")._entry_count._heads_table[0]
-    hi = data.draw(st.integers(0, len(buf) + 2))
-    lo = data.draw(st.integers(0, len(buf) + 2))
     assert pg_count.heads_and_tags(buf, table, lo, hi) == heads_and_tags_reference(
         buf, table, lo, hi
+    )
+    assert pg_count.follow_up_tags(buf, TAG_TABLE, lo, hi) == follow_up_tags_reference(
+        buf, TAG_TABLE, lo, hi
     )
 
 
@@ -268,3 +291,7 @@ def test_heads_and_tags_refuse_a_table_that_maps_other_bytes_to_the_marks() -> N
     table[ord("x")] = ord(":")
     with pytest.raises(ValueError, match="newline, colon and space"):
         pg_count.heads_and_tags(b"x:  \n", bytes(table), 0, 5)
+    with pytest.raises(ValueError, match="colon and space"):
+        pg_count.follow_up_tags(b"x:  \n", bytes(table), 0, 5)
+    with pytest.raises(ValueError, match="0 <= lo and 0 <= hi"):
+        pg_count.follow_up_tags(b"x:  \n", TAG_TABLE, 0, -1)

@@ -3,7 +3,8 @@
  *
  * Each function is an exact transcription of a Python reference kept beside its caller
  * (mongo_slow_lines.slow_lines_reference, mongo_slow.group_lines_reference,
- * pg_count.heads_and_tags_reference, json_lines.every_line_starts_with_reference), which also
+ * pg_count.heads_and_tags_reference and follow_up_tags_reference,
+ * json_lines.every_line_starts_with_reference), which also
  * runs where this module is not built; tests/unit/test_compiled_scan.py holds each to its
  * reference. What is rare or needs a full parse stays in Python: the loops call back into it.
  */
@@ -64,6 +65,19 @@ find_pair(const char *buf, Py_ssize_t from, Py_ssize_t to, const char *needle, P
         if (buf[at + one] == needle[one] && memcmp(buf + at, needle, (size_t)size) == 0)
             return at;
     return -1;
+}
+
+/* A range's bounds as a slice's, negative ones refused: hi clamped to the buffer, lo to hi. */
+static int
+clamp_range(const char *name, Py_ssize_t size, Py_ssize_t *lo, Py_ssize_t *hi)
+{
+    if (*lo < 0 || *hi < 0) {
+        PyErr_Format(PyExc_ValueError, "%s needs 0 <= lo and 0 <= hi", name);
+        return -1;
+    }
+    *hi = Py_MIN(*hi, size);
+    *lo = Py_MIN(*lo, *hi);
+    return 0;
 }
 
 static int
@@ -348,7 +362,8 @@ lines_start_with(const char *data, Py_ssize_t lo, Py_ssize_t stop, const char *m
 PyDoc_STRVAR(every_line_starts_with_doc,
 "every_line_starts_with(buf, marker, lo, stop)\n--\n\n"
 "Whether every newline in buf[lo:stop] is followed by `marker` (which holds no newline),\n"
-"wholly inside buf[lo:stop] (0 <= lo; stop is clamped to the buffer, as a slice's end is).\n"
+"wholly inside buf[lo:stop] (0 <= lo, 0 <= stop; stop is clamped to the buffer, as a slice's\n"
+"end is).\n"
 "The GIL is released while the bytes are read.");
 
 static PyObject *
@@ -359,14 +374,8 @@ every_line_starts_with(PyObject *Py_UNUSED(module), PyObject *args)
     if (!PyArg_ParseTuple(args, "y*y*nn:every_line_starts_with", &buf, &marker, &lo, &stop))
         return NULL;
     PyObject *result = NULL;
-    if (lo < 0) {
-        PyErr_SetString(PyExc_ValueError, "every_line_starts_with needs 0 <= lo");
+    if (clamp_range("every_line_starts_with", buf.len, &lo, &stop) < 0)
         goto done;
-    }
-    if (stop > buf.len)  /* as a count's end past the buffer is its end */
-        stop = buf.len;
-    if (stop < lo)
-        stop = lo;
     const char *mark = marker.buf;
     if (memchr(mark, '\n', (size_t)marker.len) != NULL) {
         PyErr_SetString(PyExc_ValueError, "the marker must not hold a newline");
@@ -566,18 +575,22 @@ offsets_add(Offsets *offsets, Py_ssize_t at)
     return 0;
 }
 
-/* Whether `table` maps a newline, a colon and a space each to itself and no other byte to
- * them: then a mapped newline, colon or space is the byte itself. */
+/* Whether `table` maps 256 bytes, each byte of `marks` to itself and no other byte to one of
+ * them (then a mapped mark is the byte itself); a ValueError naming `what` if not. */
 static int
-plain_marks(const unsigned char *table)
+marks_alone(const Py_buffer *table, const char *marks, const char *what)
 {
-    for (int byte = 0; byte < 256; byte++) {
-        int mark = byte == '\n' || byte == ':' || byte == ' ';
-        int to_mark = table[byte] == '\n' || table[byte] == ':' || table[byte] == ' ';
-        if (mark ? table[byte] != byte : to_mark)
-            return 0;
+    const unsigned char *classes = table->buf;
+    int alone = table->len == 256;
+    for (int byte = 0; byte < 256 && alone; byte++) {
+        int mark = byte != 0 && strchr(marks, byte) != NULL;
+        int to_mark = classes[byte] != 0 && strchr(marks, classes[byte]) != NULL;
+        alone = mark ? classes[byte] == byte : !to_mark;
     }
-    return 1;
+    if (!alone)
+        PyErr_Format(PyExc_ValueError, "the table must map 256 bytes, %s to themselves alone",
+                     what);
+    return alone;
 }
 
 /* Newlines in data[lo:end] followed, inside it, by a byte of the head class. */
@@ -627,68 +640,80 @@ find_tags(const char *data, Py_ssize_t lo, Py_ssize_t hi, const unsigned char *t
     return 0;
 }
 
-PyDoc_STRVAR(heads_and_tags_doc,
-"heads_and_tags(buf, table, lo, hi)\n--\n\n"
-"With buf's bytes mapped by `table` (classes as pg_count maps them; a newline, colon and space\n"
-"map to themselves alone): the newline + head-class pairs in buf[lo:hi-1] and the offsets of\n"
-"the tag-class + `:  ` quadruples in buf[lo:hi] (0 <= lo; hi is clamped to the buffer). The\n"
-"GIL is released while the bytes are read.");
-
 static PyObject *
-heads_and_tags(PyObject *Py_UNUSED(module), PyObject *args)
+offsets_list(const Offsets *offsets)
+{
+    PyObject *list = PyList_New(offsets->size);
+    for (Py_ssize_t i = 0; list != NULL && i < offsets->size; i++) {
+        PyObject *at = PyLong_FromSsize_t(offsets->at[i]);
+        if (at == NULL)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, i, at);
+    }
+    return list;
+}
+
+/* heads_and_tags, and with `with_heads` 0 follow_up_tags: the tags found and the heads counted,
+ * with the GIL released while the bytes are read. */
+static PyObject *
+mapped_pass(PyObject *args, const char *format, const char *name, int with_heads)
 {
     Py_buffer buf, table;
     Py_ssize_t lo, hi;
-    if (!PyArg_ParseTuple(args, "y*y*nn:heads_and_tags", &buf, &table, &lo, &hi))
+    if (!PyArg_ParseTuple(args, format, &buf, &table, &lo, &hi))
         return NULL;
     PyObject *result = NULL;
     Offsets tags = {NULL, 0, 0};
-    const unsigned char *classes = table.buf;
-    if (table.len != 256 || !plain_marks(classes)) {
-        PyErr_SetString(PyExc_ValueError,
-                        "the table must map 256 bytes, a newline, colon and space to themselves");
-        goto done;
+    /* The heads' range ends a byte before the tags' (at 0 for an empty one). */
+    Py_ssize_t end = hi > 0 ? hi - 1 : 0;
+    int usable = with_heads ? marks_alone(&table, "\n: ", "a newline, colon and space")
+                            : marks_alone(&table, ": ", "a colon and space");
+    if (usable && clamp_range(name, buf.len, &lo, &hi) == 0) {
+        Py_ssize_t heads = 0;
+        int failed;
+        Py_BEGIN_ALLOW_THREADS
+        if (with_heads)
+            heads = count_heads(buf.buf, lo, Py_MIN(end, hi), table.buf);
+        failed = find_tags(buf.buf, lo, hi, table.buf, &tags);
+        Py_END_ALLOW_THREADS
+        result = failed ? PyErr_NoMemory() : offsets_list(&tags);
+        if (with_heads && result != NULL)
+            result = Py_BuildValue("nN", heads, result);
     }
-    if (lo < 0 || hi < 0) {
-        PyErr_SetString(PyExc_ValueError, "heads_and_tags needs 0 <= lo and 0 <= hi");
-        goto done;
-    }
-    /* The heads' range ends a byte before the tags' (at 0 for an empty one), both clamped. */
-    Py_ssize_t end = Py_MIN(hi > 0 ? hi - 1 : 0, buf.len);
-    hi = Py_MIN(hi, buf.len);
-    end = Py_MIN(end, hi);
-    lo = Py_MIN(lo, hi);
-    Py_ssize_t heads;
-    int failed;
-    Py_BEGIN_ALLOW_THREADS
-    heads = count_heads(buf.buf, lo, end, classes);
-    failed = find_tags(buf.buf, lo, hi, classes, &tags);
-    Py_END_ALLOW_THREADS
-    if (failed) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    PyObject *offsets = PyList_New(tags.size);
-    if (offsets == NULL)
-        goto done;
-    for (Py_ssize_t i = 0; i < tags.size; i++) {
-        PyObject *at = PyLong_FromSsize_t(tags.at[i]);
-        if (at == NULL) {
-            Py_DECREF(offsets);
-            goto done;
-        }
-        PyList_SET_ITEM(offsets, i, at);
-    }
-    result = Py_BuildValue("nN", heads, offsets);
-done:
     PyMem_RawFree(tags.at);
     PyBuffer_Release(&buf);
     PyBuffer_Release(&table);
     return result;
 }
 
+PyDoc_STRVAR(heads_and_tags_doc,
+"heads_and_tags(buf, table, lo, hi)\n--\n\n"
+"With buf's bytes mapped by `table` (classes as pg_count maps them; a newline, colon and space\n"
+"map to themselves alone): the newline + head-class pairs in buf[lo:hi-1] and the offsets of\n"
+"the tag-class + `:  ` quadruples in buf[lo:hi] (0 <= lo, 0 <= hi; hi is clamped to the\n"
+"buffer). The GIL is released while the bytes are read.");
+
+static PyObject *
+heads_and_tags(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    return mapped_pass(args, "y*y*nn:heads_and_tags", "heads_and_tags", 1);
+}
+
+PyDoc_STRVAR(follow_up_tags_doc,
+"follow_up_tags(buf, table, lo, hi)\n--\n\n"
+"heads_and_tags' tags alone, for a table mapping a colon and space to themselves alone (the\n"
+"newline and the head classes do not matter).");
+
+static PyObject *
+follow_up_tags(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    return mapped_pass(args, "y*y*nn:follow_up_tags", "follow_up_tags", 0);
+}
+
 static PyMethodDef scan_methods[] = {
     {"heads_and_tags", heads_and_tags, METH_VARARGS, heads_and_tags_doc},
+    {"follow_up_tags", follow_up_tags, METH_VARARGS, follow_up_tags_doc},
     {"group_lines", group_lines, METH_VARARGS, group_lines_doc},
     {"slow_lines", slow_lines, METH_VARARGS, slow_lines_doc},
     {"every_line_starts_with", every_line_starts_with, METH_VARARGS, every_line_starts_with_doc},

@@ -97,7 +97,7 @@ class SlowLines:
     """Finds slow lines; the shapes learnt are kept from chunk to chunk."""
 
     def __init__(self) -> None:
-        self._shapes: dict[bytes, _Shape] = {}
+        self._shapes: Shapes = {}
 
     def find(self, buf: bytes, lo: int, hi: int, least: float, keyed: bool) -> Lines:
         """The slow lines of buf[lo:hi] (lo is a line start) whose duration is at least `least`;
@@ -160,9 +160,9 @@ def slow_lines_reference(
     """SlowLines.find's lines as columns, found by Python calling C primitives: the reference of
     the compiled loop (and what runs where the extension is not built). Lines of a shape in
     `shapes` are read here, the others by `judge`, which may learn their shape."""
-    # The hot loop: a few C calls a line, no Python function call for a known shape, and
-    # one row a line (the columns are made at C speed at the end).
-    # Rows with where the key's region ends (the end for a line judged alone).
+    # A few C calls a line, no Python function call for a known shape, and one row a line (the
+    # columns are made at C speed at the end), with where the key's region ends (the end for a
+    # line judged alone).
     rows: list[tuple[int, int, float, bytes | None, bytes, int, int]] = []
     add, find, rfind, shape_of = rows.append, buf.find, buf.rfind, shapes.get
     tail_of = _TAIL.search

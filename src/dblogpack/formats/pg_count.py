@@ -87,14 +87,14 @@ class EntryCount:
         Those are `orphans`, entries of their own; with orphans=False, the ones of
         the same process are counted instead (parts of the entry before them).
         """
-        tags = count_and_find_mapped(buf, _TAG_TABLE, lo, hi, None, _TAG)[1]
-        return self._follow_ups(buf, lo, tags, orphans)
+        return self._follow_ups(buf, lo, follow_up_tags(buf, _TAG_TABLE, lo, hi), orphans)
 
     def _heads_and_tags(self, buf: bytes, lo: int, hi: int) -> tuple[int, list[int]]:
         """Lines after the first of buf[lo:hi] whose first byte can start a prefix, and the
-        follow-up tags: one mapped pass; two when a byte a prefix can start with is one the
-        tags map (`L`, space...); the tags' pass and the regex's count of the lines when a
-        prefix can start with a newline."""
+        follow-up tags: one compiled pass (heads_and_tags); when a byte a prefix can start with
+        is one the tags map (`L`, space...), a mapped pass for the lines and the tags' compiled
+        pass; when a prefix can start with a newline, the regex's count of the lines and the
+        tags' pass."""
         table, shared = self._heads_table
         if shared:
             return heads_and_tags(buf, table, lo, hi)
@@ -103,7 +103,7 @@ class EntryCount:
         else:
             assert self._guarded_line is not None
             heads = count_line_heads(self._guarded_line, buf, lo, hi - 1)
-        return heads, count_and_find_mapped(buf, _TAG_TABLE, lo, hi, None, _TAG)[1]
+        return heads, follow_up_tags(buf, _TAG_TABLE, lo, hi)
 
     @cached_property
     def _heads_table(self) -> tuple[bytes, bool]:
@@ -189,6 +189,12 @@ def heads_and_tags_reference(buf: bytes, table: bytes, lo: int, hi: int) -> tupl
     return count_and_find_mapped(buf, table, lo, hi, (_HEAD, hi - 1), _TAG)
 
 
+def follow_up_tags_reference(buf: bytes, table: bytes, lo: int, hi: int) -> list[int]:
+    """heads_and_tags_reference's tags alone, for a table mapping a colon and space to themselves
+    alone: the reference of the compiled pass (and what runs where it is not built)."""
+    return count_and_find_mapped(buf, table, lo, hi, None, _TAG)[1]
+
+
 def _lines_and_befores(buf: bytes, lo: int, hits: list[int]) -> tuple[list[int], list[int]]:
     """The starts of the lines of `hits` (ascending offsets in buf[lo:]; a line starts at `lo`
     at the earliest) and of the lines before them (0 for a line at 0)."""
@@ -221,6 +227,6 @@ _TAG_TABLE = _class_table(_TAG_CLASSES)
 
 
 try:
-    from dblogpack.formats._scan import heads_and_tags
-except ImportError:  # a source tree whose extension is not built: the reference pass runs
-    heads_and_tags = heads_and_tags_reference
+    from dblogpack.formats._scan import follow_up_tags, heads_and_tags
+except ImportError:  # a source tree whose extension is not built: the reference passes run
+    follow_up_tags, heads_and_tags = follow_up_tags_reference, heads_and_tags_reference
