@@ -83,18 +83,21 @@ def test_the_framing_of_a_tail_is_the_framing_of_the_whole_buffer(
         assert offset + found == log_format.complete_length(buf)
 
 
+@pytest.mark.parametrize("first", [16 * 1024, 5000])
 @pytest.mark.parametrize("name", ["pg-stderr", "mongo-json", "pg-csv"])
 def test_chunks_read_ahead_by_a_thread_scan_as_chunks_read_in_turn(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, first: int
 ) -> None:
     """An in-process scan compressing as it goes reads the next chunk in a thread while it
-    scans one: the same chunks, the same selection, and the member holds exactly those bytes."""
+    scans one (the first one smaller): the same chunks, the same selection as one whole read,
+    and the member holds exactly those bytes."""
     from isal import isal_zlib
 
     data, entries = synthetic_log(name)
     path = tmp_path / "a.log"
     path.write_bytes(data)
     monkeypatch.setattr(chunkreads, "_TAIL", 2 * 1024)
+    monkeypatch.setattr(scanpool, "THREADED_FIRST_CHUNK", first)
     for window in windows(entries)[:4]:
         for kind in LogKind:
             query = Query(window, kind, details=kind is not LogKind.ALL)
@@ -104,6 +107,7 @@ def test_chunks_read_ahead_by_a_thread_scan_as_chunks_read_in_turn(
             )
             ahead, in_turn = scanpool._scan_piece(task, level=1), scanpool._scan_piece(task)
             assert outcome(ahead) == outcome(in_turn), (window, kind)
+            assert outcome(ahead) == outcome(scanpool._scan_piece(task._replace(chunk=0)))
             assert ahead.member is not None
             packed = b"".join(ahead.member.compressed_chunks())
             assert isal_zlib.decompress(packed, wbits=31) == b"".join(
