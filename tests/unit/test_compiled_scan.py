@@ -4,6 +4,7 @@ installed engine runs them (a build that silently fell back would pass every oth
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from tests.unit.test_formats_pg_count import (
 )
 from tests.unit.test_mongo_slow_lines import _lines
 
-from dblogpack.formats import json_lines, mongo_slow, mongo_slow_lines, pg_count
+from dblogpack.formats import _scan, json_lines, mongo_slow, mongo_slow_lines, pg_count
 from dblogpack.formats.json_lines import every_line_starts_with_reference
 from dblogpack.formats.mongo_slow import _MET_ONCE as MET_ONCE
 from dblogpack.formats.mongo_slow import _UNSEEN as UNSEEN
@@ -33,6 +34,7 @@ from dblogpack.formats.mongo_slow_lines import (
 )
 from dblogpack.formats.pg_count import _TAG_TABLE as TAG_TABLE
 from dblogpack.formats.pg_count import follow_up_tags_reference, heads_and_tags_reference
+from dblogpack.formats.pg_prefix import captured, line_program, unread_names
 from dblogpack.model import DetailGroup
 from dblogpack.synth import Plan, build, generate
 
@@ -45,6 +47,7 @@ def test_the_installed_engine_runs_the_compiled_loops() -> None:
     assert pg_count.heads_and_tags is not heads_and_tags_reference
     assert pg_count.follow_up_tags is not follow_up_tags_reference
     assert json_lines.every_line_starts_with is not every_line_starts_with_reference
+    assert pg_count.pair_follow_ups is _scan.pair_follow_ups
     assert mongo_slow_lines.slow_lines.__module__ == "dblogpack.formats._scan"
 
 
@@ -295,3 +298,96 @@ def test_heads_and_tags_refuse_a_table_that_maps_other_bytes_to_the_marks() -> N
         pg_count.follow_up_tags(b"x:  \n", bytes(table), 0, 5)
     with pytest.raises(ValueError, match="0 <= lo and 0 <= hi"):
         pg_count.follow_up_tags(b"x:  \n", TAG_TABLE, 0, -1)
+
+
+# The prefixes whose line heads the compiled pairing reads from a program, and those whose every
+# parse is not decided byte by byte (free text, names but `%u@%d `, a process after %q or glued
+# to digits, a newline), left to the pair regex.
+PROGRAMMED = ["coded", "debian", "default", "epoch", "literal-first", "no-process", "pid-first",
+              "session-first", "space-first", "sqlstate-first", "tag-letter-first", "xid-first"]
+
+
+def test_the_common_prefixes_have_line_programs_and_the_undecided_ones_none() -> None:
+    assert [p for p in ALL_PREFIXES if line_program(prefixed_format(p).prefix)] == sorted(
+        PROGRAMMED, key=ALL_PREFIXES.index
+    )
+
+
+def both_pairings(count: pg_count.EntryCount, buf: bytes, lo: int, hi: int) -> None:
+    """The compiled pairing reads the follow-up tags of buf[lo:hi] as the pair regex does: the
+    same counts, and the same tags left to the general reading."""
+    program = line_program(count._prefix)
+    assert program is not None
+    tags = follow_up_tags_reference(buf, TAG_TABLE, lo, hi)
+    skip_tabs = count._guarded_line is not None
+    assert _scan.pair_follow_ups(buf, lo, tags, program, skip_tabs) == count.pairs_by_regex(
+        buf, lo, tags
+    )
+
+
+def head_by_regex(prefix: str, buf: bytes, at: int) -> tuple[int, ...] | None:
+    """What the pair regex reads of the line head at `at`: its end, its process's span (-1, -1
+    without one) and its level's."""
+    compiled = prefixed_format(prefix).prefix
+    names = {compiled.process_group, "level"} - {None}
+    found = re.compile(unread_names(captured(compiled.line.pattern, names))).match(buf, at)
+    if found is None:
+        return None
+    process = found.span(compiled.process_group) if compiled.process_group else (-1, -1)
+    return (found.end(), *process, *found.span("level"))
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tagged_logs(), st.sampled_from(PROGRAMMED), st.data())
+def test_line_heads_read_by_program_are_those_the_pair_regex_reads(
+    log: str, prefix: str, data: st.DataObject
+) -> None:
+    buf = laid_out(log, prefix)
+    # Lines as written, and cut, or with a byte changed or put anywhere in their heads.
+    line = data.draw(st.sampled_from([0, *(at + 1 for at in range(len(buf)) if buf[at] == 10)]))
+    edit = data.draw(st.integers(line, min(line + 60, len(buf))))
+    put = data.draw(st.sampled_from([b"", b"x", b"9", b"1", b"a", b"A", b" ", b"@", b"[", b"\n",
+                                     b":", b"-", b"."]))
+    program = line_program(prefixed_format(prefix).prefix)
+    assert program is not None
+    changed, inserted = buf[:edit] + put + buf[edit + 1 :], buf[:edit] + put + buf[edit:]
+    for text in (buf, buf[:edit], changed, inserted):
+        assert _scan.read_head(text, line, program) == head_by_regex(prefix, text, line)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tagged_logs(), st.sampled_from(PROGRAMMED), st.data())
+def test_follow_ups_paired_by_program_are_those_the_pair_regex_pairs(
+    log: str, prefix: str, data: st.DataObject
+) -> None:
+    buf = laid_out(log, prefix)
+    lo, hi = data.draw(ranges(buf))
+    both_pairings(prefixed_format(prefix)._entry_count, buf, lo, hi)
+
+
+_HEAD_SOUP = [b"\n", b"\t", b"2024-11-03 01:10:00.000 CDT ", b"[11] ", b"[12] ", b"a@db ",
+              b"42P01 ", b"DETAIL:  ", b"HINT:  ", b"LOG:  ", b"FATAL:  ", b"DEBUG2:  ",
+              b"CONT:  ", b"QUERY:  ", b"x", b"9", b"\xff"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(soup(_HEAD_SOUP, past_end=0), st.sampled_from(["debian", "coded", "no-process"]))
+def test_follow_ups_of_head_soup_paired_by_program_are_those_the_pair_regex_pairs(
+    buf_and_bounds: tuple[bytes, int, int], prefix: str
+) -> None:
+    buf, lo, hi = buf_and_bounds
+    lo, hi = min(lo, hi), max(lo, hi)
+    both_pairings(prefixed_format(prefix)._entry_count, buf, lo, hi)
+
+
+def test_levels_that_only_begin_or_end_like_a_follow_up_level_are_not_one() -> None:
+    head = "2024-11-03 01:10:00.000 CDT [11] a@db "
+    levels = ["CONT", "HIN", "TEXT", "XDETAIL", "LOCATIONN", "DETAIL"]
+    buf = "".join(f"{head}{level}:  x\n" for level in ["LOG", *levels]).encode()
+    count = prefixed_format("debian")._entry_count
+    both_pairings(count, buf, 0, len(buf))
+    program = line_program(count._prefix)
+    assert program is not None
+    tags = follow_up_tags_reference(buf, TAG_TABLE, 0, len(buf))
+    assert len(tags) == len(levels)
+    assert _scan.pair_follow_ups(buf, 0, tags, program, True) == (1, 0, [])

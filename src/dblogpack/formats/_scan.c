@@ -6,7 +6,10 @@
  * pg_count.heads_and_tags_reference and follow_up_tags_reference,
  * json_lines.every_line_starts_with_reference), which also
  * runs where this module is not built; tests/unit/test_compiled_scan.py holds each to its
- * reference. What is rare or needs a full parse stays in Python: the loops call back into it.
+ * reference. The follow-up pairing reads line heads from a program (pg_prefix.line_program)
+ * where its reference, pg_count.EntryCount.pairs_by_regex, matches a regex; the tests hold the
+ * two to each other line by line and pair by pair. What is rare or needs a full parse stays in
+ * Python: the loops call back into it, or leave it to the caller.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -711,9 +714,251 @@ follow_up_tags(PyObject *Py_UNUSED(module), PyObject *args)
     return mapped_pass(args, "y*y*nn:follow_up_tags", "follow_up_tags", 0);
 }
 
+/* ---- pg-stderr's follow-up pairs (pg_count.EntryCount's pair regex) ---------------------- */
+
+/* What a line head's program (pg_prefix.line_program) read: where its process value and its
+ * level are (the process at -1 when the program marks none). */
+typedef struct {
+    Py_ssize_t process_start, process_end, level_start, level_end;
+} HeadParse;
+
+static int
+in_class(const unsigned char *bits, unsigned char byte)
+{
+    return bits[byte >> 3] >> (byte & 7) & 1;
+}
+
+/* The end of the head program[i:stop] reads at data[at:n], or -1 if it does not match. Every
+ * token is decided byte by byte (line_program refuses the others), so the first parse is the
+ * only one: runs are taken greedily, and an optional part is left out only when the level does
+ * not follow it. */
+static Py_ssize_t
+match_head(const unsigned char *program, Py_ssize_t i, Py_ssize_t stop, const char *data,
+           Py_ssize_t n, Py_ssize_t at, HeadParse *parse)
+{
+    while (i < stop) {
+        unsigned char token = program[i++];
+        if (token == 'L') {
+            /* Literals are a byte or two: compared inline, not by a call. */
+            Py_ssize_t length = program[i++];
+            if (length > n - at)
+                return -1;
+            for (Py_ssize_t k = 0; k < length; k++)
+                if (data[at + k] != (char)program[i + k])
+                    return -1;
+            at += length;
+            i += length;
+        } else if (token == 'R') {
+            int least = program[i], most = program[i + 1];
+            const unsigned char *bits = program + i + 2;
+            Py_ssize_t from = at, limit = most == 255 ? n : Py_MIN(n, at + most);
+            i += 34;
+            while (at < limit && in_class(bits, (unsigned char)data[at]))
+                at++;
+            if (at - from < least)
+                return -1;
+        } else if (token == 'P') {
+            parse->process_start = at;
+        } else if (token == 'p') {
+            parse->process_end = at;
+        } else if (token == 'O') {
+            Py_ssize_t length = program[i++];
+            Py_ssize_t end = match_head(program, i, i + length, data, n, at, parse);
+            if (end >= 0 && (end = match_head(program, i + length, stop, data, n, end, parse)) >= 0)
+                return end;
+            i += length;
+        } else { /* 'V': [A-Z]+[1-5]?:  */
+            Py_ssize_t from = at;
+            while (at < n && data[at] >= 'A' && data[at] <= 'Z')
+                at++;
+            if (at == from)
+                return -1;
+            if (at < n && data[at] >= '1' && data[at] <= '5')
+                at++;
+            if (3 > n - at || memcmp(data + at, TAG_REST, 3) != 0)
+                return -1;
+            parse->level_start = from;
+            parse->level_end = at;
+            at += 3;
+        }
+    }
+    return at;
+}
+
+static const char *const FOLLOW_UP_LEVELS[] = {
+    "DETAIL", "HINT", "CONTEXT", "STATEMENT", "QUERY", "LOCATION",
+};
+
+static int
+is_follow_up_level(const char *data, const HeadParse *parse)
+{
+    size_t length = (size_t)(parse->level_end - parse->level_start);
+    for (size_t k = 0; k < sizeof FOLLOW_UP_LEVELS / sizeof FOLLOW_UP_LEVELS[0]; k++)
+        if (strlen(FOLLOW_UP_LEVELS[k]) == length &&
+            memcmp(data + parse->level_start, FOLLOW_UP_LEVELS[k], length) == 0)
+            return 1;
+    return 0;
+}
+
+static Py_ssize_t
+last_newline(const char *data, Py_ssize_t from, Py_ssize_t to)
+{
+    const char *found = to > from ? memrchr(data + from, '\n', (size_t)(to - from)) : NULL;
+    return found == NULL ? -1 : found - data;
+}
+
+/* pg_count's line of a hit and the line before it (_lines_and_befores; with `skip_tabs`, the
+ * line before TAB lines, as _before_tabs). */
+static void
+line_and_before(const char *data, Py_ssize_t lo, Py_ssize_t hit, int skip_tabs,
+                Py_ssize_t *line, Py_ssize_t *before)
+{
+    Py_ssize_t newline = last_newline(data, lo, hit);
+    if (newline >= 0) {
+        *line = newline + 1;
+        *before = last_newline(data, 0, newline) + 1;
+    } else {
+        *line = lo;
+        *before = lo ? last_newline(data, 0, lo - 1) + 1 : 0;
+    }
+    while (skip_tabs && *before > 0 && data[*before] == '\t')
+        *before = last_newline(data, 0, *before - 1) + 1;
+}
+
+/* How the pair regex reads the hit: 1 paired (`same` tells whether both lines have one
+ * process), 0 not paired; `follow_up` whether the hit's level is a follow-up's. */
+static int
+read_pair(const unsigned char *program, Py_ssize_t length, const char *data, Py_ssize_t n,
+          Py_ssize_t line, Py_ssize_t before, Py_ssize_t hit, int *follow_up, int *same)
+{
+    HeadParse first = {-1, -1, -1, -1}, second = {-1, -1, -1, -1};
+    Py_ssize_t at = match_head(program, 0, length, data, n, before, &first);
+    if (at < 0)
+        return 0;
+    /* [^\n]*+(?:\n\t[^\n]*+)*+\n */
+    for (;;) {
+        const char *newline = memchr(data + at, '\n', (size_t)(n - at));
+        at = newline == NULL ? n : newline - data;
+        if (at + 1 < n && data[at + 1] == '\t')
+            at += 2;
+        else
+            break;
+    }
+    if (at >= n || at + 1 != line || match_head(program, 0, length, data, n, line, &second) < 0 ||
+        second.level_end != hit)
+        return 0;
+    *follow_up = is_follow_up_level(data, &second);
+    /* Without a process in the program, every follow-up is the line before's process's. */
+    Py_ssize_t size = first.process_end - first.process_start;
+    *same = first.process_start < 0 ||
+            (size == second.process_end - second.process_start &&
+             memcmp(data + first.process_start, data + second.process_start, (size_t)size) == 0);
+    return 1;
+}
+
+PyDoc_STRVAR(pair_follow_ups_doc,
+"pair_follow_ups(buf, lo, tags, program, skip_tabs)\n--\n\n"
+"The follow-up tags' lines read in pairs as pg_count.EntryCount's pair regex reads them, with\n"
+"the heads' `program` (pg_prefix.line_program): (follow-ups of the process of the line before,\n"
+"follow-ups of another, [(line, colon) of each tag the pair does not read]). `tags` ascend in\n"
+"buf[lo:]; `skip_tabs`: the line before is the one before TAB lines. The GIL is released.");
+
+static PyObject *
+pair_follow_ups(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    Py_buffer buf, program;
+    Py_ssize_t lo;
+    PyObject *tag_list;
+    int skip_tabs;
+    if (!PyArg_ParseTuple(args, "y*nO!y*p:pair_follow_ups", &buf, &lo, &PyList_Type, &tag_list,
+                          &program, &skip_tabs))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t count = PyList_GET_SIZE(tag_list), same_count = 0, other_count = 0;
+    Offsets hits = {NULL, 0, 0}, unpaired = {NULL, 0, 0};
+    for (Py_ssize_t k = 0; k < count; k++) {
+        Py_ssize_t tag = PyLong_AsSsize_t(PyList_GET_ITEM(tag_list, k));
+        if (tag == -1 && PyErr_Occurred())
+            goto done;
+        if (tag < Py_MAX(lo, 0) || tag + 1 >= buf.len || (k > 0 && tag + 1 <= hits.at[k - 1])) {
+            PyErr_SetString(PyExc_ValueError, "tags must ascend inside buf[lo:]");
+            goto done;
+        }
+        if (offsets_add(&hits, tag + 1) < 0) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
+    int failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t k = 0; k < count && !failed; k++) {
+        Py_ssize_t hit = hits.at[k], line, before;
+        int follow_up = 0, same = 0;
+        line_and_before(buf.buf, lo, hit, skip_tabs, &line, &before);
+        if (read_pair(program.buf, program.len, buf.buf, buf.len, line, before, hit, &follow_up,
+                      &same)) {
+            same_count += follow_up && same;
+            other_count += follow_up && !same;
+        } else {
+            failed = offsets_add(&unpaired, line) < 0 || offsets_add(&unpaired, hit) < 0;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (failed) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    PyObject *pairs = PyList_New(unpaired.size / 2);
+    for (Py_ssize_t k = 0; pairs != NULL && k < unpaired.size / 2; k++) {
+        PyObject *pair = Py_BuildValue("nn", unpaired.at[2 * k], unpaired.at[2 * k + 1]);
+        if (pair == NULL)
+            Py_CLEAR(pairs);
+        else
+            PyList_SET_ITEM(pairs, k, pair);
+    }
+    if (pairs != NULL)
+        result = Py_BuildValue("nnN", same_count, other_count, pairs);
+done:
+    PyMem_RawFree(hits.at);
+    PyMem_RawFree(unpaired.at);
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&program);
+    return result;
+}
+
+PyDoc_STRVAR(read_head_doc,
+"read_head(buf, at, program)\n--\n\n"
+"The line head `program` (pg_prefix.line_program) reads at buf[at:]: (end, process start,\n"
+"process end, level start, level end), the process at -1 when the program has none; None\n"
+"when it does not match.");
+
+static PyObject *
+read_head(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    Py_buffer buf, program;
+    Py_ssize_t at;
+    if (!PyArg_ParseTuple(args, "y*ny*:read_head", &buf, &at, &program))
+        return NULL;
+    PyObject *result = NULL;
+    HeadParse parse = {-1, -1, -1, -1};
+    if (at < 0 || at > buf.len) {
+        PyErr_SetString(PyExc_ValueError, "at must be inside buf");
+    } else {
+        Py_ssize_t end = match_head(program.buf, 0, program.len, buf.buf, buf.len, at, &parse);
+        result = end < 0 ? Py_NewRef(Py_None)
+                         : Py_BuildValue("nnnnn", end, parse.process_start, parse.process_end,
+                                         parse.level_start, parse.level_end);
+    }
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&program);
+    return result;
+}
+
 static PyMethodDef scan_methods[] = {
     {"heads_and_tags", heads_and_tags, METH_VARARGS, heads_and_tags_doc},
     {"follow_up_tags", follow_up_tags, METH_VARARGS, follow_up_tags_doc},
+    {"pair_follow_ups", pair_follow_ups, METH_VARARGS, pair_follow_ups_doc},
+    {"read_head", read_head, METH_VARARGS, read_head_doc},
     {"group_lines", group_lines, METH_VARARGS, group_lines_doc},
     {"slow_lines", slow_lines, METH_VARARGS, slow_lines_doc},
     {"every_line_starts_with", every_line_starts_with, METH_VARARGS, every_line_starts_with_doc},

@@ -19,7 +19,7 @@ from operator import add, and_, eq, itemgetter, not_
 from stringzilla import rfind
 
 from dblogpack.formats.framing import count_and_find_mapped, count_line_heads, count_matches
-from dblogpack.formats.pg_prefix import captured, unread_names
+from dblogpack.formats.pg_prefix import captured, line_program, unread_names
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
 if TYPE_CHECKING:
@@ -40,6 +40,9 @@ _TAG_CLASSES = {ord(":"): ord(":"), ord(" "): ord(" ")} | {
     ord(level[-1]): _TAG_CLASS for level in FOLLOW_UP_LEVELS
 }
 _START, _END = re.Match.start, re.Match.end
+# Follow-ups read in pairs: of the line before's process, of another, and (line, colon) of each
+# tag the pair does not read.
+Pairs = tuple[int, int, list[tuple[int, int]]]
 # A follow-up line's pair match, what is read of it, and the numbers of two of its groups.
 _Pair = tuple[
     Callable[[bytes, int], re.Match[bytes]],
@@ -121,12 +124,33 @@ class EntryCount:
     def _follow_ups(self, buf: bytes, lo: int, tags: list[int], orphans: bool) -> int:
         """`follow_ups` among the lines of `tags` (offsets of the mapped tags, in order)."""
         # Follow-up lines are ~2% of all lines (~780 of 36.5 k in a 4 MiB chunk of
-        # pg-stderr-1g.log). Per hit, one match reads its line and the line before it, what
-        # follows is mapped in C (a loop body with a match of each line took ~2.9 us a hit);
-        # the matches stay in a comprehension, whose loop lets other threads take the GIL
-        # (~0.7 ms of matches a chunk). Hits that do not read as two prefixed lines, the second
-        # ending its level at the tag, take the general `_general` (a stray line before, a tag
-        # in message text).
+        # pg-stderr-1g.log). Each is read with the line before it: by one compiled pass over
+        # all of them where the prefix's heads have a program (0.68 -> 0.10 ms a 2 MiB chunk),
+        # else by one match of the pair regex each. Hits that do not read as two prefixed lines,
+        # the second ending its level at the tag, take the general `_general` (a stray line
+        # before, a tag in message text).
+        program = self._program
+        if program is None or pair_follow_ups is None:
+            same, other, unpaired = self.pairs_by_regex(buf, lo, tags)
+        else:
+            same, other, unpaired = pair_follow_ups(
+                buf, lo, tags, program, self._guarded_line is not None
+            )
+        general = sum(self._general(buf, line, colon, orphans) for line, colon in unpaired)
+        return general + (other if orphans else same)
+
+    @cached_property
+    def _program(self) -> bytes | None:
+        """The heads' program for the compiled pairing (None: the pair regex reads them)."""
+        return line_program(self._prefix) if pair_follow_ups is not None else None
+
+    def pairs_by_regex(self, buf: bytes, lo: int, tags: list[int]) -> Pairs:
+        """The tags' lines read in pairs by the pair regex: (follow-ups of the process of the line
+        before, follow-ups of another process, (line, colon) of each tag the pair does not
+        read). The reference of the compiled pairing (_scan.pair_follow_ups)."""
+        # Per hit one match reads its line and the line before it, what follows is mapped in C
+        # (a loop body with a match of each line took ~2.9 us a hit); the matches stay in a
+        # comprehension, whose loop lets other threads take the GIL (~0.7 ms a chunk).
         match, read, second, level = self._pair
         hits = list(map(add, tags, repeat(1)))
         lines, befores = _lines_and_befores(buf, lo, hits)
@@ -138,15 +162,14 @@ class EntryCount:
         starts = map(_START, pairs, repeat(second))
         ends = map(_END, pairs, repeat(level))
         paired = list(map(and_, map(eq, starts, lines), map(eq, ends, hits)))
-        count = sum(
-            self._general(buf, line, colon, orphans)
-            for line, colon in compress(zip(lines, hits, strict=True), map(not_, paired))
-        )
-        return count + sum(
-            (this == other) != orphans
+        unpaired = list(compress(zip(lines, hits, strict=True), map(not_, paired)))
+        same_process = [
+            this == other
             for found, this, other in map(read, compress(pairs, paired))
             if found in _FOLLOW_UP_WORDS
-        )
+        ]
+        same = sum(same_process)
+        return same, len(same_process) - same, unpaired
 
     @cached_property
     def _pair(self) -> _Pair:
@@ -226,7 +249,10 @@ def _class_table(classes: dict[int, int]) -> bytes:
 _TAG_TABLE = _class_table(_TAG_CLASSES)
 
 
+PairFollowUps = Callable[[bytes, int, list[int], bytes, bool], Pairs]
+pair_follow_ups: PairFollowUps | None
 try:
-    from dblogpack.formats._scan import follow_up_tags, heads_and_tags
+    from dblogpack.formats._scan import follow_up_tags, heads_and_tags, pair_follow_ups
 except ImportError:  # a source tree whose extension is not built: the reference passes run
     follow_up_tags, heads_and_tags = follow_up_tags_reference, heads_and_tags_reference
+    pair_follow_ups = None  # and the pair regex reads every follow-up

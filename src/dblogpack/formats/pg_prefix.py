@@ -136,6 +136,112 @@ def process_in_place(prefix: CompiledPrefix) -> bool:
     return False
 
 
+# ---- a line's head as a program, for the compiled follow-up pairing ----------------------------
+#
+# pg_count pairs each follow-up line with the line before it by one match of both heads (the pair
+# regex of EntryCount._pair). Where every parse of a prefix is decided byte by byte, the compiled
+# pairing (_scan.pair_follow_ups) reads the two heads from a program of these tokens, one per
+# piece of that regex, and so parses what it parses, in the same places:
+#   L n bytes       n literal bytes
+#   R min max bits  min..max bytes (max 255: any number) of the class `bits` (32 bytes), greedily
+#   P / p           where the process value starts / ends
+#   O n             the next n bytes of program (after %q) are optional: tried first, and left
+#                   out when the level does not follow them
+#   V               the level, `[A-Z]+[1-5]?:  ` (always last)
+
+_UNBOUNDED = 255
+
+
+def _run(members: bytes, least: int = 1, most: int = _UNBOUNDED) -> bytes:
+    bits = bytearray(32)
+    for byte in members:
+        bits[byte >> 3] |= 1 << (byte & 7)
+    return b"R" + bytes((least, most)) + bytes(bits)
+
+
+def _literal(text: bytes) -> bytes:
+    return b"".join(b"L" + bytes((len(text[at : at + 255]),)) + text[at : at + 255]
+                    for at in range(0, len(text), 255))
+
+
+def _all_but(excluded: bytes) -> bytes:
+    return bytes(byte for byte in range(256) if byte not in excluded)
+
+
+_DIGITS, _HEX = b"0123456789", b"0123456789abcdef"
+_SECONDS_PROGRAM = b"".join((
+    _run(_DIGITS, 4, 4), _literal(b"-"), _run(_DIGITS, 2, 2), _literal(b"-"), _run(_DIGITS, 2, 2),
+    _literal(b" "), _run(_DIGITS, 2, 2), _literal(b":"), _run(_DIGITS, 2, 2), _literal(b":"),
+    _run(_DIGITS, 2, 2),
+))
+_ZONE_PROGRAM = _literal(b" ") + _run(_ENDING_RUN["t"] or b"")
+# Per escape, the tokens of its value's regex (_ESCAPES); free text, names (but in `%u@%d `) and
+# %Q have none.
+_VALUE_PROGRAMS: dict[str, bytes] = {
+    "p": _run(_DIGITS), "l": _run(_DIGITS), "x": _run(_DIGITS), "P": _run(_DIGITS, 0),
+    "m": _SECONDS_PROGRAM + _literal(b".") + _run(_DIGITS, 3, 3) + _ZONE_PROGRAM,
+    "t": _SECONDS_PROGRAM + _ZONE_PROGRAM,
+    "s": _SECONDS_PROGRAM + _ZONE_PROGRAM,
+    "n": _run(_DIGITS) + _literal(b".") + _run(_DIGITS, 3, 3),
+    "e": _run(_DIGITS + b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", 5, 5),
+    "c": _run(_HEX) + _literal(b".") + _run(_HEX),
+    "v": _run(b"0123456789/-", 0),
+}
+# `%u@%d ` as unread_names has the pair read it: `[^\n @]*+@[^\n ]*+\ `.
+_USER_AT_DATABASE_SOURCE = "%u@%d "
+_USER_AT_DATABASE_PROGRAM = (
+    _run(_all_but(b"\n @"), 0) + _literal(b"@") + _run(_all_but(b"\n "), 0) + _literal(b" ")
+)
+_PROGRAM_PIECE = re.compile(re.escape(_USER_AT_DATABASE_SOURCE) + r"|%(-?\d*)([A-Za-z%])")
+
+
+def line_program(prefix: CompiledPrefix) -> bytes | None:
+    """The program of a line's head (prefix and level) as the follow-up pair's regex parses it,
+    or None when not every parse is decided byte by byte: an escape without a program, padding,
+    a run the byte after it could extend (the regex may give bytes back), a newline or TAB in the
+    prefix, the process after %q."""
+    source = prefix.source
+    if "\n" in source or "\t" in source:
+        return None
+    parts: list[bytearray] = [bytearray()]  # the head, then what follows %q
+    process = prefix.process_group
+    pos = 0
+    for match in _PROGRAM_PIECE.finditer(source):
+        parts[-1] += _literal(source[pos : match.start()].encode())
+        pos = match.end()
+        padding, letter = match.groups()
+        if letter is None:
+            parts[-1] += _USER_AT_DATABASE_PROGRAM
+        elif padding:
+            return None
+        elif letter == "q":
+            parts[1:] = parts[1:] or [bytearray()]
+        elif letter == "%":
+            parts[-1] += _literal(b"%")
+        elif letter in _ESCAPES:  # others print nothing
+            program = _value_program(letter, source[pos : pos + 1])
+            if program is None or (_ESCAPES[letter][0] == process and len(parts) > 1):
+                return None
+            if _ESCAPES[letter][0] == process:
+                program, process = b"P" + program + b"p", None  # the first one names it
+            parts[-1] += program
+    parts[-1] += _literal(source[pos:].encode())
+    head = bytes(parts[0])
+    if len(parts) > 1:
+        if len(parts[1]) > 255:
+            return None
+        head += b"O" + bytes((len(parts[1]),)) + bytes(parts[1])
+    return head + b"V"
+
+
+def _value_program(letter: str, after: str) -> bytes | None:
+    program = _VALUE_PROGRAMS.get(letter)
+    run = _ENDING_RUN.get(letter)
+    if program is None or (run is not None and (after in ("", "%") or after.encode() in run)):
+        return None
+    return program
+
+
 def referring_to_process(pattern: bytes, prefix: CompiledPrefix) -> bytes:
     """`pattern` (a prefix's, its process group named as `prefix.pattern` names it) matching
     only the process value the match read already: its group is a backreference to it."""
