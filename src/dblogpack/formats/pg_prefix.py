@@ -152,20 +152,15 @@ def process_in_place(prefix: CompiledPrefix) -> bool:
 _UNBOUNDED = 255
 
 
-def _run(members: bytes, least: int = 1, most: int = _UNBOUNDED) -> bytes:
-    bits = bytearray(32)
-    for byte in members:
-        bits[byte >> 3] |= 1 << (byte & 7)
-    return b"R" + bytes((least, most)) + bytes(bits)
+def _run(members: bytes, least: int = 1, most: int = _UNBOUNDED, *, but: bool = False) -> bytes:
+    """A run of `members` (with `but`, of every other byte): byte b is bit b of the class."""
+    bits = sum(1 << byte for byte in set(members)) ^ ((1 << 256) - 1 if but else 0)
+    return b"R" + bytes((least, most)) + bits.to_bytes(32, "little")
 
 
 def _literal(text: bytes) -> bytes:
     return b"".join(b"L" + bytes((len(text[at : at + 255]),)) + text[at : at + 255]
                     for at in range(0, len(text), 255))
-
-
-def _all_but(excluded: bytes) -> bytes:
-    return bytes(byte for byte in range(256) if byte not in excluded)
 
 
 _DIGITS, _HEX = b"0123456789", b"0123456789abcdef"
@@ -190,9 +185,8 @@ _VALUE_PROGRAMS: dict[str, bytes] = {
 # `%u@%d ` as unread_names has the pair read it: `[^\n @]*+@[^\n ]*+\ `.
 _USER_AT_DATABASE_SOURCE = "%u@%d "
 _USER_AT_DATABASE_PROGRAM = (
-    _run(_all_but(b"\n @"), 0) + _literal(b"@") + _run(_all_but(b"\n "), 0) + _literal(b" ")
+    _run(b"\n @", 0, but=True) + _literal(b"@") + _run(b"\n ", 0, but=True) + _literal(b" ")
 )
-_PROGRAM_PIECE = re.compile(re.escape(_USER_AT_DATABASE_SOURCE) + r"|%(-?\d*)([A-Za-z%])")
 
 
 def line_program(prefix: CompiledPrefix) -> bytes | None:
@@ -206,12 +200,15 @@ def line_program(prefix: CompiledPrefix) -> bytes | None:
     parts: list[bytearray] = [bytearray()]  # the head, then what follows %q
     process = prefix.process_group
     pos = 0
-    for match in _PROGRAM_PIECE.finditer(source):
+    for match in _ESCAPE_RE.finditer(source):
+        if match.start() < pos:
+            continue  # the %d of a `%u@%d ` read whole
         parts[-1] += _literal(source[pos : match.start()].encode())
         pos = match.end()
         padding, letter = match.groups()
-        if letter is None:
+        if source.startswith(_USER_AT_DATABASE_SOURCE, match.start()):
             parts[-1] += _USER_AT_DATABASE_PROGRAM
+            pos = match.start() + len(_USER_AT_DATABASE_SOURCE)
         elif padding:
             return None
         elif letter == "q":
