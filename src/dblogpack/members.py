@@ -17,6 +17,7 @@ from dblogpack.errors import InternalError
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
 if TYPE_CHECKING:
     from mmap import mmap
+    from types import ModuleType
     from typing import BinaryIO, Protocol
 
     # A buffer reads go into, one after the other (see read_buffer).
@@ -249,9 +250,12 @@ class BackgroundMember:
     The bytes end up as one raw deflate segment ending byte-aligned (a sync flush), with their
     CRC-32 and size: a packer writing its own gzip member splices it in, so the package stays one
     gzip member (tarfile's streaming mode reads only the first member of a file); wrapped as a
-    gzip member of its own otherwise. At most one piece is in flight: `add` waits for the
-    previous one, so memory is the caller's chunk plus the compressed output (the caller keeps
-    this for small ranges only).
+    gzip member of its own otherwise. Each piece is deflated with the previous piece's last 32
+    KiB as its history, as isal's threaded writer does, so a piece's deflate starts as soon as
+    it is added, beside the previous one's when that is still running (the scanning thread would
+    wait for it otherwise, with a core idle); at most two are in flight, so memory is the
+    caller's chunks of those two and their compressed output. Hashes run in order, one after
+    the other.
     """
 
     def __init__(self, level: int, size: int) -> None:
@@ -259,48 +263,51 @@ class BackgroundMember:
         from isal import isal_zlib
 
         self._zlib, self._level = isal_zlib, level
-        self._window: bytes | memoryview = b""  # the last 32 KiB deflated: the next piece's history
+        self._window: bytes | memoryview = b""  # the last 32 KiB added: the next piece's history
         self._digest = sha256(size)
         self._segment: list[bytes] = []
-        self._deflating: Background | None = None
+        self._deflating: list[_PieceDeflate] = []  # in the order added
         self._hashing: Background | None = None
         self.size = self.crc = 0
 
     def add(self, data: bytes | memoryview) -> None:
         """Deflate and hash `data` after the bytes added before it."""
-        self.wait()
+        self._fold(keep=1)
         self.size += len(data)
-        # Two threads: once the scan is over, the last piece's deflate and hash take both cores.
-        self._deflating = Background(lambda: self._deflate(data))
-        self._hashing = Background(lambda: self._digest.update(data))
-
-    def _deflate(self, data: bytes | memoryview) -> None:
-        # The block compressor isal's own threaded gzip writer uses: deflate and CRC-32 in one call
-        # that holds the GIL once, then ends byte-aligned (sync flush). A compressobj holds it
-        # again each time its output buffer grows (5 times for a 2 MiB piece), and each time this
-        # thread may wait a switch interval for the scanning thread to let go.
-        room = _deflate_bound(len(data), self._level)
-        compressed, crc = self._zlib._ParallelCompress(room, self._level).compress_and_crc(
-            data, self._window
-        )
-        self._segment.append(compressed)
-        self.crc = self._zlib.crc32_combine(self.crc, crc, len(data))
+        self._deflating.append(_PieceDeflate(self._zlib, self._level, data, self._window))
         self._window = data[-_WINDOW:]
+        previous, digest = self._hashing, self._digest
+
+        def hash_in_turn() -> None:
+            if previous is not None:
+                previous.wait()
+            digest.update(data)
+
+        self._hashing = Background(hash_in_turn)
+
+    def _fold(self, keep: int) -> None:
+        """Wait for the deflates in flight but the last `keep`, and append them in order."""
+        while len(self._deflating) > keep:
+            piece = self._deflating.pop(0)
+            piece.job.wait()
+            self._segment.append(piece.compressed)
+            self.crc = self._zlib.crc32_combine(self.crc, piece.crc, piece.size)
 
     def wait(self) -> None:
         """Return once the pieces added so far are deflated and hashed (the threads are done;
         each piece ends byte-aligned already, so the member is then complete); raise what
         failed there."""
-        for pending in (self._deflating, self._hashing):
-            if pending is not None:
-                pending.wait()
+        self._fold(keep=0)
+        if self._hashing is not None:
+            self._hashing.wait()
 
     def join(self) -> None:
         """Return once the threads are done, without raising what failed there (for a caller
         already leaving with an error of its own, which must not be replaced)."""
-        for pending in (self._deflating, self._hashing):
-            if pending is not None:
-                pending.join()
+        for piece in self._deflating:
+            piece.job.join()
+        if self._hashing is not None:
+            self._hashing.join()
 
     def hexdigest(self) -> str:
         return self._digest.hexdigest()
@@ -318,7 +325,32 @@ class BackgroundMember:
     def close(self) -> None:
         """Drop the segment once the threads are done (a failure is raised by wait(), not here)."""
         self.join()
+        self._deflating.clear()
         self._segment.clear()
+
+
+class _PieceDeflate:
+    """One piece deflated by a thread, after `history` (the bytes before it, up to 32 KiB)."""
+
+    __slots__ = ("compressed", "crc", "job", "size")
+
+    def __init__(
+        self, zlib: ModuleType, level: int, data: bytes | memoryview, history: bytes | memoryview
+    ) -> None:
+        self.size, self.crc, self.compressed = len(data), 0, b""
+        self.job = Background(lambda: self._deflate(zlib, level, data, history))
+
+    def _deflate(
+        self, zlib: ModuleType, level: int, data: bytes | memoryview, history: bytes | memoryview
+    ) -> None:
+        # The block compressor isal's own threaded gzip writer uses: deflate and CRC-32 in one
+        # call that holds the GIL once, then ends byte-aligned (sync flush). A compressobj holds
+        # it again each time its output buffer grows (5 times for a 2 MiB piece), and each time
+        # this thread may wait a switch interval for the scanning thread to let go.
+        room = _deflate_bound(len(data), level)
+        self.compressed, self.crc = zlib._ParallelCompress(room, level).compress_and_crc(
+            data, history
+        )
 
 
 _WINDOW = 32 * 1024  # deflate's history

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dblogpack.errors import InternalError, SourceError
-from dblogpack.manifest import json_bytes, manifest
+from dblogpack.manifest import json_bytes, load_json, manifest
 from dblogpack.members import BackgroundMember, CompressedMember, span_bytes
 from dblogpack.model import FileResult, FormatConfig, LogFile, PackageResult, PackageSpec, Query
 from dblogpack.packer import TarGzWriter
@@ -73,7 +73,9 @@ def run(
     pieces = _piece_directory() if pool is not None else None
     try:
         piece_dir = None if pieces is None else pieces.name
-        scanned_files = scans(plans, query, pool, meter, piece_dir, compresslevel)
+        scanned_files = scans(
+            plans, query, pool, meter, piece_dir, compresslevel, while_compressing=load_json
+        )
         with TarGzWriter(
             out, compresslevel=compresslevel, threads=_threads(workers, total), checksum=checksum,
         ) as tar:

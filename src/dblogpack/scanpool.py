@@ -124,13 +124,15 @@ def scans(
     meter: Meter,
     piece_dir: str | None,
     level: int,
+    while_compressing: Callable[[], None] | None = None,
 ) -> Iterator[Callable[[], Scanned | None]]:
     """Per plan, a function returning its local scan (None for streamed files, scanned later).
 
     With a pool, every piece of every file is queued at once, so workers scan the next file
     while this process packs the previous one. With `piece_dir`, the workers also compress the
     bytes they select (at gzip `level`) into files there, so compression runs on every core
-    while scanning goes on. Small files scanned here are compressed by a thread meanwhile.
+    while scanning goes on. Small files scanned here are compressed by a thread meanwhile; once
+    their scan is over, this thread calls `while_compressing` before it waits for the last of it.
     """
     tasks = [
         _PieceTask(
@@ -147,7 +149,9 @@ def scans(
             format_of(config).prepare(query)  # once here, not in each worker
         results = _worker_results(pool, tasks)
     for plan in plans:
-        yield _local_scanner(plan, query, results if pool is not None else None, meter, level)
+        yield _local_scanner(
+            plan, query, results if pool is not None else None, meter, level, while_compressing
+        )
 
 
 def _worker_results(pool: Executor, tasks: list[_PieceTask]) -> Iterator[Scanned]:
@@ -160,7 +164,12 @@ def _worker_results(pool: Executor, tasks: list[_PieceTask]) -> Iterator[Scanned
 
 
 def _local_scanner(
-    plan: FilePlan, query: Query, results: Iterator[Scanned] | None, meter: Meter, level: int
+    plan: FilePlan,
+    query: Query,
+    results: Iterator[Scanned] | None,
+    meter: Meter,
+    level: int,
+    while_compressing: Callable[[], None] | None,
 ) -> Callable[[], Scanned | None]:
     def scanned() -> Scanned | None:
         if plan.range is None or plan.streamed or plan.path is None:
@@ -175,7 +184,7 @@ def _local_scanner(
             dialect_of(plan.config),
             chunk=min(THREADED_CHUNK, CHUNK) if threaded else 0,
         )
-        return _scan_piece(task, meter.advance, level if threaded else None)
+        return _scan_piece(task, meter.advance, level if threaded else None, while_compressing)
 
     return scanned
 
@@ -240,13 +249,17 @@ def _raw_bytes(path: str, buffer: ReadBuffer) -> Iterator[memoryview]:
 
 
 def _scan_piece(
-    task: _PieceTask, on_chunk: Callable[[int], None] | None = None, level: int | None = None
+    task: _PieceTask,
+    on_chunk: Callable[[int], None] | None = None,
+    level: int | None = None,
+    while_compressing: Callable[[], None] | None = None,
 ) -> Scanned:
     """Scan bytes [start, stop) of a local file in chunks; runs in worker processes too.
 
     `on_chunk` hears the bytes of each chunk scanned (in-process scans report progress). With a
     gzip `level`, a thread compresses and hashes each chunk's selected bytes while the next one
-    is scanned: the result's `member` (what a pool's pieces give too, through files).
+    is scanned: the result's `member` (what a pool's pieces give too, through files), once
+    `while_compressing` has run.
     """
     log_format = format_of(task.config)
     scanned = Scanned(summary=SummaryBuilder(task.dialect) if task.query.details else None)
@@ -269,6 +282,8 @@ def _scan_piece(
         if isinstance(piece, CompressedPiece):
             scanned.compressed, scanned.raw, scanned.spans = piece.finish()
         elif piece is not None:
+            if while_compressing is not None:
+                while_compressing()
             scanned.member = piece.finish()
     finally:
         reads.close()

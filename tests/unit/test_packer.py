@@ -128,6 +128,29 @@ def test_members_compressed_by_workers_are_copied_in_and_the_checksum_covers_the
     assert sha256 == hashlib.sha256(out.getvalue()).hexdigest()
 
 
+def test_a_failed_deflate_of_a_scanning_thread_is_raised_when_the_member_is_waited_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from isal import isal_zlib
+
+    class Broken:
+        def __init__(self, room: int, level: int) -> None:
+            pass
+
+        def compress_and_crc(self, data: bytes, history: bytes) -> tuple[bytes, int]:
+            raise MemoryError("no room for the output")
+
+    member = BackgroundMember(1, 0)
+    member.add(b"first\n" * 1000)  # deflated before the compressor breaks
+    member.wait()
+    monkeypatch.setattr(isal_zlib, "_ParallelCompress", Broken)
+    for piece in (b"second\n", b"third\n"):  # two in flight: the failure is the older one's
+        member.add(piece)
+    with pytest.raises(MemoryError, match="no room"):
+        member.wait()
+    member.close()
+
+
 @pytest.mark.parametrize(
     ("threads", "level", "size"), [(0, 1, 0), (1, 1, HASHLIB_MIN), (0, 0, 0), (0, 3, HASHLIB_MIN)]
 )

@@ -98,6 +98,11 @@ def test_chunks_read_ahead_by_a_thread_scan_as_chunks_read_in_turn(
     path.write_bytes(data)
     monkeypatch.setattr(chunkreads, "_TAIL", 2 * 1024)
     monkeypatch.setattr(scanpool, "THREADED_FIRST_CHUNK", first)
+    calls: list[None] = []
+
+    def call() -> None:
+        calls.append(None)
+
     for window in windows(entries)[:4]:
         for kind in LogKind:
             query = Query(window, kind, details=kind is not LogKind.ALL)
@@ -105,8 +110,11 @@ def test_chunks_read_ahead_by_a_thread_scan_as_chunks_read_in_turn(
                 str(path), path.name, FormatConfig(name, "%m [%p] "), query, 0, len(data),
                 "mongo" if name.startswith("mongo") else "sql", chunk=16 * 1024,
             )
-            ahead, in_turn = scanpool._scan_piece(task, level=1), scanpool._scan_piece(task)
+            before = len(calls)
+            ahead = scanpool._scan_piece(task, level=1, while_compressing=call)
+            in_turn = scanpool._scan_piece(task)
             assert outcome(ahead) == outcome(in_turn), (window, kind)
+            assert len(calls) == before + 1  # once the scan is over, before the member's wait
             assert outcome(ahead) == outcome(scanpool._scan_piece(task._replace(chunk=0)))
             assert ahead.member is not None
             packed = b"".join(ahead.member.compressed_chunks())
