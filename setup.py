@@ -8,6 +8,12 @@ setup(
             "dblogpack.formats._scan",
             ["src/dblogpack/formats/_scan.c"],
             extra_compile_args=["-O3", "-Wall", "-Wextra"],
-        )
+        ),
+        # OpenSSL's libcrypto is loaded at run time (dlopen): only its header is needed here.
+        Extension(
+            "dblogpack._sha256",
+            ["src/dblogpack/_sha256.c"],
+            extra_compile_args=["-O2", "-Wall", "-Wextra"],
+        ),
     ]
 )

@@ -38,18 +38,23 @@ HASHLIB_MIN = 16 * 1024 * 1024
 def sha256(size: int | None = None) -> Sha256:
     """A new sha256 hasher for about `size` bytes (None: a big or unknown amount).
 
-    hashlib's, unless the hash is small and hashlib not loaded yet (a `pack` process): then
-    stringzilla's (loaded already by the scans). Importing hashlib loads and initialises
-    OpenSSL, 4.5-6 ms of a 1-hour window's pack, all of it holding the GIL (it held the
-    scanning thread back as long when imported in another thread), whereas stringzilla hashes
-    its 6.5 MB in ~5 ms. But stringzilla holds the GIL as it hashes, where hashlib lets the
-    other threads run, and is a little slower (3.09 against 2.77 ms per 4 MiB): big hashes,
-    and every hash of a process that has hashlib already (the server), are hashlib's.
+    hashlib's, unless the hash is small and hashlib not loaded yet (a `pack` process).
+    Importing hashlib loads and initialises OpenSSL, 4.5-6 ms of a 1-hour window's pack, all of
+    it holding the GIL (it held the scanning thread back as long when imported in another
+    thread). A small hash is then _sha256's: OpenSSL's SHA-256 too, its library loaded by the
+    hashing thread's first update without the GIL, and run without it. Where that extension is
+    not built, or libcrypto cannot be loaded, stringzilla's (loaded already by the scans),
+    which holds the GIL as it hashes (the 1-hour window's scanning thread waited ~2 ms for it)
+    and is slower (3.09 against 2.77 ms per 4 MiB).
     """
     if size is not None and size < HASHLIB_MIN and "hashlib" not in sys.modules:
         from stringzilla import Sha256
 
-        return Sha256()
+        try:
+            from dblogpack._sha256 import Sha256 as LibcryptoSha256
+        except ImportError:  # a source tree whose extension is not built
+            return Sha256()
+        return LibcryptoSha256(Sha256)
     import hashlib
 
     return hashlib.sha256()

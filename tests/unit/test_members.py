@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import stringzilla
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dblogpack import _sha256
 from dblogpack.errors import InternalError
 from dblogpack.members import (
     HASHLIB_MIN,
@@ -176,15 +176,28 @@ def pack_process(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("pack_process")
 @given(st.lists(st.binary(max_size=300), max_size=8), st.booleans())
-def test_a_small_hash_in_a_pack_process_is_stringzillas_and_hashlibs_digest(
+def test_a_small_hash_in_a_pack_process_is_libcryptos_and_hashlibs_digest(
     chunks: list[bytes], views: bool
 ) -> None:
     digest = sha256(HASHLIB_MIN - 1)
-    assert isinstance(digest, stringzilla.Sha256) and "hashlib" not in sys.modules
+    assert isinstance(digest, _sha256.Sha256) and "hashlib" not in sys.modules
     for chunk in chunks:
         digest.update(memoryview(chunk)[1:] if views else chunk)
     expected = b"".join(chunk[1:] if views else chunk for chunk in chunks)
     assert digest.hexdigest() == hashlib.sha256(expected).hexdigest()
+
+
+@pytest.mark.usefixtures("pack_process")
+def test_a_small_hash_where_the_libcrypto_hasher_is_not_built_is_stringzillas(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import stringzilla
+
+    monkeypatch.setitem(sys.modules, "dblogpack._sha256", None)  # its import fails
+    digest = sha256(HASHLIB_MIN - 1)
+    assert isinstance(digest, stringzilla.Sha256) and "hashlib" not in sys.modules
+    digest.update(b"abc")
+    assert digest.hexdigest() == hashlib.sha256(b"abc").hexdigest()
 
 
 def test_big_hashes_and_hashes_where_hashlib_is_loaded_are_hashlibs() -> None:
