@@ -5,9 +5,8 @@
  * of a 1-hour window's pack), and stringzilla's, which needs no load, holds the GIL while it
  * hashes (~2 ms of every 2 MiB the scanning thread then waits for). This hasher loads only
  * libcrypto's SHA256_Init/Update/Final (dlopen, once per process), from the first update and
- * with the GIL released, and hashes with the GIL released. Where libcrypto cannot be loaded
- * (or DBLOGPACK_LIBCRYPTO names a library that cannot be), every update goes to a hasher made
- * by the `fallback` given to the constructor.
+ * with the GIL released, and hashes with the GIL released. Where libcrypto cannot be loaded,
+ * every update goes to a hasher made by the `fallback` given to the constructor.
  *
  * One object is updated by one thread at a time (as hashlib's objects, it locks nothing).
  */
@@ -23,14 +22,15 @@ static __typeof__(SHA256_Update) *sha256_update;
 static __typeof__(SHA256_Final) *sha256_final;
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static int loaded;
+/* The library to load instead of the usual names, when libcrypto(name) asked before any load. */
+static char only_name[1024];
 
 static void
 load_libcrypto(void)
 {
-    const char *configured = getenv("DBLOGPACK_LIBCRYPTO");
-    const char *names[] = {"libcrypto.so.3", "libcrypto.so.1.1", NULL};
-    const char *only[] = {configured, NULL};
-    for (const char *const *name = configured != NULL ? only : names; *name != NULL; name++) {
+    const char *usual[] = {"libcrypto.so.3", "libcrypto.so.1.1", NULL};
+    const char *only[] = {only_name, NULL};
+    for (const char *const *name = only_name[0] ? only : usual; *name != NULL; name++) {
         void *library = dlopen(*name, RTLD_NOW | RTLD_LOCAL);
         if (library == NULL)
             continue;
@@ -164,12 +164,18 @@ static PyTypeObject Sha256Type = {
 };
 
 PyDoc_STRVAR(libcrypto_doc,
-"libcrypto()\n--\n\n"
-"Whether this process hashes with libcrypto (loading it the first time, the GIL released).");
+"libcrypto(name=None)\n--\n\n"
+"Whether this process hashes with libcrypto, loading it the first time (the GIL released):\n"
+"from the library `name` instead of libcrypto.so.3 or .so.1.1, if given before any load.");
 
 static PyObject *
-libcrypto(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+libcrypto(PyObject *Py_UNUSED(module), PyObject *args)
 {
+    const char *name = NULL;
+    if (!PyArg_ParseTuple(args, "|z:libcrypto", &name))
+        return NULL;
+    if (name != NULL && strlen(name) < sizeof only_name)
+        strcpy(only_name, name); /* read by the load only: ignored once it ran */
     int available;
     Py_BEGIN_ALLOW_THREADS
     available = libcrypto_loaded();
@@ -178,7 +184,7 @@ libcrypto(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 }
 
 static PyMethodDef module_methods[] = {
-    {"libcrypto", libcrypto, METH_NOARGS, libcrypto_doc},
+    {"libcrypto", libcrypto, METH_VARARGS, libcrypto_doc},
     {NULL, NULL, 0, NULL},
 };
 
