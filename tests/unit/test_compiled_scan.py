@@ -391,3 +391,15 @@ def test_levels_that_only_begin_or_end_like_a_follow_up_level_are_not_one() -> N
     tags = follow_up_tags_reference(buf, TAG_TABLE, 0, len(buf))
     assert len(tags) == len(levels)
     assert _scan.pair_follow_ups(buf, 0, tags, program, True) == (1, 0, [])
+
+
+@pytest.mark.parametrize(
+    "program",
+    [b"", b"R", b"L\x05ab", b"O\x09V", b"Z", b"VL\x01a", b"L\x01aO\x02VVV", b"O\x01VV",
+     b"R\x01\x01" + b"\0" * 31],
+)
+def test_the_pairing_refuses_what_is_not_a_line_program(program: bytes) -> None:
+    with pytest.raises(ValueError, match="not a line program"):
+        _scan.read_head(b"2024-11-03 LOG:  x\n", 0, program)
+    with pytest.raises(ValueError, match="not a line program"):
+        _scan.pair_follow_ups(b"x DETAIL:  y\n", 0, [7], program, True)

@@ -785,6 +785,34 @@ match_head(const unsigned char *program, Py_ssize_t i, Py_ssize_t stop, const ch
     return at;
 }
 
+/* Whether program[i:stop] is tokens as line_program writes them, each one whole, the level last
+ * (a ValueError otherwise): match_head then reads no byte outside it. */
+static int
+program_is_valid(const unsigned char *program, Py_ssize_t i, Py_ssize_t stop, int level_last)
+{
+    while (i < stop) {
+        unsigned char token = program[i++];
+        Py_ssize_t size = token == 'L' && i < stop   ? 1 + program[i]
+                          : token == 'R'             ? 34
+                          : token == 'O' && i < stop ? 1 + program[i]
+                          : token == 'P' || token == 'p' || token == 'V' ? 0
+                                                     : -1;
+        if (size < 0 || size > stop - i ||
+            (token == 'O' && !program_is_valid(program, i + 1, i + size, 0)) ||
+            (token == 'V' && (!level_last || i != stop)))
+            goto invalid;
+        i += size;
+        if (token == 'V')
+            return 1;
+    }
+    if (!level_last) /* an optional part, whole */
+        return 1;
+invalid:
+    if (!PyErr_Occurred())
+        PyErr_SetString(PyExc_ValueError, "not a line program (pg_prefix.line_program)");
+    return 0;
+}
+
 static const char *const FOLLOW_UP_LEVELS[] = {
     "DETAIL", "HINT", "CONTEXT", "STATEMENT", "QUERY", "LOCATION",
 };
@@ -876,6 +904,8 @@ pair_follow_ups(PyObject *Py_UNUSED(module), PyObject *args)
     PyObject *result = NULL;
     Py_ssize_t count = PyList_GET_SIZE(tag_list), same_count = 0, other_count = 0;
     Offsets hits = {NULL, 0, 0}, unpaired = {NULL, 0, 0};
+    if (!program_is_valid(program.buf, 0, program.len, 1))
+        goto done;
     for (Py_ssize_t k = 0; k < count; k++) {
         Py_ssize_t tag = PyLong_AsSsize_t(PyList_GET_ITEM(tag_list, k));
         if (tag == -1 && PyErr_Occurred())
@@ -943,7 +973,7 @@ read_head(PyObject *Py_UNUSED(module), PyObject *args)
     HeadParse parse = {-1, -1, -1, -1};
     if (at < 0 || at > buf.len) {
         PyErr_SetString(PyExc_ValueError, "at must be inside buf");
-    } else {
+    } else if (program_is_valid(program.buf, 0, program.len, 1)) {
         Py_ssize_t end = match_head(program.buf, 0, program.len, buf.buf, buf.len, at, &parse);
         result = end < 0 ? Py_NewRef(Py_None)
                          : Py_BuildValue("nnnnn", end, parse.process_start, parse.process_end,
