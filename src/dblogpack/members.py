@@ -29,6 +29,11 @@ if TYPE_CHECKING:
         def update(self, data: bytes | memoryview, /) -> object: ...
         def hexdigest(self) -> str: ...
 
+    class CopyableSha256(Sha256, Protocol):
+        """hashlib's: its state can be copied (a hash kept at a point, to carry on from)."""
+
+        def copy(self) -> CopyableSha256: ...
+
 
 COMPRESS_BLOCK = 1024 * 1024
 # Below this many bytes, a hash is stringzilla's where hashlib is not loaded yet (see sha256).
@@ -183,8 +188,11 @@ class CompressedMember:
     """
 
     def __init__(self) -> None:
+        import hashlib  # what sha256() gives such big hashes, typed as copyable
+
         self._files: list[str] = []
-        self._digest = sha256()  # pieces of ranges of 48 MiB and more (planning.PARALLEL_MIN)
+        # Pieces of ranges of 48 MiB and more (planning.PARALLEL_MIN): hashlib's (see sha256).
+        self._digest: CopyableSha256 = hashlib.sha256()
         self.size = 0
 
     def add(self, compressed_file: str, content: Iterable[bytes | memoryview]) -> None:
@@ -193,6 +201,20 @@ class CompressedMember:
         for chunk in content:
             self._digest.update(chunk)
             self.size += len(chunk)
+
+    def add_hashed(self, compressed_file: str, size: int) -> None:
+        """The file of one gzip member holding `size` bytes hashed elsewhere (a HashAhead whose
+        hash becomes this member's by `resume`)."""
+        self._files.append(compressed_file)
+        self.size += size
+
+    def hash_so_far(self) -> CopyableSha256:
+        """A copy of the hash of the bytes added so far, to hash ahead from."""
+        return self._digest.copy()
+
+    def resume(self, digest: CopyableSha256) -> None:
+        """Carry on from `digest`: the hash of every byte added so far, hashed elsewhere."""
+        self._digest = digest
 
     def hexdigest(self) -> str:
         return self._digest.hexdigest()
@@ -211,6 +233,76 @@ class CompressedMember:
             except FileNotFoundError:
                 continue  # gone already: nothing to remove
         self._files.clear()
+
+
+class HashAhead:
+    """A file's bytes from the start of `pieces` hashed by a thread, ahead of the scan's results,
+    on the guess that each piece is selected whole (an all-entries package): the parent would
+    otherwise hash each piece only once a worker is done with it, and be left hashing alone, with
+    a core idle, after the last one. The hash is kept at each piece's start, so a piece that
+    turns out not to be whole is hashed exactly from there (`hash_before`). Call `close` in the
+    end: the thread reads `fd`.
+    """
+
+    def __init__(self, fd: int, digest: CopyableSha256, pieces: list[tuple[int, int]]) -> None:
+        import threading  # only packages big enough for worker processes (which import it) get here
+
+        self._fd, self._digest, self._pieces = fd, digest, pieces
+        self._kept: dict[int, CopyableSha256] = {}  # a piece's start -> the hash before it
+        self._changed = threading.Condition()
+        self._stopping = self._ended = False
+        self._failure: Exception | None = None
+        self._thread = threading.Thread(target=self._run, name="hash-ahead", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        buffer = read_buffer(COMPRESS_BLOCK * 4)
+        view = memoryview(buffer)
+        try:
+            for start, stop in self._pieces:
+                self._keep(start, self._digest.copy())
+                while start < stop and not self._stopping:
+                    read = os.preadv(self._fd, [view[: min(len(view), stop - start)]], start)
+                    if read == 0:
+                        raise OSError(f"file ended at {start}, before the piece's end {stop}")
+                    self._digest.update(view[:read])
+                    start += read
+                if self._stopping:
+                    return
+            self._keep(self._pieces[-1][1], self._digest)
+        except Exception as exc:
+            self._failure = exc  # raised by hash_before or result, in the caller's thread
+        finally:
+            view.release()
+            with self._changed:
+                self._ended = True
+                self._changed.notify_all()
+
+    def _keep(self, at: int, digest: CopyableSha256) -> None:
+        with self._changed:
+            self._kept[at] = digest
+            self._changed.notify_all()
+
+    def hash_before(self, start: int) -> CopyableSha256:
+        """The hash of the bytes before the piece at `start` (once the thread is there); the
+        thread then stops."""
+        with self._changed:
+            self._changed.wait_for(lambda: start in self._kept or self._ended)
+            self._stopping = True
+        if start not in self._kept:
+            self.close()
+            raise self._failure or InternalError(f"the hash ahead never reached offset {start}")
+        self.close()
+        return self._kept[start]
+
+    def result(self) -> CopyableSha256:
+        """The hash of every piece's bytes, once the thread is done."""
+        return self.hash_before(self._pieces[-1][1])
+
+    def close(self) -> None:
+        """Stop the thread and wait for it (it reads the caller's file)."""
+        self._stopping = True
+        self._thread.join()
 
 
 class Background:

@@ -15,12 +15,13 @@ from dblogpack.errors import InternalError, SourceError
 from dblogpack.members import (
     BackgroundMember,
     CompressedMember,
+    HashAhead,
     SpanList,
     gunzipped,
     read_buffer,
     span_bytes,
 )
-from dblogpack.model import FormatConfig, LogWarning, Query
+from dblogpack.model import FormatConfig, LogKind, LogWarning, Query
 from dblogpack.pieces import SPARSE_SHARE, CompressedPiece, Piece, ThreadPiece
 from dblogpack.planning import FilePlan, Meter, dialect_of, format_of, vanished_warning
 from dblogpack.records import NamedTuple
@@ -175,7 +176,7 @@ def _local_scanner(
         if plan.range is None or plan.streamed or plan.path is None:
             return None
         if results is not None and plan.pieces:
-            return _gathered(plan, results, meter)
+            return _gathered(plan, results, meter, hash_ahead=query.kind is LogKind.ALL)
         scan = plan.range
         name = plan.file.name
         threaded = scan.size < THREADED_MAX
@@ -189,9 +190,16 @@ def _local_scanner(
     return scanned
 
 
-def _gathered(plan: FilePlan, results: Iterator[Scanned], meter: Meter) -> Scanned:
+def _gathered(
+    plan: FilePlan, results: Iterator[Scanned], meter: Meter, *, hash_ahead: bool = False
+) -> Scanned:
     """A file's pieces as the workers finish them: their gzip members' files kept in order, the
     bytes they hold hashed from the file meanwhile (this process is idle otherwise).
+
+    With `hash_ahead` (all entries: a piece inside the window is selected whole), once a piece is
+    hashed, a thread hashes the file from the next piece on without waiting for the workers
+    (HashAhead); each piece that then proves whole is only counted, and one that does not is
+    hashed exactly from where it starts, after which the thread starts again past it.
 
     A file rotated away since its scan gets no member and is marked vanished: the packer then
     reports it as gone.
@@ -205,16 +213,33 @@ def _gathered(plan: FilePlan, results: Iterator[Scanned], meter: Meter) -> Scann
         file: BinaryIO | None = open(plan.path, "rb", buffering=0)  # closed below
     except FileNotFoundError:
         file = None
+    ahead: HashAhead | None = None
     try:
-        for _ in plan.pieces:  # every piece is taken, so the next file gets its own
-            piece = next(results)
+        for index, (start, stop) in enumerate(plan.pieces):  # every piece is taken, so the next
+            piece = next(results)  # file gets its own
             meter.advance(piece.bytes_scanned)
             if file is not None:
                 if piece.compressed is None:
                     raise InternalError(f"a scanning worker compressed nothing of {plan.path}")
-                member.add(piece.compressed, _selected_bytes(piece, piece.compressed, file, buffer))
+                if ahead is not None and piece.spans.total() == stop - start:
+                    member.add_hashed(piece.compressed, stop - start)  # hashed by `ahead`
+                else:
+                    if ahead is not None:
+                        member.resume(ahead.hash_before(start))
+                        ahead = None
+                    member.add(
+                        piece.compressed, _selected_bytes(piece, piece.compressed, file, buffer)
+                    )
+                    rest = plan.pieces[index + 1 :]
+                    if hash_ahead and rest:
+                        ahead = HashAhead(file.fileno(), member.hash_so_far(), rest)
             total.add(piece)
+        if ahead is not None:
+            member.resume(ahead.result())
+            ahead = None
     finally:
+        if ahead is not None:
+            ahead.close()
         if file is not None:
             file.close()
     if file is not None:  # else no piece was added to the member: it holds no file

@@ -10,6 +10,7 @@ import subprocess
 import tarfile
 import tempfile
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -376,3 +377,47 @@ def test_an_output_that_fails_fails_the_package_with_its_own_error(tmp_path: Pat
     with pytest.raises(OSError, match="No space left"):
         pipeline.run(spec_for(LogKind.ALL), DirSource(tmp_path), FormatConfig("auto"),
                      FullDisk(100_000))  # type: ignore[arg-type]
+
+
+def _mongo_lines(first_ms: int, count: int) -> list[bytes]:
+    return [
+        b'{"t":{"$date":"%s"},"s":"I","c":"NETWORK","id":22943,"ctx":"listener",'
+        b'"msg":"Connection accepted","attr":{"remote":"10.0.0.%d:5%04d"}}\n'
+        % (
+            datetime.fromtimestamp((first_ms + 50 * n) / 1000, UTC)
+            .isoformat(timespec="milliseconds").replace("+00:00", "Z").encode(),
+            n % 200, n % 10_000,
+        )
+        for n in range(count)
+    ]
+
+
+@pytest.mark.parametrize("junk_at", [None, 0.5, 0.93], ids=["whole", "junk-mid", "junk-late"])
+@pytest.mark.parametrize("windowed", [False, True])
+def test_an_all_entries_package_of_workers_lists_the_sha256_of_each_member_it_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, junk_at: float | None, windowed: bool
+) -> None:
+    # The parent hashes the file ahead of the workers' results, on the guess that each piece is
+    # selected whole; a piece holding lines of no entry (left out of the member) or cut by the
+    # window is hashed exactly from where it starts, and the guessing goes on after it.
+    lines = _mongo_lines(BASE_MS, 12_000)
+    if junk_at is not None:
+        at = int(len(lines) * junk_at)
+        lines[at:at] = [b"this line is no log entry\n"] * 3
+    (tmp_path / "mongod.log").write_bytes(b"".join(lines))
+    monkeypatch.setattr(planning, "PARALLEL_MIN", 256 * 1024)
+    monkeypatch.setattr(planning, "PIECE", 200 * 1024)
+    monkeypatch.setattr(scanpool, "CHUNK", 64 * 1024)
+    window = (BASE_MS + 40_000, BASE_MS + 580_000) if windowed else (None, None)
+    spec = spec_for(LogKind.ALL, *window)
+    fmt = FormatConfig("mongo-json")
+
+    parallel, files, _ = pack(DirSource(tmp_path), spec, fmt, workers=2)
+    single, single_files, _ = pack(DirSource(tmp_path), spec, fmt, workers=1)
+
+    listed = json.loads(files["manifest.json"])["files"][0]
+    assert files["logs/mongod.log"] == single_files["logs/mongod.log"]
+    assert listed["sha256"] == hashlib.sha256(files["logs/mongod.log"]).hexdigest()
+    assert parallel.entries == single.entries
+    assert [w.kind for w in parallel.warnings] == [w.kind for w in single.warnings]
+    assert bool(parallel.warnings) == (junk_at is not None)
