@@ -1,4 +1,4 @@
-"""The compiled part of the engine; everything else is declared in pyproject.toml."""
+"""The compiled parts of the engine; everything else is declared in pyproject.toml."""
 
 from setuptools import Extension, setup
 
