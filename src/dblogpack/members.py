@@ -60,6 +60,11 @@ def sha256(size: int | None = None) -> Sha256:
         except ImportError:  # a source tree whose extension is not built
             return Sha256()
         return LibcryptoSha256(Sha256)
+    return _hashlib_sha256()
+
+
+def _hashlib_sha256() -> CopyableSha256:
+    """hashlib's sha256 hasher (every big hash's, see sha256), whose state can be copied."""
     import hashlib
 
     return hashlib.sha256()
@@ -188,11 +193,9 @@ class CompressedMember:
     """
 
     def __init__(self) -> None:
-        import hashlib  # what sha256() gives such big hashes, typed as copyable
-
         self._files: list[str] = []
-        # Pieces of ranges of 48 MiB and more (planning.PARALLEL_MIN): hashlib's (see sha256).
-        self._digest: CopyableSha256 = hashlib.sha256()
+        # Pieces of ranges of 48 MiB and more (planning.PARALLEL_MIN): a big hash.
+        self._digest = _hashlib_sha256()
         self.size = 0
 
     def add(self, compressed_file: str, content: Iterable[bytes | memoryview]) -> None:
@@ -256,24 +259,18 @@ class HashAhead:
         self._thread.start()
 
     def _run(self) -> None:
-        buffer = read_buffer(COMPRESS_BLOCK * 4)
-        view = memoryview(buffer)
+        buffer = read_buffer(4 * COMPRESS_BLOCK)
         try:
             for start, stop in self._pieces:
                 self._keep(start, self._digest.copy())
-                while start < stop and not self._stopping:
-                    read = os.preadv(self._fd, [view[: min(len(view), stop - start)]], start)
-                    if read == 0:
-                        raise OSError(f"file ended at {start}, before the piece's end {stop}")
-                    self._digest.update(view[:read])
-                    start += read
-                if self._stopping:
-                    return
+                for read in span_bytes(self._fd, [(start, stop)], len(buffer), buffer):
+                    if self._stopping:
+                        return
+                    self._digest.update(read)
             self._keep(self._pieces[-1][1], self._digest)
         except Exception as exc:
             self._failure = exc  # raised by hash_before or result, in the caller's thread
         finally:
-            view.release()
             with self._changed:
                 self._ended = True
                 self._changed.notify_all()
@@ -288,11 +285,9 @@ class HashAhead:
         thread then stops."""
         with self._changed:
             self._changed.wait_for(lambda: start in self._kept or self._ended)
-            self._stopping = True
-        if start not in self._kept:
-            self.close()
-            raise self._failure or InternalError(f"the hash ahead never reached offset {start}")
         self.close()
+        if start not in self._kept:
+            raise self._failure or InternalError(f"the hash ahead never reached offset {start}")
         return self._kept[start]
 
     def result(self) -> CopyableSha256:

@@ -215,24 +215,13 @@ def _gathered(
         file = None
     ahead: HashAhead | None = None
     try:
-        for index, (start, stop) in enumerate(plan.pieces):  # every piece is taken, so the next
-            piece = next(results)  # file gets its own
+        # Every piece is taken, so the next file gets its own.
+        for index in range(len(plan.pieces)):
+            piece = next(results)
             meter.advance(piece.bytes_scanned)
             if file is not None:
-                if piece.compressed is None:
-                    raise InternalError(f"a scanning worker compressed nothing of {plan.path}")
-                if ahead is not None and piece.spans.total() == stop - start:
-                    member.add_hashed(piece.compressed, stop - start)  # hashed by `ahead`
-                else:
-                    if ahead is not None:
-                        member.resume(ahead.hash_before(start))
-                        ahead = None
-                    member.add(
-                        piece.compressed, _selected_bytes(piece, piece.compressed, file, buffer)
-                    )
-                    rest = plan.pieces[index + 1 :]
-                    if hash_ahead and rest:
-                        ahead = HashAhead(file.fileno(), member.hash_so_far(), rest)
+                pieces = plan.pieces[index:]
+                ahead = _add_piece(member, piece, pieces, file, buffer, ahead, hash_ahead)
             total.add(piece)
         if ahead is not None:
             member.resume(ahead.result())
@@ -247,6 +236,31 @@ def _gathered(
     else:
         total.vanished = True
     return total
+
+
+def _add_piece(
+    member: CompressedMember,
+    piece: Scanned,
+    pieces: list[tuple[int, int]],
+    file: BinaryIO,
+    buffer: ReadBuffer,
+    ahead: HashAhead | None,
+    hash_ahead: bool,
+) -> HashAhead | None:
+    """Add a worker's piece, the first of `pieces` (this one and those after it), to the member;
+    returns the hash ahead going on after it. A piece selected whole was hashed by `ahead`; any
+    other is hashed here from its start, and with `hash_ahead` a new HashAhead goes on from the
+    next piece."""
+    (start, stop), rest = pieces[0], pieces[1:]
+    if piece.compressed is None:
+        raise InternalError(f"a scanning worker compressed nothing of {file.name}")
+    if ahead is not None and piece.spans.total() == stop - start:
+        member.add_hashed(piece.compressed, stop - start)
+        return ahead
+    if ahead is not None:
+        member.resume(ahead.hash_before(start))
+    member.add(piece.compressed, _selected_bytes(piece, piece.compressed, file, buffer))
+    return HashAhead(file.fileno(), member.hash_so_far(), rest) if hash_ahead and rest else None
 
 
 def _selected_bytes(
