@@ -142,7 +142,7 @@ class EntryCount:
     @cached_property
     def _program(self) -> bytes | None:
         """The heads' program for the compiled pairing (None: the pair regex reads them)."""
-        return line_program(self._prefix) if pair_follow_ups is not None else None
+        return line_program(self._prefix)
 
     def pairs_by_regex(self, buf: bytes, lo: int, tags: list[int]) -> Pairs:
         """The tags' lines read in pairs by the pair regex: (follow-ups of the process of the line
