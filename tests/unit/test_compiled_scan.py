@@ -5,6 +5,7 @@ installed engine runs them (a build that silently fell back would pass every oth
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,7 @@ from dblogpack.model import DetailGroup
 from dblogpack.synth import Plan, build, generate
 
 START = 1714564800.0  # 2024-05-01T12:00:00Z
+PgLogTest = Callable[[str, str, st.DataObject], None]
 
 
 def test_the_installed_engine_runs_the_compiled_loops() -> None:
@@ -155,6 +157,11 @@ def test_slow_lines_of_generated_logs_are_those_of_the_reference_loop(
         for keyed in (True, False):
             both_ways(buf, 0, len(buf), least, keyed)
     assert len(SlowLines().find(buf, 0, len(buf), 0.0, True).starts) > 50
+    # A range whose first line holds a hit: from the line's start, and from inside it.
+    hit = buf.find(NEEDLE, 10_000)
+    line = buf.rfind(b"\n", 0, hit) + 1
+    for lo in (line, line + 1, hit - 1):
+        both_ways(buf, lo, len(buf), 0.0, True)
 
 
 def test_slow_lines_refuse_bounds_outside_the_buffer() -> None:
@@ -243,8 +250,19 @@ def test_groups_are_those_of_the_reference_loop(
     assert results[0] == results[1]
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(tagged_logs(), st.sampled_from(ALL_PREFIXES), st.data())
+def on_pg_logs(examples: int, prefixes: list[str]) -> Callable[[PgLogTest], PgLogTest]:
+    """Cases of a test(log, prefix, data): a generated pg log with tagged lines (laid out for
+    `prefix`, one of `prefixes`) and draws from `data`."""
+
+    def decorate(test: PgLogTest) -> PgLogTest:
+        cases = given(tagged_logs(), st.sampled_from(prefixes), st.data())(test)
+        slow = [HealthCheck.too_slow]
+        return settings(max_examples=examples, deadline=None, suppress_health_check=slow)(cases)
+
+    return decorate
+
+
+@on_pg_logs(400, ALL_PREFIXES)
 def test_heads_and_tags_of_pg_logs_are_those_of_the_mapped_pass(
     log: str, prefix: str, data: st.DataObject
 ) -> None:
@@ -259,8 +277,7 @@ def test_heads_and_tags_of_pg_logs_are_those_of_the_mapped_pass(
     )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(tagged_logs(), st.sampled_from(ALL_PREFIXES), st.data())
+@on_pg_logs(300, ALL_PREFIXES)
 def test_follow_up_tags_of_pg_logs_are_those_of_the_mapped_pass(
     log: str, prefix: str, data: st.DataObject
 ) -> None:
@@ -337,8 +354,7 @@ def head_by_regex(prefix: str, buf: bytes, at: int) -> tuple[int, ...] | None:
     return (found.end(), *process, *found.span("level"))
 
 
-@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(tagged_logs(), st.sampled_from(PROGRAMMED), st.data())
+@on_pg_logs(800, PROGRAMMED)
 def test_line_heads_read_by_program_are_those_the_pair_regex_reads(
     log: str, prefix: str, data: st.DataObject
 ) -> None:
@@ -355,8 +371,7 @@ def test_line_heads_read_by_program_are_those_the_pair_regex_reads(
         assert _scan.read_head(text, line, program) == head_by_regex(prefix, text, line)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(tagged_logs(), st.sampled_from(PROGRAMMED), st.data())
+@on_pg_logs(400, PROGRAMMED)
 def test_follow_ups_paired_by_program_are_those_the_pair_regex_pairs(
     log: str, prefix: str, data: st.DataObject
 ) -> None:

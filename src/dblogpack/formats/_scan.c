@@ -39,6 +39,14 @@ static const char CODE[] = "\"code\":";
 #define SECOND_TENS 32
 #define COLUMNS 6
 
+/* The offset of the last newline in data[from:to], -1 if none (bytes.rfind's). */
+static Py_ssize_t
+last_newline(const char *data, Py_ssize_t from, Py_ssize_t to)
+{
+    const char *found = to > from ? memrchr(data + from, '\n', (size_t)(to - from)) : NULL;
+    return found == NULL ? -1 : found - data;
+}
+
 /* The first `needle` in buf[from:to]. Candidates are the offsets where two of its bytes, at
  * `one` and `two` (chosen for their pair being rare in these logs), match: 16 offsets at a time
  * with SSE2, then each candidate compared whole. For the slow-query needle, ~2k candidates in a
@@ -258,8 +266,8 @@ slow_lines_into(PyObject **columns, PyObject *buf, Py_ssize_t lo, Py_ssize_t hi,
                 return -1;
         }
         if (shape == NULL) {
-            const char *before = at > lo ? memrchr(data + lo, '\n', (size_t)(at - lo)) : NULL;
-            Py_ssize_t line_start = before ? before - data + 1 : lo;
+            Py_ssize_t line_start = last_newline(data, lo, at) + 1;
+            line_start = line_start > 0 ? line_start : lo;
             if (cut > 0 && line_start != start) {
                 shape = shape_of(shapes, data, line_start, cut);
                 if (shape == NULL && PyErr_Occurred())
@@ -826,13 +834,6 @@ is_follow_up_level(const char *data, const HeadParse *parse)
             memcmp(data + parse->level_start, FOLLOW_UP_LEVELS[k], length) == 0)
             return 1;
     return 0;
-}
-
-static Py_ssize_t
-last_newline(const char *data, Py_ssize_t from, Py_ssize_t to)
-{
-    const char *found = to > from ? memrchr(data + from, '\n', (size_t)(to - from)) : NULL;
-    return found == NULL ? -1 : found - data;
 }
 
 /* pg_count's line of a hit and the line before it (_lines_and_befores; with `skip_tabs`, the
