@@ -5,7 +5,8 @@ installed engine runs them (a build that silently fell back would pass every oth
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,23 @@ def test_the_installed_engine_runs_the_compiled_loops() -> None:
     assert json_lines.every_line_starts_with is not every_line_starts_with_reference
     assert pg_count.pair_follow_ups is _scan.pair_follow_ups
     assert mongo_slow_lines.slow_lines.__module__ == "dblogpack.formats._scan"
+
+
+def test_the_compiled_passes_run_their_avx2_loops_where_the_cpu_has_them() -> None:
+    flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").exists() else []
+    assert _scan.use_avx2() == ("avx2" in flags)
+
+
+@contextmanager
+def avx2_loops(on: bool) -> Iterator[None]:
+    """The compiled passes with their AVX2 loops on or off (where the CPU has none, off):
+    both ways are held to the references."""
+    before = _scan.use_avx2()
+    _scan.use_avx2(on)
+    try:
+        yield
+    finally:
+        _scan.use_avx2(before)
 
 
 def both_ways(data: bytes, lo: int, hi: int, least: float, keyed: bool) -> None:
@@ -272,9 +290,9 @@ def test_heads_and_tags_of_pg_logs_are_those_of_the_mapped_pass(
     buf = laid_out(log, prefix)
     lo, hi = data.draw(ranges(buf))
     hi = data.draw(st.sampled_from([hi, hi + 1, len(buf) + 3]))
-    assert pg_count.heads_and_tags(buf, table, lo, hi) == heads_and_tags_reference(
-        buf, table, lo, hi
-    )
+    with avx2_loops(data.draw(st.booleans())):
+        found = pg_count.heads_and_tags(buf, table, lo, hi)
+    assert found == heads_and_tags_reference(buf, table, lo, hi)
 
 
 @on_pg_logs(300, ALL_PREFIXES)
@@ -283,27 +301,74 @@ def test_follow_up_tags_of_pg_logs_are_those_of_the_mapped_pass(
 ) -> None:
     buf = laid_out(log, prefix)
     lo, hi = data.draw(ranges(buf))
-    assert pg_count.follow_up_tags(buf, TAG_TABLE, lo, hi) == follow_up_tags_reference(
-        buf, TAG_TABLE, lo, hi
-    )
+    with avx2_loops(data.draw(st.booleans())):
+        found = pg_count.follow_up_tags(buf, TAG_TABLE, lo, hi)
+    assert found == follow_up_tags_reference(buf, TAG_TABLE, lo, hi)
 
 
 _PG_SOUP = [b"\n", b"2", b"L", b"T", b"Y", b"N", b"R", b":", b" ", b":  ", b"L:  ", b"\t", b"\xff"]
 
 
 @settings(max_examples=500, deadline=None)
-@given(soup(_PG_SOUP))
+@given(soup(_PG_SOUP), st.booleans())
 def test_heads_and_tags_of_byte_soup_are_those_of_the_mapped_pass(
-    buf_and_bounds: tuple[bytes, int, int],
+    buf_and_bounds: tuple[bytes, int, int], avx2: bool
 ) -> None:
     buf, lo, hi = buf_and_bounds
     table = prefixed_format("pgbadger")._entry_count._heads_table[0]
-    assert pg_count.heads_and_tags(buf, table, lo, hi) == heads_and_tags_reference(
-        buf, table, lo, hi
+    with avx2_loops(avx2):
+        found = pg_count.heads_and_tags(buf, table, lo, hi), pg_count.follow_up_tags(
+            buf, TAG_TABLE, lo, hi
+        )
+    assert found == (
+        heads_and_tags_reference(buf, table, lo, hi),
+        follow_up_tags_reference(buf, TAG_TABLE, lo, hi),
     )
-    assert pg_count.follow_up_tags(buf, TAG_TABLE, lo, hi) == follow_up_tags_reference(
-        buf, TAG_TABLE, lo, hi
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sets(st.integers(0, 255)), st.sets(st.integers(0, 255)), st.data())
+def test_heads_and_tags_of_any_bytes_and_classes_are_those_of_the_mapped_pass(
+    heads: set[int], tags: set[int], data: st.DataObject
+) -> None:
+    # Any byte may be of the head class or the tag class (the marks, a newline, colon and
+    # space, are mapped to themselves), and the bytes are the marks and bytes of either class
+    # or none, so that heads and tags of every byte turn up.
+    table = bytes(
+        byte if byte in b"\n: " else 1 if byte in heads else 2 if byte in tags else 0
+        for byte in range(256)
     )
+    tags_table = bytes(c if c in b": " or c == 2 else 0 for c in table)
+    some = st.sampled_from(sorted(heads | tags)) if heads | tags else st.integers(0, 255)
+    parts = st.sampled_from([b"\n", b":  "]) | (some | st.integers(0, 255)).map(
+        lambda byte: bytes((byte,))
+    )
+    buf = b"".join(data.draw(st.lists(parts, min_size=40, max_size=300)))
+    # Ranges over many vector steps mostly, and anywhere.
+    lo = data.draw(st.integers(0, 40) | st.integers(0, len(buf) + 2))
+    hi = data.draw(st.integers(len(buf) - 40, len(buf) + 2) | st.integers(0, len(buf) + 2))
+    for avx2 in (True, False):
+        with avx2_loops(avx2):
+            found = pg_count.heads_and_tags(buf, table, lo, hi), pg_count.follow_up_tags(
+                buf, tags_table, lo, hi
+            )
+        assert found == (
+            heads_and_tags_reference(buf, table, lo, hi),
+            follow_up_tags_reference(buf, tags_table, lo, hi),
+        )
+
+
+def test_heads_and_tags_end_exactly_at_every_bound_in_every_alignment() -> None:
+    # Heads and tags at every offset modulo a vector step, and every range around them: a
+    # vector step must count no newline and no tag reaching past `hi`.
+    buf = b"".join(b"2" * n + b"\nL:  2\n" + b"Y:  " for n in range(40))
+    table = prefixed_format("pgbadger")._entry_count._heads_table[0]
+    for avx2 in (True, False):
+        with avx2_loops(avx2):
+            for lo in range(0, 70, 3):
+                for hi in [*range(lo, lo + 80), *range(len(buf) - 80, len(buf) + 3)]:
+                    found = pg_count.heads_and_tags(buf, table, lo, hi)
+                    assert found == heads_and_tags_reference(buf, table, lo, hi), (avx2, lo, hi)
 
 
 def test_heads_and_tags_refuse_a_table_that_maps_other_bytes_to_the_marks() -> None:
