@@ -115,6 +115,33 @@ def test_entries_out_of_order_around_a_rotation_are_each_judged_by_their_own_tim
         assert result.entries == 1 + 3 and result.warnings == []
 
 
+@pytest.mark.parametrize("kind", [LogKind.ALL, LogKind.SLOW])
+@pytest.mark.parametrize(("begin_s", "end_s"), [(5.5, 5.5), (3.0, 5.5), (5.5, 3.0), (3.0, 3.0)])
+def test_entries_out_of_order_at_a_file_s_ends_are_judged_unless_it_lies_within_the_window(
+    tmp_path: Path, kind: LogKind, begin_s: float, end_s: float
+) -> None:
+    # The second entry is 4 s earlier than the first, the one before the last 4 s later than
+    # the last (out of order by less than the disorder margin, 5 s), and the window begins
+    # `begin_s` before the first and ends `end_s` after the last. Within the margin (3 s),
+    # such an entry is outside the window and left out; when both edges are beyond it (5.5 s),
+    # the file lies inside the window, as its edges say, and it is taken whole.
+    last_ms = BASE_MS + 41_500
+    entries = [
+        slow(BASE_MS, 10.0), slow(BASE_MS - 4000, 20.0), *mixed(BASE_MS + 10_000, 2000, 10),
+        slow(last_ms + 4000, 30.0), slow(last_ms, 40.0),
+    ]
+    write_log(tmp_path / "postgresql.log", entries)
+    begin, end = BASE_MS - int(begin_s * 1000), last_ms + int(end_s * 1000)
+
+    result, files, _ = pack(DirSource(tmp_path), spec_for(kind, begin, end))
+
+    window = TimeWindow(begin / 1000, end / 1000)
+    assert files["logs/postgresql.log"] == reference(entries, window, kind)
+    kept = [e for e in entries if window.contains(e.ts) and e.is_kind(kind)]
+    assert result.entries == len(kept)
+    assert (entries[1] in kept, entries[-2] in kept) == (begin_s > 5, end_s > 5)
+
+
 @pytest.mark.parametrize("kind", [LogKind.ALL, LogKind.SLOW, LogKind.ERROR])
 @pytest.mark.parametrize("chunk", [16 * 1024, 256 * 1024, 2 * 1024 * 1024])
 def test_a_spliced_file_is_packed_exactly_with_a_disorder_warning(

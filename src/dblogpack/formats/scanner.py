@@ -14,16 +14,25 @@ from collections.abc import Iterator
 
 from dblogpack.formats.base import LogFormat, ScanResult
 from dblogpack.formats.framing import Buffer, as_bytes, count_matches, last_match_start
-from dblogpack.model import DetailGroup, EntryDetail, LogKind, LogWarning, Query, TimeWindow
+from dblogpack.model import (
+    DISORDER_MARGIN_S,
+    DetailGroup,
+    EntryDetail,
+    LogKind,
+    LogWarning,
+    Query,
+    TimeWindow,
+)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
 if TYPE_CHECKING:
     from typing import ClassVar
 
-# Entries are assumed out of order by at most this much (writers race for the
-# log by milliseconds). Entries within it of a window edge are each judged by
-# their own timestamp; farther ones are judged by bisection.
-DISORDER_TOLERANCE_S = 1.0
+# Entries are assumed out of order by less than this much (the selector's margin: what the
+# docs promise exact). Entries within it of a window edge are each judged by their own
+# timestamp; farther ones are judged by bisection. It was 1 s: an all-entries package misjudged
+# entries 1-5 s out of order at an edge.
+DISORDER_TOLERANCE_S = DISORDER_MARGIN_S
 
 # A garbage file must not produce a warning per line.
 MAX_WARNINGS_PER_SCAN = 100
