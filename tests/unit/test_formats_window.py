@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dblogpack.formats import build
@@ -298,6 +298,14 @@ LEVELS = ["LOG", "ERROR", "WARNING", "FATAL", "LOG-slow", "DETAIL", "HINT", "STA
     ),
     edges=st.tuples(st.integers(0, 40), st.integers(0, 40)),
     prefix=st.sampled_from(sorted(PREFIX_STYLES)),
+)
+# Follow-up lines of other processes after the last primary line, seconds later, the window
+# ending among them: entries of their own, each judged by its time.
+@example(
+    lines=[("LOG", 1, 0, 0), ("LOG", 2, 0, 0), ("DETAIL", 1, 0, 2500), ("DETAIL", 2, 0, 2500),
+           ("DETAIL", 1, 0, 1424)],
+    edges=(0, 4),
+    prefix="%m [%p] ",
 )
 def test_follow_up_lines_join_the_entry_of_their_own_process(
     lines: list[tuple[str, int, int, int]], edges: tuple[int, int], prefix: str

@@ -5,6 +5,7 @@ edges, a small window of a big file is found by bisection, and disorder never lo
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from tests.unit.engine_logs import (
     CountingSource,
     Entry,
     mixed,
+    noise,
     pack,
     reference,
     slow,
@@ -140,6 +142,31 @@ def test_entries_out_of_order_at_a_file_s_ends_are_judged_unless_it_lies_within_
     kept = [e for e in entries if window.contains(e.ts) and e.is_kind(kind)]
     assert result.entries == len(kept)
     assert (entries[1] in kept, entries[-2] in kept) == (begin_s > 5, end_s > 5)
+
+
+@pytest.mark.parametrize("kind", [LogKind.ALL, LogKind.SLOW])
+@pytest.mark.parametrize("chunk", [16 * 1024, 64 * 1024])
+def test_entries_out_of_order_by_seconds_are_judged_whatever_chunk_they_are_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int, kind: LogKind
+) -> None:
+    # Every entry up to 2 s off its place in time (out of order by up to 4 s, under the 5 s
+    # margin), so that chunks near the window's edges hold entries on both sides of one while
+    # their first or last entry is well inside the window.
+    monkeypatch.setattr(scanpool, "THREADED_CHUNK", chunk)
+    jitter = random.Random(5)
+    entries = []
+    for i in range(3000):
+        ts_ms = BASE_MS + 20 * i + jitter.randint(-2000, 2000)
+        entries.append(slow(ts_ms, 5.0) if i % 3 == 0 else noise(ts_ms))
+    write_log(tmp_path / "postgresql.log", entries)
+    begin, end = BASE_MS + 20_000, BASE_MS + 40_000
+
+    result, files, _ = pack(DirSource(tmp_path), spec_for(kind, begin, end))
+
+    window = TimeWindow(begin / 1000, end / 1000)
+    assert files["logs/postgresql.log"] == reference(entries, window, kind)
+    assert result.entries == sum(window.contains(e.ts) and e.is_kind(kind) for e in entries)
+    assert result.warnings == []
 
 
 @pytest.mark.parametrize("kind", [LogKind.ALL, LogKind.SLOW, LogKind.ERROR])

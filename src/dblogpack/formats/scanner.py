@@ -132,14 +132,40 @@ class EntryScanner(LogFormat):
         for lo, hi in garbage:
             warnings.add(lo, hi, data)
         warnings.close()
+        after_begin, tail = self._inside(data, first, query)
         if query.kind is LogKind.ALL:
-            self._scan_all(data, first, query, result, garbage)
+            self._scan_all(data, first, query, result, garbage, after_begin, tail)
         else:
             self._scan_kind(data, first, query, result)
         if query.window.end is not None:
-            stop = self._first_at_or_after(data, first, len(data), query.window.end)
+            from_start = first if tail is None else tail
+            stop = self._first_at_or_after(data, from_start, len(data), query.window.end)
             result.end_offset = stop if stop < len(data) else None
         return result
+
+    def _inside(self, buf: bytes, first: int, query: Query) -> tuple[bool, int | None]:
+        """How much of buf[first:] the window's edges may cut, as the times of its first and
+        last entries say (entries are out of order by less than DISORDER_TOLERANCE_S, as
+        bisection assumes): whether every entry is at or after its begin, and the start of the
+        last entry before which every one is before its end (None: not known so).
+
+        Most chunks of a window lie wholly inside it, and no bisection then looks for an edge:
+        an all-entries package of a 1.1 GB file bisected three times a 4 MiB chunk (~0.4 ms).
+        Only the last entry found by `_last_start_before` is known; lines after it may start
+        entries of their own (pg-stderr's follow-up lines of another process), judged each.
+        """
+        begin, end = query.window
+        if not query.ordered:
+            return begin is None, None
+        after_begin = begin is None or _at_least(self._timestamp_at(buf, first), begin)
+        if end is None:
+            return after_begin, None
+        last = self._last_start_before(buf, len(buf))
+        if last is None or last < first:
+            return after_begin, None
+        last_ts = self._timestamp_at(buf, last)
+        before_end = last_ts is not None and last_ts + DISORDER_TOLERANCE_S <= end
+        return after_begin, last if before_end else None
 
     # ---- selection ---------------------------------------------------------------------
 
@@ -172,13 +198,20 @@ class EntryScanner(LogFormat):
         query: Query,
         result: ScanResult,
         garbage: list[tuple[int, int]],
+        after_begin: bool,
+        tail: int | None,
     ) -> None:
+        """`after_begin` and `tail`: see _inside."""
         n, begin, end = len(buf), query.window.begin, query.window.end
         if not query.ordered and (begin is not None or end is not None):
             self._judge_each(buf, first, n, query, result)  # no bisection in disordered times
             return
-        edge_a = (first, first) if begin is None else self._edge_zone(buf, first, begin)
-        edge_b = (n, n) if end is None else self._edge_zone(buf, first, end)
+        edge_a = (first, first)
+        if not after_begin and begin is not None:
+            edge_a = self._edge_zone(buf, first, begin)
+        edge_b = (n, n) if end is None else (tail, n) if tail is not None else (
+            self._edge_zone(buf, first, end)
+        )
         if edge_a[1] >= edge_b[0]:
             self._judge_each(buf, edge_a[0], edge_b[1], query, result)
             return
@@ -283,6 +316,11 @@ class LineStartScanner(EntryScanner):
     def _count_entries(self, buf: bytes, lo: int, hi: int) -> int:
         count = count_matches(self._next_start, buf, max(lo - 1, 0), hi)
         return count + (1 if lo == 0 and self._line_start.match(buf, 0) else 0)
+
+
+def _at_least(ts: float | None, begin: float) -> bool:
+    """Whether an entry at `ts` and every entry after it are at or after `begin`."""
+    return ts is not None and ts - DISORDER_TOLERANCE_S >= begin
 
 
 def window_bounds(window: TimeWindow) -> tuple[float, float]:
