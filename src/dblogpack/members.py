@@ -34,6 +34,14 @@ if TYPE_CHECKING:
 
         def copy(self) -> CopyableSha256: ...
 
+    class PieceSink(Protocol):
+        """Where a CompressedMember's pieces go as they are added, in order, rather than wait
+        in their files for the member's size (packer.MemberSpool)."""
+
+        def add(self, compressed_file: str) -> None: ...
+        def finish(self, size: int) -> None: ...
+        def discard(self) -> None: ...
+
 
 COMPRESS_BLOCK = 1024 * 1024
 # Below this many bytes, a hash is stringzilla's where hashlib is not loaded yet (see sha256).
@@ -190,26 +198,35 @@ class CompressedMember:
     """A member's bytes as gzip members that other processes wrote to files, in order, kept until
     the member's size is known (its tar header comes first), with the size and sha256 of the bytes
     they hold. Memory stays a read buffer whatever the member's size.
+
+    With a `spool`, each file goes there as it is added instead (the package takes it at once).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, spool: PieceSink | None = None) -> None:
         self._files: list[str] = []
+        self.spool = spool
         # Pieces of ranges of 48 MiB and more (planning.PARALLEL_MIN): a big hash.
         self._digest = _hashlib_sha256()
         self.size = 0
 
     def add(self, compressed_file: str, content: Iterable[bytes | memoryview]) -> None:
         """The file of one gzip member and the bytes it holds (hashed here, in order)."""
-        self._files.append(compressed_file)
         for chunk in content:
             self._digest.update(chunk)
             self.size += len(chunk)
+        self._keep(compressed_file)
 
     def add_hashed(self, compressed_file: str, size: int) -> None:
         """The file of one gzip member holding `size` bytes hashed elsewhere (a HashAhead whose
         hash becomes this member's by `resume`)."""
-        self._files.append(compressed_file)
         self.size += size
+        self._keep(compressed_file)
+
+    def _keep(self, compressed_file: str) -> None:
+        if self.spool is not None:
+            self.spool.add(compressed_file)
+        else:
+            self._files.append(compressed_file)
 
     def hash_so_far(self) -> CopyableSha256:
         """A copy of the hash of the bytes added so far, to hash ahead from."""

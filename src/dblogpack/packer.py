@@ -5,6 +5,7 @@ its own threads for big packages). Standard gzip, standard ustar/pax tar. Its do
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable
 
@@ -168,6 +169,109 @@ class _OneMember:
             self._sink.write(self._deflate.flush() + gzip_trailer(self._crc, self._size))
 
 
+class MemberSpool:
+    """A member whose bytes arrive as gzip members in files, one after the other, before its size
+    is known (a file's pieces from the scanning workers, as they come in). Each is copied into
+    the package as it arrives, and its file removed; the member's tar header goes first, in a
+    gzip member of its own whose one block is stored, not deflated, so that its length does not
+    depend on the size: written with size 0 at first, and again in its place once the size is
+    known.
+
+    The pieces used to wait in their files until the last one was in, and were then copied
+    into the package while the other core idled: ~70 ms of a 1.1 GB all-entries package, and
+    up to ~0.3 s when the kernel had started writing the pieces out meanwhile.
+    """
+
+    def __init__(
+        self, tar: TarGzWriter, name: str, mtime: int, sink: _HashingWriter, out: BinaryIO
+    ) -> None:
+        self._tar, self._name, self._mtime, self._sink, self._out = tar, name, mtime, sink, out
+        out.flush()
+        self._at, self._size_at = out.tell(), sink.size
+        self._header = tar_header(name, 0, self._mtime)
+        sink.write(_stored_member(self._header))
+
+    def add(self, compressed_file: str) -> None:
+        """Copy one gzip member's file into the package, and remove the file."""
+        with open(compressed_file, "rb", buffering=0) as piece:
+            copied = _copy_file(piece, self._out)
+            if copied is not None:
+                self._sink.size += copied
+            else:
+                while chunk := piece.read(COMPRESS_BLOCK):
+                    self._sink.write(chunk)
+        os.unlink(compressed_file)
+
+    def finish(self, size: int) -> None:
+        """The member holds `size` bytes: its header is written in its place."""
+        header = tar_header(self._name, size, self._mtime)
+        if len(header) != len(self._header):
+            raise ValueError(f"member {self._name}: its header grew with its size {size}")
+        out = self._out
+        out.flush()
+        end = out.tell()
+        out.seek(self._at + len(GZIP_HEADER) + len(_STORED_BLOCK_HEAD))  # the stored bytes
+        out.write(header)
+        out.write(gzip_trailer(_crc32(header), len(header)))
+        out.seek(end)
+        self._tar.end_spooled_member(header, size)
+
+    def discard(self) -> None:
+        """The member holds nothing: the package ends where it began."""
+        self._out.flush()
+        self._out.seek(self._at)
+        self._out.truncate()
+        self._sink.size = self._size_at
+
+
+def _copy_file(source: BinaryIO, out: BinaryIO) -> int | None:
+    """Copy all of `source` to the end of `out` inside the kernel (copy_file_range: nothing goes
+    through this process, ~20 ms less of a 1.1 GB all-entries package's 142 MB); how many
+    bytes, or None where `out` is no file or the kernel cannot (another file system, an old
+    kernel), before anything was copied."""
+    try:
+        out_fd = out.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None  # an in-memory output
+    out.flush()
+    size, copied = os.fstat(source.fileno()).st_size, 0
+    try:
+        while copied < size and (done := os.copy_file_range(source.fileno(), out_fd, size)):
+            copied += done
+    except OSError:
+        if copied:
+            raise
+        return None
+    if copied != size:
+        raise OSError(f"{source.name!r}: {copied} of its {size} bytes copied")
+    return copied
+
+
+def _seekable(out: BinaryIO) -> bool:
+    try:
+        return out.seekable()
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+# A stored deflate block's head for a 512-byte tar header block: BFINAL=1, BTYPE=00, the bits
+# up to the byte's end unused, then LEN and NLEN.
+_STORED_BLOCK_HEAD = b"\x01" + (512).to_bytes(2, "little") + (0xFFFF - 512).to_bytes(2, "little")
+
+
+def _stored_member(data: bytes) -> bytes:
+    """`data` (one 512-byte block) as a gzip member holding it stored, not deflated."""
+    if len(data) != 512:
+        raise ValueError(f"a stored member holds one 512-byte block, not {len(data)} bytes")
+    return GZIP_HEADER + _STORED_BLOCK_HEAD + data + gzip_trailer(_crc32(data), len(data))
+
+
+def _crc32(data: bytes) -> int:
+    from isal import isal_zlib  # loaded already: the pieces it heads are ISA-L's
+
+    return int(isal_zlib.crc32(data))
+
+
 class TarGzWriter:
     """Streams tar members into gzip on `out`; compression runs in `threads` threads of ISA-L
     (0: in the caller's thread). `checksum=False`: no hash of the package.
@@ -236,13 +340,38 @@ class TarGzWriter:
         self._write(_padding(size))
         return hexdigest
 
+    def spool_member(self, name: str, most: int) -> MemberSpool | None:
+        """A member of at most `most` bytes whose gzip members will be added one by one as they
+        come, before its size is known (see MemberSpool); None where this output cannot take one:
+        not seekable, hashed as it is written, or for a size a ustar header cannot hold (its
+        header would then grow with the size)."""
+        out = self._sink.out
+        if self._sink.sha256 is not None or most > _USTAR_MAX_SIZE or not _seekable(out):
+            return None
+        if len(tar_header(name, most, self._mtime)) != BLOCK:  # a long name: a pax header
+            return None
+        if self._gzip is not None:  # the spool's members start on their own
+            self._gzip.close()
+            self._gzip = None
+        return MemberSpool(self, name, self._mtime, self._sink, out)
+
+    def end_spooled_member(self, header: bytes, size: int) -> None:
+        """A spooled member's header and bytes are in the package: its padding follows."""
+        self._tar_bytes += len(header) + size
+        self._write(_padding(size))
+
     def add_compressed_member(
         self, name: str, member: CompressedMember | BackgroundMember
     ) -> None:
         """Write a member whose bytes arrive already compressed (by the scanning workers or
         thread). A scanning thread's deflate segment is spliced into this writer's own member
         when it writes one; otherwise the current gzip member is ended, theirs are copied as they
-        are, and a new one carries on (concatenated gzip members are one standard gzip stream)."""
+        are, and a new one carries on (concatenated gzip members are one standard gzip stream).
+        A spooled member (CompressedMember.spool) is in the package already: its header is
+        written in its place."""
+        if isinstance(member, CompressedMember) and member.spool is not None:
+            member.spool.finish(member.size)
+            return
         self._write(tar_header(name, member.size, self._mtime))
         gzip = self._stream()
         if isinstance(gzip, _OneMember) and isinstance(member, BackgroundMember):

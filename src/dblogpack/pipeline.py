@@ -14,7 +14,7 @@ from dblogpack.errors import InternalError, SourceError
 from dblogpack.manifest import json_bytes, load_json, manifest
 from dblogpack.members import BackgroundMember, CompressedMember, span_bytes
 from dblogpack.model import FileResult, FormatConfig, LogFile, PackageResult, PackageSpec, Query
-from dblogpack.packer import TarGzWriter
+from dblogpack.packer import MemberSpool, TarGzWriter
 from dblogpack.planning import (
     FilePlan,
     FileReads,
@@ -73,12 +73,18 @@ def run(
     pieces = _piece_directory() if pool is not None else None
     try:
         piece_dir = None if pieces is None else pieces.name
-        scanned_files = scans(
-            plans, query, pool, meter, piece_dir, compresslevel, while_compressing=load_json
-        )
         with TarGzWriter(
             out, compresslevel=compresslevel, threads=_threads(workers, total), checksum=checksum,
         ) as tar:
+
+            def spool_for(plan: FilePlan) -> MemberSpool | None:
+                assert plan.range is not None  # only planned ranges have pieces
+                return tar.spool_member(_member_name(plan.file), plan.range.size)
+
+            scanned_files = scans(
+                plans, query, pool, meter, piece_dir, compresslevel, while_compressing=load_json,
+                spool_for=spool_for,
+            )
             packing = _Packing(tar, source, query, result, summary, meter)
             for plan, scanned in zip(plans, scanned_files, strict=True):
                 result.files.append(packing.file(plan, scanned()))
@@ -201,6 +207,8 @@ class _Packing:
                 row.member = _member_name(file)
                 self.tar.add_compressed_member(row.member, member)
                 row.sha256, row.bytes_written = member.hexdigest(), member.size
+            elif isinstance(member, CompressedMember) and member.spool is not None:
+                member.spool.discard()  # its empty pieces are in the package already
         finally:
             member.close()
             scanned.spans.close()

@@ -128,6 +128,87 @@ def test_members_compressed_by_workers_are_copied_in_and_the_checksum_covers_the
     assert sha256 == hashlib.sha256(out.getvalue()).hexdigest()
 
 
+def _pieces_on_disk(tmp_path: Path, pieces: list[bytes]) -> list[Path]:
+    paths = []
+    for number, piece in enumerate(pieces):
+        compress, path = gzip_member(1), tmp_path / f"piece-{number}.gz"
+        path.write_bytes(compress(piece) + compress(None))
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("threads", [0, 2])
+@pytest.mark.parametrize("into", ["memory", "file"])
+def test_members_compressed_by_workers_go_into_the_package_as_they_come(
+    tmp_path: Path, threads: int, into: str
+) -> None:
+    # Each piece is in the package (and its file gone) once added; the member's header, written
+    # before them, is written again in its place once the size is known. Into a file, the
+    # kernel copies the pieces (copy_file_range).
+    pieces = [b"2024-05-01 LOG:  a\n" * 50_000, os.urandom(3 << 20), b"", b"LOG:  b\n"]
+    out: io.BytesIO | io.BufferedRandom = (
+        io.BytesIO() if into == "memory" else open(tmp_path / "out.tar.gz", "w+b")
+    )
+    with out, TarGzWriter(out, threads=threads, checksum=False) as tar:
+        tar.add_bytes("logs/a.log", b"first\n")
+        spool = tar.spool_member("logs/b.log", 10 << 20)
+        assert spool is not None
+        member = CompressedMember(spool)
+        for path, piece in zip(_pieces_on_disk(tmp_path, pieces), pieces, strict=True):
+            member.add(str(path), [piece])
+            assert not path.exists()
+        tar.add_compressed_member("logs/b.log", member)
+        tar.add_bytes("manifest.json", b"{}\n")
+        size, _ = tar.close()
+        out.flush()
+        out.seek(0)
+        written = out.read()
+
+    assert list(members(written).items()) == [
+        ("logs/a.log", b"first\n"), ("logs/b.log", b"".join(pieces)), ("manifest.json", b"{}\n")
+    ]
+    assert size == len(written)
+    package = tmp_path / "p.tar.gz"
+    package.write_bytes(written)
+    assert subprocess.run(["gzip", "-t", str(package)], check=False).returncode == 0
+    listing = subprocess.run(["tar", "-tvzf", str(package)], capture_output=True, text=True,
+                             check=True).stdout.splitlines()
+    assert [line.split()[2] for line in listing] == ["6", str(len(b"".join(pieces))), "3"]
+
+
+def test_a_spooled_member_found_empty_leaves_the_package_as_before_it(tmp_path: Path) -> None:
+    out = io.BytesIO()
+    with TarGzWriter(out, threads=2, checksum=False) as tar:
+        tar.add_bytes("logs/a.log", b"first\n")
+        spool = tar.spool_member("logs/b.log", 1 << 20)
+        assert spool is not None
+        member = CompressedMember(spool)
+        for path in _pieces_on_disk(tmp_path, [b"", b""]):
+            member.add(str(path), [])
+        spool.discard()
+        tar.add_bytes("manifest.json", b"{}\n")
+    size, _ = tar.close()
+
+    assert list(members(out.getvalue())) == ["logs/a.log", "manifest.json"]
+    assert size == len(out.getvalue())
+
+
+class _Unseekable(io.BytesIO):
+    def seekable(self) -> bool:
+        return False
+
+
+def test_a_member_is_spooled_only_into_a_seekable_unhashed_output_with_room_in_its_header() -> None:
+    with TarGzWriter(_Unseekable(), checksum=False) as tar:
+        assert tar.spool_member("logs/a.log", 1 << 20) is None
+    with TarGzWriter(io.BytesIO(), checksum=True) as tar:
+        assert tar.spool_member("logs/a.log", 1 << 20) is None  # its bytes are hashed as written
+    with TarGzWriter(io.BytesIO(), checksum=False) as tar:
+        assert tar.spool_member("logs/a.log", 1 << 40) is None  # a size in a pax header
+        assert tar.spool_member("logs/" + "a" * 100 + ".log", 1 << 20) is None  # a long name
+        assert tar.spool_member("logs/a.log", 1 << 20) is not None
+
+
 def test_a_failed_deflate_of_a_scanning_thread_is_raised_when_the_member_is_waited_for(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

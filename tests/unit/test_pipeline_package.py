@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import subprocess
 import tarfile
 import tempfile
@@ -394,8 +395,13 @@ def _mongo_lines(first_ms: int, count: int) -> list[bytes]:
 
 @pytest.mark.parametrize("junk_at", [None, 0.5, 0.93], ids=["whole", "junk-mid", "junk-late"])
 @pytest.mark.parametrize("windowed", [False, True])
+@pytest.mark.parametrize("checksum", [True, False], ids=["hashed", "spooled"])
 def test_an_all_entries_package_of_workers_lists_the_sha256_of_each_member_it_holds(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, junk_at: float | None, windowed: bool
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    junk_at: float | None,
+    windowed: bool,
+    checksum: bool,
 ) -> None:
     # The parent hashes the file ahead of the workers' results, on the guess that each piece is
     # selected whole; a piece holding lines of no entry (left out of the member) or cut by the
@@ -412,7 +418,8 @@ def test_an_all_entries_package_of_workers_lists_the_sha256_of_each_member_it_ho
     spec = spec_for(LogKind.ALL, *window)
     fmt = FormatConfig("mongo-json")
 
-    parallel, files, _ = pack(DirSource(tmp_path), spec, fmt, workers=2)
+    # Without the package's checksum, the workers' pieces go into it as they come (spooled).
+    parallel, files, _ = pack(DirSource(tmp_path), spec, fmt, workers=2, checksum=checksum)
     single, single_files, _ = pack(DirSource(tmp_path), spec, fmt, workers=1)
 
     listed = json.loads(files["manifest.json"])["files"][0]
@@ -421,3 +428,34 @@ def test_an_all_entries_package_of_workers_lists_the_sha256_of_each_member_it_ho
     assert parallel.entries == single.entries
     assert [w.kind for w in parallel.warnings] == [w.kind for w in single.warnings]
     assert bool(parallel.warnings) == (junk_at is not None)
+
+
+def test_files_of_workers_with_nothing_selected_leave_no_member_when_spooled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each file's pieces go into the package as they come; a file whose pieces hold nothing
+    # (no slow entry) is taken out again, and the package is the one hashed as it is written.
+    monkeypatch.setattr(planning, "PARALLEL_MIN", 64 * 1024)
+    monkeypatch.setattr(planning, "PIECE", 48 * 1024)
+    monkeypatch.setattr(scanpool, "CHUNK", 16 * 1024)
+    logs = {
+        "postgresql-a.log": mixed(BASE_MS, 2000),
+        "postgresql-b.log": [noise(BASE_MS + 2_000_000 + 1000 * i) for i in range(2000)],
+        "postgresql-c.log": mixed(BASE_MS + 4_000_000, 2000),
+    }
+    for n, (name, entries) in enumerate(logs.items()):
+        write_log(tmp_path / name, entries)
+        os.utime(tmp_path / name, (1000 + n, 1000 + n))
+    spec = spec_for(LogKind.SLOW, None, None)
+
+    spooled, files, _ = pack(DirSource(tmp_path), spec, workers=2, checksum=False)
+    hashed, hashed_files, _ = pack(DirSource(tmp_path), spec, workers=2)
+
+    assert list(files) == list(hashed_files)
+    assert [name for name in files if name.startswith("logs/")] == [
+        "logs/postgresql-a.log", "logs/postgresql-c.log"
+    ]
+    for name in ("logs/postgresql-a.log", "logs/postgresql-c.log"):
+        assert files[name] == hashed_files[name]
+    assert [f.entries for f in spooled.files] == [f.entries for f in hashed.files]
+    assert spooled.files[1].entries == 0 and spooled.files[1].bytes_scanned > 64 * 1024
