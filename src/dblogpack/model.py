@@ -11,11 +11,6 @@ from enum import StrEnum
 
 from dblogpack.records import NamedTuple
 
-# How far out of order a log's entries may be, in seconds, with every package still exact: the
-# selector's margins around a window and a file's edges, and the scans' around a window edge
-# inside a chunk (writers race for the log by milliseconds; a rotated file still gets a few).
-DISORDER_MARGIN_S = 5.0
-
 
 class LogKind(StrEnum):
     """Which entries a package keeps."""

@@ -118,19 +118,19 @@ def test_entries_out_of_order_around_a_rotation_are_each_judged_by_their_own_tim
 
 
 @pytest.mark.parametrize("kind", [LogKind.ALL, LogKind.SLOW])
-@pytest.mark.parametrize(("begin_s", "end_s"), [(5.5, 5.5), (3.0, 5.5), (5.5, 3.0), (3.0, 3.0)])
-def test_entries_out_of_order_at_a_file_s_ends_are_judged_unless_it_lies_within_the_window(
+@pytest.mark.parametrize(("begin_s", "end_s"), [(1.5, 1.5), (0.5, 1.5), (1.5, 0.5), (0.5, 0.5)])
+def test_entries_out_of_order_at_a_file_s_ends_are_each_judged_by_their_own_time(
     tmp_path: Path, kind: LogKind, begin_s: float, end_s: float
 ) -> None:
-    # The second entry is 4 s earlier than the first, the one before the last 4 s later than
-    # the last (out of order by less than the disorder margin, 5 s), and the window begins
-    # `begin_s` before the first and ends `end_s` after the last. Within the margin (3 s),
-    # such an entry is outside the window and left out; when both edges are beyond it (5.5 s),
-    # the file lies inside the window, as its edges say, and it is taken whole.
+    # The second entry is 0.8 s earlier than the first, the one before the last 0.8 s later
+    # than the last (out of order by less than the scans' 1 s tolerance), and the window
+    # begins `begin_s` before the first and ends `end_s` after the last: within 0.8 s of them,
+    # those two entries are outside the window and left out, each judged by its time; farther,
+    # the file's chunks lie inside the window and are taken whole, those two included.
     last_ms = BASE_MS + 41_500
     entries = [
-        slow(BASE_MS, 10.0), slow(BASE_MS - 4000, 20.0), *mixed(BASE_MS + 10_000, 2000, 10),
-        slow(last_ms + 4000, 30.0), slow(last_ms, 40.0),
+        slow(BASE_MS, 10.0), slow(BASE_MS - 800, 20.0), *mixed(BASE_MS + 10_000, 2000, 10),
+        slow(last_ms + 800, 30.0), slow(last_ms, 40.0),
     ]
     write_log(tmp_path / "postgresql.log", entries)
     begin, end = BASE_MS - int(begin_s * 1000), last_ms + int(end_s * 1000)
@@ -141,22 +141,22 @@ def test_entries_out_of_order_at_a_file_s_ends_are_judged_unless_it_lies_within_
     assert files["logs/postgresql.log"] == reference(entries, window, kind)
     kept = [e for e in entries if window.contains(e.ts) and e.is_kind(kind)]
     assert result.entries == len(kept)
-    assert (entries[1] in kept, entries[-2] in kept) == (begin_s > 5, end_s > 5)
+    assert (entries[1] in kept, entries[-2] in kept) == (begin_s > 0.8, end_s > 0.8)
 
 
 @pytest.mark.parametrize("kind", [LogKind.ALL, LogKind.SLOW])
 @pytest.mark.parametrize("chunk", [16 * 1024, 64 * 1024])
-def test_entries_out_of_order_by_seconds_are_judged_whatever_chunk_they_are_in(
+def test_entries_out_of_order_are_judged_whatever_chunk_they_are_in(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int, kind: LogKind
 ) -> None:
-    # Every entry up to 2 s off its place in time (out of order by up to 4 s, under the 5 s
-    # margin), so that chunks near the window's edges hold entries on both sides of one while
-    # their first or last entry is well inside the window.
+    # Every entry up to 0.45 s off its place in time (out of order by up to 0.9 s, under the
+    # scans' 1 s tolerance), so that chunks near the window's edges hold entries on both sides
+    # of one while their first or last entry is inside the window.
     monkeypatch.setattr(scanpool, "THREADED_CHUNK", chunk)
     jitter = random.Random(5)
     entries = []
     for i in range(3000):
-        ts_ms = BASE_MS + 20 * i + jitter.randint(-2000, 2000)
+        ts_ms = BASE_MS + 20 * i + jitter.randint(-450, 450)
         entries.append(slow(ts_ms, 5.0) if i % 3 == 0 else noise(ts_ms))
     write_log(tmp_path / "postgresql.log", entries)
     begin, end = BASE_MS + 20_000, BASE_MS + 40_000
