@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from dblogpack.formats import build
 from dblogpack.formats.base import LogFormat
+from dblogpack.formats.scanner import EntryScanner
 from dblogpack.model import FormatConfig, LogKind, Query, TimeWindow
 
 BASE_MS = 1714564800_000  # 2024-05-01T12:00:00Z
@@ -212,6 +213,45 @@ def test_the_configured_zone_decides_never_the_printed_abbreviation() -> None:
     utc = build(FormatConfig("pg-stderr", "%m [%p] ")).next_entry(line, 0)
     assert shanghai == (0, datetime(2024, 5, 1, 12, tzinfo=UTC).timestamp())
     assert utc == (0, datetime(2024, 5, 1, 20, tzinfo=UTC).timestamp())
+
+
+def _with_a_record_like_line_last(name: str) -> bytes:
+    """synthetic_log's entries, the last one a pg-csv record whose quoted message holds a line
+    that reads like a record start 5 s earlier (other formats: the log as it is)."""
+    data, entries = synthetic_log(name)
+    if name != "pg-csv":
+        return data
+    last_ms = entries[-1][2] + 1000
+    fake = pg_csv(last_ms - 5000, "other", 99).rstrip("\n").replace('"', '""')
+    last = pg_csv(last_ms, "other", 7).replace(
+        '"connection received"', f'"connection received\n{fake}"'
+    )
+    return data + last.encode()
+
+
+@pytest.mark.parametrize("name", sorted(RENDERERS))
+def test_a_chunk_taken_whole_inside_the_window_scans_as_its_bisection_does(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A chunk whose first and last entries are inside the window by the tolerance is taken
+    # whole, where its edges would be bisected for: the same entries either way, even where a
+    # line inside an entry reads like an entry's start (pg-csv's quoted messages).
+    data = _with_a_record_like_line_last(name)
+    fmt = build(FormatConfig(name, "%m [%p] "))
+    first = fmt.next_entry(data, 0)
+    last = fmt.last_timestamp(data)
+    assert first is not None and last is not None
+    found = []
+    for bisected in (False, True):
+        if bisected:
+            monkeypatch.setattr(
+                EntryScanner, "_inside", lambda self, buf, at, query: (False, None)
+            )
+        for end in (last - 3.0, last + 0.5, last + 3.0):
+            query = Query(TimeWindow(first[1] - 3.0, end), LogKind.ALL)
+            result = fmt.scan(data, query, "f", 0)
+            found.append((result.spans, result.entries, result.first_ts, result.last_ts))
+    assert found[:3] == found[3:]
 
 
 def test_pg_csv_and_json_read_their_times_in_the_configured_zone() -> None:

@@ -65,6 +65,11 @@ class PgCsvFormat(LineStartScanner):
             start = self._last_start_before(data, start)
         return start or 0
 
+    def _last_entry_start(self, buf: bytes) -> int | None:
+        # A line of a quoted field may look like a record's start, and only counting the quotes
+        # before it tells (complete_length does, once a chunk): the window's end is bisected.
+        return None
+
     # ---- primitives ------------------------------------------------------------------------
 
     def _timestamp_at(self, buf: bytes, start: int) -> float | None:

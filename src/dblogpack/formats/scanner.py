@@ -154,7 +154,7 @@ class EntryScanner(LogFormat):
         after_begin = begin is None or _at_least(self._timestamp_at(buf, first), begin)
         if end is None:
             return after_begin, None
-        last = self._last_start_before(buf, len(buf))
+        last = self._last_entry_start(buf)
         if last is None or last < first:
             return after_begin, None
         last_ts = self._timestamp_at(buf, last)
@@ -212,6 +212,11 @@ class EntryScanner(LogFormat):
         self._judge_each(buf, edge_a[0], edge_a[1], query, result)
         self._take_whole(buf, edge_a[1], edge_b[0], query, result, garbage)
         self._judge_each(buf, edge_b[0], edge_b[1], query, result)
+
+    def _last_entry_start(self, buf: bytes) -> int | None:
+        """Where an entry of `buf` starts with none of the ones before it later than it by the
+        tolerance (the chunk's last entry for most formats; None: not known cheaply)."""
+        return self._last_start_before(buf, len(buf))
 
     def _edge_zone(self, buf: bytes, first: int, edge: float) -> tuple[int, int]:
         """Entry-start offsets around a window edge inside which each entry is judged alone."""
