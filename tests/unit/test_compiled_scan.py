@@ -316,13 +316,22 @@ def test_heads_and_tags_of_byte_soup_are_those_of_the_mapped_pass(
 ) -> None:
     buf, lo, hi = buf_and_bounds
     table = prefixed_format("pgbadger")._entry_count._heads_table[0]
+    assert_passes_find_what_the_mapped_pass_does(buf, (table, TAG_TABLE), lo, hi, avx2)
+
+
+def assert_passes_find_what_the_mapped_pass_does(
+    buf: bytes, tables: tuple[bytes, bytes], lo: int, hi: int, avx2: bool
+) -> None:
+    """heads_and_tags (with the first table) and follow_up_tags (with the second), their AVX2
+    loops on or off, find what their references find."""
+    table, tag_table = tables
     with avx2_loops(avx2):
         found = pg_count.heads_and_tags(buf, table, lo, hi), pg_count.follow_up_tags(
-            buf, TAG_TABLE, lo, hi
+            buf, tag_table, lo, hi
         )
     assert found == (
         heads_and_tags_reference(buf, table, lo, hi),
-        follow_up_tags_reference(buf, TAG_TABLE, lo, hi),
+        follow_up_tags_reference(buf, tag_table, lo, hi),
     )
 
 
@@ -348,14 +357,7 @@ def test_heads_and_tags_of_any_bytes_and_classes_are_those_of_the_mapped_pass(
     lo = data.draw(st.integers(0, 40) | st.integers(0, len(buf) + 2))
     hi = data.draw(st.integers(len(buf) - 40, len(buf) + 2) | st.integers(0, len(buf) + 2))
     for avx2 in (True, False):
-        with avx2_loops(avx2):
-            found = pg_count.heads_and_tags(buf, table, lo, hi), pg_count.follow_up_tags(
-                buf, tags_table, lo, hi
-            )
-        assert found == (
-            heads_and_tags_reference(buf, table, lo, hi),
-            follow_up_tags_reference(buf, tags_table, lo, hi),
-        )
+        assert_passes_find_what_the_mapped_pass_does(buf, (table, tags_table), lo, hi, avx2)
 
 
 def test_heads_and_tags_end_exactly_at_every_bound_in_every_alignment() -> None:
