@@ -188,8 +188,7 @@ class MemberSpool:
         self._tar, self._name, self._mtime, self._sink, self._out = tar, name, mtime, sink, out
         out.flush()
         self._at, self._size_at = out.tell(), sink.size
-        self._header = tar_header(name, 0, self._mtime)
-        sink.write(_stored_member(self._header))
+        sink.write(_stored_member(tar_header(name, 0, mtime)))
 
     def add(self, compressed_file: str) -> None:
         """Copy one gzip member's file into the package, and remove the file."""
@@ -203,16 +202,15 @@ class MemberSpool:
         os.unlink(compressed_file)
 
     def finish(self, size: int) -> None:
-        """The member holds `size` bytes: its header is written in its place."""
+        """The member holds `size` bytes: its header's gzip member is written again in its
+        place (the same length: one stored block)."""
         header = tar_header(self._name, size, self._mtime)
-        if len(header) != len(self._header):
-            raise ValueError(f"member {self._name}: its header grew with its size {size}")
+        stored = _stored_member(header)  # refuses a header grown past one block
         out = self._out
         out.flush()
         end = out.tell()
-        out.seek(self._at + len(GZIP_HEADER) + len(_STORED_BLOCK_HEAD))  # the stored bytes
-        out.write(header)
-        out.write(gzip_trailer(_crc32(header), len(header)))
+        out.seek(self._at)
+        out.write(stored)
         out.seek(end)
         self._tar.end_spooled_member(header, size)
 
@@ -236,7 +234,9 @@ def _copy_file(source: BinaryIO, out: BinaryIO) -> int | None:
     out.flush()
     size, copied = os.fstat(source.fileno()).st_size, 0
     try:
-        while copied < size and (done := os.copy_file_range(source.fileno(), out_fd, size)):
+        while copied < size and (
+            done := os.copy_file_range(source.fileno(), out_fd, size - copied)
+        ):
             copied += done
     except OSError:
         if copied:
