@@ -779,10 +779,9 @@ mapped_pass(PyObject *args, const char *format, const char *name, int with_heads
             from = mapped_pass_avx2(buf.buf, lo, hi, table.buf, with_heads ? &heads : NULL,
                                     &tags);
 #endif
-        failed = from < 0;
+        failed = from < 0 || find_tags(buf.buf, from, hi, table.buf, &tags) < 0;
         if (!failed && with_heads)
             heads += count_heads(buf.buf, from, heads_end, table.buf);
-        failed = failed || find_tags(buf.buf, from, hi, table.buf, &tags) < 0;
         Py_END_ALLOW_THREADS
         result = failed ? PyErr_NoMemory() : offsets_list(&tags);
         if (with_heads && result != NULL)

@@ -145,13 +145,16 @@ class EntryScanner(LogFormat):
 
         Most chunks of a window lie wholly inside it, and no bisection then looks for an edge:
         an all-entries package of a 1.1 GB file bisected three times a 4 MiB chunk (~0.4 ms).
-        Only the last entry found by `_last_start_before` is known; lines after it may start
-        entries of their own (pg-stderr's follow-up lines of another process), judged each.
+        Only the entry `_last_entry_start` finds is known; lines after it may start entries of
+        their own (pg-stderr's follow-up lines of another process), judged each.
         """
         begin, end = query.window
         if not query.ordered:
             return begin is None, None
-        after_begin = begin is None or _at_least(self._timestamp_at(buf, first), begin)
+        first_ts = None if begin is None else self._timestamp_at(buf, first)
+        after_begin = begin is None or (
+            first_ts is not None and first_ts - DISORDER_TOLERANCE_S >= begin
+        )
         if end is None:
             return after_begin, None
         last = self._last_entry_start(buf)
@@ -203,9 +206,11 @@ class EntryScanner(LogFormat):
         edge_a = (first, first)
         if not after_begin and begin is not None:
             edge_a = self._edge_zone(buf, first, begin)
-        edge_b = (n, n) if end is None else (tail, n) if tail is not None else (
-            self._edge_zone(buf, first, end)
-        )
+        edge_b = (n, n)
+        if tail is not None:
+            edge_b = (tail, n)
+        elif end is not None:
+            edge_b = self._edge_zone(buf, first, end)
         if edge_a[1] >= edge_b[0]:
             self._judge_each(buf, edge_a[0], edge_b[1], query, result)
             return
@@ -315,11 +320,6 @@ class LineStartScanner(EntryScanner):
     def _count_entries(self, buf: bytes, lo: int, hi: int) -> int:
         count = count_matches(self._next_start, buf, max(lo - 1, 0), hi)
         return count + (1 if lo == 0 and self._line_start.match(buf, 0) else 0)
-
-
-def _at_least(ts: float | None, begin: float) -> bool:
-    """Whether an entry at `ts` and every entry after it are at or after `begin`."""
-    return ts is not None and ts - DISORDER_TOLERANCE_S >= begin
 
 
 def window_bounds(window: TimeWindow) -> tuple[float, float]:
