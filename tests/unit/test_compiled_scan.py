@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from tests.unit.test_formats_pg_count import (
     ALL_PREFIXES,
     laid_out,
+    laid_out_range,
     prefixed_format,
-    ranges,
     tagged_logs,
 )
 from tests.unit.test_mongo_slow_lines import _lines
@@ -287,8 +287,7 @@ def test_heads_and_tags_of_pg_logs_are_those_of_the_mapped_pass(
     count = prefixed_format(prefix)._entry_count
     assume(count._guarded_line is not None and count._heads_table[1])  # the pass's own prefixes
     table = count._heads_table[0]
-    buf = laid_out(log, prefix)
-    lo, hi = data.draw(ranges(buf))
+    buf, lo, hi = laid_out_range(log, prefix, data)
     hi = data.draw(st.sampled_from([hi, hi + 1, len(buf) + 3]))
     with avx2_loops(data.draw(st.booleans())):
         found = pg_count.heads_and_tags(buf, table, lo, hi)
@@ -299,8 +298,7 @@ def test_heads_and_tags_of_pg_logs_are_those_of_the_mapped_pass(
 def test_follow_up_tags_of_pg_logs_are_those_of_the_mapped_pass(
     log: str, prefix: str, data: st.DataObject
 ) -> None:
-    buf = laid_out(log, prefix)
-    lo, hi = data.draw(ranges(buf))
+    buf, lo, hi = laid_out_range(log, prefix, data)
     with avx2_loops(data.draw(st.booleans())):
         found = pg_count.follow_up_tags(buf, TAG_TABLE, lo, hi)
     assert found == follow_up_tags_reference(buf, TAG_TABLE, lo, hi)
@@ -442,8 +440,7 @@ def test_line_heads_read_by_program_are_those_the_pair_regex_reads(
 def test_follow_ups_paired_by_program_are_those_the_pair_regex_pairs(
     log: str, prefix: str, data: st.DataObject
 ) -> None:
-    buf = laid_out(log, prefix)
-    lo, hi = data.draw(ranges(buf))
+    buf, lo, hi = laid_out_range(log, prefix, data)
     both_pairings(prefixed_format(prefix)._entry_count, buf, lo, hi)
 
 

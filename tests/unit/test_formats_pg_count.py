@@ -122,6 +122,13 @@ def ranges(draw: st.DrawFn, buf: bytes) -> tuple[int, int]:
     return min(lo, hi), max(lo, hi)
 
 
+def laid_out_range(log: str, prefix: str, data: st.DataObject) -> tuple[bytes, int, int]:
+    """The log laid out for `prefix` (laid_out), and a range of it drawn from `data` (ranges)."""
+    buf = laid_out(log, prefix)
+    lo, hi = data.draw(ranges(buf))
+    return buf, lo, hi
+
+
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     log=tagged_logs(),
@@ -135,8 +142,7 @@ def test_entry_count_is_the_regex_count(
     """Property: on any range of a generated log, with any count slice, the count is the
     regexes' count."""
     fmt = prefixed_format(prefix)
-    buf = laid_out(log, prefix)
-    lo, hi = data.draw(ranges(buf))
+    buf, lo, hi = laid_out_range(log, prefix, data)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(framing, "COUNT_BYTES_SLICE", slice_size)
         assert fmt._count_entries(buf, lo, hi) == regex_count(fmt, buf, lo, hi)
@@ -156,8 +162,7 @@ def test_follow_ups_read_in_pairs_are_those_read_line_by_line(
     (with the general reading where that pair does not apply) are those each line's own match
     and the walk back over unprefixed lines count, on any range."""
     fmt = prefixed_format(prefix)
-    buf = laid_out(log, prefix)
-    lo, hi = data.draw(ranges(buf))
+    buf, lo, hi = laid_out_range(log, prefix, data)
     expected = regex_follow_ups(fmt, buf, lo, hi, orphans)
     assert fmt._entry_count.follow_ups(buf, lo, hi, orphans=orphans) == expected
 

@@ -106,14 +106,21 @@ def test_every_thread_count_makes_the_same_members(threads: int) -> None:
 
 
 
+def _pieces_on_disk(tmp_path: Path, pieces: list[bytes]) -> list[Path]:
+    paths = []
+    for number, piece in enumerate(pieces):
+        compress, path = gzip_member(1), tmp_path / f"piece-{number}.gz"
+        path.write_bytes(compress(piece) + compress(None))
+        paths.append(path)
+    return paths
+
+
 def test_members_compressed_by_workers_are_copied_in_and_the_checksum_covers_them(
     tmp_path: Path,
 ) -> None:
     pieces = [b"2024-05-01 LOG:  a\n" * 50_000, os.urandom(3 << 20), b"", b"LOG:  b\n"]
     member = CompressedMember()
-    for number, piece in enumerate(pieces):
-        compress, path = gzip_member(1), tmp_path / f"piece-{number}.gz"
-        path.write_bytes(compress(piece) + compress(None))
+    for path, piece in zip(_pieces_on_disk(tmp_path, pieces), pieces, strict=True):
         member.add(str(path), [piece])
     out = io.BytesIO()
     with TarGzWriter(out, threads=2) as tar:
@@ -126,15 +133,6 @@ def test_members_compressed_by_workers_are_copied_in_and_the_checksum_covers_the
     assert member.hexdigest() == hashlib.sha256(b"".join(pieces)).hexdigest()
     assert size == len(out.getvalue())
     assert sha256 == hashlib.sha256(out.getvalue()).hexdigest()
-
-
-def _pieces_on_disk(tmp_path: Path, pieces: list[bytes]) -> list[Path]:
-    paths = []
-    for number, piece in enumerate(pieces):
-        compress, path = gzip_member(1), tmp_path / f"piece-{number}.gz"
-        path.write_bytes(compress(piece) + compress(None))
-        paths.append(path)
-    return paths
 
 
 @pytest.mark.parametrize("threads", [0, 2])

@@ -11,7 +11,6 @@ import subprocess
 import tarfile
 import tempfile
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,7 @@ from tests.unit.engine_logs import (
     spec_for,
     write_log,
 )
+from tests.unit.test_formats_window import mongo_json
 
 from dblogpack import chunkreads, pipeline, planning, scanpool, streamscan
 from dblogpack.model import (
@@ -380,19 +380,6 @@ def test_an_output_that_fails_fails_the_package_with_its_own_error(tmp_path: Pat
                      FullDisk(100_000))  # type: ignore[arg-type]
 
 
-def _mongo_lines(first_ms: int, count: int) -> list[bytes]:
-    return [
-        b'{"t":{"$date":"%s"},"s":"I","c":"NETWORK","id":22943,"ctx":"listener",'
-        b'"msg":"Connection accepted","attr":{"remote":"10.0.0.%d:5%04d"}}\n'
-        % (
-            datetime.fromtimestamp((first_ms + 50 * n) / 1000, UTC)
-            .isoformat(timespec="milliseconds").replace("+00:00", "Z").encode(),
-            n % 200, n % 10_000,
-        )
-        for n in range(count)
-    ]
-
-
 @pytest.mark.parametrize("junk_at", [None, 0.5, 0.93], ids=["whole", "junk-mid", "junk-late"])
 @pytest.mark.parametrize("windowed", [False, True])
 @pytest.mark.parametrize("checksum", [True, False], ids=["hashed", "spooled"])
@@ -406,7 +393,7 @@ def test_an_all_entries_package_of_workers_lists_the_sha256_of_each_member_it_ho
     # The parent hashes the file ahead of the workers' results, on the guess that each piece is
     # selected whole; a piece holding lines of no entry (left out of the member) or cut by the
     # window is hashed exactly from where it starts, and the guessing goes on after it.
-    lines = _mongo_lines(BASE_MS, 12_000)
+    lines = [mongo_json(BASE_MS + 50 * n, "other", n).encode() for n in range(12_000)]
     if junk_at is not None:
         at = int(len(lines) * junk_at)
         lines[at:at] = [b"this line is no log entry\n"] * 3
