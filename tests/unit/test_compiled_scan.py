@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from tests.unit.test_formats_pg_count import (
     ALL_PREFIXES,
@@ -21,7 +21,7 @@ from tests.unit.test_formats_pg_count import (
 )
 from tests.unit.test_mongo_slow_lines import _lines
 
-from dblogpack.formats import _scan, json_lines, mongo_slow, mongo_slow_lines, pg_count
+from dblogpack.formats import _scan, json_lines, mongo_slow, mongo_slow_lines, pg_count, pg_csv
 from dblogpack.formats.json_lines import every_line_starts_with_reference
 from dblogpack.formats.mongo_slow import _MET_ONCE as MET_ONCE
 from dblogpack.formats.mongo_slow import _UNSEEN as UNSEEN
@@ -36,6 +36,7 @@ from dblogpack.formats.mongo_slow_lines import (
 )
 from dblogpack.formats.pg_count import _TAG_TABLE as TAG_TABLE
 from dblogpack.formats.pg_count import follow_up_tags_reference, heads_and_tags_reference
+from dblogpack.formats.pg_csv import record_starts_reference
 from dblogpack.formats.pg_prefix import captured, line_program, unread_names
 from dblogpack.model import DetailGroup
 from dblogpack.synth import Plan, build, generate
@@ -50,6 +51,7 @@ def test_the_installed_engine_runs_the_compiled_loops() -> None:
     assert pg_count.heads_and_tags is not heads_and_tags_reference
     assert pg_count.follow_up_tags is not follow_up_tags_reference
     assert json_lines.every_line_starts_with is not every_line_starts_with_reference
+    assert pg_csv.record_starts is not record_starts_reference
     assert pg_count.pair_follow_ups is _scan.pair_follow_ups
     assert mongo_slow_lines.slow_lines.__module__ == "dblogpack.formats._scan"
 
@@ -482,3 +484,46 @@ def test_the_pairing_refuses_what_is_not_a_line_program(program: bytes) -> None:
         _scan.read_head(b"2024-11-03 LOG:  x\n", 0, program)
     with pytest.raises(ValueError, match="not a line program"):
         _scan.pair_follow_ups(b"x DETAIL:  y\n", 0, [7], program, True)
+
+
+_CSV_TIME = b"2024-05-01 12:00:00.000 UTC,"
+_CSV_FIELD_SOUP = [b'"', b'""', b",", b"x", b"\n", b'"x"', b'"a\nb"', b"\xff", b"\n" + _CSV_TIME]
+
+
+@st.composite
+def csv_soup(draw: st.DrawFn) -> tuple[bytes, int, int]:
+    """Lines, most starting like a record, of field-ish bytes (quotes paired or not, quoted
+    newlines, lines that read like a record's start inside them), and two bounds: mostly the
+    whole buffer, else anywhere."""
+    lines = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(
+                    [_CSV_TIME, _CSV_TIME, _CSV_TIME[:-4] + b"Z,", _CSV_TIME[:12], b""]
+                ),
+                st.lists(st.sampled_from(_CSV_FIELD_SOUP), max_size=8),
+            ),
+            max_size=12,
+        )
+    )
+    ending = draw(st.sampled_from([b"\n", b""]))
+    buf = b"\n".join(start + b"".join(fields) for start, fields in lines) + ending
+    lo = draw(st.one_of(st.just(0), st.integers(0, len(buf))))
+    hi = draw(st.one_of(st.just(len(buf)), st.integers(lo, len(buf))))
+    return buf, lo, hi
+
+
+@settings(max_examples=1000, deadline=None)
+@given(csv_soup())
+@example((_CSV_TIME[:-4] + b"Z,", 0, 26))  # a start whose comma is the range's last byte
+def test_csv_record_starts_of_field_soup_are_those_of_the_reference_loop(
+    buf_and_bounds: tuple[bytes, int, int],
+) -> None:
+    buf, lo, hi = buf_and_bounds
+    compiled = memoryview(_scan.csv_record_starts(buf, lo, hi)).cast("q")
+    assert list(compiled) == record_starts_reference(buf, lo, hi)
+
+
+def test_csv_record_starts_refuse_negative_bounds() -> None:
+    with pytest.raises(ValueError, match="0 <= lo"):
+        _scan.csv_record_starts(b"x", -1, 1)

@@ -4,7 +4,7 @@
  * Each function is an exact transcription of a Python reference kept beside its caller
  * (mongo_slow_lines.slow_lines_reference, mongo_slow.group_lines_reference,
  * pg_count.heads_and_tags_reference and follow_up_tags_reference,
- * json_lines.every_line_starts_with_reference), which also
+ * json_lines.every_line_starts_with_reference, pg_csv.record_starts_reference), which also
  * runs where this module is not built; tests/unit/test_compiled_scan.py holds each to its
  * reference. The follow-up pairing reads line heads from a program (pg_prefix.line_program)
  * where its reference, pg_count.EntryCount.pairs_by_regex, matches a regex; the tests hold the
@@ -13,6 +13,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -1080,6 +1081,156 @@ read_head(PyObject *Py_UNUSED(module), PyObject *args)
     return result;
 }
 
+/* ---- pg-csv's record starts (pg_csv.record_starts_reference) ------------------------------ */
+
+/* pg_csv._TS and a comma: `YYYY-MM-DD HH:MM:SS.mmm ZONE,`, ZONE of [A-Za-z0-9+-:], inside
+ * data[at:hi]. */
+static const char CSV_TIME_SHAPE[] = "0000-00-00 00:00:00.000 ";
+#define CSV_TIME_LEN ((Py_ssize_t)(sizeof CSV_TIME_SHAPE - 1))
+
+static int
+is_zone_byte(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || is_digit(c) || c == '+' ||
+           c == '-' || c == ':';
+}
+
+static int
+reads_as_record_start(const char *data, Py_ssize_t at, Py_ssize_t hi)
+{
+    if (hi - at < CSV_TIME_LEN + 2)
+        return 0;
+    for (Py_ssize_t i = 0; i < CSV_TIME_LEN; i++) {
+        char want = CSV_TIME_SHAPE[i], got = data[at + i];
+        if (want == '0' ? !is_digit(got) : got != want)
+            return 0;
+    }
+    Py_ssize_t zone = at + CSV_TIME_LEN;
+    if (!is_zone_byte(data[zone]))
+        return 0;
+    while (zone < hi && is_zone_byte(data[zone]))
+        zone++;
+    return zone < hi && data[zone] == ',';
+}
+
+/* _record_start_from: the first line start at or after `pos` (itself read as one) that reads
+ * as a record's start; -1 if none. */
+static Py_ssize_t
+record_start_from(const char *data, Py_ssize_t pos, Py_ssize_t hi)
+{
+    while (pos < hi) {
+        if (reads_as_record_start(data, pos, hi))
+            return pos;
+        const char *newline = memchr(data + pos, '\n', (size_t)(hi - pos));
+        if (newline == NULL)
+            return -1;
+        pos = newline - data + 1;
+    }
+    return -1;
+}
+
+#define RECORD_BROKEN (-1)
+
+/* _record_end: where the record at `start` ends (after its newline; `hi` when the range ends
+ * first), or RECORD_BROKEN when its quoting breaks the rules. */
+static Py_ssize_t
+record_end(const char *data, Py_ssize_t start, Py_ssize_t hi)
+{
+    Py_ssize_t pos = start;
+    while (pos < hi) {
+        if (data[pos] == '"') {
+            Py_ssize_t close = pos;
+            for (;;) {
+                const char *quote = memchr(data + close + 1, '"', (size_t)(hi - close - 1));
+                if (quote == NULL)
+                    return hi;
+                close = quote - data;
+                if (close + 1 < hi && data[close + 1] == '"') {
+                    close++;  /* "" is a quote inside the field */
+                    continue;
+                }
+                break;
+            }
+            if (close + 1 >= hi)
+                return hi;
+            char after = data[close + 1];
+            if (after == ',') {
+                pos = close + 2;
+                continue;
+            }
+            return after == '\n' ? close + 2 : RECORD_BROKEN;
+        }
+        while (pos < hi && data[pos] != ',' && data[pos] != '\n' && data[pos] != '"')
+            pos++;
+        if (pos == hi)
+            return hi;
+        if (data[pos] == '"')
+            return RECORD_BROKEN;
+        if (data[pos] == '\n')
+            return pos + 1;
+        pos++;
+    }
+    return hi;
+}
+
+/* record_starts_reference, transcribed. 0, or -1 when memory ran out. */
+static int
+record_starts(const char *data, Py_ssize_t lo, Py_ssize_t hi, Offsets *starts)
+{
+    Py_ssize_t start = record_start_from(data, lo, hi);
+    while (start >= 0) {
+        if (offsets_add(starts, start) < 0)
+            return -1;
+        Py_ssize_t end = record_end(data, start, hi);
+        if (end == RECORD_BROKEN) {
+            const char *newline = memchr(data + start, '\n', (size_t)(hi - start));
+            start = newline == NULL ? -1 : record_start_from(data, newline - data + 1, hi);
+        }
+        else {
+            start = record_start_from(data, end, hi);
+        }
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(csv_record_starts_doc,
+"csv_record_starts(buf, lo, hi)\n--\n\n"
+"The offsets (native 8-byte integers: memoryview format q) of the csvlog records starting in buf[lo:hi], lo read\n"
+"as a line start: pg_csv.record_starts_reference's (0 <= lo, 0 <= hi; hi is clamped to the\n"
+"buffer, as a slice's end is).\n"
+"The GIL is released while the bytes are read.");
+
+static PyObject *
+csv_record_starts(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    Py_buffer buf;
+    Py_ssize_t lo, hi;
+    if (!PyArg_ParseTuple(args, "y*nn:csv_record_starts", &buf, &lo, &hi))
+        return NULL;
+    PyObject *result = NULL;
+    Offsets starts = {NULL, 0, 0};
+    if (clamp_range("csv_record_starts", buf.len, &lo, &hi) < 0)
+        goto done;
+    int failed;
+    Py_BEGIN_ALLOW_THREADS
+    failed = record_starts(buf.buf, lo, hi, &starts);
+    Py_END_ALLOW_THREADS
+    if (failed) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    result = PyBytes_FromStringAndSize(NULL, starts.size * (Py_ssize_t)sizeof(int64_t));
+    if (result != NULL) {
+        int64_t *out = (int64_t *)PyBytes_AS_STRING(result);
+        for (Py_ssize_t i = 0; i < starts.size; i++)
+            out[i] = (int64_t)starts.at[i];
+    }
+done:
+    PyMem_RawFree(starts.at);
+    PyBuffer_Release(&buf);
+    return result;
+}
+
 PyDoc_STRVAR(use_avx2_doc,
 "use_avx2(on=None)\n--\n\n"
 "Whether the AVX2 loops run (where they are built and the CPU has AVX2; the SSE2 and scalar\n"
@@ -1114,6 +1265,7 @@ static PyMethodDef scan_methods[] = {
     {"group_lines", group_lines, METH_VARARGS, group_lines_doc},
     {"slow_lines", slow_lines, METH_VARARGS, slow_lines_doc},
     {"every_line_starts_with", every_line_starts_with, METH_VARARGS, every_line_starts_with_doc},
+    {"csv_record_starts", csv_record_starts, METH_VARARGS, csv_record_starts_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -2,11 +2,16 @@
 
 Column sets: PostgreSQL 12 writes 23 columns (log_time … application_name),
 13 adds backend_type (24), 14-17 add leader_pid and query_id (26). The first
-14 columns, all this module reads, are the same in every set. A record
-starts at a line beginning `<log_time>,`; a quoted field line that happens to
-begin that way would be misread, which csvlog's own content never produces.
-Bytes before a buffer's first record are an "unparseable" warning; a stray
-line between records is kept with the record before it.
+14 columns, all this module reads, are the same in every set.
+
+A record starts at a line beginning `<log_time>,` outside quotes: a scanned
+chunk's records are found by reading its fields from its first record on
+(`record_starts`), so a line of a quoted message that reads like a record's
+start (a logged statement quoting a csvlog line) stays inside its record. Bytes
+before a buffer's first record are an "unparseable" warning; a stray line
+between records is kept with the record before it. The planner's reads of a
+file's head and tail begin anywhere: there a line that reads like a record's
+start is taken for one.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterator, Sequence
+from copy import copy
 
 from dblogpack.formats.framing import (
     Buffer,
@@ -26,7 +33,11 @@ from dblogpack.formats.framing import (
 from dblogpack.formats.pg_message import duration_ms, logged_statement
 from dblogpack.formats.scanner import Candidate, LineStartScanner, window_bounds
 from dblogpack.formats.timestamps import LocalSecondsCache, load_zone, with_fraction
-from dblogpack.model import EntryDetail, FormatConfig, LogKind, TimeWindow
+from dblogpack.model import EntryDetail, FormatConfig, LogKind, Query, TimeWindow
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
+if TYPE_CHECKING:
+    from dblogpack.formats.base import ScanResult
 
 _SEVERITY_COLUMN, _CODE_COLUMN, _MESSAGE_COLUMN, _QUERY_COLUMN = 11, 12, 13, 19
 
@@ -43,6 +54,8 @@ _HEAD = re.compile(
 )
 _TIME = re.compile(rb"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\.(\d{3}) ([A-Za-z0-9+\-:]+),")
 _NEXT_START = re.compile(rb"\n(?=" + _TS + rb",)")
+_RECORD_START = re.compile(_TS + rb",")
+_UNQUOTED_END = re.compile(rb'[,\n"]')
 _SLOW_NEEDLE = b',"duration: '
 _ERROR_NEEDLES = (b",WARNING,", b",ERROR,", b",FATAL,", b",PANIC,")
 
@@ -54,23 +67,52 @@ class PgCsvFormat(LineStartScanner):
     _line_start = _TIME
     _next_start = _NEXT_START
 
+    # The offsets of the records of the chunk being scanned (see scan); None on the planner's
+    # reads of a file's head and tail.
+    _starts: Sequence[int] | None = None
+
     def __init__(self, config: FormatConfig) -> None:
         self._seconds = LocalSecondsCache(load_zone(config.timezone))
 
     def complete_length(self, buf: Buffer) -> int:
         data = as_bytes(buf)
-        start = self._last_start_before(data, len(data))
-        # A record start must lie outside quotes, counted from the buffer's first record.
-        while start is not None and start > 0 and data.count(b'"', 0, start) % 2:
-            start = self._last_start_before(data, start)
-        return start or 0
+        # The last record may be cut: it is whole only once the next one starts.
+        starts = record_starts(data, 0, len(data))
+        return starts[-1] if starts else 0
 
-    def _last_entry_start(self, buf: bytes) -> int | None:
-        # A line of a quoted field may look like a record's start, and only counting the quotes
-        # before it tells (complete_length does, once a chunk): the window's end is bisected.
-        return None
+    def scan(self, buf: Buffer, query: Query, file: str, base_offset: int) -> ScanResult:
+        # The chunk starts at a record (or at the bytes before its first one): its records are
+        # read field by field from there, once, and every primitive below looks them up.
+        data = as_bytes(buf)
+        chunk = copy(self)
+        chunk._starts = record_starts(data, 0, len(data))
+        return super(PgCsvFormat, chunk).scan(data, query, file, base_offset)
 
     # ---- primitives ------------------------------------------------------------------------
+
+    def _start_at_or_after(self, buf: bytes, pos: int, hi: int) -> int | None:
+        if self._starts is None:
+            return super()._start_at_or_after(buf, pos, hi)
+        at = bisect_left(self._starts, pos)
+        return self._starts[at] if at < len(self._starts) and self._starts[at] < hi else None
+
+    def _last_start_before(self, buf: bytes, hi: int) -> int | None:
+        if self._starts is None:
+            return super()._last_start_before(buf, hi)
+        at = bisect_left(self._starts, hi)
+        return self._starts[at - 1] if at else None
+
+    def _count_entries(self, buf: bytes, lo: int, hi: int) -> int:
+        if self._starts is None:
+            return super()._count_entries(buf, lo, hi)
+        return bisect_left(self._starts, hi) - bisect_left(self._starts, lo)
+
+    def _is_start(self, at: int) -> bool:
+        starts = self._starts
+        if starts is None:
+            return True
+        found = bisect_left(starts, at)
+        return found < len(starts) and starts[found] == at
 
     def _timestamp_at(self, buf: bytes, start: int) -> float | None:
         found = _TIME.match(buf, start)
@@ -82,6 +124,9 @@ class PgCsvFormat(LineStartScanner):
             return None
 
     def _entry_end(self, buf: bytes, start: int, hi: int) -> int:
+        if self._starts is not None:  # up to the next record, its stray lines included
+            at = bisect_right(self._starts, start)
+            return min(self._starts[at], hi) if at < len(self._starts) else hi
         end = csv_record_end(buf, start, hi)
         if end is None:
             return hi
@@ -100,7 +145,7 @@ class PgCsvFormat(LineStartScanner):
         for at in hits:
             start = buf.rfind(b"\n", lo, at) + 1 or lo
             head = _HEAD.match(buf, start)
-            if head is None:
+            if head is None or not self._is_start(start):
                 continue
             if slow and (head.start("message") != at + 1 or head["sev"] != b"LOG"):
                 continue
@@ -145,3 +190,89 @@ def _record_fields(record: bytes) -> list[str]:
         return next(csv.reader(io.StringIO(text, newline="")), [])
     except csv.Error:
         return []
+
+
+def record_starts_reference(buf: bytes, lo: int, hi: int) -> list[int]:
+    """The offsets of the csvlog records starting in buf[lo:hi], `lo` read as a line start: the
+    reference of the compiled pass (and what runs where the extension is not built).
+
+    A record starts at a line that reads `<log_time>,` (the bytes before the first such line
+    belong to none). Its fields are read up to the newline that ends it: a quoted field ("" a
+    quote inside it, newlines too) ends at a quote followed by a comma or newline; an unquoted
+    one at a comma or newline, and holds no quote. The lines after it up to one that reads
+    `<log_time>,` belong to it (stray lines, read without quotes). A record whose quoting
+    breaks these rules (a record cut off in a quoted field, then the next written after it)
+    ends at the first line after its start that reads `<log_time>,`; one the range ends first
+    ends with the range.
+    """
+    starts: list[int] = []
+    start = _record_start_from(buf, lo, hi)
+    while start is not None:
+        starts.append(start)
+        end = _record_end(buf, start, hi)
+        if end is None:
+            newline = buf.find(b"\n", start, hi)
+            start = None if newline < 0 else _record_start_from(buf, newline + 1, hi)
+        else:
+            start = _record_start_from(buf, end, hi)
+    return starts
+
+
+def _record_start_from(buf: bytes, pos: int, hi: int) -> int | None:
+    """The first line start at or after `pos` (itself read as one) that reads `<log_time>,`."""
+    while pos < hi:
+        if _RECORD_START.match(buf, pos, hi):
+            return pos
+        newline = buf.find(b"\n", pos, hi)
+        if newline < 0:
+            return None
+        pos = newline + 1
+    return None
+
+
+def _record_end(buf: bytes, start: int, hi: int) -> int | None:
+    """Where the record at `start` ends (after its newline; `hi` when the range ends first);
+    None when its quoting breaks the rules."""
+    pos = start
+    while pos < hi:
+        if buf[pos] == _QUOTE:
+            close = pos
+            while True:
+                close = buf.find(b'"', close + 1, hi)
+                if close < 0:
+                    return hi
+                if close + 1 < hi and buf[close + 1] == _QUOTE:
+                    close += 1  # "" is a quote inside the field
+                    continue
+                break
+            if close + 1 >= hi:
+                return hi
+            if buf[close + 1] == _COMMA:
+                pos = close + 2
+                continue
+            return close + 2 if buf[close + 1] == _NEWLINE else None
+        found = _UNQUOTED_END.search(buf, pos, hi)
+        if found is None:
+            return hi
+        pos = found.start()
+        if buf[pos] == _QUOTE:
+            return None
+        if buf[pos] == _NEWLINE:
+            return pos + 1
+        pos += 1
+    return hi
+
+
+_QUOTE, _COMMA, _NEWLINE = b'"'[0], b","[0], b"\n"[0]
+
+
+def _compiled_record_starts(buf: bytes, lo: int, hi: int) -> Sequence[int]:
+    return memoryview(csv_record_starts(buf, lo, hi)).cast("q")
+
+
+try:
+    from dblogpack.formats._scan import csv_record_starts
+except ImportError:  # a source tree whose extension is not built
+    record_starts: Callable[[bytes, int, int], Sequence[int]] = record_starts_reference
+else:
+    record_starts = _compiled_record_starts

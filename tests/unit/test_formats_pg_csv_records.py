@@ -1,0 +1,126 @@
+"""pg-csv's records are found by reading their fields, not by lines that read like a record's
+start: a logged statement or message that quotes csvlog lines stays one entry, counted once,
+packaged whole, never selected for what its quoted lines say; and a record cut off inside a
+quoted field does not swallow the records written after it."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tests.unit.test_formats_window import BASE_MS, pg_time
+
+from dblogpack.formats import build
+from dblogpack.formats.pg_csv import record_starts, record_starts_reference
+from dblogpack.model import FormatConfig, LogKind, Query, TimeWindow
+
+CSV = build(FormatConfig("pg-csv"))
+EVERYTHING = TimeWindow(None, None)
+
+
+def record(ms: int, message: str, severity: str = "LOG", code: str = "00000") -> bytes:
+    """One csvlog record as PostgreSQL writes it: text fields quoted, quotes doubled."""
+    ts = pg_time(ms)
+    quoted = '"' + message.replace('"', '""') + '"'
+    return (
+        f'{ts},"u","d",7,"[local]",1.7,1,"SELECT",{ts},3/0,0,{severity},{code},{quoted},'
+        ',,,,,,,,"psql","client backend",,0\n'
+    ).encode()
+
+
+def quoting(ms: int, severity: str = "ERROR") -> str:
+    """A statement holding csvlog lines (an application storing its logs in a table): one with
+    quoted fields, one without (which reads as a whole record, quotes and all)."""
+    quoted = record(ms, "relation x does not exist", severity, "42P01").decode()
+    plain = f"{pg_time(ms)},,,7,,1.7,1,,,3/0,0,{severity},42P01,relation x,,,,,,,,,,,,0"
+    return f"statement: INSERT INTO logs VALUES ('{quoted}{plain}')"
+
+
+def scan(data: bytes, kind: LogKind, window: TimeWindow = EVERYTHING) -> tuple[int, list[bytes]]:
+    result = CSV.scan(data, Query(window, kind), "postgresql.csv", 0)
+    return result.entries, [data[start:end] for start, end in result.spans]
+
+
+def test_a_statement_quoting_csvlog_lines_is_one_entry_packaged_whole() -> None:
+    first, quoting_one, last = (
+        record(BASE_MS, "a"),
+        record(BASE_MS + 1000, quoting(BASE_MS - 5000)),
+        record(BASE_MS + 2000, "b"),
+    )
+    data = first + quoting_one + last
+    assert list(record_starts(data, 0, len(data))) == [0, len(first), len(data) - len(last)]
+    assert scan(data, LogKind.ALL) == (3, [data])
+
+
+def test_an_error_quoted_inside_a_message_is_not_an_error_entry() -> None:
+    data = record(BASE_MS, quoting(BASE_MS)) + record(BASE_MS + 1000, "boom", "ERROR", "XX000")
+    assert scan(data, LogKind.ERROR) == (1, [record(BASE_MS + 1000, "boom", "ERROR", "XX000")])
+
+
+def test_window_edges_fall_between_records_not_on_their_quoted_lines() -> None:
+    # The quoted lines' times lie inside the window; the record quoting them does not.
+    before = record(BASE_MS, quoting(BASE_MS + 60_000))
+    inside = [record(BASE_MS + 60_000 + i * 100, f"m{i}") for i in range(50)]
+    after = record(BASE_MS + 120_000, quoting(BASE_MS + 61_000))
+    data = before + b"".join(inside) + after
+    window = TimeWindow((BASE_MS + 30_000) / 1000, (BASE_MS + 90_000) / 1000)
+    assert scan(data, LogKind.ALL, window) == (50, [b"".join(inside)])
+
+
+def test_records_after_one_cut_off_inside_a_quoted_field_are_all_found() -> None:
+    cut = record(BASE_MS, "connection received: host=[local]")
+    cut = cut[: cut.index(b"received") + 4] + b"\n"  # the writer died mid-message
+    following = [record(BASE_MS + 1000 + i, f"after {i}", "ERROR", "XX000") for i in range(3)]
+    data = record(BASE_MS - 1000, "before") + cut + b"".join(following)
+    assert scan(data, LogKind.ALL)[0] == 5
+    assert scan(data, LogKind.ERROR) == (3, [b"".join(following)])
+
+
+def test_a_chunk_ends_before_a_record_whose_quoted_field_it_cuts() -> None:
+    # Cut anywhere once the record's start is in the chunk: inside its quoted statement, the
+    # lines it quotes are not where the chunk's whole records end.
+    first = record(BASE_MS, "a")
+    data = first + record(BASE_MS + 1000, quoting(BASE_MS))
+    for cut in range(len(first) + len(pg_time(BASE_MS)) + 1, len(data)):
+        assert CSV.complete_length(data[:cut]) == len(first)
+
+
+# ---- any log: the engine's records are the ones written -----------------------------------
+
+_TEXT = st.text(alphabet=st.sampled_from([*'ab ",\n\t\'', "é"]), max_size=30)
+
+
+@st.composite
+def messages(draw: st.DrawFn) -> str:
+    """Message text: quotes, commas, newlines, and lines that read like whole csvlog records."""
+    parts = draw(st.lists(st.one_of(_TEXT, st.builds(quoting, st.integers(0, 10**7))), max_size=4))
+    return "\n".join(parts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(messages(), min_size=1, max_size=12), st.data())
+def test_any_log_scans_to_the_records_written_and_the_window_to_their_own_times(
+    texts: list[str], data: st.DataObject
+) -> None:
+    stamps = [BASE_MS + 10 * i for i in range(len(texts))]
+    records = [record(ms, text) for ms, text in zip(stamps, texts, strict=True)]
+    log = b"".join(records)
+    assert scan(log, LogKind.ALL) == (len(records), [log])
+    lo = data.draw(st.integers(0, len(stamps)), label="first record in the window")
+    hi = data.draw(st.integers(lo, len(stamps)), label="first record after it")
+    begin, end = BASE_MS + 10 * lo, BASE_MS + 10 * hi  # record i is at BASE_MS + 10 i
+    if end == begin:  # no record: the 5 ms before record `lo`'s time
+        begin -= 5
+    window = TimeWindow(begin / 1000, end / 1000)
+    chosen = b"".join(records[lo:hi])
+    assert scan(log, LogKind.ALL, window) == (hi - lo, [chosen] if chosen else [])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(messages(), min_size=1, max_size=8), st.data())
+def test_the_compiled_record_starts_are_the_reference_ones_on_any_cut(
+    texts: list[str], data: st.DataObject
+) -> None:
+    log = b"".join(record(BASE_MS + i, text) for i, text in enumerate(texts))
+    lo = data.draw(st.integers(0, len(log)))
+    hi = data.draw(st.integers(lo, len(log)))
+    assert list(record_starts(log, lo, hi)) == record_starts_reference(log, lo, hi)
