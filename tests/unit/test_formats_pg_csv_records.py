@@ -1,17 +1,22 @@
 """pg-csv's records are found by reading their fields, not by lines that read like a record's
 start: a logged statement or message that quotes csvlog lines stays one entry, counted once,
 packaged whole, never selected for what its quoted lines say; and a record cut off inside a
-quoted field does not swallow the records written after it."""
+quoted field does not swallow the records written after it. A file ending in such a statement
+ends at its time, not at the time of the lines it quotes."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.unit.engine_logs import pack, spec_for
 from tests.unit.test_formats_window import BASE_MS, pg_time
 
 from dblogpack.formats import build
 from dblogpack.formats.pg_csv import record_starts, record_starts_reference
 from dblogpack.model import FormatConfig, LogKind, Query, TimeWindow
+from dblogpack.sources.local import DirSource
 
 CSV = build(FormatConfig("pg-csv"))
 EVERYTHING = TimeWindow(None, None)
@@ -124,3 +129,21 @@ def test_the_compiled_record_starts_are_the_reference_ones_on_any_cut(
     lo = data.draw(st.integers(0, len(log)))
     hi = data.draw(st.integers(lo, len(log)))
     assert list(record_starts(log, lo, hi)) == record_starts_reference(log, lo, hi)
+
+
+def test_a_file_ending_in_a_statement_that_quotes_older_lines_ends_at_its_own_time(
+    tmp_path: Path,
+) -> None:
+    # The file's entries run from 12:00 to 12:10; the lines its last one quotes say 12:02. A
+    # window of 12:05-12:15 must not skip the file for ending at 12:02.
+    log = b"".join(record(BASE_MS + i * 1000, f"m{i}") for i in range(600))
+    last = record(BASE_MS + 600_000, quoting(BASE_MS + 120_000))
+    (tmp_path / "postgresql.csv").write_bytes(log + last)
+    assert CSV.last_timestamp(last) == (BASE_MS + 600_000) / 1000
+
+    spec = spec_for(LogKind.ALL, BASE_MS + 300_000, BASE_MS + 900_000)
+    result, files, _ = pack(DirSource(tmp_path), spec, FormatConfig("pg-csv"))
+
+    assert [(f.name, f.entries) for f in result.files] == [("postgresql.csv", 301)]
+    from_window = log.index(record(BASE_MS + 300_000, "m300"))
+    assert files["logs/postgresql.csv"] == log[from_window:] + last

@@ -9,9 +9,11 @@ chunk's records are found by reading its fields from its first record on
 (`record_starts`), so a line of a quoted message that reads like a record's
 start (a logged statement quoting a csvlog line) stays inside its record. Bytes
 before a buffer's first record are an "unparseable" warning; a stray line
-between records is kept with the record before it. The planner's reads of a
-file's head and tail begin anywhere: there a line that reads like a record's
-start is taken for one.
+between records is kept with the record before it. A file's tail is read the
+same way from its first line that reads like a record. The planner's other
+reads (probes while bisecting, the edges of the pieces workers scan) begin
+anywhere: there the first line that reads like a record's start is taken for
+one.
 """
 
 from __future__ import annotations
@@ -67,8 +69,9 @@ class PgCsvFormat(LineStartScanner):
     _line_start = _TIME
     _next_start = _NEXT_START
 
-    # The offsets of the records of the chunk being scanned (see scan); None on the planner's
-    # reads of a file's head and tail.
+    # The offsets of the records of the chunk being scanned or the tail being read (see
+    # _reading); None on the planner's reads from anywhere else in a file, where a line that
+    # reads like a record's start is taken for one.
     _starts: Sequence[int] | None = None
 
     def __init__(self, config: FormatConfig) -> None:
@@ -84,9 +87,21 @@ class PgCsvFormat(LineStartScanner):
         # The chunk starts at a record (or at the bytes before its first one): its records are
         # read field by field from there, once, and every primitive below looks them up.
         data = as_bytes(buf)
-        chunk = copy(self)
-        chunk._starts = record_starts(data, 0, len(data))
-        return super(PgCsvFormat, chunk).scan(data, query, file, base_offset)
+        return super(PgCsvFormat, self._reading(data)).scan(data, query, file, base_offset)
+
+    def last_timestamp(self, buf: Buffer) -> float | None:
+        # A file's tail, read from anywhere: its records are read from its first line that
+        # reads like one, so the quoted lines of its last record (a statement quoting older
+        # csvlog lines) are not taken for the file's last entry. A quoted field begun before
+        # the tail ends in a line read as a stray one, and the records after it are read right.
+        data = as_bytes(buf)
+        return super(PgCsvFormat, self._reading(data)).last_timestamp(data)
+
+    def _reading(self, data: bytes) -> PgCsvFormat:
+        """This format with the records of `data` found (see _starts)."""
+        reading = copy(self)
+        reading._starts = record_starts(data, 0, len(data))
+        return reading
 
     # ---- primitives ------------------------------------------------------------------------
 
