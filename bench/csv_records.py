@@ -1,0 +1,63 @@
+"""`python -m bench.csv_records`: pg-csv's record pass against the line count it replaced.
+
+A 4 MiB chunk of csvlog records as PostgreSQL writes them (a quarter slow statements whose
+quoted text spans two lines, a quarter errors, the rest connection lines), the best of 20
+calls: the regex count of lines starting like a record (which miscounts a quoted line that reads
+like one), the compiled record pass, and a whole all-entries scan of the chunk (docs/engine.md,
+"pg-csv's records").
+"""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.primitives import CHUNK, _best_ms
+from dblogpack.formats import build
+from dblogpack.formats.pg_csv import _NEXT_START, record_starts
+from dblogpack.model import FormatConfig, LogKind, Query, TimeWindow
+
+_MESSAGES = [
+    ("LOG", "00000", "\"duration: {i}.000 ms  statement: SELECT 'a\nb', {i}\""),
+    ("ERROR", "42P01", '"relation ""x{i}"" does not exist"'),
+    ("LOG", "00000", '"connection received: host=[local]"'),
+    ("LOG", "00000", '"connection authorized: user=u database=d"'),
+]
+
+
+def csvlog_chunk() -> bytes:
+    records, size, i = [], 0, 0
+    while size < CHUNK:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(1714564800 + i // 100))
+        ts = f"{stamp}.{i % 1000:03d} UTC"
+        severity, code, message = _MESSAGES[i % len(_MESSAGES)]
+        record = (
+            f'{ts},"u","d",{i},"[local]",1.{i:x},1,"SELECT",{ts},3/0,0,{severity},{code},'
+            f'{message.format(i=i)},,,,,,,,,"psql","client backend",,0\n'
+        ).encode()
+        records.append(record)
+        size, i = size + len(record), i + 1
+    return b"".join(records)
+
+
+def main() -> None:
+    chunk = csvlog_chunk()
+    csv = build(FormatConfig("pg-csv"))
+    everything = Query(TimeWindow(None, None), LogKind.ALL)
+    rows = [
+        ("regex count of lines starting like a record", lambda: _NEXT_START.findall(chunk)),
+        ("compiled record pass (csv_record_starts)", lambda: record_starts(chunk, 0, len(chunk))),
+        ("all-entries scan of the chunk", lambda: csv.scan(chunk, everything, "f", 0)),
+    ]
+    table = Table(title=f"pg-csv, {len(chunk) >> 20} MiB chunk, best of 20")
+    table.add_column("pass")
+    table.add_column("ms", justify="right")
+    for name, call in rows:
+        table.add_row(name, f"{_best_ms(call):.2f}")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
