@@ -78,6 +78,10 @@ def test_records_after_one_cut_off_inside_a_quoted_field_are_all_found() -> None
     data = record(BASE_MS - 1000, "before") + cut + b"".join(following)
     assert scan(data, LogKind.ALL)[0] == 5
     assert scan(data, LogKind.ERROR) == (3, [b"".join(following)])
+    # Nor does it hold back where the chunk's whole records end (counting quotes from the
+    # chunk's start, the cut record's start was taken for the last one: the next chunk began
+    # there and doubled until it reached the range's end or 64 MiB).
+    assert CSV.complete_length(data) == len(data) - len(following[-1])
 
 
 def test_a_chunk_ends_before_a_record_whose_quoted_field_it_cuts() -> None:
