@@ -145,8 +145,8 @@ class EntryScanner(LogFormat):
 
         Most chunks of a window lie wholly inside it, and no bisection then looks for an edge:
         an all-entries package of a 1.1 GB file bisected three times a 4 MiB chunk (~0.4 ms).
-        Only the entry `_last_entry_start` finds is known; lines after it may start entries of
-        their own (pg-stderr's follow-up lines of another process), judged each.
+        Only the last entry start the framing finds is known; lines after it may start entries
+        of their own (pg-stderr's follow-up lines of another process), judged each.
         """
         begin, end = query.window
         if not query.ordered:
@@ -157,7 +157,7 @@ class EntryScanner(LogFormat):
         )
         if end is None:
             return after_begin, None
-        last = self._last_entry_start(buf)
+        last = self._last_start_before(buf, len(buf))
         if last is None or last < first:
             return after_begin, None
         last_ts = self._timestamp_at(buf, last)
@@ -217,11 +217,6 @@ class EntryScanner(LogFormat):
         self._judge_each(buf, edge_a[0], edge_a[1], query, result)
         self._take_whole(buf, edge_a[1], edge_b[0], query, result, garbage)
         self._judge_each(buf, edge_b[0], edge_b[1], query, result)
-
-    def _last_entry_start(self, buf: bytes) -> int | None:
-        """Where an entry of `buf` starts with none of the ones before it later than it by the
-        tolerance (the chunk's last entry for most formats; None: not known cheaply)."""
-        return self._last_start_before(buf, len(buf))
 
     def _edge_zone(self, buf: bytes, first: int, edge: float) -> tuple[int, int]:
         """Entry-start offsets around a window edge inside which each entry is judged alone."""
