@@ -1131,6 +1131,25 @@ record_start_from(const char *data, Py_ssize_t pos, Py_ssize_t hi)
 
 #define RECORD_BROKEN (-1)
 
+/* _closing_quote: the quote that closes the field opened at `opening` ("" is a quote inside
+ * it); `hi` when the range ends first. */
+static Py_ssize_t
+closing_quote(const char *data, Py_ssize_t opening, Py_ssize_t hi)
+{
+    Py_ssize_t close = opening;
+    for (;;) {
+        const char *quote = memchr(data + close + 1, '"', (size_t)(hi - close - 1));
+        if (quote == NULL)
+            return hi;
+        close = quote - data;
+        if (close + 1 < hi && data[close + 1] == '"') {
+            close++;
+            continue;
+        }
+        return close;
+    }
+}
+
 /* _record_end: where the record at `start` ends (after its newline; `hi` when the range ends
  * first), or RECORD_BROKEN when its quoting breaks the rules. */
 static Py_ssize_t
@@ -1139,18 +1158,7 @@ record_end(const char *data, Py_ssize_t start, Py_ssize_t hi)
     Py_ssize_t pos = start;
     while (pos < hi) {
         if (data[pos] == '"') {
-            Py_ssize_t close = pos;
-            for (;;) {
-                const char *quote = memchr(data + close + 1, '"', (size_t)(hi - close - 1));
-                if (quote == NULL)
-                    return hi;
-                close = quote - data;
-                if (close + 1 < hi && data[close + 1] == '"') {
-                    close++;  /* "" is a quote inside the field */
-                    continue;
-                }
-                break;
-            }
+            Py_ssize_t close = closing_quote(data, pos, hi);
             if (close + 1 >= hi)
                 return hi;
             char after = data[close + 1];

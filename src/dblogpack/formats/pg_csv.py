@@ -251,15 +251,7 @@ def _record_end(buf: bytes, start: int, hi: int) -> int | None:
     pos = start
     while pos < hi:
         if buf[pos] == _QUOTE:
-            close = pos
-            while True:
-                close = buf.find(b'"', close + 1, hi)
-                if close < 0:
-                    return hi
-                if close + 1 < hi and buf[close + 1] == _QUOTE:
-                    close += 1  # "" is a quote inside the field
-                    continue
-                break
+            close = _closing_quote(buf, pos, hi)
             if close + 1 >= hi:
                 return hi
             if buf[close + 1] == _COMMA:
@@ -276,6 +268,20 @@ def _record_end(buf: bytes, start: int, hi: int) -> int | None:
             return pos + 1
         pos += 1
     return hi
+
+
+def _closing_quote(buf: bytes, opening: int, hi: int) -> int:
+    """The quote that closes the field opened at `opening` ("" is a quote inside it); `hi` when
+    the range ends first."""
+    close = opening
+    while True:
+        close = buf.find(b'"', close + 1, hi)
+        if close < 0:
+            return hi
+        if close + 1 < hi and buf[close + 1] == _QUOTE:
+            close += 1
+            continue
+        return close
 
 
 _QUOTE, _COMMA, _NEWLINE = b'"'[0], b","[0], b"\n"[0]
