@@ -170,24 +170,6 @@ def find_any(buf: bytes, needles: tuple[bytes, ...], lo: int, hi: int) -> list[i
     return sorted(at for needle in needles for at in find_all(buf, needle, lo, hi))
 
 
-@cache
-def _csv_record() -> re.Pattern[bytes]:
-    """One CSV record up to its ending newline: unquoted runs or quoted fields ("" escapes a
-    quote). Possessive quantifiers: a record without its newline fails in linear time. Compiled
-    at first use: only pg-csv logs need it."""
-    return re.compile(rb'(?:[^"\n]++|"[^"]*+(?:""[^"]*+)*+")*+\n')
-
-
-def csv_record_end(buf: bytes, start: int, hi: int) -> int | None:
-    """End (after its newline) of the CSV record starting at `start`; None if it runs past `hi`.
-
-    A newline ends the record only outside quotes; the scan runs in C, even for
-    a record of millions of quoted lines.
-    """
-    found = _csv_record().match(buf, start, hi)
-    return found.end() if found is not None else None
-
-
 def as_bytes(buf: Buffer) -> bytes:
     """The buffer as bytes (a memoryview is copied once, at memory speed, so bytes.find works)."""
     return buf if isinstance(buf, bytes) else bytes(buf)

@@ -4,16 +4,16 @@ Column sets: PostgreSQL 12 writes 23 columns (log_time … application_name),
 13 adds backend_type (24), 14-17 add leader_pid and query_id (26). The first
 14 columns, all this module reads, are the same in every set.
 
-A record starts at a line beginning `<log_time>,` outside quotes: a scanned
-chunk's records are found by reading its fields from its first record on
-(`record_starts`), so a line of a quoted message that reads like a record's
-start (a logged statement quoting a csvlog line) stays inside its record. Bytes
-before a buffer's first record are an "unparseable" warning; a stray line
-between records is kept with the record before it. A file's tail is read the
-same way from its first line that reads like a record. The planner's other
-reads (probes while bisecting, the edges of the pieces workers scan) begin
-anywhere: there the first line that reads like a record's start is taken for
-one.
+A record starts at a line beginning `<log_time>,` outside quotes. Every buffer
+this format is handed (a chunk to scan or frame, a file's head or tail, a probe
+while bisecting or cutting pieces for workers) has its records found by reading
+their fields from its first line that reads like one (`record_starts`), so a
+line of a quoted message that reads like a record's start (a logged statement
+quoting a csvlog line) stays inside its record. A buffer that begins inside
+such a statement may have its first "record" read from one of its quoted lines;
+the reading is right again once that statement's quotes close. Bytes before a
+buffer's first record are an "unparseable" warning; a stray line between
+records is kept with the record before it.
 """
 
 from __future__ import annotations
@@ -25,15 +25,9 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from copy import copy
 
-from dblogpack.formats.framing import (
-    Buffer,
-    as_bytes,
-    csv_record_end,
-    find_all,
-    find_any,
-)
+from dblogpack.formats.framing import Buffer, as_bytes, find_all, find_any
 from dblogpack.formats.pg_message import duration_ms, logged_statement
-from dblogpack.formats.scanner import Candidate, LineStartScanner, window_bounds
+from dblogpack.formats.scanner import Candidate, EntryScanner, window_bounds
 from dblogpack.formats.timestamps import LocalSecondsCache, load_zone, with_fraction
 from dblogpack.model import EntryDetail, FormatConfig, LogKind, Query, TimeWindow
 
@@ -55,23 +49,22 @@ _HEAD = re.compile(
     + rb")"
 )
 _TIME = re.compile(rb"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\.(\d{3}) ([A-Za-z0-9+\-:]+),")
-_NEXT_START = re.compile(rb"\n(?=" + _TS + rb",)")
 _RECORD_START = re.compile(_TS + rb",")
 _UNQUOTED_END = re.compile(rb'[,\n"]')
 _SLOW_NEEDLE = b',"duration: '
 _ERROR_NEEDLES = (b",WARNING,", b",ERROR,", b",FATAL,", b",PANIC,")
 
 
-class PgCsvFormat(LineStartScanner):
-    """PostgreSQL csvlog of any supported version; times read in `log_timezone`."""
+class PgCsvFormat(EntryScanner):
+    """PostgreSQL csvlog of any supported version; times read in `log_timezone`.
+
+    The public methods read the buffer's records first (`_reading`, once a buffer); the
+    primitives the scanner's selection and bisection call look them up by bisection.
+    """
 
     name = "pg-csv"
-    _line_start = _TIME
-    _next_start = _NEXT_START
 
-    # The offsets of the records of the chunk being scanned or the tail being read (see
-    # _reading); None on the planner's reads from anywhere else in a file, where a line that
-    # reads like a record's start is taken for one.
+    # The offsets of the records of the buffer being read: set on a `_reading` of it alone.
     _starts: Sequence[int] | None = None
 
     def __init__(self, config: FormatConfig) -> None:
@@ -83,49 +76,53 @@ class PgCsvFormat(LineStartScanner):
         starts = record_starts(data, 0, len(data))
         return starts[-1] if starts else 0
 
-    def scan(self, buf: Buffer, query: Query, file: str, base_offset: int) -> ScanResult:
-        # The chunk starts at a record (or at the bytes before its first one): its records are
-        # read field by field from there, once, and every primitive below looks them up.
+    def next_entry(self, buf: Buffer, pos: int) -> tuple[int, float] | None:
         data = as_bytes(buf)
-        return super(PgCsvFormat, self._reading(data)).scan(data, query, file, base_offset)
+        if self._starts is None:  # a probe of the planner's (a scan's bisection has its chunk's)
+            return self._reading(data).next_entry(data, pos)
+        return super().next_entry(data, pos)
 
     def last_timestamp(self, buf: Buffer) -> float | None:
-        # A file's tail, read from anywhere: its records are read from its first line that
-        # reads like one, so the quoted lines of its last record (a statement quoting older
-        # csvlog lines) are not taken for the file's last entry. A quoted field begun before
-        # the tail ends in a line read as a stray one, and the records after it are read right.
         data = as_bytes(buf)
-        return super(PgCsvFormat, self._reading(data)).last_timestamp(data)
+        if self._starts is None:
+            return self._reading(data).last_timestamp(data)
+        return super().last_timestamp(data)
+
+    def scan(self, buf: Buffer, query: Query, file: str, base_offset: int) -> ScanResult:
+        data = as_bytes(buf)
+        if self._starts is None:
+            return self._reading(data).scan(data, query, file, base_offset)
+        return super().scan(data, query, file, base_offset)
 
     def _reading(self, data: bytes) -> PgCsvFormat:
-        """This format with the records of `data` found (see _starts)."""
+        """This format reading `data` alone, its records found."""
         reading = copy(self)
         reading._starts = record_starts(data, 0, len(data))
         return reading
 
     # ---- primitives ------------------------------------------------------------------------
 
-    def _start_at_or_after(self, buf: bytes, pos: int, hi: int) -> int | None:
+    @property
+    def _records(self) -> Sequence[int]:
         if self._starts is None:
-            return super()._start_at_or_after(buf, pos, hi)
-        at = bisect_left(self._starts, pos)
-        return self._starts[at] if at < len(self._starts) and self._starts[at] < hi else None
+            raise RuntimeError("pg-csv reads a buffer's records first (PgCsvFormat._reading)")
+        return self._starts
+
+    def _start_at_or_after(self, buf: bytes, pos: int, hi: int) -> int | None:
+        starts = self._records
+        at = bisect_left(starts, pos)
+        return starts[at] if at < len(starts) and starts[at] < hi else None
 
     def _last_start_before(self, buf: bytes, hi: int) -> int | None:
-        if self._starts is None:
-            return super()._last_start_before(buf, hi)
-        at = bisect_left(self._starts, hi)
-        return self._starts[at - 1] if at else None
+        starts = self._records
+        at = bisect_left(starts, hi)
+        return starts[at - 1] if at else None
 
     def _count_entries(self, buf: bytes, lo: int, hi: int) -> int:
-        if self._starts is None:
-            return super()._count_entries(buf, lo, hi)
-        return bisect_left(self._starts, hi) - bisect_left(self._starts, lo)
+        return bisect_left(self._records, hi) - bisect_left(self._records, lo)
 
     def _is_start(self, at: int) -> bool:
-        starts = self._starts
-        if starts is None:
-            return True
+        starts = self._records
         found = bisect_left(starts, at)
         return found < len(starts) and starts[found] == at
 
@@ -139,15 +136,10 @@ class PgCsvFormat(LineStartScanner):
             return None
 
     def _entry_end(self, buf: bytes, start: int, hi: int) -> int:
-        if self._starts is not None:  # up to the next record, its stray lines included
-            at = bisect_right(self._starts, start)
-            return min(self._starts[at], hi) if at < len(self._starts) else hi
-        end = csv_record_end(buf, start, hi)
-        if end is None:
-            return hi
-        # Stray lines up to the next record belong to this one, as in the other text formats.
-        following = self._start_at_or_after(buf, end, hi)
-        return hi if following is None else following
+        # Up to the next record: its stray lines belong to this one.
+        starts = self._records
+        at = bisect_right(starts, start)
+        return min(starts[at], hi) if at < len(starts) else hi
 
     def _candidates(
         self, buf: bytes, kind: LogKind, window: TimeWindow, lo: int, hi: int
