@@ -242,8 +242,7 @@ class CompressedMember:
     def compressed_chunks(self) -> Iterator[bytes]:
         for path in self._files:
             with open(path, "rb") as file:
-                while chunk := file.read(COMPRESS_BLOCK):
-                    yield chunk
+                yield from file_chunks(file)
 
     def close(self) -> None:
         """Remove the members' files (once copied into the package, or on failure)."""
@@ -253,6 +252,12 @@ class CompressedMember:
             except FileNotFoundError:
                 continue  # gone already: nothing to remove
         self._files.clear()
+
+
+def file_chunks(file: BinaryIO) -> Iterator[bytes]:
+    """The rest of an open file, a block at a time."""
+    while chunk := file.read(COMPRESS_BLOCK):
+        yield chunk
 
 
 class HashAhead:

@@ -15,6 +15,7 @@ from dblogpack.members import (
     HASHLIB_MIN,
     BackgroundMember,
     CompressedMember,
+    file_chunks,
     gzip_trailer,
     sha256,
 )
@@ -197,7 +198,7 @@ class MemberSpool:
             if copied is not None:
                 self._sink.size += copied
             else:
-                while chunk := piece.read(COMPRESS_BLOCK):
+                for chunk in file_chunks(piece):
                     self._sink.write(chunk)
         os.unlink(compressed_file)
 
