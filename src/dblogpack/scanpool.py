@@ -250,7 +250,7 @@ def _gathered(
             meter.advance(piece.bytes_scanned)
             if file is not None:
                 pieces = plan.pieces[index:]
-                ahead = _add_piece(member, piece, pieces, file, buffer, ahead, hash_ahead)
+                ahead = _add_piece(member, piece, pieces, file, buffer, ahead)
             total.add(piece)
         if ahead is not None:
             member.resume(ahead.result())
@@ -274,22 +274,23 @@ def _add_piece(
     file: BinaryIO,
     buffer: ReadBuffer,
     ahead: HashAhead | None,
-    hash_ahead: bool,
 ) -> HashAhead | None:
     """Add a worker's piece, the first of `pieces` (this one and those after it), to the member;
-    returns the hash ahead going on after it. A piece selected whole was hashed by `ahead`; any
-    other is hashed here from its start, and with `hash_ahead` a new HashAhead goes on from the
-    next piece."""
+    returns the hash ahead going on after it. Without one, the piece is hashed here. With one, a
+    piece selected whole was hashed by it; any other is hashed here from its start, and a new
+    HashAhead goes on from the next piece."""
     (start, stop), rest = pieces[0], pieces[1:]
     if piece.compressed is None:
         raise InternalError(f"a scanning worker compressed nothing of {file.name}")
-    if ahead is not None and piece.spans.total() == stop - start:
+    if ahead is None:
+        member.add(piece.compressed, _selected_bytes(piece, piece.compressed, file, buffer))
+        return None
+    if piece.spans.total() == stop - start:
         member.add_hashed(piece.compressed, stop - start)
         return ahead
-    if ahead is not None:
-        member.resume(ahead.hash_before(start))
+    member.resume(ahead.hash_before(start))
     member.add(piece.compressed, _selected_bytes(piece, piece.compressed, file, buffer))
-    return HashAhead(file.fileno(), member.hash_so_far(), rest) if hash_ahead and rest else None
+    return HashAhead(file.fileno(), member.hash_so_far(), rest) if rest else None
 
 
 def _selected_bytes(
