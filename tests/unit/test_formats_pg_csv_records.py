@@ -11,7 +11,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.unit.engine_logs import pack, spec_for
-from tests.unit.test_formats_window import BASE_MS, pg_time
+from tests.unit.test_formats_window import BASE_MS, csv_record, pg_time
 
 from dblogpack.formats import build
 from dblogpack.formats.pg_csv import record_starts, record_starts_reference
@@ -23,13 +23,7 @@ EVERYTHING = TimeWindow(None, None)
 
 
 def record(ms: int, message: str, severity: str = "LOG", code: str = "00000") -> bytes:
-    """One csvlog record as PostgreSQL writes it: text fields quoted, quotes doubled."""
-    ts = pg_time(ms)
-    quoted = '"' + message.replace('"', '""') + '"'
-    return (
-        f'{ts},"u","d",7,"[local]",1.7,1,"SELECT",{ts},3/0,0,{severity},{code},{quoted},'
-        ',,,,,,,,"psql","client backend",,0\n'
-    ).encode()
+    return csv_record(ms, message, severity, code).encode()
 
 
 def quoting(ms: int, severity: str = "ERROR") -> str:

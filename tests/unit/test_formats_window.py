@@ -37,15 +37,24 @@ def pg_stderr(ms: int, kind: str, i: int) -> str:
 
 
 def pg_csv(ms: int, kind: str, i: int) -> str:
-    ts = pg_time(ms)
     severity, code, message = {
-        "slow": ("LOG", "00000", f"\"duration: {i}.000 ms  statement: SELECT 'a\nb', {i}\""),
-        "error": ("ERROR", "42P01", '"relation ""x"" does not exist"'),
-        "other": ("LOG", "00000", '"connection received"'),
+        "slow": ("LOG", "00000", f"duration: {i}.000 ms  statement: SELECT 'a\nb', {i}"),
+        "error": ("ERROR", "42P01", 'relation "x" does not exist'),
+        "other": ("LOG", "00000", "connection received"),
     }[kind]
+    return csv_record(ms, message, severity, code, i)
+
+
+def csv_record(
+    ms: int, message: str, severity: str = "LOG", code: str = "00000", i: int = 7
+) -> str:
+    """One csvlog record as PostgreSQL writes it (text fields quoted, quotes doubled), of
+    process `i`."""
+    ts = pg_time(ms)
+    quoted = '"' + message.replace('"', '""') + '"'
     return (
-        f'{ts},"u","d",{i},"[local]",1.{i:x},1,"SELECT",{ts},3/0,0,{severity},{code},'
-        f'{message},,,,,,,,,"psql","client backend",,0\n'
+        f'{ts},"u","d",{i},"[local]",1.{i:x},1,"SELECT",{ts},3/0,0,{severity},{code},{quoted},'
+        ',,,,,,,,"psql","client backend",,0\n'
     )
 
 
