@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from copy import copy
 
 from dblogpack.formats.framing import Buffer, as_bytes, find_all, find_any
-from dblogpack.formats.pg_message import duration_ms, logged_statement
+from dblogpack.formats.pg_message import DURATION, duration_ms, logged_statement
 from dblogpack.formats.scanner import Candidate, EntryScanner, window_bounds
 from dblogpack.formats.timestamps import LocalSecondsCache, load_zone, with_fraction
 from dblogpack.model import EntryDetail, FormatConfig, LogKind, Query, TimeWindow
@@ -38,17 +38,21 @@ if TYPE_CHECKING:
 _SEVERITY_COLUMN, _CODE_COLUMN, _MESSAGE_COLUMN, _QUERY_COLUMN = 11, 12, 13, 19
 
 _TS = rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} [A-Za-z0-9+\-:]+"
+# A record's log_time, read: its seconds, milliseconds and zone.
+_TIME_FIELDS = rb"(?P<sec>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\.(?P<ms>\d{3}) (?P<zone>[A-Za-z0-9+\-:]+)"
 _FIELD = rb'(?:"[^"]*+(?:""[^"]*+)*+"|[^,"\n]*+)'
 _HEAD = re.compile(
-    rb"(?P<ts>"
-    + _TS
-    + rb"),"
+    _TIME_FIELDS
+    + rb","
     + (_FIELD + rb",") * 10
     + rb"(?P<sev>[A-Z0-9]*),(?P<code>[0-9A-Z]{5})?,(?P<message>"
     + _FIELD
     + rb")"
 )
-_TIME = re.compile(rb"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\.(\d{3}) ([A-Za-z0-9+\-:]+),")
+# From the end of the message to the end of the query column: detail, hint, internal_query,
+# internal_query_pos, context, then query.
+_TO_QUERY = re.compile((rb"," + _FIELD) * 5 + rb",(?P<query>" + _FIELD + rb")")
+_TIME = re.compile(_TIME_FIELDS + rb",")
 _RECORD_START = re.compile(_TS + rb",")
 _UNQUOTED_END = re.compile(rb'[,\n"]')
 _SLOW_NEEDLE = b',"duration: '
@@ -66,6 +70,8 @@ class PgCsvFormat(EntryScanner):
 
     # The offsets of the records of the buffer being read: set on a `_reading` of it alone.
     _starts: Sequence[int] | None = None
+    # The head match of the candidate last found: the entry whose details are asked for next.
+    _head: re.Match[bytes] | None = None
 
     def __init__(self, config: FormatConfig) -> None:
         self._seconds = LocalSecondsCache(load_zone(config.timezone))
@@ -128,12 +134,7 @@ class PgCsvFormat(EntryScanner):
 
     def _timestamp_at(self, buf: bytes, start: int) -> float | None:
         found = _TIME.match(buf, start)
-        if found is None:
-            return None
-        try:
-            return with_fraction(self._seconds.seconds(found[1], found[3]), found[2])
-        except ValueError:
-            return None
+        return None if found is None else self._time_of(found)
 
     def _entry_end(self, buf: bytes, start: int, hi: int) -> int:
         # Up to the next record: its stray lines belong to this one.
@@ -146,24 +147,42 @@ class PgCsvFormat(EntryScanner):
     ) -> Iterator[Candidate]:
         earliest, latest = window_bounds(window)
         slow = kind is LogKind.SLOW
+        starts = self._records
         hits = (
             find_all(buf, _SLOW_NEEDLE, lo, hi) if slow else find_any(buf, _ERROR_NEEDLES, lo, hi)
         )
         for at in hits:
-            start = buf.rfind(b"\n", lo, at) + 1 or lo
-            head = _HEAD.match(buf, start)
-            if head is None or not self._is_start(start):
+            # The record the hit is in; the hit counts only where it is that record's message
+            # (slow) or severity (error) column.
+            index = bisect_right(starts, at) - 1
+            if index < 0 or starts[index] < lo:
+                continue
+            start = starts[index]
+            head = _HEAD.match(buf, start, hi)
+            if head is None:
                 continue
             if slow and (head.start("message") != at + 1 or head["sev"] != b"LOG"):
                 continue
             if not slow and head.start("sev") != at + 1:
                 continue
-            ts = self._timestamp_at(buf, start)
-            if ts is not None and earliest <= ts < latest:
-                # A slow hit's message starts with `"duration: `: read it from this match.
-                message = head.start("message"), head.end("message")
-                known = duration_ms(buf, *message) if slow else None
-                yield start, self._entry_end(buf, start, hi), ts, known, None
+            ts = self._time_of(head)
+            if ts is None or not earliest <= ts < latest:
+                continue
+            end = min(starts[index + 1], hi) if index + 1 < len(starts) else hi
+            self._head = head  # _detail reads the entry's fields from it
+            if slow:
+                known, key = _duration_and_key(buf, head, end)
+                yield start, end, ts, known, key
+            else:
+                # Entries alike from their severity to their record's end share one parse.
+                yield start, end, ts, None, buf[head.start("sev") : end]
+
+    def _time_of(self, found: re.Match[bytes]) -> float | None:
+        """The time of a match of _TIME or _HEAD (its `sec`, `ms` and `zone` groups)."""
+        try:
+            return with_fraction(self._seconds.seconds(found["sec"], found["zone"]), found["ms"])
+        except ValueError:
+            return None
 
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
         head = _HEAD.match(buf, start)
@@ -174,16 +193,52 @@ class PgCsvFormat(EntryScanner):
     def _detail(
         self, buf: bytes, start: int, end: int, ts: float, duration: float | None
     ) -> EntryDetail:
-        fields = _record_fields(buf[start:end])
-        message = _column(fields, _MESSAGE_COLUMN)
+        head = self._head
+        if head is None or head.string is not buf or head.start() != start or head.end() > end:
+            head = _HEAD.match(buf, start, end)
+        rest = None if head is None else _TO_QUERY.match(buf, head.end(), end)
+        if head is None or rest is None:  # quoting these patterns do not read: the csv module's
+            return csv_detail(buf, start, end, ts, duration)
+        message = _field_text(buf, *head.span("message"))
         return EntryDetail(
             timestamp=ts,
-            severity=_column(fields, _SEVERITY_COLUMN) or "?",
+            severity=head["sev"].decode() or "?",
             duration_ms=duration,
-            statement=_column(fields, _QUERY_COLUMN) or logged_statement(message),
-            code=_column(fields, _CODE_COLUMN) or None,
+            statement=_field_text(buf, *rest.span("query")) or logged_statement(message),
+            code=head["code"].decode() if head["code"] else None,
             message=message,
         )
+
+
+def _duration_and_key(buf: bytes, head: re.Match[bytes], end: int) -> tuple[float | None, bytes]:
+    """A slow entry's duration, and the bytes entries alike share (all but its time and its
+    duration): its severity and code, then its record after the duration."""
+    found = DURATION.search(buf, *head.span("message"))
+    if found is None:
+        return None, buf[head.start("sev") : end]
+    return float(found[1]), buf[head.start("sev") : head.start("message")] + buf[found.end() : end]
+
+
+def _field_text(buf: bytes, lo: int, hi: int) -> str:
+    """The text of the CSV field buf[lo:hi]: unquoted ("" a quote), decoded with replacement."""
+    if hi - lo >= 2 and buf[lo] == _QUOTE:
+        return buf[lo + 1 : hi - 1].replace(b'""', b'"').decode("utf-8", "replace")
+    return buf[lo:hi].decode("utf-8", "replace")
+
+
+def csv_detail(buf: bytes, start: int, end: int, ts: float, duration: float | None) -> EntryDetail:
+    """A record's details as the csv module reads it: the reference of PgCsvFormat._detail, and
+    what it falls back on for a record its patterns do not read."""
+    fields = _record_fields(buf[start:end])
+    message = _column(fields, _MESSAGE_COLUMN)
+    return EntryDetail(
+        timestamp=ts,
+        severity=_column(fields, _SEVERITY_COLUMN) or "?",
+        duration_ms=duration,
+        statement=_column(fields, _QUERY_COLUMN) or logged_statement(message),
+        code=_column(fields, _CODE_COLUMN) or None,
+        message=message,
+    )
 
 
 def _column(fields: list[str], index: int) -> str:
