@@ -11,6 +11,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.unit.engine_logs import pack, spec_for
+from tests.unit.test_compiled_scan import csv_soup
 from tests.unit.test_formats_window import BASE_MS, csv_record, pg_time
 
 from dblogpack.formats import build
@@ -145,3 +146,51 @@ def test_a_file_ending_in_a_statement_that_quotes_older_lines_ends_at_its_own_ti
     assert [(f.name, f.entries) for f in result.files] == [("postgresql.csv", 301)]
     from_window = log.index(record(BASE_MS + 300_000, "m300"))
     assert files["logs/postgresql.csv"] == log[from_window:] + last
+
+
+@settings(max_examples=500, deadline=None)
+@given(csv_soup())
+def test_a_framed_chunk_is_scanned_as_its_records_were_read_to_frame_it(
+    buf_and_bounds: tuple[bytes, int, int],
+) -> None:
+    # With the bytes after the chunk in view: a record cut off inside a quoted field whose next
+    # quote lies past the chunk ends at the next record start, as it does in the whole buffer
+    # (read alone, the chunk would end that record at its own end).
+    buf = buf_and_bounds[0]
+    framing = build(FormatConfig("pg-csv"))
+    whole = framing.complete_length(buf)
+    starts = [start for start in record_starts(buf, 0, len(buf)) if start < whole]
+    everything = Query(EVERYTHING, LogKind.ALL)
+    result = framing.scan(buf[:whole], everything, "f", 0)
+    assert result.entries == len(starts)
+    assert result.spans == ([(starts[0], whole)] if starts else [])
+    # Bytes of it that do not end at a record start are not a framed chunk: read alone.
+    for cut in {whole - 1, len(buf) - 1} - {*starts, -1}:
+        framing.complete_length(buf)
+        framed = framing.scan(buf[:cut], everything, "f", 0)
+        fresh = build(FormatConfig("pg-csv")).scan(buf[:cut], everything, "f", 0)
+        assert (framed.entries, framed.spans) == (fresh.entries, fresh.spans)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(messages(), min_size=2, max_size=8), st.integers(0, 10**6))
+def test_a_scan_after_framing_is_the_scan_of_a_format_that_framed_nothing(
+    texts: list[str], cut: int
+) -> None:
+    log = b"".join(record(BASE_MS + i, text, "ERROR", "XX000") for i, text in enumerate(texts))
+    chunk = log[: cut % len(log) + 1]
+    framing = build(FormatConfig("pg-csv"))
+    whole = framing.complete_length(chunk)
+    everything, errors = Query(EVERYTHING, LogKind.ALL), Query(EVERYTHING, LogKind.ERROR)
+    for buf, query in ((chunk[:whole], everything), (chunk, errors), (log, everything)):
+        fresh = build(FormatConfig("pg-csv")).scan(buf, query, "f", 0)
+        framing.complete_length(chunk)
+        framed = framing.scan(buf, query, "f", 0)
+        assert (framed.entries, framed.spans) == (fresh.entries, fresh.spans)
+    # Another buffer of the same length and records but one byte: its own records are read.
+    other = chunk[:whole].replace(b'"', b"'", 1)
+    framing.complete_length(chunk)
+    framed, fresh = (
+        fmt.scan(other, everything, "f", 0) for fmt in (framing, build(FormatConfig("pg-csv")))
+    )
+    assert (framed.entries, framed.spans) == (fresh.entries, fresh.spans)
