@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from copy import copy
 
 from dblogpack.formats.framing import Buffer, as_bytes, find_all, find_any
-from dblogpack.formats.pg_message import DURATION, duration_ms, logged_statement
+from dblogpack.formats.pg_message import duration_and_key, duration_ms, logged_statement
 from dblogpack.formats.scanner import Candidate, EntryScanner, window_bounds
 from dblogpack.formats.timestamps import LocalSecondsCache, load_zone, with_fraction
 from dblogpack.model import EntryDetail, FormatConfig, LogKind, Query, TimeWindow
@@ -190,7 +190,8 @@ class PgCsvFormat(EntryScanner):
             end = min(starts[index + 1], hi) if index + 1 < len(starts) else hi
             self._head = head  # _detail reads the entry's fields from it
             if slow:
-                known, key = _duration_and_key(buf, head, end)
+                message, stop = head.span("message")
+                known, key = duration_and_key(buf, head.start("sev"), message, stop, end)
                 yield start, end, ts, known, key
             else:
                 # Entries alike from their severity to their record's end share one parse.
@@ -227,15 +228,6 @@ class PgCsvFormat(EntryScanner):
             code=head["code"].decode() if head["code"] else None,
             message=message,
         )
-
-
-def _duration_and_key(buf: bytes, head: re.Match[bytes], end: int) -> tuple[float | None, bytes]:
-    """A slow entry's duration, and the bytes entries alike share (all but its time and its
-    duration): its severity and code, then its record after the duration."""
-    found = DURATION.search(buf, *head.span("message"))
-    if found is None:
-        return None, buf[head.start("sev") : end]
-    return float(found[1]), buf[head.start("sev") : head.start("message")] + buf[found.end() : end]
 
 
 def _field_text(buf: bytes, lo: int, hi: int) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from dblogpack.formats.framing import find_all
 from dblogpack.formats.json_lines import JsonLinesScanner, load_document
-from dblogpack.formats.pg_message import duration_ms, logged_statement
+from dblogpack.formats.pg_message import duration_and_key, duration_ms, logged_statement
 from dblogpack.formats.scanner import Candidate, window_bounds
 from dblogpack.formats.timestamps import LocalSecondsCache, load_zone, with_fraction
 from dblogpack.model import EntryDetail, FormatConfig, LogKind, TimeWindow
@@ -22,6 +22,7 @@ _SLOW_NEEDLE = b'"message":"duration: '
 _SEVERITY = re.compile(
     rb'"error_severity":"(?P<sev>[A-Z0-9]+)"(?:,"state_code":"(?P<code>[0-9A-Z]{5})")?,"message":"'
 )
+_MESSAGE_KEY = len(b'"message":"')
 _ERROR_NEEDLE = re.compile(rb'"error_severity":"(?:WARNING|ERROR|FATAL|PANIC)"')
 
 
@@ -57,11 +58,21 @@ class PgJsonFormat(JsonLinesScanner):
         )
         for at in hits:
             start = buf.rfind(b"\n", lo, at) + 1 or lo
-            if slow and not self._is_log_message(buf, start, at):
+            severity = self._log_severity(buf, start, at) if slow else None
+            if slow and severity is None:
                 continue
             ts = self._timestamp_at(buf, start)
-            if ts is not None and earliest <= ts < latest:
-                yield start, self._entry_end(buf, start, hi), ts, None, None
+            if ts is None or not earliest <= ts < latest:
+                continue
+            end = self._entry_end(buf, start, hi)
+            if severity is not None:
+                # The duration is read where _duration_ms reads it: 48 bytes from the key.
+                message, stop = at + _MESSAGE_KEY, min(end, at + 48)
+                known, key = duration_and_key(buf, severity.start(), message, stop, end)
+                yield start, end, ts, known, key
+            else:
+                # Entries alike from their severity to their line's end share one parse.
+                yield start, end, ts, None, buf[at:end]
 
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
         at = buf.find(b'"message":"', start, end)
@@ -83,10 +94,13 @@ class PgJsonFormat(JsonLinesScanner):
         )
 
     @staticmethod
-    def _is_log_message(buf: bytes, start: int, at: int) -> bool:
-        """The `"message":"duration: ` at `at` is the message of a LOG entry."""
-        severity = _SEVERITY.search(buf, start, at + 11)
-        return severity is not None and severity.end() == at + 11 and severity["sev"] == b"LOG"
+    def _log_severity(buf: bytes, start: int, at: int) -> re.Match[bytes] | None:
+        """The severity of the entry whose `"message":"duration: ` is at `at`, when it is a
+        LOG entry's message (None otherwise)."""
+        severity = _SEVERITY.search(buf, start, at + _MESSAGE_KEY)
+        if severity is None or severity.end() != at + _MESSAGE_KEY or severity["sev"] != b"LOG":
+            return None
+        return severity
 
 
 def _code(state_code: object) -> str | None:

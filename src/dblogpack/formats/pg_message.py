@@ -17,6 +17,18 @@ def duration_ms(raw: bytes, start: int, end: int) -> float | None:
     return float(found[1]) if found is not None else None
 
 
+def duration_and_key(
+    buf: bytes, lead: int, message: int, stop: int, end: int
+) -> tuple[float | None, bytes]:
+    """A slow entry's duration (the first `duration: N ms` in buf[message:stop]) and the bytes
+    that entries alike but for their time and duration share, for summary groups: buf[lead:end]
+    without the duration (all of it when there is none)."""
+    found = DURATION.search(buf, message, stop)
+    if found is None:
+        return None, buf[lead:end]
+    return float(found[1]), buf[lead:message] + buf[found.end() : end]
+
+
 def logged_statement(message: str) -> str | None:
     """The statement a `duration:`/`statement:` message carries, if any."""
     lead = _STATEMENT_LEAD.search(message)
