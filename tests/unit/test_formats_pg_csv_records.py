@@ -17,6 +17,7 @@ from tests.unit.test_formats_window import BASE_MS, csv_record, pg_time
 from dblogpack.formats import build
 from dblogpack.formats.pg_csv import record_starts, record_starts_reference
 from dblogpack.model import FormatConfig, LogKind, Query, TimeWindow
+from dblogpack.selector import Framing, entry_at_or_after
 from dblogpack.sources.local import DirSource
 
 CSV = build(FormatConfig("pg-csv"))
@@ -194,3 +195,62 @@ def test_a_scan_after_framing_is_the_scan_of_a_format_that_framed_nothing(
         fmt.scan(other, everything, "f", 0) for fmt in (framing, build(FormatConfig("pg-csv")))
     )
     assert (framed.entries, framed.spans) == (fresh.entries, fresh.spans)
+
+
+def test_a_probe_inside_a_statement_quoting_csvlog_lines_finds_the_record_after_it() -> None:
+    # csvlog quotes its text fields: a quoted line read as a record breaks the quoting (its
+    # quotes are doubled), so a probe passes over the lines a statement quotes.
+    quoted = "\n".join(
+        record(BASE_MS + 86_400_000 + i, "relation x does not exist", "ERROR", "42P01").decode()
+        for i in range(50)
+    )
+    before = record(BASE_MS, "m0")
+    statement = record(BASE_MS + 1000, f"statement: INSERT INTO logs VALUES ('{quoted}')")
+    after = record(BASE_MS + 2000, "m2") + record(BASE_MS + 3000, "m3")
+    log = before + statement + after
+
+    def read(offset: int, size: int) -> bytes:
+        return log[offset : offset + size]
+
+    framing = Framing(CSV.next_entry, CSV.last_timestamp)
+    for inside in (len(before) + 200, len(before) + len(statement) // 2, len(log) - len(after) - 5):
+        assert entry_at_or_after(read, len(log), inside, framing, 16384) == (
+            len(before) + len(statement), (BASE_MS + 2000) / 1000
+        )
+    assert entry_at_or_after(read, len(log), 0, framing, 16384) == (0, BASE_MS / 1000)
+    # A tail that begins inside the statement ends at the last record's time.
+    assert CSV.last_timestamp(log[len(before) + 300 :]) == (BASE_MS + 3000) / 1000
+
+
+def test_a_statement_quoting_more_csvlog_lines_than_a_probe_reads_costs_a_whole_scan(
+    tmp_path: Path,
+) -> None:
+    # Records 1 s apart from 12:00; the middle one logs a statement quoting 3,000 csvlog lines
+    # (~0.6 MB) that say a day later. A probe wholly inside it has only the quoted lines to read
+    # (a file of broken records looks the same): their time makes the file look out of order,
+    # so it is scanned whole, with a warning, and every package is still exact.
+    def records(first: int, count: int) -> bytes:
+        return b"".join(record(BASE_MS + i * 1000, f"m{i}") for i in range(first, first + count))
+
+    day = 86_400_000
+    quoted = "\n".join(
+        record(BASE_MS + day + i, "relation x does not exist", "ERROR", "42P01").decode()
+        for i in range(3000)
+    )
+    statement = record(BASE_MS + 1_000_000, f"statement: INSERT INTO logs VALUES ('{quoted}')")
+    before, after = records(0, 1000), records(1001, 1000)
+    (tmp_path / "postgresql.csv").write_bytes(before + statement + after)
+    assert len(statement) > len(before) + len(after)  # the first probes land in it
+
+    for kind, begin, end, warned in (
+        (LogKind.ALL, 1500, 1620, ["disorder"]),
+        (LogKind.ALL, 200, 320, ["disorder"]),
+        (LogKind.ERROR, 0, 2001, []),  # the file's own edges: nothing to bisect
+    ):
+        spec = spec_for(kind, BASE_MS + begin * 1000, BASE_MS + end * 1000)
+        result, files, _ = pack(DirSource(tmp_path), spec, FormatConfig("pg-csv"))
+        expected = 0 if kind is LogKind.ERROR else end - begin
+        assert [f.entries for f in result.files] == [expected]
+        if expected:
+            assert files["logs/postgresql.csv"] == records(begin, end - begin)
+        assert [w.kind for w in result.warnings] == warned

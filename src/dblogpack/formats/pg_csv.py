@@ -41,14 +41,12 @@ _TS = rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} [A-Za-z0-9+\-:]+"
 # A record's log_time, read: its seconds, milliseconds and zone.
 _TIME_FIELDS = rb"(?P<sec>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\.(?P<ms>\d{3}) (?P<zone>[A-Za-z0-9+\-:]+)"
 _FIELD = rb'(?:"[^"]*+(?:""[^"]*+)*+"|[^,"\n]*+)'
-_HEAD = re.compile(
-    _TIME_FIELDS
-    + rb","
-    + (_FIELD + rb",") * 10
-    + rb"(?P<sev>[A-Z0-9]*),(?P<code>[0-9A-Z]{5})?,(?P<message>"
-    + _FIELD
-    + rb")"
+# A record up to its message: time, ten fields, severity and SQLSTATE; then the message.
+_LEAD_FIELDS = (
+    _TIME_FIELDS + rb"," + (_FIELD + rb",") * 10 + rb"(?P<sev>[A-Z0-9]*),(?P<code>[0-9A-Z]{5})?,"
 )
+_LEAD = re.compile(_LEAD_FIELDS)
+_HEAD = re.compile(_LEAD_FIELDS + rb"(?P<message>" + _FIELD + rb")")
 # From the end of the message to the end of the query column: detail, hint, internal_query,
 # internal_query_pos, context, then query.
 _TO_QUERY = re.compile((rb"," + _FIELD) * 5 + rb",(?P<query>" + _FIELD + rb")")
@@ -89,13 +87,13 @@ class PgCsvFormat(EntryScanner):
     def next_entry(self, buf: Buffer, pos: int) -> tuple[int, float] | None:
         data = as_bytes(buf)
         if self._starts is None:  # a probe of the planner's (a scan's bisection has its chunk's)
-            return self._reading(data).next_entry(data, pos)
+            return self._probing(data).next_entry(data, pos)
         return super().next_entry(data, pos)
 
     def last_timestamp(self, buf: Buffer) -> float | None:
         data = as_bytes(buf)
-        if self._starts is None:
-            return self._reading(data).last_timestamp(data)
+        if self._starts is None:  # a file's tail
+            return self._probing(data).last_timestamp(data)
         return super().last_timestamp(data)
 
     def scan(self, buf: Buffer, query: Query, file: str, base_offset: int) -> ScanResult:
@@ -109,6 +107,20 @@ class PgCsvFormat(EntryScanner):
         starts = self._framed_starts(data)
         reading = copy(self)
         reading._starts = starts
+        return reading
+
+    def _probing(self, data: bytes) -> PgCsvFormat:
+        """This format reading `data` read from anywhere in a file (a probe, a file's tail), from
+        its first record that reads whole: csvlog quotes its text fields, so a csvlog line
+        quoted inside a statement, read as a record, breaks the quoting (its quotes are doubled)
+        and is passed over, not taken for the file's entry at that point (its time may be any).
+        When none reads whole, its records are all kept."""
+        reading = self._reading(data)
+        starts = reading._records
+        for index, start in enumerate(starts):
+            if _record_end(data, start, len(data)) is not None:
+                reading._starts = starts[index:]
+                break
         return reading
 
     def _framed_starts(self, data: bytes) -> Sequence[int]:
@@ -170,19 +182,22 @@ class PgCsvFormat(EntryScanner):
         hits = (
             find_all(buf, _SLOW_NEEDLE, lo, hi) if slow else find_any(buf, _ERROR_NEEDLES, lo, hi)
         )
+        # The record last read, and where the column a hit must begin (its message for a slow
+        # entry, its severity for an error) begins in it (-1: nowhere). Read once a record: a
+        # long statement may hold thousands of hits, and reading its message for each one cost
+        # time quadratic in its length.
+        judged, column = -1, -1
         for at in hits:
-            # The record the hit is in; the hit counts only where it is that record's message
-            # (slow) or severity (error) column.
             index = bisect_right(starts, at) - 1
             if index < 0 or starts[index] < lo:
                 continue
             start = starts[index]
+            if index != judged:
+                judged, column = index, _column_start(buf, start, hi, slow)
+            if at + 1 != column:
+                continue
             head = _HEAD.match(buf, start, hi)
             if head is None:
-                continue
-            if slow and (head.start("message") != at + 1 or head["sev"] != b"LOG"):
-                continue
-            if not slow and head.start("sev") != at + 1:
                 continue
             ts = self._time_of(head)
             if ts is None or not earliest <= ts < latest:
@@ -228,6 +243,17 @@ class PgCsvFormat(EntryScanner):
             code=head["code"].decode() if head["code"] else None,
             message=message,
         )
+
+
+def _column_start(buf: bytes, start: int, hi: int, slow: bool) -> int:
+    """Where the record at `start` has the column a slow entry's needle must begin (its message,
+    when its severity is LOG) or an error's (its severity); -1 when it has none."""
+    lead = _LEAD.match(buf, start, hi)
+    if lead is None:
+        return -1
+    if slow:
+        return lead.end() if lead["sev"] == b"LOG" else -1
+    return lead.start("sev")
 
 
 def _field_text(buf: bytes, lo: int, hi: int) -> str:
