@@ -158,11 +158,6 @@ class PgCsvFormat(EntryScanner):
     def _count_entries(self, buf: bytes, lo: int, hi: int) -> int:
         return bisect_left(self._records, hi) - bisect_left(self._records, lo)
 
-    def _is_start(self, at: int) -> bool:
-        starts = self._records
-        found = bisect_left(starts, at)
-        return found < len(starts) and starts[found] == at
-
     def _timestamp_at(self, buf: bytes, start: int) -> float | None:
         found = _TIME.match(buf, start)
         return None if found is None else self._time_of(found)
