@@ -191,11 +191,18 @@ def _wait_for_package(
             time.sleep(args.poll)
         if info["State"] == PackageState.SUCCESS:
             bar.update(task, completed=100)
+    # Deleted while waited for: listed in one of these until the sweeper is done with it, then
+    # not at all (see _package_info).
+    deleted = {PackageState.DELETING, PackageState.DELETED, PackageState.DELETE_FAILED}
+    if info["State"] in deleted:
+        raise PackageFailedError(f"package {package_id} was deleted, or cancelled: it is "
+                                 f"{info['State']} (RequestUUID {request_uuid})")
     if info["State"] != PackageState.SUCCESS:
         reason = f": {info['Message']}" if info.get("Message") else ""
         raise PackageFailedError(
             f"package {package_id} ended {info['State']}{reason} (RequestUUID {request_uuid})")
     return info
+
 
 
 def _package_info(
