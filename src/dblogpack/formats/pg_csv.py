@@ -46,7 +46,7 @@ _LEAD_FIELDS = (
     _TIME_FIELDS + rb"," + (_FIELD + rb",") * 10 + rb"(?P<sev>[A-Z0-9]*),(?P<code>[0-9A-Z]{5})?,"
 )
 _LEAD = re.compile(_LEAD_FIELDS)
-_HEAD = re.compile(_LEAD_FIELDS + rb"(?P<message>" + _FIELD + rb")")
+_FIELD_RE = re.compile(_FIELD)
 # From the end of the message to the end of the query column: detail, hint, internal_query,
 # internal_query_pos, context, then query.
 _TO_QUERY = re.compile((rb"," + _FIELD) * 5 + rb",(?P<query>" + _FIELD + rb")")
@@ -71,8 +71,9 @@ class PgCsvFormat(EntryScanner):
     # The buffer complete_length read last, with its records: a chunk is framed, then its whole
     # records are scanned, and reading them once saves 3.0 ms of a 4 MiB chunk's ~6 (all entries).
     _framed: tuple[bytes, Sequence[int]] | None = None
-    # The head match of the candidate last found: the entry whose details are asked for next.
-    _head: re.Match[bytes] | None = None
+    # The lead columns and the message's end of the candidate last found: the entry whose
+    # details are asked for next.
+    _read: tuple[re.Match[bytes], int] | None = None
 
     def __init__(self, config: FormatConfig) -> None:
         self._seconds = LocalSecondsCache(load_zone(config.timezone))
@@ -177,78 +178,79 @@ class PgCsvFormat(EntryScanner):
         hits = (
             find_all(buf, _SLOW_NEEDLE, lo, hi) if slow else find_any(buf, _ERROR_NEEDLES, lo, hi)
         )
-        # The record last read, and where the column a hit must begin (its message for a slow
-        # entry, its severity for an error) begins in it (-1: nowhere). Read once a record: a
+        # The record last read and its lead columns (None: it has none). Read once a record: a
         # long statement may hold thousands of hits, and reading its message for each one cost
         # time quadratic in its length.
-        judged, column = -1, -1
+        judged, lead = -1, None
         for at in hits:
             index = bisect_right(starts, at) - 1
             if index < 0 or starts[index] < lo:
                 continue
             start = starts[index]
             if index != judged:
-                judged, column = index, _column_start(buf, start, hi, slow)
-            if at + 1 != column:
+                judged, lead = index, _LEAD.match(buf, start, hi)
+            # The hit counts where it begins the record's message (slow, of a LOG entry) or its
+            # severity (error).
+            if lead is None or at + 1 != (lead.end() if slow else lead.start("sev")):
                 continue
-            head = _HEAD.match(buf, start, hi)
-            if head is None:
+            if slow and lead["sev"] != b"LOG":
                 continue
-            ts = self._time_of(head)
+            ts = self._time_of(lead)
             if ts is None or not earliest <= ts < latest:
                 continue
             end = min(starts[index + 1], hi) if index + 1 < len(starts) else hi
-            self._head = head  # _detail reads the entry's fields from it
+            message_end = _message_end(buf, lead, hi)
+            self._read = lead, message_end  # _detail reads the entry's fields from them
             if slow:
-                message, stop = head.span("message")
-                known, key = duration_and_key(buf, head.start("sev"), message, stop, end)
+                message = lead.end()
+                known, key = duration_and_key(buf, lead.start("sev"), message, message_end, end)
                 yield start, end, ts, known, key
             else:
                 # Entries alike from their severity to their record's end share one parse.
-                yield start, end, ts, None, buf[head.start("sev") : end]
+                yield start, end, ts, None, buf[lead.start("sev") : end]
 
     def _time_of(self, found: re.Match[bytes]) -> float | None:
-        """The time of a match of _TIME or _HEAD (its `sec`, `ms` and `zone` groups)."""
+        """The time of a match of _TIME or _LEAD (its `sec`, `ms` and `zone` groups)."""
         try:
             return with_fraction(self._seconds.seconds(found["sec"], found["zone"]), found["ms"])
         except ValueError:
             return None
 
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
-        head = _HEAD.match(buf, start)
-        if head is None or not buf.startswith(b'"duration: ', head.start("message")):
+        lead = _LEAD.match(buf, start)
+        if lead is None or not buf.startswith(b'"duration: ', lead.end()):
             return None
-        return duration_ms(buf, head.start("message"), head.end("message"))
+        return duration_ms(buf, lead.end(), _message_end(buf, lead, len(buf)))
 
     def _detail(
         self, buf: bytes, start: int, end: int, ts: float, duration: float | None
     ) -> EntryDetail:
-        head = self._head
-        if head is None or head.string is not buf or head.start() != start or head.end() > end:
-            head = _HEAD.match(buf, start, end)
-        rest = None if head is None else _TO_QUERY.match(buf, head.end(), end)
-        if head is None or rest is None:  # quoting these patterns do not read: the csv module's
+        read = self._read
+        lead: re.Match[bytes] | None
+        if read is not None and read[0].string is buf and read[0].start() == start:
+            lead, message_end = read
+        else:
+            lead = _LEAD.match(buf, start, end)
+            message_end = -1 if lead is None else _message_end(buf, lead, end)
+        rest = None if lead is None else _TO_QUERY.match(buf, message_end, end)
+        if lead is None or rest is None:  # quoting these patterns do not read: the csv module's
             return csv_detail(buf, start, end, ts, duration)
-        message = _field_text(buf, *head.span("message"))
+        message = _field_text(buf, lead.end(), message_end)
         return EntryDetail(
             timestamp=ts,
-            severity=head["sev"].decode() or "?",
+            severity=lead["sev"].decode() or "?",
             duration_ms=duration,
             statement=_field_text(buf, *rest.span("query")) or logged_statement(message),
-            code=head["code"].decode() if head["code"] else None,
+            code=lead["code"].decode() if lead["code"] else None,
             message=message,
         )
 
 
-def _column_start(buf: bytes, start: int, hi: int, slow: bool) -> int:
-    """Where the record at `start` has the column a slow entry's needle must begin (its message,
-    when its severity is LOG) or an error's (its severity); -1 when it has none."""
-    lead = _LEAD.match(buf, start, hi)
-    if lead is None:
-        return -1
-    if slow:
-        return lead.end() if lead["sev"] == b"LOG" else -1
-    return lead.start("sev")
+def _message_end(buf: bytes, lead: re.Match[bytes], hi: int) -> int:
+    """Where the message field after a record's lead columns ends (before `hi`)."""
+    found = _FIELD_RE.match(buf, lead.end(), hi)
+    assert found is not None  # a field may be empty: the pattern matches everywhere
+    return found.end()
 
 
 def _field_text(buf: bytes, lo: int, hi: int) -> str:
