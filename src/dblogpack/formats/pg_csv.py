@@ -2,18 +2,20 @@
 
 Column sets: PostgreSQL 12 writes 23 columns (log_time … application_name),
 13 adds backend_type (24), 14-17 add leader_pid and query_id (26). The first
-14 columns, all this module reads, are the same in every set.
+23 are the same in every set; this module reads up to the 20th, `query`.
 
 A record starts at a line beginning `<log_time>,` outside quotes. Every buffer
 this format is handed (a chunk to scan or frame, a file's head or tail, a probe
 while bisecting or cutting pieces for workers) has its records found by reading
 their fields from its first line that reads like one (`record_starts`), so a
 line of a quoted message that reads like a record's start (a logged statement
-quoting a csvlog line) stays inside its record. A buffer that begins inside
-such a statement may have its first "record" read from one of its quoted lines;
-the reading is right again once that statement's quotes close. Bytes before a
-buffer's first record are an "unparseable" warning; a stray line between
-records is kept with the record before it.
+quoting a csvlog line) stays inside its record. A buffer read from anywhere (a
+probe, a file's tail) starts at its first record that reads whole: a quoted
+csvlog line, read as a record, breaks the quoting (its quotes are doubled). Only
+a probe that holds nothing else takes one for a record; the reading is right
+again once that statement's quotes close. Bytes before a buffer's first record
+are an "unparseable" warning; a stray line between records is kept with the
+record before it.
 """
 
 from __future__ import annotations
@@ -126,8 +128,10 @@ class PgCsvFormat(EntryScanner):
 
     def _framed_starts(self, data: bytes) -> Sequence[int]:
         """The records of `data`: those complete_length found last when `data` is that buffer or
-        its whole records (a prefix ending at one of its record starts: the records read from
-        its first one up to there are the same), else read anew."""
+        its whole records (a prefix ending at one of its record starts, as a framed chunk is),
+        else read anew. A framed chunk is so read with the bytes after it in view: a record
+        cut off inside a quoted field whose next quote lies past the chunk ends at the next
+        record start, as in the whole buffer (read alone, the chunk would end it at its end)."""
         framed, self._framed = self._framed, None
         if framed is not None:
             whole, starts = framed
