@@ -208,6 +208,8 @@ class PgCsvFormat(EntryScanner):
             if slow:
                 message = lead.end()
                 known, key = duration_and_key(buf, lead.start("sev"), message, message_end, end)
+                if known is None:  # no duration to read: _duration_ms would find none either
+                    continue
                 yield start, end, ts, known, key
             else:
                 # Entries alike from their severity to their record's end share one parse.

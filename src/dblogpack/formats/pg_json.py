@@ -69,6 +69,8 @@ class PgJsonFormat(JsonLinesScanner):
                 # The duration is read where _duration_ms reads it: 48 bytes from the key.
                 message, stop = at + _MESSAGE_KEY, min(end, at + 48)
                 known, key = duration_and_key(buf, severity.start(), message, stop, end)
+                if known is None:  # no duration to read: _duration_ms would find none either
+                    continue
                 yield start, end, ts, known, key
             else:
                 # Entries alike from their severity to their line's end share one parse.
