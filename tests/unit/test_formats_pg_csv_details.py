@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from tests.unit.test_formats_window import BASE_MS, pg_time
+from tests.unit.test_formats_window import BASE_MS, csv_record_bytes
 
 from dblogpack.formats import build
 from dblogpack.formats.pg_csv import csv_detail
@@ -15,10 +15,6 @@ from dblogpack.model import DetailGroup, FormatConfig, LogKind, Query, TimeWindo
 
 CSV = build(FormatConfig("pg-csv"))
 EVERYTHING = TimeWindow(None, None)
-
-
-def quoted(text: bytes) -> bytes:
-    return b'"' + text.replace(b'"', b'""') + b'"'
 
 
 def raw_record(
@@ -29,14 +25,9 @@ def raw_record(
     code: bytes = b"42P01",
     user: bytes = b"u",
 ) -> bytes:
-    """One csvlog record (26 columns, PostgreSQL 14-17) with the given message and query
-    columns, byte for byte (quotes doubled, anything else as it is)."""
-    ts = pg_time(ms).encode()
-    return (
-        ts + b"," + quoted(user) + b',"d",7,"[local]",1.7,1,"SELECT",' + ts + b",3/0,0,"
-        + severity + b"," + code + b"," + quoted(message) + b",,,,,,"
-        + (quoted(query) if query else b"") + b',,,"psql","client backend",,0\n'
-    )
+    """One csvlog record (an error unless told) with the given message and query columns, byte
+    for byte."""
+    return csv_record_bytes(ms, message, severity, code, query=query, user=user)
 
 
 def scanned(data: bytes, kind: LogKind) -> tuple[int, list[DetailGroup]]:

@@ -50,11 +50,30 @@ def csv_record(
 ) -> str:
     """One csvlog record as PostgreSQL writes it (text fields quoted, quotes doubled), of
     process `i`."""
-    ts = pg_time(ms)
-    quoted = '"' + message.replace('"', '""') + '"'
+    return csv_record_bytes(ms, message.encode(), severity.encode(), code.encode(), i).decode()
+
+
+def csv_record_bytes(
+    ms: int,
+    message: bytes,
+    severity: bytes = b"LOG",
+    code: bytes = b"00000",
+    i: int = 7,
+    *,
+    query: bytes = b"",
+    user: bytes = b"u",
+) -> bytes:
+    """csv_record byte for byte (any bytes in the message, query and user columns; 26 columns,
+    PostgreSQL 14-17), with a `query` column when given."""
+
+    def quoted(text: bytes) -> bytes:
+        return b'"' + text.replace(b'"', b'""') + b'"'
+
+    ts = pg_time(ms).encode()
     return (
-        f'{ts},"u","d",{i},"[local]",1.{i:x},1,"SELECT",{ts},3/0,0,{severity},{code},{quoted},'
-        ',,,,,,,,"psql","client backend",,0\n'
+        ts + b"," + quoted(user) + b',"d",%d,"[local]",1.%x,1,"SELECT",' % (i, i) + ts
+        + b",3/0,0," + severity + b"," + code + b"," + quoted(message) + b",,,,,,"
+        + (quoted(query) if query else b"") + b',,,"psql","client backend",,0\n'
     )
 
 
