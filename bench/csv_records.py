@@ -21,11 +21,27 @@ from dblogpack.formats.pg_csv import _TS, record_starts
 from dblogpack.model import FormatConfig, LogKind, Query, TimeWindow
 
 _MESSAGES = [
-    ("LOG", "00000", "\"duration: {i}.000 ms  statement: SELECT 'a\nb', {i}\""),
-    ("ERROR", "42P01", '"relation ""x{i}"" does not exist"'),
-    ("LOG", "00000", '"connection received: host=[local]"'),
-    ("LOG", "00000", '"connection authorized: user=u database=d"'),
+    ("LOG", "00000", "duration: {i}.000 ms  statement: SELECT 'a\nb', {i}"),
+    ("ERROR", "42P01", 'relation "x{i}" does not exist'),
+    ("LOG", "00000", "connection received: host=[local]"),
+    ("LOG", "00000", "connection authorized: user=u database=d"),
 ]
+
+
+def csvlog_record(
+    ts: str, pid: int, severity: str, code: str, message: str, query: str | None = None
+) -> str:
+    """One csvlog record as PostgreSQL 14-17 writes it (26 columns; text fields quoted, quotes
+    doubled), with a `query` column when given."""
+
+    def quoted(text: str) -> str:
+        return '"' + text.replace('"', '""') + '"'
+
+    return (
+        f'{ts},"u","d",{pid},"[local]",1.{pid:x},1,"SELECT",{ts},3/0,0,{severity},{code},'
+        f'{quoted(message)},,,,,,{"" if query is None else quoted(query)},,,'
+        '"psql","client backend",,0\n'
+    )
 
 
 def csvlog_chunk() -> bytes:
@@ -34,10 +50,7 @@ def csvlog_chunk() -> bytes:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(1714564800 + i // 100))
         ts = f"{stamp}.{i % 1000:03d} UTC"
         severity, code, message = _MESSAGES[i % len(_MESSAGES)]
-        record = (
-            f'{ts},"u","d",{i},"[local]",1.{i:x},1,"SELECT",{ts},3/0,0,{severity},{code},'
-            f'{message.format(i=i)},,,,,,,,,"psql","client backend",,0\n'
-        ).encode()
+        record = csvlog_record(ts, i, severity, code, message.format(i=i)).encode()
         records.append(record)
         size, i = size + len(record), i + 1
     return b"".join(records)

@@ -21,6 +21,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from bench.csv_records import csvlog_record
 from bench.data import DATA_DIR
 from bench.measure import run
 
@@ -70,21 +71,9 @@ def _stderr(ms: int, pid: int, severity: str, message: str, statement: str | Non
     return text
 
 
-def _csv(ms: int, pid: int, severity: str, code: str, message: str, statement: str | None) -> str:
-    def quoted(text: str) -> str:
-        return '"' + text.replace('"', '""') + '"'
-
-    ts = _time(ms)
-    query = quoted(statement) if statement is not None else ""
-    return (
-        f'{ts},"app","shop",{pid},"10.0.0.1:5432",1.{pid:x},1,"SELECT",{ts},3/0,0,{severity},'
-        f'{code},{quoted(message)},,,,,,{query},,,"psql","client backend",,0\n'
-    )
-
-
 def _json(ms: int, pid: int, severity: str, code: str, message: str, statement: str | None) -> str:
     doc: dict[str, object] = {
-        "timestamp": _time(ms), "user": "app", "dbname": "shop", "pid": pid,
+        "timestamp": _time(ms), "user": "u", "dbname": "d", "pid": pid,
         "session_id": f"1.{pid:x}", "line_num": 1, "error_severity": severity,
     }
     if severity != "LOG":
@@ -103,7 +92,7 @@ def _path(fmt: str) -> Path:
 def ensure_data(console: Console) -> dict[str, int]:
     """The three logs (made once for this seed and size) and the entry counts they hold."""
     meta = DATA_DIR / "pg-formats.json"
-    wanted = {"seed": SEED, "entries": ENTRIES, "version": 2}
+    wanted = {"seed": SEED, "entries": ENTRIES, "version": 3}
     if meta.exists() and all(_path(f).exists() for f in FORMATS):
         known = json.loads(meta.read_text())
         if known["made"] == wanted:
@@ -122,7 +111,7 @@ def ensure_data(console: Console) -> dict[str, int]:
             ms += rng.randrange(4)
             pid = 1000 + rng.randrange(64)
             stderr.write(_stderr(ms, pid, severity, message, statement))
-            csv.write(_csv(ms, pid, severity, code, message, statement))
+            csv.write(csvlog_record(_time(ms), pid, severity, code, message, statement))
             jsonlog.write(_json(ms, pid, severity, code, message, statement))
     meta.write_text(json.dumps({"made": wanted, "counts": counts}))
     return counts
