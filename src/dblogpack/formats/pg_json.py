@@ -23,6 +23,8 @@ _SEVERITY = re.compile(
     rb'"error_severity":"(?P<sev>[A-Z0-9]+)"(?:,"state_code":"(?P<code>[0-9A-Z]{5})")?,"message":"'
 )
 _MESSAGE_KEY = len(b'"message":"')
+# A slow entry's `duration: N ms` lies within this many bytes from its message's key.
+_DURATION_REACH = 48
 _ERROR_NEEDLE = re.compile(rb'"error_severity":"(?:WARNING|ERROR|FATAL|PANIC)"')
 
 
@@ -66,8 +68,7 @@ class PgJsonFormat(JsonLinesScanner):
                 continue
             end = self._entry_end(buf, start, hi)
             if severity is not None:
-                # The duration is read where _duration_ms reads it: 48 bytes from the key.
-                message, stop = at + _MESSAGE_KEY, min(end, at + 48)
+                message, stop = at + _MESSAGE_KEY, min(end, at + _DURATION_REACH)
                 known, key = duration_and_key(buf, severity.start(), message, stop, end)
                 if known is None:  # no duration to read: _duration_ms would find none either
                     continue
@@ -78,7 +79,7 @@ class PgJsonFormat(JsonLinesScanner):
 
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
         at = buf.find(b'"message":"', start, end)
-        return duration_ms(buf, at, min(end, at + 48)) if at >= 0 else None
+        return duration_ms(buf, at, min(end, at + _DURATION_REACH)) if at >= 0 else None
 
     def _detail(
         self, buf: bytes, start: int, end: int, ts: float, duration: float | None
