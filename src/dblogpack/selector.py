@@ -9,10 +9,13 @@ How a file's range is chosen (see docs/engine.md):
   without reading more.
 * Inside the file, bisection over byte offsets finds the first entry at or after
   `begin - Margins.seconds` (and likewise `end + Margins.seconds`), reading one small probe per
-  step: the cost grows with log(size), not with the file. The start then steps back
-  `Margins.bytes` more. The scan of the chosen range judges every entry by its own timestamp, so
-  the result is exact as long as entries are out of order by less than the margins (concurrent
-  backends writing a few milliseconds apart, entries straddling a rotation).
+  step: the cost grows with log(size), not with the file. A probe grows to meet an entry start,
+  up to `Margins.probe_max`; one that meets none (an entry that long, or bytes of another format)
+  ends the bisection with the bounds it has: the range is wider, never narrower, and no read
+  holds more than that of a file. The start then steps back `Margins.bytes` more. The scan of
+  the chosen range judges every entry by its own timestamp, so the result is exact as long as
+  entries are out of order by less than the margins (concurrent backends writing a few
+  milliseconds apart, entries straddling a rotation).
 * Grossly out-of-order files (a clock jump, files spliced together) are detected when the probe
   timestamps, sorted by offset, go back by more than `Margins.seconds`. Bisection cannot be trusted
   there, so the whole file is scanned (still exact) and a `LogWarning(kind="disorder")` says so.
@@ -47,6 +50,10 @@ class Margins(NamedTuple):
     seconds: float = 5.0
     bytes: int = 64 * 1024
     probe: int = 16 * 1024
+    # A probe grows up to this to meet an entry start: past it, none is taken to be there (an
+    # entry or a stretch of bytes no entry holds that long leaves the range wider, never
+    # narrower), so a file in another format than the one given never has a probe read it whole.
+    probe_max: int = 8 * 1024 * 1024
     edge: int = 64 * 1024  # head/tail chunk read for a file's first and last timestamps
     edge_max: int = 8 * 1024 * 1024  # a tail chunk grows up to this to meet an entry start
 
@@ -67,29 +74,36 @@ class ScanRange(NamedTuple):
 
 
 def entry_at_or_after(
-    read: Reader, size: int, offset: int, framing: Framing, probe: int
+    read: Reader,
+    size: int,
+    offset: int,
+    framing: Framing,
+    probe: int,
+    probe_max: int = DEFAULT_MARGINS.probe_max,
 ) -> tuple[int, float] | None:
-    """The first entry starting at or after `offset`, reading growing probes until one is met.
+    """The first entry starting at or after `offset` (before `size`), reading probes that double
+    from `probe` bytes until one is met; None when none starts before `size`, or none within the
+    `probe_max` bytes a probe grows to.
 
     A probe starts one byte early so the format sees whether `offset` itself begins a line.
     """
     if offset <= 0:
-        return _first_entry_from(read, size, 0, 0, framing, probe)
-    return _first_entry_from(read, size, offset - 1, 1, framing, probe)
+        return _first_entry_from(read, size, 0, 0, framing, probe, probe_max)
+    return _first_entry_from(read, size, offset - 1, 1, framing, probe, probe_max)
 
 
 def _first_entry_from(
-    read: Reader, size: int, base: int, skip: int, framing: Framing, probe: int
+    read: Reader, size: int, base: int, skip: int, framing: Framing, probe: int, probe_max: int
 ) -> tuple[int, float] | None:
-    length = probe
+    length = min(probe, probe_max)
     while True:
         buf = read(base, length)
         found = framing.next_entry(buf, skip)
         if found is not None:
             return base + found[0], found[1]
-        if base + len(buf) >= size or len(buf) < length:
+        if base + len(buf) >= size or len(buf) < length or length >= probe_max:
             return None
-        length *= 2
+        length = min(2 * length, probe_max)
 
 
 def file_edges(
@@ -153,13 +167,17 @@ class _Bisection:
     def first_offset_not_before(self, target: float) -> tuple[int, int]:
         """(lo, hi): entries starting before `lo` are before `target`; from `hi` on, not before.
 
-        Both are only as true as the file is ordered; `disorder()` checks that afterwards.
+        Both are only as true as the file is ordered; `disorder()` checks that afterwards. A
+        probe that meets no entry within `probe_max` bytes says nothing of the entries past
+        them: the bisection ends there, with the bounds it has, so the range scanned is wider.
         """
         lo, hi = 0, self.size
         while hi - lo > self.margins.probe:
             mid = (lo + hi) // 2
             found = self._probe(mid, hi)
             if found is None:
+                if mid + self.margins.probe_max <= hi:
+                    break
                 hi = mid
             elif found[1] < target:
                 lo = found[0]
@@ -168,7 +186,9 @@ class _Bisection:
         return lo, hi
 
     def _probe(self, mid: int, hi: int) -> tuple[int, float] | None:
-        found = entry_at_or_after(self.read, hi, mid, self.framing, self.margins.probe)
+        found = entry_at_or_after(
+            self.read, hi, mid, self.framing, self.margins.probe, self.margins.probe_max
+        )
         if found is None or found[0] >= hi:
             return None
         self.probes.append(found)
@@ -178,7 +198,9 @@ class _Bisection:
         """The first entry boundary at or after `offset` (the file size when none)."""
         if offset <= 0:
             return 0
-        found = entry_at_or_after(self.read, self.size, offset, self.framing, self.margins.probe)
+        found = entry_at_or_after(
+            self.read, self.size, offset, self.framing, self.margins.probe, self.margins.probe_max
+        )
         return self.size if found is None else found[0]
 
     def disorder(self) -> LogWarning | None:

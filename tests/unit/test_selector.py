@@ -4,6 +4,7 @@ trust bisection in a file whose time goes backwards. Uses a tiny line format ("<
 
 from __future__ import annotations
 
+import itertools
 import random
 
 from dblogpack.model import TimeWindow
@@ -25,7 +26,9 @@ def next_entry(buf: bytes, pos: int) -> tuple[int, float] | None:
         space = buf.find(b" ", start, start + 20)
         if space < 0:
             return None
-        return start, int(buf[start:space]) / 1000
+        if buf[start:space].isdigit():
+            return start, int(buf[start:space]) / 1000
+        start = _line_start(buf, start + 1)  # a line of no entry
     return None
 
 
@@ -158,6 +161,51 @@ def test_an_entry_longer_than_a_probe_is_still_found() -> None:
     wanted = f.in_window(window)
     assert scan.start <= wanted[0][0] and wanted[-1][1] <= scan.stop
     assert scan.size < len(f.data) // 10
+
+
+class CountedReads(File):
+    """A file of any bytes whose largest read is recorded."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.bytes_read, self.largest = data, 0, 0
+
+    def read(self, offset: int, size: int) -> bytes:
+        self.largest = max(self.largest, size)
+        return super().read(offset, size)
+
+
+def test_an_entry_longer_than_a_probe_grows_to_widens_the_range_and_loses_nothing() -> None:
+    # One entry of 300 KB among short ones, probes bounded at 64 KiB: a probe inside it meets
+    # no entry start, and says nothing of the entries past it.
+    bound = Margins(probe_max=64 * 1024)
+    for long_at, length in itertools.product((100, 1_000, 1_900), range(70_000, 300_000, 7_000)):
+        stamps = steady(2_000)
+        lines = [f"{ms} {'x' * (length if i == long_at else 60)}\n".encode()
+                 for i, ms in enumerate(stamps)]
+        f = CountedReads(b"".join(lines))
+        offsets = [0]
+        for line in lines:
+            offsets.append(offsets[-1] + len(line))
+        for first, last in ((50, 60), (1_050, 1_060), (1_950, 1_960), (0, 1_999)):
+            window = TimeWindow(stamps[first] / 1000, stamps[last] / 1000 + 0.001)
+            scan = plan_range("a", f.read, len(f.data), FRAMING, window, margins=bound)
+            wanted = offsets[first], offsets[last + 1]
+            assert scan.start <= wanted[0] and wanted[1] <= scan.stop, (long_at, length)
+            assert scan.warning is None
+        assert f.largest <= bound.probe_max
+
+
+def test_bytes_of_another_format_are_never_read_whole_by_a_probe() -> None:
+    # No line reads as an entry (a file given the wrong format): probes stop at their bound.
+    f = CountedReads(b"".join(b"not a log line %d\n" % i for i in range(200_000)))
+    bound = Margins(probe_max=256 * 1024, edge_max=256 * 1024)
+
+    assert file_edges(f.read, len(f.data), FRAMING, bound) == (None, None)
+    scan = plan_range("a", f.read, len(f.data), FRAMING, TimeWindow(100.0, 200.0), margins=bound)
+
+    assert (scan.start, scan.stop) == (0, len(f.data))  # nothing known: all of it is scanned
+    assert f.largest <= bound.probe_max
+    assert f.bytes_read < 8 * bound.probe_max  # each edge's bisection ends at its first probe
 
 
 def test_edges_come_from_a_head_and_a_tail_chunk() -> None:
