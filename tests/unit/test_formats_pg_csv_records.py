@@ -17,7 +17,7 @@ from tests.unit.test_formats_window import BASE_MS, csv_record, pg_time
 from dblogpack.formats import build
 from dblogpack.formats.pg_csv import record_starts, record_starts_reference
 from dblogpack.model import FormatConfig, LogKind, Query, TimeWindow
-from dblogpack.selector import Framing, entry_at_or_after
+from dblogpack.selector import Framing, Margins, entry_at_or_after, file_edges, plan_range
 from dblogpack.sources.local import DirSource
 
 CSV = build(FormatConfig("pg-csv"))
@@ -222,35 +222,96 @@ def test_a_probe_inside_a_statement_quoting_csvlog_lines_finds_the_record_after_
     assert CSV.last_timestamp(log[len(before) + 300 :]) == (BASE_MS + 3000) / 1000
 
 
-def test_a_statement_quoting_more_csvlog_lines_than_a_probe_reads_costs_a_whole_scan(
-    tmp_path: Path,
-) -> None:
-    # Records 1 s apart from 12:00; the middle one logs a statement quoting 3,000 csvlog lines
-    # (~0.6 MB) that say a day later. A probe wholly inside it has only the quoted lines to read
-    # (a file of broken records looks the same): their time makes the file look out of order,
-    # so it is scanned whole, with a warning, and every package is still exact.
-    def records(first: int, count: int) -> bytes:
-        return b"".join(record(BASE_MS + i * 1000, f"m{i}") for i in range(first, first + count))
-
+def _quoting_file() -> tuple[bytes, bytes, bytes]:
+    """Records 1 s apart from 12:00 (m0 ... m2000, but m1000); in the middle, one that logs a
+    statement quoting 3,000 csvlog lines (~0.6 MB) that say a day later."""
     day = 86_400_000
     quoted = "\n".join(
         record(BASE_MS + day + i, "relation x does not exist", "ERROR", "42P01").decode()
         for i in range(3000)
     )
     statement = record(BASE_MS + 1_000_000, f"statement: INSERT INTO logs VALUES ('{quoted}')")
-    before, after = records(0, 1000), records(1001, 1000)
+    return _records(0, 1000), statement, _records(1001, 1000)
+
+
+def _records(first: int, count: int) -> bytes:
+    return b"".join(record(BASE_MS + i * 1000, f"m{i}") for i in range(first, first + count))
+
+
+def test_a_probe_reads_on_past_a_statement_quoting_more_csvlog_lines_than_it_holds(
+    tmp_path: Path,
+) -> None:
+    # A probe wholly inside the statement has only the quoted lines, none of which reads whole:
+    # it reads a longer one, until the record after the statement. Their time (a day later) is
+    # never taken for the file's, so the file is not out of order and only the window's part
+    # of it is scanned.
+    before, statement, after = _quoting_file()
     (tmp_path / "postgresql.csv").write_bytes(before + statement + after)
     assert len(statement) > len(before) + len(after)  # the first probes land in it
 
-    for kind, begin, end, warned in (
-        (LogKind.ALL, 1500, 1620, ["disorder"]),
-        (LogKind.ALL, 200, 320, ["disorder"]),
-        (LogKind.ERROR, 0, 2001, []),  # the file's own edges: nothing to bisect
+    for kind, begin, end in (
+        (LogKind.ALL, 1500, 1620),
+        (LogKind.ALL, 200, 320),
+        (LogKind.ERROR, 0, 2001),  # the file's own edges: nothing to bisect
     ):
         spec = spec_for(kind, BASE_MS + begin * 1000, BASE_MS + end * 1000)
         result, files, _ = pack(DirSource(tmp_path), spec, FormatConfig("pg-csv"))
         expected = 0 if kind is LogKind.ERROR else end - begin
         assert [f.entries for f in result.files] == [expected]
         if expected:
-            assert files["logs/postgresql.csv"] == records(begin, end - begin)
-        assert [w.kind for w in result.warnings] == warned
+            assert files["logs/postgresql.csv"] == _records(begin, end - begin)
+            assert result.files[0].bytes_scanned < len(statement)
+        assert result.warnings == []
+
+
+def test_a_quoted_line_a_probe_cuts_off_before_its_quotes_is_not_taken_for_a_record() -> None:
+    # Cut after its time, the quoted line reads like a record so far; its quoting breaks past
+    # the cut. The probe reads no record, so a longer one is read.
+    before, statement, after = _quoting_file()
+    log = before + statement + after
+    line = log.index(b"\n", len(before) + len(statement) // 2) + 1
+    cut = log.index(b",", line) + 1
+    assert CSV.next_entry(log[line - 1 : cut], 1) is None
+    # The record after the statement, which the buffer ends with, newline and all, reads whole.
+    next_record = len(before) + len(statement)
+    through_it = log[line - 1 : next_record + len(record(BASE_MS + 1_001_000, "m1001"))]
+    assert CSV.next_entry(through_it, 1) == (next_record - line + 1, (BASE_MS + 1_001_000) / 1000)
+    assert CSV.next_entry(through_it[:-1], 1) is None
+    assert CSV.last_timestamp(log[line:]) == (BASE_MS + 2_000_000) / 1000
+
+
+def test_a_file_whose_first_record_is_longer_than_its_head_is_dated_by_it() -> None:
+    # A file (or a chunk) begins at a record: the head needs none after it to trust it.
+    first = record(BASE_MS, f"statement: SELECT '{'x' * 100_000}'")
+    log = first + _records(1, 10)
+    framing = Framing(CSV.next_entry, CSV.last_timestamp)
+
+    def read(offset: int, size: int) -> bytes:
+        return log[offset : offset + size]
+
+    assert file_edges(read, len(log), framing) == (BASE_MS / 1000, (BASE_MS + 10_000) / 1000)
+    assert entry_at_or_after(read, len(log), 0, framing, 16384) == (0, BASE_MS / 1000)
+
+
+def test_a_statement_longer_than_a_probe_grows_to_leaves_the_range_wider_and_exact() -> None:
+    before, statement, after = _quoting_file()
+    log = before + statement + after
+    framing = Framing(CSV.next_entry, CSV.last_timestamp)
+    bound = Margins(probe_max=64 * 1024)  # the statement is ten times longer
+
+    def read(offset: int, size: int) -> bytes:
+        assert size <= bound.probe_max or offset == max(0, len(log) - size)  # a probe, or a tail
+        return log[offset : offset + size]
+
+    for begin, end in ((1500, 1620), (200, 320), (990, 1010)):
+        window = TimeWindow((BASE_MS + begin * 1000) / 1000, (BASE_MS + end * 1000) / 1000)
+        edges = file_edges(read, len(log), framing, bound)
+        scan = plan_range("postgresql.csv", read, len(log), framing, window, edges, bound)
+        assert scan.warning is None
+        found = CSV.scan(log[scan.start : scan.stop], Query(window, LogKind.ALL), "f", 0)
+        kept = b"".join(log[scan.start + a : scan.start + b] for a, b in found.spans)
+        assert kept == b"".join(
+            statement if i == 1000 else record(BASE_MS + i * 1000, f"m{i}")
+            for i in range(begin, end)
+        )
+        assert found.entries == end - begin

@@ -10,12 +10,12 @@ while bisecting or cutting pieces for workers) has its records found by reading
 their fields from its first line that reads like one (`record_starts`), so a
 line of a quoted message that reads like a record's start (a logged statement
 quoting a csvlog line) stays inside its record. A buffer read from anywhere (a
-probe, a file's tail) starts at its first record that reads whole: a quoted
-csvlog line, read as a record, breaks the quoting (its quotes are doubled). Only
-a probe that holds nothing else takes one for a record; the reading is right
-again once that statement's quotes close. Bytes before a buffer's first record
-are an "unparseable" warning; a stray line between records is kept with the
-record before it.
+probe, a file's tail) starts at its first record that reads whole and ends in
+it: a quoted csvlog line, read as a record, breaks the quoting (its quotes are
+doubled). A probe that holds nothing else reads no record, and the selector
+reads a longer one, up to its bound (selector.Margins.probe_max). Bytes before
+a buffer's first record are an "unparseable" warning; a stray line between
+records is kept with the record before it.
 """
 
 from __future__ import annotations
@@ -90,7 +90,8 @@ class PgCsvFormat(EntryScanner):
     def next_entry(self, buf: Buffer, pos: int) -> tuple[int, float] | None:
         data = as_bytes(buf)
         if self._starts is None:  # a probe of the planner's (a scan's bisection has its chunk's)
-            return self._probing(data).next_entry(data, pos)
+            # From 0: a file's head, or a chunk, which begin at a record when one starts there.
+            return self._probing(data, starts_at_record=pos == 0).next_entry(data, pos)
         return super().next_entry(data, pos)
 
     def last_timestamp(self, buf: Buffer) -> float | None:
@@ -112,18 +113,24 @@ class PgCsvFormat(EntryScanner):
         reading._starts = starts
         return reading
 
-    def _probing(self, data: bytes) -> PgCsvFormat:
+    def _probing(self, data: bytes, starts_at_record: bool = False) -> PgCsvFormat:
         """This format reading `data` read from anywhere in a file (a probe, a file's tail), from
-        its first record that reads whole: csvlog quotes its text fields, so a csvlog line
-        quoted inside a statement, read as a record, breaks the quoting (its quotes are doubled)
-        and is passed over, not taken for the file's entry at that point (its time may be any).
-        When none reads whole, its records are all kept."""
+        its first record that reads whole and ends inside it: csvlog quotes its text fields, so
+        a csvlog line quoted inside a statement, read as a record, breaks the quoting (its
+        quotes are doubled) and is passed over, not taken for the file's entry at that point
+        (its time may be any). One that `data` cuts off may break its quoting past the cut.
+        When none does, it reads no records: the selector reads a longer probe, up to its
+        bound, past which it takes none to be there (a range wider, never narrower).
+        `starts_at_record`: `data` begins at a record when one starts at its first byte."""
         reading = self._reading(data)
         starts = reading._records
+        if starts_at_record and starts and starts[0] == 0:
+            return reading
         for index, start in enumerate(starts):
-            if _record_end(data, start, len(data)) is not None:
+            if _ends_inside(data, start):
                 reading._starts = starts[index:]
-                break
+                return reading
+        reading._starts = starts[:0]
         return reading
 
     def _framed_starts(self, data: bytes) -> Sequence[int]:
@@ -355,6 +362,18 @@ def _record_end(buf: bytes, start: int, hi: int) -> int | None:
             return pos + 1
         pos += 1
     return hi
+
+
+def _ends_inside(buf: bytes, start: int) -> bool:
+    """Whether the record at `start` reads whole and ends with its newline inside `buf`."""
+    end = _record_end(buf, start, len(buf))
+    if end is None:
+        return False
+    if end < len(buf):
+        return True
+    # Ending at the buffer's end, it ends there only if a byte after it would not be read.
+    record = buf[start:] + b"\x01"
+    return _record_end(record, 0, len(record)) == len(record) - 1
 
 
 def _closing_quote(buf: bytes, opening: int, hi: int) -> int:
