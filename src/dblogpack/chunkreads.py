@@ -91,7 +91,17 @@ def _tail_boundary(fd: int, log_format: LogFormat, pos: int, size: int) -> int |
 
 
 def whole_length(log_format: LogFormat, buf: bytes, last: bool, chunk: int) -> int:
-    """How much of `buf` is whole entries: all of it at the end of the range or at MAX_CHUNK."""
+    """How much of `buf` is whole entries: all of it at the end of the range or at MAX_CHUNK.
+
+    0 when one entry fills it (read on: it is scanned whole, up to MAX_CHUNK). When no entry
+    starts in it at all (a file in another format than the one given, bytes between entries),
+    no more of it would end one: its whole lines are taken as they are, bytes the scan passes
+    over with a warning, so such a file is read a chunk at a time, not in growing reads.
+    """
     if last or chunk >= MAX_CHUNK:
         return len(buf)
-    return log_format.complete_length(buf)
+    whole = log_format.complete_length(buf)
+    if whole == 0 and log_format.next_entry(buf, 0) is None:
+        # The last line may be the start of an entry cut by the chunk's end: it waits.
+        return buf.rfind(b"\n") + 1
+    return whole

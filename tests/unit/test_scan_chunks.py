@@ -57,6 +57,46 @@ def test_reading_to_the_tail_boundary_selects_what_cutting_a_read_does(
             assert outcome(fast) == outcome(cut), (window, kind)
 
 
+@pytest.mark.parametrize("name", sorted(TAIL_FRAMED | {"pg-csv"}))
+def test_bytes_no_entry_holds_are_read_a_chunk_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # A file whose first 0.8 MB are no entries of the format given (a file in another format is
+    # all such bytes): each read stays a chunk, and the entries after them are found as ever.
+    data, _ = synthetic_log(name)
+    junk = b"".join(b"not a log line %d\n" % i for i in range(40_000))
+    path = tmp_path / "a.log"
+    path.write_bytes(junk + data)
+    monkeypatch.setattr(scanpool, "CHUNK", 16 * 1024)
+    monkeypatch.setattr(chunkreads, "_TAIL", 2 * 1024)
+    largest = 0
+    pread = chunkreads.os.pread
+
+    def counted(fd: int, size: int, offset: int) -> bytes:
+        nonlocal largest
+        largest = max(largest, size)
+        return pread(fd, size, offset)
+
+    monkeypatch.setattr(chunkreads.os, "pread", counted)
+    scanned = scan_file(path, name, Query(TimeWindow(None, None), LogKind.ALL))
+
+    assert largest <= 16 * 1024
+    assert (list(scanned.spans), scanned.entries) == ([(len(junk), len(junk) + len(data))], 3000)
+    assert {w.kind for w in scanned.warnings} == {"unparseable"}
+    assert sum(w.offset < len(junk) for w in scanned.warnings) == len(scanned.warnings)
+
+
+@pytest.mark.parametrize("name", sorted(TAIL_FRAMED | {"pg-csv"}))
+def test_an_entry_that_starts_where_such_bytes_are_cut_off_waits_for_the_next_chunk(
+    name: str,
+) -> None:
+    data, _ = synthetic_log(name, count=2)
+    junk = b"not a log line\n" * 100
+    log_format = build(FormatConfig(name, "%m [%p] "))
+    for cut in range(1, data.index(b"\n") + 1):
+        assert chunkreads.whole_length(log_format, junk + data[:cut], False, 1024) == len(junk)
+
+
 def test_a_csv_log_is_always_read_and_cut_by_its_own_framing() -> None:
     # Its record starts depend on the quotes counted from a chunk's first byte.
     assert "pg-csv" not in TAIL_FRAMED

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dblogpack import formats
+from dblogpack.chunkreads import whole_length
 from dblogpack.errors import ConfigError, FormatError
 from dblogpack.formats.base import LogFormat
 from dblogpack.model import (
@@ -253,7 +254,9 @@ def _whole_chunks(
     tail = b""
     for chunk, last in chunks:
         buf = tail + chunk if tail else chunk
-        whole = len(buf) if last else log_format.complete_length(buf)
+        # Bounded as a package's scan is: one long entry grows a buffer up to MAX_CHUNK, bytes
+        # no entry holds are passed as they are.
+        whole = whole_length(log_format, buf, last, len(buf))
         tail = buf[whole:]
         if whole:
             yield base, buf[:whole], last
