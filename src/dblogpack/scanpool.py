@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 
-from dblogpack.chunkreads import Reads, whole_length
+from dblogpack.chunkreads import MAX_CHUNK, Reads, whole_length
 from dblogpack.errors import InternalError, SourceError
 from dblogpack.members import (
     BackgroundMember,
@@ -371,6 +371,7 @@ def _scan_fd(
     piece: Piece | None,
 ) -> None:
     pos, chunk = task.start, _first_chunk(task)
+    continuing: bool | None = None  # see scan_chunk
     while pos < task.stop:
         buf, whole = reads.read(pos, chunk)
         if whole is None or len(buf) != whole:
@@ -386,10 +387,12 @@ def _scan_fd(
         # The unfinished tail is not carried: the next read starts where it begins.
         whole_entries = buf if whole == len(buf) else buf[:whole]
         del buf  # one copy of the chunk in memory while it is scanned
-        chunk = task.chunk or CHUNK
+        read_size, chunk = chunk, task.chunk or CHUNK
         if isinstance(piece, ThreadPiece) and pos + whole < task.stop:
             reads.ahead(pos + whole, chunk)  # the next chunk read while this one is scanned
-        found = log_format.scan(whole_entries, task.query, task.name, pos)
+        found = scan_chunk(log_format, whole_entries, task.query, task.name, pos, continuing)
+        cut_inside = read_size >= MAX_CHUNK and pos + whole < task.stop
+        continuing = continued(log_format, whole_entries, found, continuing, cut_inside)
         if isinstance(piece, CompressedPiece):
             piece.add(whole_entries, found.spans, pos)  # it keeps the spans the parent needs
             add_tallies(scanned, found)
@@ -401,6 +404,61 @@ def _scan_fd(
         scanned.bytes_scanned += whole
         if on_chunk is not None:
             on_chunk(whole)
+
+
+def scan_chunk(
+    log_format: LogFormat,
+    buf: bytes,
+    query: Query,
+    name: str,
+    base: int,
+    continuing: bool | None,
+) -> ScanResult:
+    """The scan of a chunk of whole entries at `base` of file `name`.
+
+    `continuing`: the chunk begins inside an entry longer than MAX_CHUNK, which the chunk
+    before was cut inside of; True when that entry is selected, False when not (None: the chunk
+    begins at an entry, or at bytes no entry holds). Its bytes before its first entry start are
+    that entry's: kept or not with it, not warned of as bytes of no entry.
+    """
+    if continuing is None:
+        return log_format.scan(buf, query, name, base)
+    first = log_format.next_entry(buf, 0)
+    lead = len(buf) if first is None else first[0]
+    if lead < len(buf):
+        found = log_format.scan(buf[lead:], query, name, base + lead)
+    else:
+        from dblogpack.formats.base import ScanResult
+
+        found = ScanResult()
+    found.spans = [(start + lead, end + lead) for start, end in found.spans]
+    if found.end_offset is not None:
+        found.end_offset += lead
+    if continuing and lead:
+        if found.spans and found.spans[0][0] == lead:
+            found.spans[0] = (0, found.spans[0][1])
+        else:
+            found.spans.insert(0, (0, lead))
+    return found
+
+
+def continued(
+    log_format: LogFormat,
+    buf: bytes,
+    found: ScanResult,
+    continuing: bool | None,
+    cut_inside: bool,
+) -> bool | None:
+    """The `continuing` of the chunk after `buf` (see scan_chunk), which `found` is the scan of:
+    with `cut_inside` (cut at MAX_CHUNK), whether its last entry is selected; a chunk in which
+    no entry starts carries on the entry it began inside of (None: bytes of no entry)."""
+    if not cut_inside and continuing is None:
+        return None
+    if log_format.next_entry(buf, 0) is None:
+        return continuing
+    if cut_inside:
+        return bool(found.spans) and found.spans[-1][1] == len(buf)
+    return None
 
 
 def _first_chunk(task: _PieceTask) -> int:

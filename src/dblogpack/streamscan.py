@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from dblogpack.chunkreads import whole_length
+from dblogpack.chunkreads import MAX_CHUNK, whole_length
 from dblogpack.model import LogFile, LogWarning, Query
 from dblogpack.pieces import selected
 from dblogpack.planning import FilePlan, Meter, dialect_of, format_of, gzip_error, reader
-from dblogpack.scanpool import CHUNK, Scanned, add_found
+from dblogpack.scanpool import CHUNK, Scanned, add_found, continued, scan_chunk
 from dblogpack.summary import SummaryBuilder
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
@@ -37,13 +37,17 @@ def stream_scan(
     base = 0 if plan.file.compressed else plan.range.start
     tail = b""
     past_end = False
+    continuing: bool | None = None  # see scanpool.scan_chunk
     for chunk, last in chunks:
         buf = tail + chunk if tail else chunk
         whole = whole_length(log_format, buf, last, len(buf))
         tail = buf[whole:]
         if whole == 0:
             continue  # one long entry so far: wait for more of it
-        found = log_format.scan(buf[:whole], query, plan.file.name, base)
+        whole_entries = buf[:whole]
+        found = scan_chunk(log_format, whole_entries, query, plan.file.name, base, continuing)
+        cut_inside = len(buf) >= MAX_CHUNK and not last
+        continuing = continued(log_format, whole_entries, found, continuing, cut_inside)
         if found.spans:
             spool.write(selected(buf, found.spans))
         add_found(scanned, found, base)

@@ -3,15 +3,23 @@ path of the formats whose framing allows it) selects exactly what reading and cu
 
 from __future__ import annotations
 
+import gzip
 import io
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.unit.test_formats_window import synthetic_log, windows
+from tests.unit.test_formats_window import (
+    csv_record,
+    iso_time,
+    pg_time,
+    reference,
+    synthetic_log,
+    windows,
+)
 
-from dblogpack import chunkreads, pieces, pipeline, scanpool
+from dblogpack import chunkreads, pieces, pipeline, scanpool, streamscan
 from dblogpack.chunkreads import TAIL_FRAMED
 from dblogpack.errors import InternalError
 from dblogpack.formats import build
@@ -95,6 +103,65 @@ def test_an_entry_that_starts_where_such_bytes_are_cut_off_waits_for_the_next_ch
     log_format = build(FormatConfig(name, "%m [%p] "))
     for cut in range(1, data.index(b"\n") + 1):
         assert chunkreads.whole_length(log_format, junk + data[:cut], False, 1024) == len(junk)
+
+
+LONG = {
+    "pg-stderr": lambda ms, i: f"{pg_time(ms)} [{i}] LOG:  duration: {i}.000 ms  statement: SELECT"
+    + "\n\t, 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'" * 5000 + "\n",
+    "pg-csv": lambda ms, i: csv_record(
+        ms, f"duration: {i}.000 ms  statement: SELECT '{'a' * 70 + chr(10)}'" * 5000, i=i
+    ),
+    "mongo-legacy": lambda ms, i: f"{iso_time(ms)} I  COMMAND  [conn{i}] command db.c command: "
+    f"find {{ find: \"c\", filter: {{ x: \"{'x' * 350_000}\" }} }} {i}ms\n",
+    "mongo-json": lambda ms, i: f'{{"t":{{"$date":"{iso_time(ms)}"}},"s":"I",  "c":"COMMAND",  '
+    f'"id":51803,   "ctx":"conn{i}","msg":"m","attr":{{"durationMillis":{i},'
+    f'"command":"{"x" * 350_000}"}}}}\n',
+}
+
+
+@pytest.mark.parametrize("name", sorted(LONG))
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_an_entry_longer_than_the_longest_chunk_is_selected_or_dropped_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, gzipped: bool
+) -> None:
+    # A ~350 KB slow entry among short ones, chunks of 16 KiB growing to 64 KiB at most: the
+    # chunks after the one it is cut in carry its bytes, kept or not with it, never warned of.
+    data, entries = synthetic_log(name, count=400)
+    at, ms = entries[200][0], entries[200][2]
+    long = LONG[name](ms, 200).encode()
+    data = data[:at] + long + data[at:]
+    entries = [
+        (start + (len(long) if start >= at else 0), end + (len(long) if start >= at else 0),
+         entry_ms, kind)
+        for start, end, entry_ms, kind in entries
+    ]
+    entries.insert(200, (at, at + len(long), ms, "slow"))
+    path = tmp_path / ("a.log.gz" if gzipped else "a.log")
+    path.write_bytes(gzip.compress(data) if gzipped else data)
+    for module in (chunkreads, scanpool, streamscan):
+        monkeypatch.setattr(module, "MAX_CHUNK", 64 * 1024, raising=False)
+    monkeypatch.setattr(scanpool, "CHUNK", 16 * 1024)
+    monkeypatch.setattr(streamscan, "CHUNK", 16 * 1024)
+    monkeypatch.setattr(chunkreads, "_TAIL", 2 * 1024)
+    t = ms / 1000
+    # Its type is read from its first 64 KiB (pg-csv reads a record's message to its end, and
+    # mongo-legacy's duration ends the line: past MAX_CHUNK, they are judged for a window only).
+    kinds = (LogKind.ALL, LogKind.SLOW) if name in ("pg-stderr", "mongo-json") else (LogKind.ALL,)
+    for window in (TimeWindow(None, None), TimeWindow(t - 1, t + 1), TimeWindow(t + 0.001, t + 10),
+                   TimeWindow(None, t), TimeWindow(t, None)):
+        for kind in kinds:
+            query = Query(window, kind)
+            scanned = stream_file(path, name, query) if gzipped else scan_file(path, name, query)
+            assert (list(scanned.spans), scanned.entries) == reference(entries, window, kind)
+            assert scanned.warnings == []
+
+
+def stream_file(path: Path, name: str, query: Query) -> Scanned:
+    source = DirSource(path.parent)
+    (file,) = source.list_files()
+    plan = FilePlan(file, FormatConfig(name, "%m [%p] "), str(path))
+    plan.range = ScanRange(0, file.size)
+    return streamscan.stream_scan(plan, source, query, io.BytesIO(), Meter(file.size, None))
 
 
 def test_a_csv_log_is_always_read_and_cut_by_its_own_framing() -> None:
