@@ -105,7 +105,7 @@ def test_an_entry_that_starts_where_such_bytes_are_cut_off_waits_for_the_next_ch
         assert chunkreads.whole_length(log_format, junk + data[:cut], False, 1024) == len(junk)
 
 
-LONG = {
+LONG_SLOW = {
     "pg-stderr": lambda ms, i: f"{pg_time(ms)} [{i}] LOG:  duration: {i}.000 ms  statement: SELECT"
     + "\n\t, 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'" * 5000 + "\n",
     "pg-csv": lambda ms, i: csv_record(
@@ -117,25 +117,36 @@ LONG = {
     f'"id":51803,   "ctx":"conn{i}","msg":"m","attr":{{"durationMillis":{i},'
     f'"command":"{"x" * 350_000}"}}}}\n',
 }
+LONG_ERROR = {
+    "pg-stderr": lambda ms, i: f"{pg_time(ms)} [{i}] ERROR:  boom\n\t" + "y" * 350_000 + "\n",
+    "pg-csv": lambda ms, i: csv_record(
+        ms, ("relation x does not exist '" + "a" * 70 + "\n'") * 5000, "ERROR", "42P01", i=i
+    ),
+    "mongo-legacy": lambda ms, i: f"{iso_time(ms)} E  NETWORK  [conn{i}] {'x' * 350_000}\n",
+    "mongo-json": lambda ms, i: f'{{"t":{{"$date":"{iso_time(ms)}"}},"s":"E",  "c":"COMMAND",  '
+    f'"id":22435,   "ctx":"conn{i}","msg":"m","attr":{{"error":{{"code":28}},'
+    f'"x":"{"x" * 350_000}"}}}}\n',
+}
 
 
-@pytest.mark.parametrize("name", sorted(LONG))
+@pytest.mark.parametrize("name", sorted(LONG_SLOW))
 @pytest.mark.parametrize("gzipped", [False, True])
+@pytest.mark.parametrize("long_kind", ["slow", "error"])
 def test_an_entry_longer_than_the_longest_chunk_is_selected_or_dropped_whole(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, gzipped: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, gzipped: bool, long_kind: str
 ) -> None:
-    # A ~350 KB slow entry among short ones, chunks of 16 KiB growing to 64 KiB at most: the
-    # chunks after the one it is cut in carry its bytes, kept or not with it, never warned of.
+    # A ~350 KB entry among short ones, chunks of 16 KiB growing to 64 KiB at most: the chunks
+    # after the one it is cut in carry its bytes, kept or not with it, never warned of.
     data, entries = synthetic_log(name, count=400)
     at, ms = entries[200][0], entries[200][2]
-    long = LONG[name](ms, 200).encode()
+    long = (LONG_SLOW if long_kind == "slow" else LONG_ERROR)[name](ms, 200).encode()
     data = data[:at] + long + data[at:]
     entries = [
         (start + (len(long) if start >= at else 0), end + (len(long) if start >= at else 0),
          entry_ms, kind)
         for start, end, entry_ms, kind in entries
     ]
-    entries.insert(200, (at, at + len(long), ms, "slow"))
+    entries.insert(200, (at, at + len(long), ms, long_kind))
     path = tmp_path / ("a.log.gz" if gzipped else "a.log")
     path.write_bytes(gzip.compress(data) if gzipped else data)
     for module in (chunkreads, scanpool, streamscan):
@@ -143,10 +154,12 @@ def test_an_entry_longer_than_the_longest_chunk_is_selected_or_dropped_whole(
     monkeypatch.setattr(scanpool, "CHUNK", 16 * 1024)
     monkeypatch.setattr(streamscan, "CHUNK", 16 * 1024)
     monkeypatch.setattr(chunkreads, "_TAIL", 2 * 1024)
+    # Its type is read from its first 64 KiB: pg-csv reads a slow record's message to its end,
+    # and mongo-legacy's duration ends the line, so past MAX_CHUNK those are not known slow.
+    kinds = [LogKind.ALL, LogKind(long_kind)]
+    if long_kind == "slow" and name in ("pg-csv", "mongo-legacy"):
+        kinds.pop()
     t = ms / 1000
-    # Its type is read from its first 64 KiB (pg-csv reads a record's message to its end, and
-    # mongo-legacy's duration ends the line: past MAX_CHUNK, they are judged for a window only).
-    kinds = (LogKind.ALL, LogKind.SLOW) if name in ("pg-stderr", "mongo-json") else (LogKind.ALL,)
     for window in (TimeWindow(None, None), TimeWindow(t - 1, t + 1), TimeWindow(t + 0.001, t + 10),
                    TimeWindow(None, t), TimeWindow(t, None)):
         for kind in kinds:
