@@ -222,7 +222,7 @@ def test_a_probe_inside_a_statement_quoting_csvlog_lines_finds_the_record_after_
     assert CSV.last_timestamp(log[len(before) + 300 :]) == (BASE_MS + 3000) / 1000
 
 
-def _quoting_file() -> tuple[bytes, bytes, bytes]:
+def quoting_file() -> tuple[bytes, bytes, bytes]:
     """Records 1 s apart from 12:00 (m0 ... m2000, but m1000); in the middle, one that logs a
     statement quoting 3,000 csvlog lines (~0.6 MB) that say a day later."""
     day = 86_400_000
@@ -245,7 +245,7 @@ def test_a_probe_reads_on_past_a_statement_quoting_more_csvlog_lines_than_it_hol
     # it reads a longer one, until the record after the statement. Their time (a day later) is
     # never taken for the file's, so the file is not out of order and only the window's part
     # of it is scanned.
-    before, statement, after = _quoting_file()
+    before, statement, after = quoting_file()
     (tmp_path / "postgresql.csv").write_bytes(before + statement + after)
     assert len(statement) > len(before) + len(after)  # the first probes land in it
 
@@ -267,7 +267,7 @@ def test_a_probe_reads_on_past_a_statement_quoting_more_csvlog_lines_than_it_hol
 def test_a_quoted_line_a_probe_cuts_off_before_its_quotes_is_not_taken_for_a_record() -> None:
     # Cut after its time, the quoted line reads like a record so far; its quoting breaks past
     # the cut. The probe reads no record, so a longer one is read.
-    before, statement, after = _quoting_file()
+    before, statement, after = quoting_file()
     log = before + statement + after
     line = log.index(b"\n", len(before) + len(statement) // 2) + 1
     cut = log.index(b",", line) + 1
@@ -294,7 +294,7 @@ def test_a_file_whose_first_record_is_longer_than_its_head_is_dated_by_it() -> N
 
 
 def test_a_statement_longer_than_a_probe_grows_to_leaves_the_range_wider_and_exact() -> None:
-    before, statement, after = _quoting_file()
+    before, statement, after = quoting_file()
     log = before + statement + after
     framing = Framing(CSV.next_entry, CSV.last_timestamp)
     bound = Margins(probe_max=64 * 1024)  # the statement is ten times longer
