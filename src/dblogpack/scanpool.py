@@ -390,9 +390,10 @@ def _scan_fd(
         read_size, chunk = chunk, task.chunk or CHUNK
         if isinstance(piece, ThreadPiece) and pos + whole < task.stop:
             reads.ahead(pos + whole, chunk)  # the next chunk read while this one is scanned
-        found = scan_chunk(log_format, whole_entries, task.query, task.name, pos, continuing)
         cut_inside = read_size >= MAX_CHUNK and pos + whole < task.stop
-        continuing = continued(log_format, whole_entries, found, continuing, cut_inside)
+        found, continuing = scan_chunk(
+            log_format, whole_entries, task.query, task.name, pos, continuing, cut_inside
+        )
         if isinstance(piece, CompressedPiece):
             piece.add(whole_entries, found.spans, pos)  # it keeps the spans the parent needs
             add_tallies(scanned, found)
@@ -413,17 +414,42 @@ def scan_chunk(
     name: str,
     base: int,
     continuing: bool | None,
-) -> ScanResult:
-    """The scan of a chunk of whole entries at `base` of file `name`.
+    cut_inside: bool,
+) -> tuple[ScanResult, bool | None]:
+    """The scan of a chunk of whole entries at `base` of file `name`, and the `continuing` of
+    the chunk after it.
 
     `continuing`: the chunk begins inside an entry longer than MAX_CHUNK, which the chunk
     before was cut inside of; True when that entry is selected, False when not (None: the chunk
     begins at an entry, or at bytes no entry holds). Its bytes before its first entry start are
-    that entry's: kept or not with it, not warned of as bytes of no entry.
+    that entry's: kept or not with it, not warned of as bytes of no entry. `cut_inside`: this
+    chunk was cut at MAX_CHUNK inside its last entry, which the next one carries on.
     """
-    if continuing is None:
-        return log_format.scan(buf, query, name, base)
+    if continuing is None and not cut_inside:
+        return log_format.scan(buf, query, name, base), None
     first = log_format.next_entry(buf, 0)
+    if continuing is None:
+        found = log_format.scan(buf, query, name, base)
+    else:
+        found = _carried_scan(log_format, buf, query, name, base, continuing, first)
+    if first is None:  # no entry starts in it: the next chunk goes on with the same one
+        return found, continuing
+    if cut_inside:
+        return found, bool(found.spans) and found.spans[-1][1] == len(buf)
+    return found, None
+
+
+def _carried_scan(
+    log_format: LogFormat,
+    buf: bytes,
+    query: Query,
+    name: str,
+    base: int,
+    continuing: bool,
+    first: tuple[int, float] | None,
+) -> ScanResult:
+    """scan_chunk's scan of a chunk beginning inside an entry (selected when `continuing`),
+    whose first entry start is `first`."""
     lead = len(buf) if first is None else first[0]
     if lead < len(buf):
         found = log_format.scan(buf[lead:], query, name, base + lead)
@@ -440,25 +466,6 @@ def scan_chunk(
         else:
             found.spans.insert(0, (0, lead))
     return found
-
-
-def continued(
-    log_format: LogFormat,
-    buf: bytes,
-    found: ScanResult,
-    continuing: bool | None,
-    cut_inside: bool,
-) -> bool | None:
-    """The `continuing` of the chunk after `buf` (see scan_chunk), which `found` is the scan of:
-    with `cut_inside` (cut at MAX_CHUNK), whether its last entry is selected; a chunk in which
-    no entry starts carries on the entry it began inside of (None: bytes of no entry)."""
-    if not cut_inside and continuing is None:
-        return None
-    if log_format.next_entry(buf, 0) is None:
-        return continuing
-    if cut_inside:
-        return bool(found.spans) and found.spans[-1][1] == len(buf)
-    return None
 
 
 def _first_chunk(task: _PieceTask) -> int:

@@ -11,7 +11,7 @@ from dblogpack.chunkreads import MAX_CHUNK, whole_length
 from dblogpack.model import LogFile, LogWarning, Query
 from dblogpack.pieces import selected
 from dblogpack.planning import FilePlan, Meter, dialect_of, format_of, gzip_error, reader
-from dblogpack.scanpool import CHUNK, Scanned, add_found, continued, scan_chunk
+from dblogpack.scanpool import CHUNK, Scanned, add_found, scan_chunk
 from dblogpack.summary import SummaryBuilder
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
@@ -44,10 +44,10 @@ def stream_scan(
         tail = buf[whole:]
         if whole == 0:
             continue  # one long entry so far: wait for more of it
-        whole_entries = buf[:whole]
-        found = scan_chunk(log_format, whole_entries, query, plan.file.name, base, continuing)
         cut_inside = len(buf) >= MAX_CHUNK and not last
-        continuing = continued(log_format, whole_entries, found, continuing, cut_inside)
+        found, continuing = scan_chunk(
+            log_format, buf[:whole], query, plan.file.name, base, continuing, cut_inside
+        )
         if found.spans:
             spool.write(selected(buf, found.spans))
         add_found(scanned, found, base)
