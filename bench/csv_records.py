@@ -28,6 +28,12 @@ _MESSAGES = [
 ]
 
 
+def pg_time(unix_ms: int) -> str:
+    """A UTC time as log_line_prefix's %m and csvlog's log_time write it."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(unix_ms // 1000))
+    return f"{stamp}.{unix_ms % 1000:03d} UTC"
+
+
 def csvlog_record(
     ts: str, pid: int, severity: str, code: str, message: str, query: str | None = None
 ) -> str:
@@ -47,8 +53,7 @@ def csvlog_record(
 def csvlog_chunk() -> bytes:
     records, size, i = [], 0, 0
     while size < CHUNK:
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(1714564800 + i // 100))
-        ts = f"{stamp}.{i % 1000:03d} UTC"
+        ts = pg_time((1714564800 + i // 100) * 1000 + i % 1000)
         severity, code, message = _MESSAGES[i % len(_MESSAGES)]
         record = csvlog_record(ts, i, severity, code, message.format(i=i)).encode()
         records.append(record)

@@ -21,7 +21,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench.csv_records import csvlog_record
+from bench.csv_records import csvlog_record, pg_time
 from bench.data import DATA_DIR
 from bench.measure import run
 
@@ -32,11 +32,12 @@ REPEATS = 3
 DBLOGPACK = str(Path(sys.executable).with_name("dblogpack"))
 
 
+START_MS = 1714564800_000  # 2024-05-01 12:00:00 UTC
+
+
 def _time(ms: int) -> str:
-    """The time `ms` milliseconds after 2024-05-01 12:00:00 UTC, as log_line_prefix's %m."""
-    seconds, millis = divmod(ms, 1000)
-    clock = f"2024-05-01 {12 + seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-    return f"{clock}.{millis:03d} UTC"
+    """The time `ms` milliseconds after START_MS, as log_line_prefix's %m."""
+    return pg_time(START_MS + ms)
 
 
 def _entries(rng: random.Random) -> tuple[list[tuple[str, str, str, str | None]], dict[str, int]]:
