@@ -204,7 +204,6 @@ def _wait_for_package(
     return info
 
 
-
 def _package_info(
     settings: Settings, actions: PackageActions, scope: dict[str, object], package_id: str
 ) -> tuple[dict[str, Any], str]:
