@@ -42,18 +42,26 @@ FRAMING = Framing(next_entry, last_timestamp)
 
 
 class File:
-    """An in-memory log whose reads are counted."""
+    """An in-memory log whose reads are counted, and the largest one recorded."""
 
     def __init__(self, stamps_ms: list[int], width: int = 60) -> None:
         self.lines = [f"{ms} {'x' * width}\n".encode() for ms in stamps_ms]
         self.stamps_ms = stamps_ms
         self.data = b"".join(self.lines)
-        self.bytes_read = 0
+        self.bytes_read = self.largest = 0
 
     def read(self, offset: int, size: int) -> bytes:
         chunk = self.data[offset : offset + size]
         self.bytes_read += len(chunk)
+        self.largest = max(self.largest, size)
         return chunk
+
+    @classmethod
+    def of_bytes(cls, data: bytes) -> File:
+        """A file of any bytes, lines of no entry included."""
+        f = cls([])
+        f.data = data
+        return f
 
     def in_window(self, window: TimeWindow) -> list[tuple[int, int]]:
         """Offsets (start, end) of the lines whose own timestamp is in the window."""
@@ -163,17 +171,6 @@ def test_an_entry_longer_than_a_probe_is_still_found() -> None:
     assert scan.size < len(f.data) // 10
 
 
-class CountedReads(File):
-    """A file of any bytes whose largest read is recorded."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data, self.bytes_read, self.largest = data, 0, 0
-
-    def read(self, offset: int, size: int) -> bytes:
-        self.largest = max(self.largest, size)
-        return super().read(offset, size)
-
-
 def test_an_entry_longer_than_a_probe_grows_to_widens_the_range_and_loses_nothing() -> None:
     # One entry of 300 KB among short ones, probes bounded at 64 KiB: a probe inside it meets
     # no entry start, and says nothing of the entries past it.
@@ -182,7 +179,7 @@ def test_an_entry_longer_than_a_probe_grows_to_widens_the_range_and_loses_nothin
         stamps = steady(2_000)
         lines = [f"{ms} {'x' * (length if i == long_at else 60)}\n".encode()
                  for i, ms in enumerate(stamps)]
-        f = CountedReads(b"".join(lines))
+        f = File.of_bytes(b"".join(lines))
         offsets = [0]
         for line in lines:
             offsets.append(offsets[-1] + len(line))
@@ -197,7 +194,7 @@ def test_an_entry_longer_than_a_probe_grows_to_widens_the_range_and_loses_nothin
 
 def test_bytes_of_another_format_are_never_read_whole_by_a_probe() -> None:
     # No line reads as an entry (a file given the wrong format): probes stop at their bound.
-    f = CountedReads(b"".join(b"not a log line %d\n" % i for i in range(200_000)))
+    f = File.of_bytes(b"".join(b"not a log line %d\n" % i for i in range(200_000)))
     bound = Margins(probe_max=256 * 1024, edge_max=256 * 1024)
 
     assert file_edges(f.read, len(f.data), FRAMING, bound) == (None, None)
