@@ -8,8 +8,8 @@ PY := $(VENV)/bin/python
 # (docs/benchmarks.md, "The interpreter"). Any CPython 3.11+ works: BASE_PYTHON=python3.
 BASE_PYTHON ?= /usr/bin/python3.11
 # Debian packages the tests and benchmarks start for real, the venv's interpreter, and what builds
-# the engine's compiled parts (src/dblogpack/formats/_scan.c, and src/dblogpack/_sha256.c with
-# OpenSSL's header).
+# the engine's compiled parts (src/dblogpack/formats/_scan.c, src/dblogpack/_heap.c, and
+# src/dblogpack/_sha256.c with OpenSSL's header).
 APT_PACKAGES := postgresql-15 openssh-server openssh-client isal time chromium python3.11-venv \
 	gcc python3.11-dev libssl-dev
 DATA_DIR ?= ./dblogpack-data
@@ -34,7 +34,8 @@ apt-packages:
 	fi
 
 # The editable install builds the compiled parts in place: a change to them installs anew.
-$(INSTALLED): pyproject.toml setup.py src/dblogpack/formats/_scan.c src/dblogpack/_sha256.c
+$(INSTALLED): pyproject.toml setup.py src/dblogpack/formats/_scan.c src/dblogpack/_sha256.c \
+		src/dblogpack/_heap.c
 	@# A venv made from another interpreter (an older checkout's `python3`) is made anew.
 	@grep -qsx "executable = $$(readlink -f "$$(command -v $(BASE_PYTHON))")" $(VENV)/pyvenv.cfg || \
 		{ rm -rf $(VENV) && $(BASE_PYTHON) -m venv $(VENV); }

@@ -15,5 +15,10 @@ setup(
             ["src/dblogpack/_sha256.c"],
             extra_compile_args=["-O2", "-Wall", "-Wextra"],
         ),
+        Extension(
+            "dblogpack._heap",
+            ["src/dblogpack/_heap.c"],
+            extra_compile_args=["-O2", "-Wall", "-Wextra"],
+        ),
     ]
 )
