@@ -90,18 +90,24 @@ def _tail_boundary(fd: int, log_format: LogFormat, pos: int, size: int) -> int |
     return size - _TAIL + found if found > 0 else None
 
 
-def whole_length(log_format: LogFormat, buf: bytes, last: bool, chunk: int) -> int:
+def whole_length(
+    log_format: LogFormat, buf: bytes, last: bool, chunk: int, carried: bool = False
+) -> int:
     """How much of `buf` is whole entries: all of it at the end of the range or at MAX_CHUNK.
 
     0 when one entry fills it (read on: it is scanned whole, up to MAX_CHUNK). When no entry
     starts in it at all (a file in another format than the one given, bytes between entries),
     no more of it would end one: its whole lines are taken as they are, bytes the scan passes
     over with a warning, so such a file is read a chunk at a time, not in growing reads.
+    `carried`: `buf` begins inside an entry longer than MAX_CHUNK (see scanpool.scan_chunk);
+    with no newline in it, it lies inside that entry's line, and all of it is that entry's.
     """
     if last or chunk >= MAX_CHUNK:
         return len(buf)
     whole = log_format.complete_length(buf)
     if whole == 0 and log_format.next_entry(buf, 0) is None:
-        # The last line may be the start of an entry cut by the chunk's end: it waits.
-        return buf.rfind(b"\n") + 1
+        # The last line may be the start of an entry cut by the chunk's end: it waits. With no
+        # line start in the chunk, no entry starts in it.
+        lines = buf.rfind(b"\n") + 1
+        return len(buf) if carried and not lines else lines
     return whole

@@ -380,9 +380,11 @@ def _scan_fd(
                     LogWarning(task.name, pos, "truncated", "the file shrank while it was read")
                 )
                 break
-            whole = whole_length(log_format, buf, pos + len(buf) >= task.stop, chunk)
+            last = pos + len(buf) >= task.stop
+            whole = whole_length(log_format, buf, last, chunk, carried=continuing is not None)
             if whole == 0:
                 chunk *= 2  # one entry longer than the chunk: read more of it at once
+                del buf  # not alive beside the larger read
                 continue
         # The unfinished tail is not carried: the next read starts where it begins.
         whole_entries = buf if whole == len(buf) else buf[:whole]
@@ -401,6 +403,7 @@ def _scan_fd(
             if piece is not None:
                 piece.add(whole_entries, found.spans)
             add_found(scanned, found, pos)
+        del whole_entries  # not alive beside the next read
         pos += whole
         scanned.bytes_scanned += whole
         if on_chunk is not None:

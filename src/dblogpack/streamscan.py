@@ -40,7 +40,7 @@ def stream_scan(
     continuing: bool | None = None  # see scanpool.scan_chunk
     for chunk, last in chunks:
         buf = tail + chunk if tail else chunk
-        whole = whole_length(log_format, buf, last, len(buf))
+        whole = whole_length(log_format, buf, last, len(buf), carried=continuing is not None)
         tail = buf[whole:]
         if whole == 0:
             continue  # one long entry so far: wait for more of it

@@ -41,6 +41,20 @@ def scan_file(path: Path, name: str, query: Query) -> Scanned:
     return scanpool._scan_piece(task)
 
 
+class ReadSizes:
+    """The size of every read chunkreads makes from now on (its os.pread, counted)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.sizes: list[int] = []
+        pread = chunkreads.os.pread
+
+        def counted(fd: int, size: int, offset: int) -> bytes:
+            self.sizes.append(size)
+            return pread(fd, size, offset)
+
+        monkeypatch.setattr(chunkreads.os, "pread", counted)
+
+
 def outcome(scanned: Scanned) -> tuple[object, ...]:
     return (list(scanned.spans), scanned.entries, scanned.first_ts, scanned.last_ts,
             scanned.bytes_scanned, scanned.warnings)
@@ -77,18 +91,10 @@ def test_bytes_no_entry_holds_are_read_a_chunk_at_a_time(
     path.write_bytes(junk + data)
     monkeypatch.setattr(scanpool, "CHUNK", 16 * 1024)
     monkeypatch.setattr(chunkreads, "_TAIL", 2 * 1024)
-    largest = 0
-    pread = chunkreads.os.pread
-
-    def counted(fd: int, size: int, offset: int) -> bytes:
-        nonlocal largest
-        largest = max(largest, size)
-        return pread(fd, size, offset)
-
-    monkeypatch.setattr(chunkreads.os, "pread", counted)
+    reads = ReadSizes(monkeypatch)
     scanned = scan_file(path, name, Query(TimeWindow(None, None), LogKind.ALL))
 
-    assert largest <= 16 * 1024
+    assert max(reads.sizes) <= 16 * 1024
     assert (list(scanned.spans), scanned.entries) == ([(len(junk), len(junk) + len(data))], 3000)
     assert {w.kind for w in scanned.warnings} == {"unparseable"}
     assert sum(w.offset < len(junk) for w in scanned.warnings) == len(scanned.warnings)
