@@ -131,6 +131,20 @@ class Query(NamedTuple):
     ordered: bool = True
 
 
+# An entry's statement and message in its details (pg-stderr, pg-csv): their first this many
+# characters. A summary reads at most 2000 of them (sqlshape.FINGERPRINT_CHARS; 500 for
+# examples), and a 64 MiB statement decoded whole took ~470 MB of a slow package's memory.
+DETAIL_CHARS = 4096
+# Bytes that always hold DETAIL_CHARS characters once decoded: at most 4 bytes a character
+# (UTF-8; a doubled csv quote, or a continuation line's newline and TAB, is 2), and at most 3
+# bytes of a character cut at the end.
+DETAIL_BYTES = 4 * DETAIL_CHARS + 4
+# Selected entries alike share one parse for their details, grouped by a key that is a copy of
+# the text that decides them. An entry whose key would be longer than this gets none and is
+# parsed on its own (the key of a 10 MB statement was 10 MB more, twice over with the copies).
+LONGEST_KEY = 64 * 1024
+
+
 class EntryDetail(NamedTuple):
     """Parsed fields of one selected entry, for summaries (only built when Query.details)."""
 

@@ -1,16 +1,20 @@
 """An entry of many megabytes (a bulk INSERT logged whole): past the chunk it is cut in, it is
-read a chunk at a time, once."""
+read a chunk at a time, once; a summary reads its statement and message from their head, in
+memory that does not grow with it, and counts it as its whole statement would be."""
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
 import pytest
-from tests.unit.test_formats_window import pg_time, synthetic_log
+from tests.unit.test_formats_window import BASE_MS, csv_record, pg_time, synthetic_log
 from tests.unit.test_scan_chunks import LONG_SLOW, ReadSizes, scan_file
 
 from dblogpack import chunkreads, scanpool
-from dblogpack.model import LogKind, Query, TimeWindow
+from dblogpack.formats import build
+from dblogpack.model import DETAIL_CHARS, FormatConfig, LogKind, Query, TimeWindow
+from dblogpack.sqlshape import FINGERPRINT_CHARS, fingerprint_sql
 
 EVERYTHING = TimeWindow(None, None)
 ONE_LINE = {
@@ -41,3 +45,42 @@ def test_the_chunks_after_a_cut_inside_one_line_are_read_once_each(
 
     assert (list(scanned.spans), scanned.entries, scanned.warnings) == ([(0, len(data))], 401, [])
     assert sum(reads.sizes) < 1.3 * len(data)
+
+
+def long_statement() -> str:
+    return "INSERT INTO t VALUES " + "(1, 'abcdefghij', 2.5), " * 400_000 + "(0, 'z', 0)"
+
+
+def pg_stderr_log(statement: str) -> bytes:
+    short = f"{pg_time(BASE_MS)} [7] LOG:  duration: 2.000 ms  statement: SELECT 1\n"
+    long = f"{pg_time(BASE_MS + 1)} [7] LOG:  duration: 5000.000 ms  statement: {statement}\n"
+    return (short + long).encode()
+
+
+def pg_csv_log(statement: str) -> bytes:
+    message = f"duration: 5000.000 ms  statement: {statement}"
+    return (csv_record(BASE_MS, "duration: 2.000 ms  statement: SELECT 1") +
+            csv_record(BASE_MS + 1, message, i=1)).encode()
+
+
+@pytest.mark.parametrize(("name", "log"), [("pg-stderr", pg_stderr_log), ("pg-csv", pg_csv_log)])
+def test_a_slow_statement_of_megabytes_is_summarised_from_its_head(name: str, log: object) -> None:
+    statement = long_statement()  # 10 MB
+    buf = log(statement)  # type: ignore[operator]
+    log_format = build(FormatConfig(name, "%m [%p] "))
+    tracemalloc.start()
+    try:
+        result = log_format.scan(buf, Query(EVERYTHING, LogKind.SLOW, details=True), "a.log", 0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    # The statement was copied, decoded and copied again: several times its size.
+    assert peak < len(buf) // 4
+    assert result.entries == 2
+    (long,) = [group for group in result.details if group.first.duration_ms == 5000.0]
+    read = long.first.statement or ""
+    assert read == statement[: len(read)]  # its head: all a summary reads of it
+    assert FINGERPRINT_CHARS <= len(read) <= DETAIL_CHARS
+    assert len(long.first.message) <= DETAIL_CHARS
+    assert fingerprint_sql(long.first.statement) == fingerprint_sql(statement)

@@ -28,10 +28,23 @@ from collections.abc import Callable, Iterator, Sequence
 from copy import copy
 
 from dblogpack.formats.framing import Buffer, as_bytes, find_all, find_any
-from dblogpack.formats.pg_message import duration_and_key, duration_ms, logged_statement
+from dblogpack.formats.pg_message import (
+    duration_and_key,
+    duration_ms,
+    group_key,
+    logged_statement,
+)
 from dblogpack.formats.scanner import Candidate, EntryScanner, window_bounds
 from dblogpack.formats.timestamps import LocalSecondsCache, load_zone, with_fraction
-from dblogpack.model import EntryDetail, FormatConfig, LogKind, Query, TimeWindow
+from dblogpack.model import (
+    DETAIL_BYTES,
+    DETAIL_CHARS,
+    EntryDetail,
+    FormatConfig,
+    LogKind,
+    Query,
+    TimeWindow,
+)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
 if TYPE_CHECKING:
@@ -220,7 +233,7 @@ class PgCsvFormat(EntryScanner):
                 yield start, end, ts, known, key
             else:
                 # Entries alike from their severity to their record's end share one parse.
-                yield start, end, ts, None, buf[lead.start("sev") : end]
+                yield start, end, ts, None, group_key(buf, lead.start("sev"), end)
 
     def _time_of(self, found: re.Match[bytes]) -> float | None:
         """The time of a match of _TIME or _LEAD (its `sec`, `ms` and `zone` groups)."""
@@ -267,22 +280,25 @@ def _message_end(buf: bytes, lead: re.Match[bytes], hi: int) -> int:
 
 
 def _field_text(buf: bytes, lo: int, hi: int) -> str:
-    """The text of the CSV field buf[lo:hi]: unquoted ("" a quote), decoded with replacement."""
+    """The text of the CSV field buf[lo:hi] for an entry's details: unquoted ("" a quote),
+    decoded with replacement, its first DETAIL_CHARS characters (only their bytes are read)."""
     if hi - lo >= 2 and buf[lo] == _QUOTE:
-        return buf[lo + 1 : hi - 1].replace(b'""', b'"').decode("utf-8", "replace")
-    return buf[lo:hi].decode("utf-8", "replace")
+        text = buf[lo + 1 : min(hi - 1, lo + 1 + DETAIL_BYTES)].replace(b'""', b'"')
+    else:
+        text = buf[lo : min(hi, lo + DETAIL_BYTES)]
+    return text.decode("utf-8", "replace")[:DETAIL_CHARS]
 
 
 def csv_detail(buf: bytes, start: int, end: int, ts: float, duration: float | None) -> EntryDetail:
     """A record's details as the csv module reads it: the reference of PgCsvFormat._detail, and
     what it falls back on for a record its patterns do not read."""
     fields = _record_fields(buf[start:end])
-    message = _column(fields, _MESSAGE_COLUMN)
+    message = _column(fields, _MESSAGE_COLUMN)[:DETAIL_CHARS]
     return EntryDetail(
         timestamp=ts,
         severity=_column(fields, _SEVERITY_COLUMN) or "?",
         duration_ms=duration,
-        statement=_column(fields, _QUERY_COLUMN) or logged_statement(message),
+        statement=_column(fields, _QUERY_COLUMN)[:DETAIL_CHARS] or logged_statement(message),
         code=_column(fields, _CODE_COLUMN) or None,
         message=message,
     )

@@ -12,7 +12,12 @@ from collections.abc import Iterator
 
 from dblogpack.formats.framing import find_all
 from dblogpack.formats.json_lines import JsonLinesScanner, load_document
-from dblogpack.formats.pg_message import duration_and_key, duration_ms, logged_statement
+from dblogpack.formats.pg_message import (
+    duration_and_key,
+    duration_ms,
+    group_key,
+    logged_statement,
+)
 from dblogpack.formats.scanner import Candidate, window_bounds
 from dblogpack.formats.timestamps import LocalSecondsCache, load_zone, with_fraction
 from dblogpack.model import EntryDetail, FormatConfig, LogKind, TimeWindow
@@ -75,7 +80,7 @@ class PgJsonFormat(JsonLinesScanner):
                 yield start, end, ts, known, key
             else:
                 # Entries alike from their severity to their line's end share one parse.
-                yield start, end, ts, None, buf[at:end]
+                yield start, end, ts, None, group_key(buf, at, end)
 
     def _duration_ms(self, buf: bytes, start: int, end: int) -> float | None:
         at = buf.find(b'"message":"', start, end)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from dblogpack.model import LONGEST_KEY
+
 DURATION = re.compile(rb"duration: (\d+(?:\.\d+)?) ms")
 # What follows `duration: N ms  ` when the statement is logged with it.
 _STATEMENT_LEAD = re.compile(
@@ -19,14 +21,22 @@ def duration_ms(raw: bytes, start: int, end: int) -> float | None:
 
 def duration_and_key(
     buf: bytes, lead: int, message: int, stop: int, end: int
-) -> tuple[float | None, bytes]:
+) -> tuple[float | None, bytes | None]:
     """A slow entry's duration (the first `duration: N ms` in buf[message:stop]) and the bytes
     that entries alike but for their time and duration share, for summary groups: buf[lead:end]
-    without the duration (all of it when there is none)."""
+    without the duration (all of it when there is none; None past LONGEST_KEY)."""
     found = DURATION.search(buf, message, stop)
+    if end - lead > LONGEST_KEY:
+        return (None if found is None else float(found[1])), None
     if found is None:
         return None, buf[lead:end]
     return float(found[1]), buf[lead:message] + buf[found.end() : end]
+
+
+def group_key(buf: bytes, lead: int, end: int) -> bytes | None:
+    """buf[lead:end], the bytes entries alike share, for summary groups (None past
+    LONGEST_KEY: the entry is parsed on its own)."""
+    return buf[lead:end] if end - lead <= LONGEST_KEY else None
 
 
 def logged_statement(message: str) -> str | None:

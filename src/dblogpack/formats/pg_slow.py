@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict, deque
+from functools import partial
 from itertools import compress, count, repeat
-from operator import is_, itemgetter
+from operator import is_, itemgetter, sub
 from typing import TYPE_CHECKING, cast
 
 from dblogpack.formats.framing import find_all
@@ -21,9 +22,9 @@ from dblogpack.formats.pg_batch import (
     head_pattern,
 )
 from dblogpack.formats.pg_prefix import CompiledPrefix
-from dblogpack.formats.pg_stderr import entry_detail
+from dblogpack.formats.pg_stderr import detail_text, entry_detail
 from dblogpack.formats.pg_times import StampSpan
-from dblogpack.model import DetailGroup, EntryDetail, Query
+from dblogpack.model import LONGEST_KEY, DetailGroup, EntryDetail, Query
 from dblogpack.sqlshape import fingerprint_sql
 
 if TYPE_CHECKING:
@@ -41,9 +42,24 @@ DURATION_END = b" ms"
 # Statements parsed in earlier chunks are remembered up to this many, each up to _MAX_KEY bytes.
 _KNOWN_LIMIT = 4096
 _MAX_KEY = 4096
+_START = re.Match.start
+# Keys are disjoint copies of a chunk's bytes: up to this size of chunk, they are all read as
+# they are (at most as much memory again). A bigger chunk holds an entry longer than a chunk
+# (read in chunks doubling up to 64 MiB): an entry's key longer than LONGEST_KEY is not read
+# there. Looking for such an entry in every chunk cost ~2% of the slow pg-stderr package.
+_KEYS_READ_WHOLE = 8 * 1024 * 1024
+
+
+class _Unkeyed:
+    """The key of an entry whose key text is longer than LONGEST_KEY: equal to no other key and
+    never remembered, so the entry is parsed on its own (see model.LONGEST_KEY)."""
+
+    __slots__ = ()
+
 
 # An entry's key: the text that decides its statement, with the SQLSTATE when the prefix has one.
-_Key = bytes | tuple[bytes, bytes]
+_KeyText = bytes | _Unkeyed
+_Key = _KeyText | tuple[bytes, _KeyText]
 # What the summary counts an entry as: its SQLSTATE and its statement's fingerprint.
 _Kind = tuple[str | None, str | None]
 
@@ -170,14 +186,18 @@ class SlowScan(BatchScan):
     def _statement_and_code(self, head: re.Match[bytes]) -> tuple[str, str | None]:
         """The statement (the message after the lead) and SQLSTATE of a match with a lead."""
         code = head.group(self._sqlstate) if self._sqlstate is not None else None
-        statement = head.group(self._message).replace(b"\n\t", b"\n").decode("utf-8", "replace")
+        statement = detail_text(head.string, *head.span(self._message))
         return statement, code.decode("ascii", "replace") if code else None
 
     def _keys(self, buf: bytes, heads: Heads, ends: list[int]) -> list[_Key]:
         """What decides an entry's statement and SQLSTATE: the text after the duration up to the
         message's end when a statement leads it (the `key` group), else up to the entry's end (a
         STATEMENT line)."""
-        keys: list[_Key | None] = list(map(self._keys_read, heads))
+        keys: list[_KeyText | None]
+        if len(buf) > _KEYS_READ_WHOLE and self._longest(heads, ends) > LONGEST_KEY:
+            keys = list(map(partial(self._long_key, buf), heads, ends))
+        else:
+            keys = list(map(self._keys_read, heads))
         if None in keys:
             duration, after = self._duration, len(DURATION_END)
             for index in compress(count(), map(is_, keys, repeat(None))):
@@ -185,6 +205,20 @@ class SlowScan(BatchScan):
         if self._codes is not None:
             return list(zip(map(self._codes, heads), keys, strict=True))  # type: ignore[arg-type]
         return cast(list[_Key], keys)
+
+    @staticmethod
+    def _longest(heads: Heads, ends: list[int]) -> int:
+        return max(map(sub, ends, map(_START, heads)), default=0)
+
+    def _long_key(self, buf: bytes, head: re.Match[bytes], end: int) -> _KeyText | None:
+        """An entry's key in a chunk holding an entry longer than LONGEST_KEY (None: the text
+        up to the entry's end, which `_keys` reads when it is not that long)."""
+        start, stop = head.span(self._key)
+        if start < 0:
+            start, stop = head.end(self._duration) + len(DURATION_END), end
+            if stop - start <= LONGEST_KEY:
+                return None
+        return buf[start:stop] if stop - start <= LONGEST_KEY else _Unkeyed()
 
     def _learn(self, key: _Key, statement: str | None, code: str | None) -> int:
         if len(self._known) >= _KNOWN_LIMIT or len(self._numbers) >= _KNOWN_LIMIT:
@@ -197,6 +231,7 @@ class SlowScan(BatchScan):
             # Numbers are never reused, so clearing the caches cannot merge two kinds in a chunk.
             number = self._numbers[kind] = next(self._counter)
             self._fingerprints[number] = kind[1]
-        if len(key if isinstance(key, bytes) else key[1]) <= _MAX_KEY:
+        text = key[1] if isinstance(key, tuple) else key
+        if isinstance(text, bytes) and len(text) <= _MAX_KEY:
             self._known[key] = number
         return number

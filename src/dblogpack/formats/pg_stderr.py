@@ -30,7 +30,15 @@ from dblogpack.formats.scanner import (
     window_bounds,
 )
 from dblogpack.formats.timestamps import LocalSecondsCache, load_zone
-from dblogpack.model import EntryDetail, FormatConfig, LogKind, Query, TimeWindow
+from dblogpack.model import (
+    DETAIL_BYTES,
+    DETAIL_CHARS,
+    EntryDetail,
+    FormatConfig,
+    LogKind,
+    Query,
+    TimeWindow,
+)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
 if TYPE_CHECKING:
@@ -323,11 +331,11 @@ class PgStderrFormat(EntryScanner):
     def _statement(self, buf: bytes, body: int, message_end: int, end: int) -> str | None:
         lead = self._statement_lead.search(buf, body, message_end)
         if lead is not None:
-            return _untab(buf[lead.end() : message_end])
+            return detail_text(buf, lead.end(), message_end)
         found = self._next_statement.search(buf, body, end)
         if found is None:
             return None
-        return _untab(buf[found.end() : _message_end(buf, found.end(), end)])
+        return detail_text(buf, found.end(), _message_end(buf, found.end(), end))
 
 
 def entry_detail(
@@ -335,15 +343,15 @@ def entry_detail(
     statement: str | None, code: str | None,
 ) -> EntryDetail:
     """An entry's details from its parsed parts; its message is the first line from `body`."""
-    first_line_end = buf.find(b"\n", body, end)
-    message = buf[body : end if first_line_end < 0 else first_line_end]
+    first_line_end = buf.find(b"\n", body, min(end, body + DETAIL_BYTES))
+    message_end = min(end, body + DETAIL_BYTES) if first_line_end < 0 else first_line_end
     return EntryDetail(
         timestamp=ts,
         severity=level.decode(),
         duration_ms=duration,
         statement=statement,
         code=code,
-        message=message.decode("utf-8", "replace"),
+        message=buf[body:message_end].decode("utf-8", "replace")[:DETAIL_CHARS],
     )
 
 
@@ -355,5 +363,8 @@ def _message_end(buf: bytes, pos: int, end: int) -> int:
     return end - 1 if end > pos and buf[end - 1] == 10 else end
 
 
-def _untab(text: bytes) -> str:
-    return text.replace(b"\n\t", b"\n").decode("utf-8", "replace")
+def detail_text(buf: bytes, start: int, end: int) -> str:
+    """The text of buf[start:end] for an entry's details: continuation lines' TABs dropped,
+    decoded with replacement, its first DETAIL_CHARS characters (only their bytes are read)."""
+    text = buf[start : min(end, start + DETAIL_BYTES)]
+    return text.replace(b"\n\t", b"\n").decode("utf-8", "replace")[:DETAIL_CHARS]
