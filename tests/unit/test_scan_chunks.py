@@ -160,10 +160,10 @@ def test_an_entry_longer_than_the_longest_chunk_is_selected_or_dropped_whole(
     monkeypatch.setattr(scanpool, "CHUNK", 16 * 1024)
     monkeypatch.setattr(streamscan, "CHUNK", 16 * 1024)
     monkeypatch.setattr(chunkreads, "_TAIL", 2 * 1024)
-    # Its type is read from its first 64 KiB: pg-csv reads a slow record's message to its end,
-    # and mongo-legacy's duration ends the line, so past MAX_CHUNK those are not known slow.
+    # Its type is read from its first 64 KiB: mongo-legacy's duration ends the line, so past
+    # MAX_CHUNK such a line is not known slow.
     kinds = [LogKind.ALL, LogKind(long_kind)]
-    if long_kind == "slow" and name in ("pg-csv", "mongo-legacy"):
+    if long_kind == "slow" and name == "mongo-legacy":
         kinds.pop()
     t = ms / 1000
     for window in (TimeWindow(None, None), TimeWindow(t - 1, t + 1), TimeWindow(t + 0.001, t + 10),

@@ -69,6 +69,8 @@ _TIME = re.compile(_TIME_FIELDS + rb",")
 _RECORD_START = re.compile(_TS + rb",")
 _UNQUOTED_END = re.compile(rb'[,\n"]')
 _SLOW_NEEDLE = b',"duration: '
+# `"duration: N ms`: the longest reading of a duration at a message's start.
+_DURATION_REACH = 48
 _ERROR_NEEDLES = (b",WARNING,", b",ERROR,", b",FATAL,", b",PANIC,")
 
 
@@ -227,7 +229,8 @@ class PgCsvFormat(EntryScanner):
             self._read = lead, message_end  # _detail reads the entry's fields from them
             if slow:
                 message = lead.end()
-                known, key = duration_and_key(buf, lead.start("sev"), message, message_end, end)
+                stop = _duration_stop(message, message_end, end)
+                known, key = duration_and_key(buf, lead.start("sev"), message, stop, end)
                 if known is None:  # no duration to read: _duration_ms would find none either
                     continue
                 yield start, end, ts, known, key
@@ -246,7 +249,8 @@ class PgCsvFormat(EntryScanner):
         lead = _LEAD.match(buf, start)
         if lead is None or not buf.startswith(b'"duration: ', lead.end()):
             return None
-        return duration_ms(buf, lead.end(), _message_end(buf, lead, len(buf)))
+        message = lead.end()
+        return duration_ms(buf, message, _duration_stop(message, _message_end(buf, lead, end), end))
 
     def _detail(
         self, buf: bytes, start: int, end: int, ts: float, duration: float | None
@@ -258,6 +262,16 @@ class PgCsvFormat(EntryScanner):
         else:
             lead = _LEAD.match(buf, start, end)
             message_end = -1 if lead is None else _message_end(buf, lead, end)
+        if lead is not None and _cut_inside_message(buf, lead, message_end):
+            message = _field_text(buf, message_end, end)  # its head: all details hold of it
+            return EntryDetail(
+                timestamp=ts,
+                severity=lead["sev"].decode() or "?",
+                duration_ms=duration,
+                statement=logged_statement(message),
+                code=lead["code"].decode() if lead["code"] else None,
+                message=message,
+            )
         rest = None if lead is None else _TO_QUERY.match(buf, message_end, end)
         if lead is None or rest is None:  # quoting these patterns do not read: the csv module's
             return csv_detail(buf, start, end, ts, duration)
@@ -270,6 +284,20 @@ class PgCsvFormat(EntryScanner):
             code=lead["code"].decode() if lead["code"] else None,
             message=message,
         )
+
+
+def _cut_inside_message(buf: bytes, lead: re.Match[bytes], message_end: int) -> bool:
+    """Whether the record's message opens a quote that does not close in the buffer: a record
+    longer than the longest chunk, cut inside its message (or a file cut there)."""
+    return message_end == lead.end() and buf.startswith(b'"', message_end)
+
+
+def _duration_stop(message: int, message_end: int, end: int) -> int:
+    """Where a slow record's `duration: N ms` is looked for up to: its message's end, or, for a
+    message whose quote does not close before `end` (see _cut_inside_message), the bytes a
+    duration takes after its start. Such a record's time and type come from its head: it is
+    selected as slow, and carried on past the cut, as pg-stderr's is."""
+    return message_end if message_end > message else min(end, message + _DURATION_REACH)
 
 
 def _message_end(buf: bytes, lead: re.Match[bytes], hi: int) -> int:
