@@ -84,3 +84,19 @@ def test_a_slow_statement_of_megabytes_is_summarised_from_its_head(name: str, lo
     assert FINGERPRINT_CHARS <= len(read) <= DETAIL_CHARS
     assert len(long.first.message) <= DETAIL_CHARS
     assert fingerprint_sql(long.first.statement) == fingerprint_sql(statement)
+
+
+def test_a_csv_record_cut_inside_its_message_is_known_slow_from_its_head() -> None:
+    # A chunk cut inside a record longer than the longest chunk (or a file cut there): its
+    # message's quote does not close, yet its duration starts the message.
+    statement = long_statement()
+    cut = pg_csv_log(statement)[: 1 << 20]
+    result = build(FormatConfig("pg-csv")).scan(
+        cut, Query(EVERYTHING, LogKind.SLOW, details=True), "postgresql.csv", 0
+    )
+
+    assert result.entries == 2
+    assert result.spans[-1][1] == len(cut)  # selected up to the cut, to be carried on past it
+    (long,) = [group for group in result.details if group.first.duration_ms == 5000.0]
+    read = long.first.statement or ""
+    assert read == statement[: len(read)] and len(read) >= FINGERPRINT_CHARS
