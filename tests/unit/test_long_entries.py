@@ -13,6 +13,7 @@ from tests.unit.test_scan_chunks import LONG_SLOW, ReadSizes, scan_file
 
 from dblogpack import chunkreads, scanpool
 from dblogpack.formats import build
+from dblogpack.formats.pg_csv import csv_detail
 from dblogpack.model import DETAIL_CHARS, FormatConfig, LogKind, Query, TimeWindow
 from dblogpack.sqlshape import FINGERPRINT_CHARS, fingerprint_sql
 
@@ -100,3 +101,15 @@ def test_a_csv_record_cut_inside_its_message_is_known_slow_from_its_head() -> No
     (long,) = [group for group in result.details if group.first.duration_ms == 5000.0]
     read = long.first.statement or ""
     assert read == statement[: len(read)] and len(read) >= FINGERPRINT_CHARS
+
+
+def test_a_cut_csv_records_details_are_what_the_csv_module_reads_of_it() -> None:
+    record = csv_record(BASE_MS, "duration: 5.000 ms  statement: SELECT 'a\"\"b'\nFROM t").encode()
+    for cut in range(record.index(b"statement: SELECT"), record.index(b"FROM t") + 6):
+        data = record[:cut]  # a file cut inside the message
+        result = build(FormatConfig("pg-csv")).scan(
+            data, Query(EVERYTHING, LogKind.SLOW, details=True), "postgresql.csv", 0
+        )
+        (group,) = result.details
+        detail = group.first
+        assert detail == csv_detail(data, 0, len(data), detail.timestamp, detail.duration_ms)

@@ -263,7 +263,7 @@ class PgCsvFormat(EntryScanner):
             lead = _LEAD.match(buf, start, end)
             message_end = -1 if lead is None else _message_end(buf, lead, end)
         if lead is not None and _cut_inside_message(buf, lead, message_end):
-            message = _field_text(buf, message_end, end)  # its head: all details hold of it
+            message = _field_text(buf, message_end, end, closed=False)  # its head
             return EntryDetail(
                 timestamp=ts,
                 severity=lead["sev"].decode() or "?",
@@ -307,11 +307,12 @@ def _message_end(buf: bytes, lead: re.Match[bytes], hi: int) -> int:
     return found.end()
 
 
-def _field_text(buf: bytes, lo: int, hi: int) -> str:
+def _field_text(buf: bytes, lo: int, hi: int, closed: bool = True) -> str:
     """The text of the CSV field buf[lo:hi] for an entry's details: unquoted ("" a quote),
-    decoded with replacement, its first DETAIL_CHARS characters (only their bytes are read)."""
+    decoded with replacement, its first DETAIL_CHARS characters (only their bytes are read).
+    `closed=False`: a quoted field cut at `hi`, with no closing quote to drop."""
     if hi - lo >= 2 and buf[lo] == _QUOTE:
-        text = buf[lo + 1 : min(hi - 1, lo + 1 + DETAIL_BYTES)].replace(b'""', b'"')
+        text = buf[lo + 1 : min(hi - closed, lo + 1 + DETAIL_BYTES)].replace(b'""', b'"')
     else:
         text = buf[lo : min(hi, lo + DETAIL_BYTES)]
     return text.decode("utf-8", "replace")[:DETAIL_CHARS]
