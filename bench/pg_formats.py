@@ -30,8 +30,6 @@ FORMATS = ("pg-stderr", "pg-csv", "pg-json")
 KINDS = ("slow", "error", "all")
 REPEATS = 3
 DBLOGPACK = str(Path(sys.executable).with_name("dblogpack"))
-
-
 START_MS = 1714564800_000  # 2024-05-01 12:00:00 UTC
 
 

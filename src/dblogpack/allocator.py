@@ -10,6 +10,10 @@ changes but the speed.
 
 from __future__ import annotations
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
+if TYPE_CHECKING:
+    from types import ModuleType
+
 # Blocks below this come from the heap, and the heap keeps up to this much free memory at its
 # top, rather than returning it: twice and four times the largest chunk a scan reads
 # (chunkreads.MAX_CHUNK), so every chunk's block comes from the heap and goes back to it.
@@ -27,11 +31,9 @@ def keep_freed_memory() -> None:
     1.1 GB slow package (0.3-0.5 s -> 0.16-0.23 s, wall 1.64-1.93 s -> 1.52-1.58 s). The heap
     then holds what the worker's two or three live chunks need.
     """
-    try:
-        from dblogpack import _heap
-    except ImportError:  # a source tree whose extension is not built
-        return
-    _heap.tune(MMAP_THRESHOLD, TRIM_THRESHOLD)
+    heap = _extension()
+    if heap is not None:
+        heap.tune(MMAP_THRESHOLD, TRIM_THRESHOLD)
 
 
 def warm_for_pack() -> None:
@@ -48,11 +50,16 @@ def warm_for_pack() -> None:
     ms instead of 1.4-5.6 ms. Warming 8 MiB measured no better than 6 (more pages to fault in
     beside the imports).
     """
+    heap = _extension()
+    if heap is not None and heap.tune(MMAP_THRESHOLD, TRIM_THRESHOLD, arenas=1):
+        import _thread  # not threading: importing it costs ~0.9 ms of every pack's start
+
+        _thread.start_new_thread(heap.warm, (WARM_BYTES,))
+
+
+def _extension() -> ModuleType | None:
     try:
         from dblogpack import _heap
     except ImportError:  # a source tree whose extension is not built
-        return
-    if _heap.tune(MMAP_THRESHOLD, TRIM_THRESHOLD, arenas=1):
-        import _thread  # not threading: importing it costs ~0.9 ms of every pack's start
-
-        _thread.start_new_thread(_heap.warm, (WARM_BYTES,))
+        return None
+    return _heap

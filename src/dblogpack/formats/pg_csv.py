@@ -29,6 +29,7 @@ from copy import copy
 
 from dblogpack.formats.framing import Buffer, as_bytes, find_all, find_any
 from dblogpack.formats.pg_message import (
+    detail_text,
     duration_and_key,
     duration_ms,
     group_key,
@@ -36,15 +37,7 @@ from dblogpack.formats.pg_message import (
 )
 from dblogpack.formats.scanner import Candidate, EntryScanner, window_bounds
 from dblogpack.formats.timestamps import LocalSecondsCache, load_zone, with_fraction
-from dblogpack.model import (
-    DETAIL_BYTES,
-    DETAIL_CHARS,
-    EntryDetail,
-    FormatConfig,
-    LogKind,
-    Query,
-    TimeWindow,
-)
+from dblogpack.model import DETAIL_CHARS, EntryDetail, FormatConfig, LogKind, Query, TimeWindow
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
 if TYPE_CHECKING:
@@ -68,6 +61,8 @@ _TO_QUERY = re.compile((rb"," + _FIELD) * 5 + rb",(?P<query>" + _FIELD + rb")")
 _TIME = re.compile(_TIME_FIELDS + rb",")
 _RECORD_START = re.compile(_TS + rb",")
 _UNQUOTED_END = re.compile(rb'[,\n"]')
+# A quoted field's doubled quote, one quote in its text (detail_text).
+_UNQUOTE = (b'""', b'"')
 _SLOW_NEEDLE = b',"duration: '
 # `"duration: N ms`: the longest reading of a duration at a message's start.
 _DURATION_REACH = 48
@@ -262,25 +257,22 @@ class PgCsvFormat(EntryScanner):
         else:
             lead = _LEAD.match(buf, start, end)
             message_end = -1 if lead is None else _message_end(buf, lead, end)
-        if lead is not None and _cut_inside_message(buf, lead, message_end):
-            message = _field_text(buf, message_end, end, closed=False)  # its head
-            return EntryDetail(
-                timestamp=ts,
-                severity=lead["sev"].decode() or "?",
-                duration_ms=duration,
-                statement=logged_statement(message),
-                code=lead["code"].decode() if lead["code"] else None,
-                message=message,
-            )
-        rest = None if lead is None else _TO_QUERY.match(buf, message_end, end)
-        if lead is None or rest is None:  # quoting these patterns do not read: the csv module's
+        if lead is None:  # quoting these patterns do not read: the csv module's reading
             return csv_detail(buf, start, end, ts, duration)
-        message = _field_text(buf, lead.end(), message_end)
+        if _cut_inside_message(buf, lead, message_end):  # its head: all details hold of it
+            message = _field_text(buf, message_end, end, closed=False)
+            query = ""
+        else:
+            rest = _TO_QUERY.match(buf, message_end, end)
+            if rest is None:
+                return csv_detail(buf, start, end, ts, duration)
+            message = _field_text(buf, lead.end(), message_end)
+            query = _field_text(buf, *rest.span("query"))
         return EntryDetail(
             timestamp=ts,
             severity=lead["sev"].decode() or "?",
             duration_ms=duration,
-            statement=_field_text(buf, *rest.span("query")) or logged_statement(message),
+            statement=query or logged_statement(message),
             code=lead["code"].decode() if lead["code"] else None,
             message=message,
         )
@@ -308,14 +300,11 @@ def _message_end(buf: bytes, lead: re.Match[bytes], hi: int) -> int:
 
 
 def _field_text(buf: bytes, lo: int, hi: int, closed: bool = True) -> str:
-    """The text of the CSV field buf[lo:hi] for an entry's details: unquoted ("" a quote),
-    decoded with replacement, its first DETAIL_CHARS characters (only their bytes are read).
-    `closed=False`: a quoted field cut at `hi`, with no closing quote to drop."""
+    """The text of the CSV field buf[lo:hi] for an entry's details (see detail_text): unquoted
+    ("" a quote). `closed=False`: a quoted field cut at `hi`, with no closing quote to drop."""
     if hi - lo >= 2 and buf[lo] == _QUOTE:
-        text = buf[lo + 1 : min(hi - closed, lo + 1 + DETAIL_BYTES)].replace(b'""', b'"')
-    else:
-        text = buf[lo : min(hi, lo + DETAIL_BYTES)]
-    return text.decode("utf-8", "replace")[:DETAIL_CHARS]
+        return detail_text(buf, lo + 1, hi - closed, _UNQUOTE)
+    return detail_text(buf, lo, hi)
 
 
 def csv_detail(buf: bytes, start: int, end: int, ts: float, duration: float | None) -> EntryDetail:

@@ -1,16 +1,36 @@
-"""What a PostgreSQL message says, for csvlog and jsonlog: its duration and its statement."""
+"""What a PostgreSQL message says, for csvlog and jsonlog: its duration and its statement; and,
+for every PostgreSQL format, the text of a message or statement an entry's details hold."""
 
 from __future__ import annotations
 
 import re
 
-from dblogpack.model import LONGEST_KEY
+from dblogpack.model import DETAIL_BYTES, DETAIL_CHARS, LONGEST_KEY
 
 DURATION = re.compile(rb"duration: (\d+(?:\.\d+)?) ms")
 # What follows `duration: N ms  ` when the statement is logged with it.
 _STATEMENT_LEAD = re.compile(
     r"(?:statement|(?:execute|parse|bind) [^:\n]*|fastpath function call): |plan:\n\t?Query Text: "
 )
+
+
+def detail_text(
+    buf: bytes, start: int, end: int, unescape: tuple[bytes, bytes] | None = None
+) -> str:
+    """The text of buf[start:end] for an entry's details: `unescape` replaced (a continuation
+    line's TAB, a csv field's doubled quote), decoded with replacement, its first DETAIL_CHARS
+    characters (only their bytes are read)."""
+    text = buf[start : min(end, start + DETAIL_BYTES)]
+    if unescape is not None:
+        text = text.replace(*unescape)
+    return text.decode("utf-8", "replace")[:DETAIL_CHARS]
+
+
+def first_line_text(buf: bytes, start: int, end: int) -> str:
+    """detail_text of the line from `start`, up to its newline or `end`."""
+    stop = min(end, start + DETAIL_BYTES)
+    newline = buf.find(b"\n", start, stop)
+    return detail_text(buf, start, stop if newline < 0 else newline)
 
 
 def duration_ms(raw: bytes, start: int, end: int) -> float | None:

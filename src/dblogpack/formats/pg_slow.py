@@ -21,8 +21,9 @@ from dblogpack.formats.pg_batch import (
     first_entries,
     head_pattern,
 )
+from dblogpack.formats.pg_message import detail_text
 from dblogpack.formats.pg_prefix import CompiledPrefix
-from dblogpack.formats.pg_stderr import detail_text, entry_detail
+from dblogpack.formats.pg_stderr import UNTAB, entry_detail
 from dblogpack.formats.pg_times import StampSpan
 from dblogpack.model import LONGEST_KEY, DetailGroup, EntryDetail, Query
 from dblogpack.sqlshape import fingerprint_sql
@@ -186,7 +187,7 @@ class SlowScan(BatchScan):
     def _statement_and_code(self, head: re.Match[bytes]) -> tuple[str, str | None]:
         """The statement (the message after the lead) and SQLSTATE of a match with a lead."""
         code = head.group(self._sqlstate) if self._sqlstate is not None else None
-        statement = detail_text(head.string, *head.span(self._message))
+        statement = detail_text(head.string, *head.span(self._message), UNTAB)
         return statement, code.decode("ascii", "replace") if code else None
 
     def _keys(self, buf: bytes, heads: Heads, ends: list[int]) -> list[_Key]:

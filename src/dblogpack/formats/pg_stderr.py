@@ -17,6 +17,7 @@ from functools import cached_property
 from dblogpack.formats.base import ScanResult
 from dblogpack.formats.framing import find_all, find_any, last_match_start
 from dblogpack.formats.pg_count import FOLLOW_UP_LEVELS, EntryCount
+from dblogpack.formats.pg_message import detail_text, first_line_text
 from dblogpack.formats.pg_prefix import (
     DEFAULT_PREFIX,
     CompiledPrefix,
@@ -30,15 +31,7 @@ from dblogpack.formats.scanner import (
     window_bounds,
 )
 from dblogpack.formats.timestamps import LocalSecondsCache, load_zone
-from dblogpack.model import (
-    DETAIL_BYTES,
-    DETAIL_CHARS,
-    EntryDetail,
-    FormatConfig,
-    LogKind,
-    Query,
-    TimeWindow,
-)
+from dblogpack.model import EntryDetail, FormatConfig, LogKind, Query, TimeWindow
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
 if TYPE_CHECKING:
@@ -57,6 +50,8 @@ _BACK_LINES = 32
 _ZONE_AT = {"ts_m": 24, "ts_t": 20, "ts_n": None}
 # Longer slow entries (plans, huge statements) are not grouped: their keys would copy them.
 _MAX_KEY = 4096
+# A continuation line's TAB, dropped from a statement's text (detail_text).
+UNTAB = (b"\n\t", b"\n")
 
 
 class PgStderrFormat(EntryScanner):
@@ -331,11 +326,11 @@ class PgStderrFormat(EntryScanner):
     def _statement(self, buf: bytes, body: int, message_end: int, end: int) -> str | None:
         lead = self._statement_lead.search(buf, body, message_end)
         if lead is not None:
-            return detail_text(buf, lead.end(), message_end)
+            return detail_text(buf, lead.end(), message_end, UNTAB)
         found = self._next_statement.search(buf, body, end)
         if found is None:
             return None
-        return detail_text(buf, found.end(), _message_end(buf, found.end(), end))
+        return detail_text(buf, found.end(), _message_end(buf, found.end(), end), UNTAB)
 
 
 def entry_detail(
@@ -343,15 +338,13 @@ def entry_detail(
     statement: str | None, code: str | None,
 ) -> EntryDetail:
     """An entry's details from its parsed parts; its message is the first line from `body`."""
-    first_line_end = buf.find(b"\n", body, min(end, body + DETAIL_BYTES))
-    message_end = min(end, body + DETAIL_BYTES) if first_line_end < 0 else first_line_end
     return EntryDetail(
         timestamp=ts,
         severity=level.decode(),
         duration_ms=duration,
         statement=statement,
         code=code,
-        message=buf[body:message_end].decode("utf-8", "replace")[:DETAIL_CHARS],
+        message=first_line_text(buf, body, end),
     )
 
 
@@ -362,9 +355,3 @@ def _message_end(buf: bytes, pos: int, end: int) -> int:
         return found.start()
     return end - 1 if end > pos and buf[end - 1] == 10 else end
 
-
-def detail_text(buf: bytes, start: int, end: int) -> str:
-    """The text of buf[start:end] for an entry's details: continuation lines' TABs dropped,
-    decoded with replacement, its first DETAIL_CHARS characters (only their bytes are read)."""
-    text = buf[start : min(end, start + DETAIL_BYTES)]
-    return text.replace(b"\n\t", b"\n").decode("utf-8", "replace")[:DETAIL_CHARS]
