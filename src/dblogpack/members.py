@@ -13,6 +13,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator
 
 from dblogpack.errors import InternalError
+from dblogpack.records import NamedTuple
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
         """Where a CompressedMember's pieces go as they are added, in order, rather than wait
         in their files for the member's size (packer.MemberSpool)."""
 
-        def add(self, compressed_file: str) -> None: ...
+        def add(self, piece: GzipPiece) -> None: ...
         def finish(self, size: int) -> None: ...
         def discard(self) -> None: ...
 
@@ -194,6 +195,14 @@ class SpanList:
             self._spill = None
 
 
+class GzipPiece(NamedTuple):
+    """One piece's gzip member, `size` bytes long: in the file `path`, or (path None) in the
+    package already, written there by the worker at the piece's turn (see turns)."""
+
+    path: str | None
+    size: int
+
+
 class CompressedMember:
     """A member's bytes as gzip members that other processes wrote to files, in order, kept until
     the member's size is known (its tar header comes first), with the size and sha256 of the bytes
@@ -209,24 +218,26 @@ class CompressedMember:
         self._digest = _hashlib_sha256()
         self.size = 0
 
-    def add(self, compressed_file: str, content: Iterable[bytes | memoryview]) -> None:
-        """The file of one gzip member and the bytes it holds (hashed here, in order)."""
+    def add(self, piece: GzipPiece, content: Iterable[bytes | memoryview]) -> None:
+        """One gzip member and the bytes it holds (hashed here, in order)."""
         for chunk in content:
             self._digest.update(chunk)
             self.size += len(chunk)
-        self._keep(compressed_file)
+        self._keep(piece)
 
-    def add_hashed(self, compressed_file: str, size: int) -> None:
-        """The file of one gzip member holding `size` bytes hashed elsewhere (a HashAhead whose
-        hash becomes this member's by `resume`)."""
+    def add_hashed(self, piece: GzipPiece, size: int) -> None:
+        """One gzip member holding `size` bytes hashed elsewhere (a HashAhead whose hash becomes
+        this member's by `resume`)."""
         self.size += size
-        self._keep(compressed_file)
+        self._keep(piece)
 
-    def _keep(self, compressed_file: str) -> None:
+    def _keep(self, piece: GzipPiece) -> None:
         if self.spool is not None:
-            self.spool.add(compressed_file)
+            self.spool.add(piece)
+        elif piece.path is None:  # only a spool's pieces are given turns in the package
+            raise InternalError("a piece was written into the package without a spool")
         else:
-            self._files.append(compressed_file)
+            self._files.append(piece.path)
 
     def hash_so_far(self) -> CopyableSha256:
         """A copy of the hash of the bytes added so far, to hash ahead from."""

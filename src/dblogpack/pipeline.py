@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from typing import BinaryIO
 
     from dblogpack.sources.base import LogSource
+    from dblogpack.turns import PackageTurns, WriteTarget
 
 
 def run(
@@ -68,7 +69,7 @@ def run(
     ]
     total = sum(p.cost for p in plans) or 1
     meter = Meter(total, progress)
-    pool = _open_pool(workers) if wants_pool(plans, workers) else None
+    pool, turns = _open_pool(workers) if wants_pool(plans, workers) else (None, None)
     summary = SummaryBuilder(dialect(plans, fmt))
     pieces = _piece_directory() if pool is not None else None
     try:
@@ -77,13 +78,9 @@ def run(
             out, compresslevel=compresslevel, threads=_threads(workers, total), checksum=checksum,
         ) as tar:
 
-            def spool_for(plan: FilePlan) -> MemberSpool | None:
-                assert plan.range is not None  # only planned ranges have pieces
-                return tar.spool_member(_member_name(plan.file), plan.range.size)
-
             scanned_files = scans(
                 plans, query, pool, meter, piece_dir, compresslevel, while_compressing=load_json,
-                spool_for=spool_for,
+                spool_for=_Spools(tar, turns),
             )
             packing = _Packing(tar, source, query, result, summary, meter)
             for plan, scanned in zip(plans, scanned_files, strict=True):
@@ -113,10 +110,43 @@ def detect_kind(source: LogSource, fmt: FormatConfig) -> str:
     return dialect_of(fmt)
 
 
-def _open_pool(workers: int) -> Executor:
+def _open_pool(workers: int) -> tuple[Executor, PackageTurns]:
     from dblogpack.workerpool import open_pool  # only packages big enough for workers need it
 
     return open_pool(workers)
+
+
+class _Spools:
+    """The package's members whose pieces go in as they come (see packer.MemberSpool), and the
+    workers' turns at writing them there themselves (see turns)."""
+
+    def __init__(self, tar: TarGzWriter, turns: PackageTurns | None) -> None:
+        self._tar, self._turns = tar, turns
+        self._first_turns: dict[int, int] = {}  # a plan's id -> its pieces' first turn
+
+    def targets(self, plan: FilePlan) -> list[WriteTarget | None] | None:
+        """Where the workers may write each of the plan's pieces (None: they may not); the
+        pieces' turns are theirs from now on."""
+        package = self._tar.package_file()
+        name, size = _member_name(plan.file), self._spooled_size(plan)
+        if self._turns is None or package is None or not self._tar.can_spool(name, size):
+            return None
+        from dblogpack.turns import WriteTarget
+
+        first = self._turns.reserve(len(plan.pieces))
+        self._first_turns[id(plan)] = first
+        return [WriteTarget(*package, first + index) for index in range(len(plan.pieces))]
+
+    def __call__(self, plan: FilePlan) -> MemberSpool | None:
+        name = _member_name(plan.file)
+        first = self._first_turns.pop(id(plan), None)
+        turns = None if first is None or self._turns is None else (self._turns, first)
+        return self._tar.spool_member(name, self._spooled_size(plan), turns)
+
+    @staticmethod
+    def _spooled_size(plan: FilePlan) -> int:
+        assert plan.range is not None  # only planned ranges have pieces
+        return plan.range.size
 
 
 def _piece_directory() -> tempfile.TemporaryDirectory[str]:

@@ -15,6 +15,7 @@ from dblogpack.errors import InternalError, SourceError
 from dblogpack.members import (
     BackgroundMember,
     CompressedMember,
+    GzipPiece,
     HashAhead,
     SpanList,
     gunzipped,
@@ -30,13 +31,18 @@ from dblogpack.summary import SummaryBuilder
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
 if TYPE_CHECKING:
     from concurrent.futures import Executor
-    from typing import BinaryIO
+    from typing import BinaryIO, Protocol
 
     from dblogpack.formats.base import LogFormat, ScanResult
     from dblogpack.members import PieceSink, ReadBuffer
+    from dblogpack.turns import WriteTarget
 
-    # A file's pieces go to what this returns for its plan, as they come in (None: they wait).
-    SpoolFor = Callable[[FilePlan], PieceSink | None]
+    class SpoolFor(Protocol):
+        """Where a file's pieces go as they come in: the sink it returns for its plan (None:
+        they wait for the member's size), into which their workers may write them (`targets`)."""
+
+        def __call__(self, plan: FilePlan) -> PieceSink | None: ...
+        def targets(self, plan: FilePlan) -> list[WriteTarget | None] | None: ...
 
 # 4 MiB chunks: C-speed scans amortise their call overhead long before that, and each of the
 # three processes holds about two chunks, so memory stays well under 100 MB in all.
@@ -71,9 +77,10 @@ class Scanned:
         self.last_ts: float | None = None
         self.warnings: list[LogWarning] = []
         self.summary = summary
-        # A worker's piece: the file holding its selected bytes as one gzip member (when asked),
+        # A worker's piece: its selected bytes as one gzip member (when asked), in a file or in
+        # the package,
         # and the file holding them as they are when they are a small share (see SPARSE_SHARE).
-        self.compressed: str | None = None
+        self.compressed: GzipPiece | None = None
         self.raw: str | None = None
         # The whole file in the parent: the pieces' gzip members with the bytes' sha256 (or the
         # member a thread compressed while this process scanned).
@@ -119,6 +126,8 @@ class _PieceTask(NamedTuple):
     # Bytes read at a time; 0: CHUNK. An in-process scan whose selected bytes a thread compresses
     # reads smaller ones, so the thread's work overlaps the scan's from the first chunk on.
     chunk: int = 0
+    # Where the worker may write its gzip member straight into the package (see turns).
+    target: WriteTarget | None = None
 
 
 def scans(
@@ -143,11 +152,11 @@ def scans(
     tasks = [
         _PieceTask(
             p.path, p.file.name, p.config, p.query(query), a, b, dialect_of(p.config), piece_dir,
-            level,
+            level, target=target,
         )
         for p in plans
         if p.pieces and p.path is not None
-        for a, b in p.pieces
+        for (a, b), target in zip(p.pieces, _targets(p, spool_for), strict=True)
     ]
     results: Iterator[Scanned] = iter(())
     if pool is not None and tasks:
@@ -159,6 +168,13 @@ def scans(
             plan, query, results if pool is not None else None, meter, level, while_compressing,
             spool_for,
         )
+
+
+def _targets(plan: FilePlan, spool_for: SpoolFor | None) -> list[WriteTarget | None]:
+    """Where each of a plan's pieces may be written into the package by its worker."""
+    if spool_for is not None and (targets := spool_for.targets(plan)) is not None:
+        return targets
+    return [None] * len(plan.pieces)
 
 
 def _worker_results(pool: Executor, tasks: list[_PieceTask]) -> Iterator[Scanned]:
@@ -280,28 +296,29 @@ def _add_piece(
     piece selected whole was hashed by it; any other is hashed here from its start, and a new
     HashAhead goes on from the next piece."""
     (start, stop), rest = pieces[0], pieces[1:]
-    if piece.compressed is None:
+    compressed = piece.compressed
+    if compressed is None:
         raise InternalError(f"a scanning worker compressed nothing of {file.name}")
     if ahead is None:
-        member.add(piece.compressed, _selected_bytes(piece, piece.compressed, file, buffer))
+        member.add(compressed, _selected_bytes(piece, compressed, file, buffer))
         return None
     if piece.spans.total() == stop - start:
-        member.add_hashed(piece.compressed, stop - start)
+        member.add_hashed(compressed, stop - start)
         return ahead
     member.resume(ahead.hash_before(start))
-    member.add(piece.compressed, _selected_bytes(piece, piece.compressed, file, buffer))
+    member.add(compressed, _selected_bytes(piece, compressed, file, buffer))
     return HashAhead(file.fileno(), member.hash_so_far(), rest) if rest else None
 
 
 def _selected_bytes(
-    piece: Scanned, compressed: str, file: BinaryIO, buffer: ReadBuffer
+    piece: Scanned, compressed: GzipPiece, file: BinaryIO, buffer: ReadBuffer
 ) -> Iterator[bytes | memoryview]:
     """The bytes a piece selected, in order, for the member's hash (each piece valid until the
     next is asked for)."""
     if piece.raw is not None:
         return _raw_bytes(piece.raw, buffer)
-    if piece.spans.total() < SPARSE_SHARE * piece.bytes_scanned:
-        return gunzipped(compressed)
+    if piece.spans.total() < SPARSE_SHARE * piece.bytes_scanned and compressed.path is not None:
+        return gunzipped(compressed.path)
     return span_bytes(file.fileno(), piece.spans, CHUNK, buffer)
 
 
@@ -343,7 +360,7 @@ def _scan_piece(
     piece: Piece | None = None
     try:
         if task.piece_dir is not None:
-            piece = CompressedPiece(task.piece_dir, task.level)
+            piece = CompressedPiece(task.piece_dir, task.level, task.target)
         elif level is not None:
             reads.ahead(task.start, _first_chunk(task))  # read while ISA-L loads
             piece = ThreadPiece(level, task.stop - task.start)

@@ -10,13 +10,15 @@ import threading
 from dblogpack import scanpool  # noqa: F401
 from dblogpack.allocator import keep_freed_memory
 from dblogpack.collector import tune_for_scanning
+from dblogpack.pieces import use_turns
+from dblogpack.turns import PackageTurns
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see records.py)
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
 
-def open_pool(workers: int) -> Executor:
+def open_pool(workers: int) -> tuple[Executor, PackageTurns]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -31,7 +33,16 @@ def open_pool(workers: int) -> Executor:
         # The server process imports the engine once (this module imports scanpool); each
         # worker forked from it inherits it.
         context.set_forkserver_preload([__name__])
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=tune_scanning_worker)
+    turns = PackageTurns(context)
+    pool = ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_start_worker, initargs=(turns,)
+    )
+    return pool, turns
+
+
+def _start_worker(turns: PackageTurns) -> None:
+    tune_scanning_worker()
+    use_turns(turns)
 
 
 def tune_scanning_worker() -> None:

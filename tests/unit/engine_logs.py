@@ -13,7 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dblogpack import pipeline
+from pytest import MonkeyPatch
+
+from dblogpack import pipeline, planning, scanpool
 from dblogpack.formats.base import ScanResult
 from dblogpack.model import (
     FormatConfig,
@@ -166,3 +168,18 @@ def pack(
     result = pipeline.run(spec, source, fmt, out, **options)  # type: ignore[arg-type]
     data = out.getvalue()
     return result, members(data), data
+
+
+def two_logs_in_pieces(directory: Path, monkeypatch: MonkeyPatch) -> dict[str, list[Entry]]:
+    """Two logs written to `directory`, with pieces small enough that each is split between
+    worker processes (each file's member is then made of its own pieces); their entries."""
+    logs = {
+        "big.log": mixed(BASE_MS, 20_000, step_ms=50),
+        "later.log": mixed(BASE_MS + 1_000_000, 8_000, step_ms=50),
+    }
+    for name, entries in logs.items():
+        write_log(directory / name, entries)
+    monkeypatch.setattr(planning, "PARALLEL_MIN", 256 * 1024)
+    monkeypatch.setattr(planning, "PIECE", 200 * 1024)
+    monkeypatch.setattr(scanpool, "CHUNK", 64 * 1024)
+    return logs

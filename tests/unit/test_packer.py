@@ -17,7 +17,13 @@ from hypothesis import strategies as st
 from tests.unit.engine_logs import members
 
 from dblogpack.manifest import iso
-from dblogpack.members import HASHLIB_MIN, BackgroundMember, CompressedMember, gzip_member
+from dblogpack.members import (
+    HASHLIB_MIN,
+    BackgroundMember,
+    CompressedMember,
+    GzipPiece,
+    gzip_member,
+)
 from dblogpack.packer import TarGzWriter
 
 
@@ -115,13 +121,17 @@ def _pieces_on_disk(tmp_path: Path, pieces: list[bytes]) -> list[Path]:
     return paths
 
 
+def _piece(path: Path) -> GzipPiece:
+    return GzipPiece(str(path), path.stat().st_size)
+
+
 def test_members_compressed_by_workers_are_copied_in_and_the_checksum_covers_them(
     tmp_path: Path,
 ) -> None:
     pieces = [b"2024-05-01 LOG:  a\n" * 50_000, os.urandom(3 << 20), b"", b"LOG:  b\n"]
     member = CompressedMember()
     for path, piece in zip(_pieces_on_disk(tmp_path, pieces), pieces, strict=True):
-        member.add(str(path), [piece])
+        member.add(_piece(path), [piece])
     out = io.BytesIO()
     with TarGzWriter(out, threads=2) as tar:
         tar.add_bytes("logs/a.log", b"first\n")
@@ -153,7 +163,7 @@ def test_members_compressed_by_workers_go_into_the_package_as_they_come(
         assert spool is not None
         member = CompressedMember(spool)
         for path, piece in zip(_pieces_on_disk(tmp_path, pieces), pieces, strict=True):
-            member.add(str(path), [piece])
+            member.add(_piece(path), [piece])
             assert not path.exists()
         tar.add_compressed_member("logs/b.log", member)
         tar.add_bytes("manifest.json", b"{}\n")
@@ -182,7 +192,7 @@ def test_a_spooled_member_found_empty_leaves_the_package_as_before_it(tmp_path: 
         assert spool is not None
         member = CompressedMember(spool)
         for path in _pieces_on_disk(tmp_path, [b"", b""]):
-            member.add(str(path), [])
+            member.add(_piece(path), [])
         spool.discard()
         tar.add_bytes("manifest.json", b"{}\n")
     size, _ = tar.close()

@@ -25,6 +25,7 @@ from tests.unit.engine_logs import (
     reference,
     slow,
     spec_for,
+    two_logs_in_pieces,
     write_log,
 )
 from tests.unit.test_formats_window import mongo_json
@@ -210,17 +211,7 @@ def test_progress_grows_by_bytes_scanned_to_100(
 def test_worker_processes_make_the_same_package_as_one_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threaded: bool, kind: LogKind
 ) -> None:
-    # Two files, so each file's member is made of its own pieces (the workers compress them).
-    logs = {
-        "big.log": mixed(BASE_MS, 20_000, step_ms=50),
-        "later.log": mixed(BASE_MS + 1_000_000, 8_000, step_ms=50),
-    }
-    for name, entries in logs.items():
-        write_log(tmp_path / name, entries)
-    # Small pieces so a small file is split between the worker processes.
-    monkeypatch.setattr(planning, "PARALLEL_MIN", 256 * 1024)
-    monkeypatch.setattr(planning, "PIECE", 200 * 1024)
-    monkeypatch.setattr(scanpool, "CHUNK", 64 * 1024)
+    logs = two_logs_in_pieces(tmp_path, monkeypatch)
     spec = spec_for(kind, BASE_MS + 1_234, BASE_MS + 1_250_321)
     temporary = tmp_path / "tmp"
     temporary.mkdir()

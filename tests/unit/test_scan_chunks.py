@@ -280,8 +280,8 @@ def test_a_workers_piece_hands_back_its_selected_bytes_alike_every_way(
     scanned = scanpool._scan_piece(task)
     alone = scanpool._scan_piece(task._replace(piece_dir=None))  # no member: spans kept
     expected = b"".join(data[start:end] for start, end in alone.spans)
-    assert scanned.compressed is not None
-    assert b"".join(gunzipped(scanned.compressed)) == expected
+    assert scanned.compressed is not None and scanned.compressed.path is not None
+    assert b"".join(gunzipped(scanned.compressed.path)) == expected
     assert (scanned.raw is None) == (kind is LogKind.ALL)
     assert scanned.spans.total() == len(expected)
     if scanned.raw is None:
