@@ -28,6 +28,12 @@ _POLL = 0.0005
 # A lock held longer than this is a process that died holding it (nothing else holds it for
 # more than a few stores).
 _LOCK_TIMEOUT = 1.0
+# A piece's gzip member waits in its worker's memory for its turn up to this size; past it, it
+# goes to a file.
+WAITING_MAX = 16 * 1024 * 1024
+# A finished piece waits for its turn about as long as writing its member to a file and the
+# parent's copy of it into the package would cost (bytes of member a second).
+SPILL_RATE = 500 * 1024 * 1024
 
 
 class WriteTarget(NamedTuple):
@@ -50,6 +56,9 @@ class PackageTurns:
         self._state = context.RawArray("q", [CLOSED, 0])  # [turn, offset]
         self._lock = context.Lock()
         self._next = 0  # the pack process's next free turn number
+        # How long a piece may wait for its turn, decided here for every worker given these
+        # turns (a forkserver's workers do not share this process's module state).
+        self.waiting_max, self.spill_rate = WAITING_MAX, SPILL_RATE
 
     def reserve(self, count: int) -> int:
         """The first of `count` turns for one member's pieces (pack process). A number is left

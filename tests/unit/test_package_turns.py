@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import os
 import subprocess
 import tempfile
 import threading
@@ -18,12 +19,16 @@ from tests.unit.engine_logs import (
     BASE_MS,
     Entry,
     members,
+    mixed,
+    noise,
     reference,
     spec_for,
     two_logs_in_pieces,
+    write_log,
 )
 
-from dblogpack import packer, pieces, pipeline
+from dblogpack import packer, pieces, pipeline, planning, scanpool
+from dblogpack import turns as turns_module
 from dblogpack.members import GzipPiece
 from dblogpack.model import FormatConfig, LogKind, PackageResult, PackageSpec, TimeWindow
 from dblogpack.sources.local import DirSource
@@ -84,10 +89,8 @@ def test_workers_write_pieces_into_the_package_file_at_their_turns(
     monkeypatch.setattr(tempfile, "tempdir", str(temporary))
     # Each piece waits for its turn as long as it takes (a second per 8 bytes of its member: the
     # smallest, of a piece that selected nothing, wait seconds even on a busy machine), so
-    # every one goes straight in, whatever the order the workers finish them in. (Workers
-    # forked by a forkserver do not see the change: theirs wait as usual, and some pieces go
-    # through files, in whatever mix the timing gives.)
-    monkeypatch.setattr(pieces, "SPILL_RATE", 8.0)
+    # every one goes straight in, whatever the order the workers finish them in.
+    monkeypatch.setattr(turns_module, "SPILL_RATE", 8.0)
     written = pieces_added(monkeypatch)
     idle = threading.Event()
     other_thread = threading.Thread(target=idle.wait)
@@ -99,7 +102,7 @@ def test_workers_write_pieces_into_the_package_file_at_their_turns(
         idle.set()
     single, single_files, _ = pack_into_file(logs, tmp_path / "s.tar.gz", spec, workers=1)
 
-    assert len(written) > 10 and (threaded or all(written))
+    assert len(written) > 10 and all(written)
     window = TimeWindow(spec.window.begin, spec.window.end)
     listed = {f["member"]: f["sha256"] for f in json.loads(files["manifest.json"])["files"]}
     for name, lines in entries.items():
@@ -119,8 +122,8 @@ def test_pieces_whose_turn_does_not_come_in_time_go_through_files(
     spec = spec_for(LogKind.ALL, None, None)
     # No piece waits in memory, nor for its turn once compressed: only a piece whose turn is
     # open when it starts goes straight in.
-    monkeypatch.setattr(pieces, "WAITING_MAX", 0)
-    monkeypatch.setattr(pieces, "SPILL_RATE", float("inf"))
+    monkeypatch.setattr(turns_module, "WAITING_MAX", 0)
+    monkeypatch.setattr(turns_module, "SPILL_RATE", float("inf"))
     written = pieces_added(monkeypatch)
 
     _, files, package = pack_into_file(logs, tmp_path / "p.tar.gz", spec, workers=2)
@@ -128,6 +131,39 @@ def test_pieces_whose_turn_does_not_come_in_time_go_through_files(
 
     assert len(written) > 10 and not all(written)
     assert files == single_files
+    assert subprocess.run(["gzip", "-t"], input=package, check=False).returncode == 0
+
+
+def test_a_member_written_by_its_workers_and_found_empty_is_cut_off_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The middle file holds no slow entry: its workers write their (empty) gzip members into the
+    # package at their turns, and the member is taken out again once the last is in.
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    made = {
+        "postgresql-a.log": mixed(BASE_MS, 6000, step_ms=50),
+        "postgresql-b.log": [noise(BASE_MS + 400_000 + 50 * i) for i in range(6000)],
+        "postgresql-c.log": mixed(BASE_MS + 800_000, 6000, step_ms=50),
+    }
+    for n, (name, lines) in enumerate(made.items()):
+        os.utime(write_log(logs / name, lines), (1000 + n, 1000 + n))
+    monkeypatch.setattr(planning, "PARALLEL_MIN", 128 * 1024)
+    monkeypatch.setattr(planning, "PIECE", 100 * 1024)
+    monkeypatch.setattr(scanpool, "CHUNK", 32 * 1024)
+    monkeypatch.setattr(turns_module, "SPILL_RATE", 8.0)
+    written = pieces_added(monkeypatch)
+    spec = spec_for(LogKind.SLOW, None, None)
+
+    _, files, package = pack_into_file(logs, tmp_path / "p.tar.gz", spec, workers=2)
+
+    assert len(written) > 6 and all(written)
+    assert [name for name in files if name.startswith("logs/")] == [
+        "logs/postgresql-a.log", "logs/postgresql-c.log"
+    ]
+    window = TimeWindow(None, None)
+    for name in ("postgresql-a.log", "postgresql-c.log"):
+        assert files[f"logs/{name}"] == reference(made[name], window, LogKind.SLOW)
     assert subprocess.run(["gzip", "-t"], input=package, check=False).returncode == 0
 
 
@@ -194,8 +230,6 @@ def test_turns_of_the_next_member_wait_for_its_grant() -> None:
 def test_a_lock_left_held_stalls_nobody(monkeypatch: pytest.MonkeyPatch) -> None:
     # A worker that died holding the lock: the others take it anyway after a while (the pool is
     # broken then, and the package fails).
-    from dblogpack import turns as turns_module
-
     monkeypatch.setattr(turns_module, "_LOCK_TIMEOUT", 0.05)
     turns = PackageTurns(multiprocessing.get_context("fork"))
     first = turns.reserve(1)
