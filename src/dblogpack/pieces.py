@@ -1,6 +1,7 @@
-"""What a scan's selected bytes become while it goes on: in a worker process, a gzip member in
-a file (and, while they are a small share, a copy of them as they are, for the parent to hash);
-in this process, a member deflated and hashed by threads.
+"""What a scan's selected bytes become while it goes on: in a worker process, a gzip member
+written into the package at its piece's turn, or into a file (and, while they are a small share,
+a copy of them as they are, for the parent to hash); in this process, a member deflated and
+hashed by threads.
 """
 
 from __future__ import annotations

@@ -78,8 +78,8 @@ class Scanned:
         self.warnings: list[LogWarning] = []
         self.summary = summary
         # A worker's piece: its selected bytes as one gzip member (when asked), in a file or in
-        # the package,
-        # and the file holding them as they are when they are a small share (see SPARSE_SHARE).
+        # the package, and the file holding them as they are when they are a small share (see
+        # SPARSE_SHARE).
         self.compressed: GzipPiece | None = None
         self.raw: str | None = None
         # The whole file in the parent: the pieces' gzip members with the bytes' sha256 (or the

@@ -3,6 +3,7 @@ compressed elsewhere joined in."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -146,13 +147,19 @@ def test_members_compressed_by_workers_are_copied_in_and_the_checksum_covers_the
 
 
 @pytest.mark.parametrize("threads", [0, 2])
-@pytest.mark.parametrize("into", ["memory", "file"])
+@pytest.mark.parametrize("into", ["memory", "file", "file-no-kernel-copy"])
 def test_members_compressed_by_workers_go_into_the_package_as_they_come(
-    tmp_path: Path, threads: int, into: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: int, into: str
 ) -> None:
     # Each piece is in the package (and its file gone) once added; the member's header, written
     # before them, is written again in its place once the size is known. Into a file, the
-    # kernel copies the pieces (copy_file_range).
+    # kernel copies the pieces (copy_file_range), or this process where the kernel cannot.
+    if into == "file-no-kernel-copy":
+
+        def cannot_copy(*args: object) -> int:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+        monkeypatch.setattr(os, "copy_file_range", cannot_copy)
     pieces = [b"2024-05-01 LOG:  a\n" * 50_000, os.urandom(3 << 20), b"", b"LOG:  b\n"]
     out: io.BytesIO | io.BufferedRandom = (
         io.BytesIO() if into == "memory" else open(tmp_path / "out.tar.gz", "w+b")
