@@ -122,18 +122,20 @@ class _Spools:
 
     def __init__(self, tar: TarGzWriter, turns: PackageTurns | None) -> None:
         self._tar, self._turns = tar, turns
+        # The file workers may write into (path, device, inode): one for the whole package.
+        self._package = tar.package_file() if turns is not None else None
         self._first_turns: dict[int, int] = {}  # a plan's id -> its pieces' first turn
 
     def targets(self, plan: FilePlan) -> list[WriteTarget | None] | None:
         """Where the workers may write each of the plan's pieces (None: they may not); the
         pieces' turns are theirs from now on."""
-        package = self._tar.package_file()
+        package, turns = self._package, self._turns
         name, size = _member_name(plan.file), self._spooled_size(plan)
-        if self._turns is None or package is None or not self._tar.can_spool(name, size):
+        if turns is None or package is None or not self._tar.can_spool(name, size):
             return None
         from dblogpack.turns import WriteTarget
 
-        first = self._turns.reserve(len(plan.pieces))
+        first = turns.reserve(len(plan.pieces))
         self._first_turns[id(plan)] = first
         return [WriteTarget(*package, first + index) for index in range(len(plan.pieces))]
 
